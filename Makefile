@@ -1,0 +1,35 @@
+# Quick start: `make run` (daemon in the foreground, SQLite under ./var) and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.deps-installed
+PYTEST_ARGS ?=
+
+.PHONY: setup run test bench crash-test clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Dependencies are reinstalled only when the packaging files change.
+$(STAMP): setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip setuptools wheel
+	$(BIN)/pip install -q '.[test]'
+	touch $(STAMP)
+
+# The package itself is reinstalled every time so the twistd plugin matches the source tree.
+setup: $(STAMP)
+	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall .
+	@rm -rf build
+
+run: setup
+	mkdir -p var
+	$(BIN)/twistd --nodaemon --pidfile= printerd
+
+test: setup
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: setup
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info

@@ -1,0 +1,165 @@
+"""
+printerd's settings: one table, reachable three ways.
+
+Every setting has a command-line option (``twistd printerd --raw-listen ...``), an environment
+variable (``PRINTERD_RAW_LISTEN``, used by ``printerd.tac``) and a key in an optional TOML file
+(``raw_listen = "tcp:9100"``).  Precedence, lowest first: built-in default, TOML file,
+environment, command line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
+
+ENV_PREFIX = "PRINTERD_"
+
+
+class ConfigError(Exception):
+    """A setting has a bad value; the message names the setting."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+def _positive_int(text: Any) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _non_negative_float(text: Any) -> float:
+    value = float(text)
+    if not value >= 0:  # also rejects NaN
+        raise ValueError("must be a number >= 0")
+    return value
+
+
+def _positive_float(text: Any) -> float:
+    value = _non_negative_float(text)
+    if value == 0:
+        raise ValueError("must be a number > 0")
+    return value
+
+
+def _synchronous(text: Any) -> str:
+    value = str(text).upper()
+    if value not in ("OFF", "NORMAL", "FULL", "EXTRA"):
+        raise ValueError("must be one of OFF, NORMAL, FULL, EXTRA")
+    return value
+
+
+def _printer_name(text: Any) -> str:
+    value = str(text)
+    if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
+        raise ValueError("must be 1-64 letters, digits, '-', '_' or '.'")
+    return value
+
+
+def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
+    return field(default=default, metadata={"parse": parse, "doc": doc})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """All of printerd's settings with their defaults."""
+
+    raw_listen: str = _setting("tcp:9100", str, "raw printing listener (Twisted endpoint string)")
+    http_listen: str = _setting(
+        "tcp:8000:interface=127.0.0.1", str, "HTTP API listener (Twisted endpoint string)"
+    )
+    database: str = _setting(
+        "var/printerd.sqlite3", str, "SQLite database file (its folder is created)"
+    )
+    printer_name: str = _setting("default", _printer_name, "name recorded on every receipt")
+    max_connections: int = _setting(
+        50, _positive_int, "raw jobs in flight; further connections wait in the backlog"
+    )
+    idle_timeout: float = _setting(
+        30.0, _positive_float, "seconds without bytes before a raw job is ended"
+    )
+    max_job_bytes: int = _setting(
+        64 * 1024 * 1024, _positive_int, "bytes per raw job; the rest is cut off (truncated)"
+    )
+    recent_size: int = _setting(500, _positive_int, "receipts kept in memory for /api/recent")
+    synchronous: str = _setting("FULL", _synchronous, "SQLite PRAGMA synchronous")
+    commit_delay: float = _setting(
+        0.002, _non_negative_float, "seconds a receipt may wait to share a commit"
+    )
+    shutdown_timeout: float = _setting(
+        10.0, _non_negative_float, "seconds jobs in flight get to finish on stop"
+    )
+    db_readers: int = _setting(2, _positive_int, "SQLite reader threads (fixed)")
+
+
+def env_name(name: str) -> str:
+    return ENV_PREFIX + name.upper()
+
+
+def option_name(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def setting_fields() -> tuple[dataclasses.Field, ...]:
+    return dataclasses.fields(Settings)
+
+
+def _parse(name: str, value: Any, source: str) -> Any:
+    spec = Settings.__dataclass_fields__[name]
+    try:
+        return spec.metadata["parse"](value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(source, f"{value!r} is not valid: {e}") from None
+
+
+def read_toml(path: str) -> dict[str, Any]:
+    """The settings in a TOML file, by setting name; unknown keys are an error."""
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except OSError as e:
+        raise ConfigError("--config", f"cannot read {path}: {e.strerror}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError("--config", f"{path} is not valid TOML: {e}") from None
+    known = set(Settings.__dataclass_fields__)
+    for key in data:
+        if key not in known:
+            raise ConfigError(f"{path}: {key}", "unknown setting")
+    return data
+
+
+def load_settings(
+    options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+) -> Settings:
+    """
+    Merge defaults, the TOML file, ``PRINTERD_*`` variables and command-line options.
+
+    ``options`` maps setting names to values given on the command line (None = not given).
+    The TOML file is ``config_path``, else ``$PRINTERD_CONFIG`` if set.
+    """
+    options = options or {}
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    config_path = config_path or environ.get(ENV_PREFIX + "CONFIG") or None
+    if config_path:
+        for name, value in read_toml(config_path).items():
+            values[name] = _parse(name, value, f"{config_path}: {name}")
+    for name in Settings.__dataclass_fields__:
+        if env_name(name) in environ:
+            values[name] = _parse(name, environ[env_name(name)], env_name(name))
+    for name, value in options.items():
+        if value is not None:
+            values[name] = _parse(name, value, "--" + option_name(name))
+    return Settings(**values)
+
+
+def describe(name: str) -> str:
+    return Settings.__dataclass_fields__[name].metadata["doc"]

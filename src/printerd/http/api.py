@@ -1,0 +1,163 @@
+"""
+The REST API (Klein), on the same reactor as the printer port.
+
+JSON everywhere: every answer, errors included, is a JSON object; an error's body is
+``{"error": "<clear message>"}`` with the status code that fits.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any, Callable, Optional
+from urllib.parse import urlencode
+
+from klein import Klein
+from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.iweb import IRequest
+from werkzeug.exceptions import HTTPException
+
+from printerd import process
+from printerd.http.params import ApiError, QueryParams
+from printerd.listener import ListenerService
+from printerd.rawport.factory import RawPrintFactory
+from printerd.store.receipts import ReceiptQuery, parse_time
+from printerd.store.service import ReceiptStore
+
+MAX_PAGE = 500
+
+
+def json_body(request: IRequest, value: Any, code: int = 200) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+
+class PrinterdAPI:
+    """The HTTP API over the store, the raw port and the process; ``resource()`` serves it."""
+
+    app = Klein()
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime, store: ReceiptStore, raw_factory: RawPrintFactory,
+                 raw_listener: Optional[ListenerService] = None,
+                 recent_size: int = 500) -> None:
+        self.clock = clock
+        self.store = store
+        self.raw_factory = raw_factory
+        self.raw_listener = raw_listener
+        self.recent_size = recent_size
+        self.started_at = clock.seconds()
+        self.extra_stats: list[Callable[[], dict[str, Any]]] = []
+
+    def resource(self):  # type: ignore[no-untyped-def]
+        return self.app.resource()
+
+    # -- errors ------------------------------------------------------------------------------
+
+    @app.handle_errors(ApiError)
+    def _api_error(self, request: IRequest, failure: Failure) -> bytes:
+        error: ApiError = failure.value  # type: ignore[assignment]
+        for name, value in error.headers.items():
+            request.setHeader(name, value)
+        return json_body(request, {"error": error.message}, error.code)
+
+    @app.handle_errors(HTTPException)
+    def _routing_error(self, request: IRequest, failure: Failure) -> bytes:
+        # Klein raises werkzeug's NotFound / MethodNotAllowed while routing.
+        error: HTTPException = failure.value  # type: ignore[assignment]
+        message = {404: "no such resource", 405: "method not allowed"}.get(
+            error.code or 500, error.description or "bad request")
+        return json_body(request, {"error": message}, error.code or 500)
+
+    @app.handle_errors(Exception)
+    def _unexpected(self, request: IRequest, failure: Failure) -> bytes:
+        self.log.failure("error answering {uri}", failure, uri=request.uri)
+        return json_body(request, {"error": "internal error"}, 500)
+
+    # -- routes ------------------------------------------------------------------------------
+
+    @app.route("/api/health", methods=["GET"])
+    def health(self, request: IRequest) -> bytes:
+        checks = {
+            "database": "ok" if self.store.write_error is None
+            else f"cannot write: {self.store.write_error}",
+            "raw_listener": "ok" if self.raw_listener is None or self.raw_listener.listening
+            else "not listening",
+        }
+        ok = all(value == "ok" for value in checks.values())
+        return json_body(request, {"status": "ok" if ok else "failing", "checks": checks},
+                         200 if ok else 503)
+
+    @app.route("/api/receipts", methods=["GET"])
+    async def receipts(self, request: IRequest) -> bytes:
+        params = QueryParams(request, {"limit", "before", "after", "since", "until",
+                                       "printer", "q"})
+        query = ReceiptQuery(
+            limit=params.integer("limit", 50, 1, MAX_PAGE),
+            before=params.optional_integer("before", 0),
+            after=params.optional_integer("after", 0),
+            since=params.optional("since", parse_time, "an ISO 8601 time"),
+            until=params.optional("until", parse_time, "an ISO 8601 time"),
+            printer=params.text("printer"),
+            text=params.text("q"),
+        )
+        # One more than asked tells whether there is a next page.
+        found = await self.store.find_receipts(replace(query, limit=query.limit + 1))
+        page = found[:query.limit]
+        next_url = None
+        if len(found) > query.limit:
+            args = {k: v for k, v in params.given().items() if k != "before"}
+            args["before"] = str(page[-1].id)
+            next_url = "/api/receipts?" + urlencode(args)
+        return json_body(request, {"receipts": [r.to_json() for r in page], "next": next_url})
+
+    @app.route("/api/receipts/<int:receipt_id>", methods=["GET"])
+    async def receipt(self, request: IRequest, receipt_id: int) -> bytes:
+        found = await self.store.get_receipt(receipt_id)
+        if found is None:
+            raise ApiError(404, f"no receipt {receipt_id}")
+        return json_body(request, found.to_json())
+
+    @app.route("/api/receipts/<int:receipt_id>/raw", methods=["GET"])
+    async def receipt_raw(self, request: IRequest, receipt_id: int) -> bytes:
+        raw = await self.store.get_raw(receipt_id)
+        if raw is None:
+            raise ApiError(404, f"no receipt {receipt_id}")
+        request.setHeader(b"Content-Type", b"application/octet-stream")
+        request.setHeader(b"Content-Disposition",
+                          f'attachment; filename="receipt-{receipt_id}.bin"'.encode())
+        return raw
+
+    @app.route("/api/recent", methods=["GET"])
+    def recent(self, request: IRequest) -> bytes:
+        params = QueryParams(request, {"limit"})
+        limit = params.integer("limit", 50, 1, self.recent_size)
+        newest = list(self.store.newest)[-limit:]
+        newest.reverse()
+        return json_body(request, {"receipts": [r.to_json() for r in newest]})
+
+    @app.route("/api/stats", methods=["GET"])
+    def stats(self, request: IRequest) -> bytes:
+        return json_body(request, self.collect_stats())
+
+    def collect_stats(self) -> dict[str, Any]:
+        factory = self.raw_factory
+        stats: dict[str, Any] = {
+            "receipts_total": self.store.receipts_total,
+            "receipts_pending": self.store.pending_count,
+            "jobs_total": factory.jobs_total,
+            "bytes_total": factory.bytes_total,
+            "connections_active": factory.connections_active,
+            "connections_waiting": factory.connections_waiting,
+            "connections_total": factory.connections_total,
+            "uptime_s": round(self.clock.seconds() - self.started_at, 3),
+            "threads": process.thread_count(),
+            "rss_bytes": process.rss_bytes(),
+            "db_bytes": self.store.database_bytes(),
+        }
+        for more in self.extra_stats:
+            stats.update(more())
+        return stats

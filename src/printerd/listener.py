@@ -1,0 +1,76 @@
+"""
+A service that listens on a Twisted endpoint string and keeps the listening port.
+
+Like ``StreamServerEndpointService``, but it exposes the port (the raw factory pauses it at
+the connection limit), reports whether it is listening (health), and turns "address already
+in use" into one line naming the setting instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, Optional
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
+from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+
+class ListenFailed(SystemExit):
+    """The daemon cannot listen where it was told to: a configuration error, exit code 1."""
+
+
+class ListenerService(Service):
+    """Listens on an endpoint with a factory; see the module docstring."""
+
+    log = Logger()
+
+    def __init__(self, setting: str, description: str, endpoint: IStreamServerEndpoint,
+                 factory: IProtocolFactory,
+                 on_listening: Optional[Callable[[IListeningPort], None]] = None) -> None:
+        self.setting = setting
+        self.description = description
+        self.endpoint = endpoint
+        self.factory = factory
+        self.port: Optional[IListeningPort] = None
+        self._on_listening = on_listening
+        self._listening: Optional[Deferred[IListeningPort]] = None
+
+    @property
+    def listening(self) -> bool:
+        return self.port is not None
+
+    def privilegedStartService(self) -> None:
+        # Listening here (before twistd drops privileges) allows ports below 1024.
+        super().privilegedStartService()
+        failures: list[Failure] = []
+        self._listening = self.endpoint.listen(self.factory)
+        self._listening.addCallbacks(self._listened, failures.append)
+        if failures:
+            message = f"printerd: error: {self.setting}: cannot listen on {self.description}: " \
+                      f"{failures[0].getErrorMessage()}"
+            self.log.critical("{message}", message=message)
+            print(message, file=sys.stderr)
+            raise ListenFailed(1)
+
+    def startService(self) -> None:
+        if self._listening is None:
+            self.privilegedStartService()
+        super().startService()
+
+    def _listened(self, port: IListeningPort) -> IListeningPort:
+        self.port = port
+        self.log.info("{setting} listening on {address}", setting=self.setting,
+                      address=port.getHost())
+        if self._on_listening is not None:
+            self._on_listening(port)
+        return port
+
+    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+        super().stopService()
+        port, self.port, self._listening = self.port, None, None
+        if port is None:
+            return succeed(None)
+        return maybeDeferred(port.stopListening)

@@ -1,0 +1,178 @@
+"""
+Receipts as stored, and the SQL that reads and writes them.
+
+The functions here take a connection and return plain data; they run on the store's pool
+threads, never on the reactor thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+
+def format_time(seconds: float) -> str:
+    """UTC ISO 8601 with microseconds and a Z: fixed width, so it sorts as text."""
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> str:
+    """An ISO 8601 time (naive means UTC) in the stored format; ValueError if it is not one."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return format_time(moment.timestamp())
+
+
+@dataclass(frozen=True)
+class NewReceipt:
+    """A parsed receipt waiting to be committed."""
+
+    printer: str
+    peer: str
+    received_at: str
+    job: int
+    raw: bytes
+    text: str
+    cut: str
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A committed receipt, without its raw bytes."""
+
+    id: int
+    printer: str
+    peer: str
+    received_at: str
+    job: int
+    bytes: int
+    text: str
+    cut: str
+    truncated: bool
+    sha256: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReceiptQuery:
+    """Filters for listing receipts, newest first."""
+
+    limit: int = 50
+    before: Optional[int] = None
+    after: Optional[int] = None
+    since: Optional[str] = None
+    until: Optional[str] = None
+    printer: Optional[str] = None
+    text: Optional[str] = None
+
+
+_COLUMNS = "id, printer, peer, received_at, job, bytes, text, cut, truncated, sha256"
+
+
+def _receipt(row: tuple) -> Receipt:
+    id_, printer, peer, received_at, job, size, text, cut, truncated, sha256 = row
+    return Receipt(id_, printer, peer, received_at, job, size, text, cut, bool(truncated), sha256)
+
+
+def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt]) -> list[Receipt]:
+    """Insert drafts in one transaction; return them as committed, in order."""
+    stored = []
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for draft in drafts:
+            digest = hashlib.sha256(draft.raw).hexdigest()
+            cursor = conn.execute(
+                "INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut,"
+                " sha256, truncated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (draft.printer, draft.peer, draft.received_at, draft.job, len(draft.raw),
+                 draft.raw, draft.text, draft.cut, digest, int(draft.truncated)),
+            )
+            stored.append(Receipt(
+                cursor.lastrowid, draft.printer, draft.peer, draft.received_at,  # type: ignore
+                draft.job, len(draft.raw), draft.text, draft.cut, draft.truncated, digest,
+            ))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return stored
+
+
+def get_receipt(conn: sqlite3.Connection, receipt_id: int) -> Optional[Receipt]:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
+    return _receipt(row) if row else None
+
+
+def get_raw(conn: sqlite3.Connection, receipt_id: int) -> Optional[bytes]:
+    row = conn.execute("SELECT raw FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
+    return bytes(row[0]) if row else None
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def find_receipts(conn: sqlite3.Connection, query: ReceiptQuery) -> list[Receipt]:
+    """Receipts matching query, newest first, at most query.limit."""
+    where, args = [], []
+    conditions = [
+        ("id < ?", query.before),
+        ("id > ?", query.after),
+        ("received_at >= ?", query.since),
+        ("received_at < ?", query.until),
+        ("printer = ?", query.printer),
+    ]
+    for clause, value in conditions:
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+    if query.text:
+        where.append("text LIKE ? ESCAPE '\\'")
+        args.append(_like_pattern(query.text))
+    sql = f"SELECT {_COLUMNS} FROM receipts"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += " ORDER BY id DESC LIMIT ?"
+    args.append(query.limit)
+    return [_receipt(row) for row in conn.execute(sql, args)]
+
+
+def receipts_after(conn: sqlite3.Connection, after: int, limit: int,
+                   printer: Optional[str] = None) -> list[Receipt]:
+    """Receipts with id > after, oldest first (stream replay)."""
+    if printer is None:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM receipts WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+    else:
+        rows = conn.execute(
+            f"SELECT {_COLUMNS} FROM receipts WHERE id > ? AND printer = ? ORDER BY id LIMIT ?",
+            (after, printer, limit))
+    return [_receipt(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class StoreSummary:
+    """What the store loads at start: counts, the last job id, the newest receipts."""
+
+    receipts: int
+    last_job: int
+    last_id: int
+    newest: list[Receipt]
+
+
+def summarize(conn: sqlite3.Connection, newest: int) -> StoreSummary:
+    (count,) = conn.execute("SELECT count(*) FROM receipts").fetchone()
+    (last_job,) = conn.execute("SELECT coalesce(max(job), 0) FROM receipts").fetchone()
+    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'receipts'").fetchone()
+    rows = conn.execute(f"SELECT {_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?", (newest,))
+    return StoreSummary(count, last_job, row[0] if row else 0,
+                        [_receipt(r) for r in reversed(rows.fetchall())])

@@ -1,0 +1,113 @@
+"""
+The SQLite schema, as ordered migrations keyed on ``PRAGMA user_version``.
+
+Migration N brings a database from version N-1 to N.  Append new migrations; never edit one
+that has shipped.  A database whose version is newer than the code refuses to open.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from printerd.store.receipts import StoreSummary, summarize
+
+MIGRATIONS: list[str] = [
+    # 1: receipts.  AUTOINCREMENT so ids are never reused after old receipts are purged
+    # (stream clients resume from the last id they saw).
+    """
+    CREATE TABLE receipts (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        printer     TEXT    NOT NULL,
+        peer        TEXT    NOT NULL,
+        received_at TEXT    NOT NULL,  -- UTC, ISO 8601 with microseconds: sorts as text
+        job         INTEGER NOT NULL,
+        bytes       INTEGER NOT NULL,
+        raw         BLOB    NOT NULL,
+        text        TEXT    NOT NULL,
+        cut         TEXT    NOT NULL,
+        sha256      TEXT    NOT NULL,
+        truncated   INTEGER NOT NULL
+    );
+    CREATE INDEX receipts_received_at ON receipts (received_at);
+    CREATE INDEX receipts_printer ON receipts (printer, id);
+    CREATE INDEX receipts_job ON receipts (job);
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaTooNew(Exception):
+    """The database was written by a newer printerd."""
+
+
+def connect(path: str, synchronous: str = "FULL") -> sqlite3.Connection:
+    """
+    Open the database with printerd's connection settings.
+
+    ``check_same_thread`` is off because the store closes its pool threads' connections
+    from the reactor thread once those threads have stopped; each connection is still
+    used by one thread at a time.
+    """
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout = 5000")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: str = "database") -> int:
+    """Bring the schema up to date; return the version it had before."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"{path} has schema version {version}, newer than this printerd's "
+            f"{SCHEMA_VERSION}: upgrade printerd or use another database"
+        )
+    if version == 0:
+        # Both must be set before the first table exists to take effect.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("PRAGMA journal_mode = WAL")
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return version
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit on its own)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in statements if s]
+
+
+def prepare_database(path: str, synchronous: str = "FULL", newest: int = 500) -> StoreSummary:
+    """
+    Create the database's folder, bring its schema up to date, and read what the store
+    needs to start (counts, last ids, the newest receipts).
+
+    Runs once at start-up, before the reactor and the store's threads, so a bad path or a
+    too-new database stops the daemon with a clear message instead of failing later.
+    """
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    conn = connect(path, synchronous)
+    try:
+        migrate(conn, path)
+        # Prove we can write: an unwritable file or folder fails here, not at the first receipt.
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("COMMIT")
+        return summarize(conn, newest)
+    finally:
+        conn.close()

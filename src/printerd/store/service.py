@@ -1,0 +1,225 @@
+"""
+The receipt store: owns the SQLite database and the fixed threads that use it.
+
+One writer thread commits receipts in groups (group commit): receipts that arrive while a
+commit is running, or within ``commit_delay`` of the first one, share the next transaction.
+A fixed pool of reader threads answers queries; WAL lets them read while the writer writes.
+Nothing touches SQLite on the reactor thread.
+
+A receipt is announced to listeners (the memory cache, the stream hub, ...) only after its
+transaction has committed.  A failed commit loses nothing: the batch goes back to the head
+of the queue and is retried.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from collections import deque
+from typing import Callable, Optional, TypeVar
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from printerd.store import receipts as sql
+from printerd.store.receipts import NewReceipt, Receipt, ReceiptQuery, StoreSummary
+from printerd.store.schema import connect
+
+T = TypeVar("T")
+
+MAX_BATCH = 500
+RETRY_DELAY = 1.0
+
+CommitListener = Callable[[list[Receipt]], None]
+
+
+class _ConnectionPool:
+    """A fixed ThreadPool whose threads each hold one SQLite connection."""
+
+    def __init__(self, path: str, synchronous: str, threads: int, name: str) -> None:
+        self.path = path
+        self.synchronous = synchronous
+        self.threads = ThreadPool(minthreads=threads, maxthreads=threads, name=name)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (pool threads only)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = connect(self.path, self.synchronous)
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection; call once the pool's threads have stopped."""
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+
+
+class ReceiptStore(Service):
+    """Stores receipts durably and answers queries about them; see the module docstring."""
+
+    log = Logger()
+    name = "store"
+
+    def __init__(self, reactor: IReactorTime, path: str, summary: StoreSummary,
+                 synchronous: str = "FULL", commit_delay: float = 0.002, readers: int = 2,
+                 recent_size: int = 500) -> None:
+        """``summary`` is what ``schema.prepare_database`` read at start-up."""
+        self._reactor = reactor
+        self.path = path
+        self._commit_delay = commit_delay
+        self._writer = _ConnectionPool(path, synchronous, 1, "printerd-db-writer")
+        self._readers = _ConnectionPool(path, synchronous, readers, "printerd-db-reader")
+        self._pending: list[tuple[NewReceipt, Deferred[Receipt]]] = []
+        self._flush_call = None
+        self._writing: Optional[Deferred[None]] = None
+        self._listeners: list[CommitListener] = []
+        self.receipts_total = summary.receipts
+        self.last_id = summary.last_id
+        self._last_job = summary.last_job
+        # The memory cache behind /api/recent: the newest receipts, oldest first.
+        self.newest: deque[Receipt] = deque(summary.newest, maxlen=recent_size)
+        self.write_error: Optional[str] = None
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def startService(self) -> None:
+        """Start the pool threads."""
+        super().startService()
+        self._stopping = False
+        self._writer.threads.start()
+        self._readers.threads.start()
+
+    async def _stop(self) -> None:
+        self._stopping = True
+        while self._writing is not None or self._pending:
+            if self._writing is not None:
+                await self._writing
+            elif self._pending:
+                await self._flush()
+                if self.write_error:
+                    self.log.critical(
+                        "stopping with {n} receipts not written: {error}",
+                        n=len(self._pending), error=self.write_error)
+                    break
+        for pool in (self._writer, self._readers):
+            pool.threads.stop()
+            pool.close()
+
+    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+        """Commit every receipt received, then stop the threads and close the database."""
+        super().stopService()
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
+        self._flush_call = None
+        return Deferred.fromCoroutine(self._stop())
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def next_job_id(self) -> int:
+        """A new job (connection) id, unique across restarts."""
+        self._last_job += 1
+        return self._last_job
+
+    def on_commit(self, listener: CommitListener) -> None:
+        """Call listener with each group of receipts once it has committed."""
+        self._listeners.append(listener)
+
+    def add_receipt(self, draft: NewReceipt) -> Deferred[Receipt]:
+        """Queue a receipt for the next group commit; fires with it once committed."""
+        d: Deferred[Receipt] = Deferred()
+        self._pending.append((draft, d))
+        if self._writing is None and self._flush_call is None and not self._stopping:
+            self._flush_call = self._reactor.callLater(self._commit_delay, self._flush)
+        return d
+
+    def _flush(self) -> Deferred[None]:
+        self._flush_call = None
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        written = deferToThreadPool(
+            self._reactor, self._writer.threads, self._write, [draft for draft, _ in batch])
+        self._writing = written.addCallbacks(self._committed, self._failed,
+                                             callbackArgs=(batch,), errbackArgs=(batch,))
+        return self._writing
+
+    def _write(self, drafts: list[NewReceipt]) -> list[Receipt]:
+        return sql.insert_receipts(self._writer.connection(), drafts)
+
+    def _committed(self, stored: list[Receipt], batch: list) -> None:
+        self._writing = None
+        if self.write_error:
+            self.log.info("database writable again; {n} receipts committed", n=len(stored))
+        self.write_error = None
+        self.receipts_total += len(stored)
+        self.last_id = stored[-1].id
+        self._announce(stored)
+        for (_, d), receipt in zip(batch, stored):
+            d.callback(receipt)
+        if self._pending and not self._stopping:
+            self._flush()
+
+    def _failed(self, failure: Failure, batch: list) -> None:
+        self._writing = None
+        self.write_error = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+        self.log.error("commit of {n} receipts failed, will retry: {error}",
+                       n=len(batch), error=self.write_error)
+        # Nothing is lost: the batch goes back to the head of the queue.
+        self._pending[:0] = batch
+        if not self._stopping:
+            self._flush_call = self._reactor.callLater(RETRY_DELAY, self._flush)
+
+    def _announce(self, stored: list[Receipt]) -> None:
+        self.newest.extend(stored)
+        for listener in self._listeners:
+            try:
+                listener(stored)
+            except Exception:
+                self.log.failure("commit listener {listener!r} failed", listener=listener)
+
+    @property
+    def pending_count(self) -> int:
+        return len(self._pending)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _read(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
+        def run() -> T:
+            return fn(self._readers.connection(), *args)
+
+        return deferToThreadPool(self._reactor, self._readers.threads, run)
+
+    def get_receipt(self, receipt_id: int) -> Deferred[Optional[Receipt]]:
+        return self._read(sql.get_receipt, receipt_id)
+
+    def get_raw(self, receipt_id: int) -> Deferred[Optional[bytes]]:
+        return self._read(sql.get_raw, receipt_id)
+
+    def find_receipts(self, query: ReceiptQuery) -> Deferred[list[Receipt]]:
+        return self._read(sql.find_receipts, query)
+
+    def receipts_after(self, after: int, limit: int,
+                       printer: Optional[str] = None) -> Deferred[list[Receipt]]:
+        return self._read(sql.receipts_after, after, limit, printer)
+
+    def database_bytes(self) -> int:
+        """Size of the database file and its WAL on disk."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.stat(self.path + suffix).st_size
+            except OSError:
+                pass
+        return total

@@ -1,0 +1,134 @@
+"""
+The one place that wires printerd together: ``Options`` and ``makeService``.
+
+Used by the twistd plugin (``twistd printerd ...``) and by ``printerd.tac``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import sys
+from typing import Any, Optional
+
+from twisted.application.service import IService, MultiService, Service
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import serverFromString
+from twisted.python import usage
+from twisted.web.server import Site
+
+from printerd.config import (
+    ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
+)
+from printerd.http.api import PrinterdAPI
+from printerd.listener import ListenerService
+from printerd.rawport.factory import RawPrintFactory
+from printerd.store.schema import SchemaTooNew, prepare_database
+from printerd.store.service import ReceiptStore
+
+
+class Options(usage.Options):
+    """``twistd printerd`` options: every setting, plus ``--config`` for a TOML file."""
+
+    synopsis = "[options]"
+    longdesc = ("printerd: a network receipt printer stand-in. Settings may also come from "
+                "PRINTERD_* environment variables and a TOML file; the command line wins.")
+    optParameters = [
+        ["config", "c", None, "TOML file of settings (env PRINTERD_CONFIG)"],
+    ] + [
+        [option_name(f.name), None, None,
+         f"{describe(f.name)} [default: {f.default}] (env {env_name(f.name)})"]
+        for f in setting_fields()
+    ]
+
+    settings: Settings
+
+    def parseOptions(self, options: Optional[list[str]] = None) -> None:
+        # One clear line and a non-zero exit, rather than twistd's usage dump.
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            fail(str(e), code=2)
+
+    def postOptions(self) -> None:
+        given = {f.name: self[option_name(f.name)] for f in setting_fields()}
+        try:
+            self.settings = load_settings(given, os.environ, self["config"])
+        except ConfigError as e:
+            raise usage.UsageError(str(e)) from None
+
+
+def fail(message: str, code: int = 1) -> None:
+    print(f"printerd: error: {message}", file=sys.stderr)
+    raise SystemExit(code)
+
+
+class SequentialMultiService(MultiService):
+    """
+    Stops its children one after another, last added first, each after the previous one
+    has finished (MultiService stops them all at once): the HTTP and raw listeners close,
+    then jobs in flight drain, then the store commits what they produced and closes.
+    """
+
+    async def _stop_children(self) -> None:
+        for child in reversed(list(self)):
+            await maybeDeferred(child.stopService)
+
+    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+        Service.stopService(self)
+        return Deferred.fromCoroutine(self._stop_children())
+
+
+class DrainJobs(Service):
+    """On stop, lets raw jobs in flight finish (up to a deadline) before the store closes."""
+
+    def __init__(self, factory: RawPrintFactory, timeout: float) -> None:
+        self.factory = factory
+        self.timeout = timeout
+
+    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+        super().stopService()
+        return self.factory.drain(self.timeout)
+
+
+def _endpoint(reactor: Any, setting: str, description: str) -> Any:
+    try:
+        return serverFromString(reactor, description)
+    except Exception as e:  # serverFromString raises many kinds for bad strings
+        fail(f"{setting}: {description!r} is not a valid endpoint: {e}")
+
+
+def makeService(options: Options, reactor: Any = None) -> IService:
+    """Build printerd's service tree from parsed options."""
+    if reactor is None:
+        from twisted.internet import reactor  # noqa: the global reactor, only here
+    settings = options.settings
+    raw_endpoint = _endpoint(reactor, "raw_listen", settings.raw_listen)
+    http_endpoint = _endpoint(reactor, "http_listen", settings.http_listen)
+    try:
+        summary = prepare_database(settings.database, settings.synchronous, settings.recent_size)
+    except SchemaTooNew as e:
+        fail(f"database: {e}")
+    except (OSError, sqlite3.Error) as e:
+        fail(f"database: cannot open {settings.database} for writing: {e}")
+
+    root = SequentialMultiService()
+    store = ReceiptStore(reactor, settings.database, summary, synchronous=settings.synchronous,
+                         commit_delay=settings.commit_delay, readers=settings.db_readers,
+                         recent_size=settings.recent_size)
+    store.setServiceParent(root)
+
+    factory = RawPrintFactory(reactor, store, printer=settings.printer_name,
+                              max_connections=settings.max_connections,
+                              idle_timeout=settings.idle_timeout,
+                              max_job_bytes=settings.max_job_bytes)
+    DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
+    raw = ListenerService("raw_listen", settings.raw_listen, raw_endpoint, factory,
+                          on_listening=factory.set_port)
+    raw.setServiceParent(root)
+
+    api = PrinterdAPI(reactor, store, factory, raw, recent_size=settings.recent_size)
+    site = Site(api.resource())
+    site.displayTracebacks = False
+    ListenerService("http_listen", settings.http_listen, http_endpoint, site).setServiceParent(root)
+    return root
