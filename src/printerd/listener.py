@@ -51,7 +51,7 @@ class ListenerService(Service):
         if failures:
             message = f"printerd: error: {self.setting}: cannot listen on {self.description}: " \
                       f"{failures[0].getErrorMessage()}"
-            self.log.critical("{message}", message=message)
+            # twistd sends stderr to its log as well, so this line reaches both.
             print(message, file=sys.stderr)
             raise ListenFailed(1)
 

@@ -34,7 +34,6 @@ from printerd.store.schema import connect
 T = TypeVar("T")
 
 MAX_BATCH = 500
-RETRY_DELAY = 1.0
 
 CommitListener = Callable[[list[Receipt]], None]
 
@@ -75,11 +74,12 @@ class ReceiptStore(Service):
 
     def __init__(self, reactor: IReactorTime, path: str, summary: StoreSummary,
                  synchronous: str = "FULL", commit_delay: float = 0.002, readers: int = 2,
-                 recent_size: int = 500) -> None:
+                 recent_size: int = 500, retry_delay: float = 1.0) -> None:
         """``summary`` is what ``schema.prepare_database`` read at start-up."""
         self._reactor = reactor
         self.path = path
         self._commit_delay = commit_delay
+        self._retry_delay = retry_delay
         self._writer = _ConnectionPool(path, synchronous, 1, "printerd-db-writer")
         self._readers = _ConnectionPool(path, synchronous, readers, "printerd-db-reader")
         self._pending: list[tuple[NewReceipt, Deferred[Receipt]]] = []
@@ -179,7 +179,7 @@ class ReceiptStore(Service):
         # Nothing is lost: the batch goes back to the head of the queue.
         self._pending[:0] = batch
         if not self._stopping:
-            self._flush_call = self._reactor.callLater(RETRY_DELAY, self._flush)
+            self._flush_call = self._reactor.callLater(self._retry_delay, self._flush)
 
     def _announce(self, stored: list[Receipt]) -> None:
         self.newest.extend(stored)
@@ -192,6 +192,13 @@ class ReceiptStore(Service):
     @property
     def pending_count(self) -> int:
         return len(self._pending)
+
+    def write(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
+        """Run ``fn(connection, *args)`` on the writer thread (other modules' writes)."""
+        def run() -> T:
+            return fn(self._writer.connection(), *args)
+
+        return deferToThreadPool(self._reactor, self._writer.threads, run)
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -1,0 +1,51 @@
+"""Shared helpers: sample jobs, a store on a real SQLite file, a StubTreq caller."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+
+from printerd.store.schema import prepare_database
+from printerd.store.service import ReceiptStore
+
+# shared/ lies beside the clone, here and in CI.
+SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "escpos-samples"
+
+
+def sample_files() -> list[Path]:
+    files = sorted(SAMPLES.glob("*.bin"))
+    assert files, f"no ESC/POS samples in {SAMPLES}"
+    return files
+
+
+def make_store(path: str, clock=reactor, **kwargs) -> ReceiptStore:
+    summary = prepare_database(path, kwargs.get("synchronous", "FULL"),
+                               kwargs.get("recent_size", 500))
+    return ReceiptStore(clock, path, summary, **kwargs)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> str:
+    return str(tmp_path / "db" / "printerd.sqlite3")
+
+
+@pytest.fixture
+def store(db_path: str):
+    store = make_store(db_path, commit_delay=0.001)
+    store.startService()
+    yield store
+    pytest_twisted.blockon(store.stopService())
+
+
+async def settle(stub, d, timeout: float = 5.0):
+    """Wait for a StubTreq request whose resource answers from the store's threads."""
+    waited = 0.0
+    while not d.called and waited < timeout:
+        await deferLater(reactor, 0.005, lambda: None)
+        waited += 0.005
+        stub.flush()
+    return await d

@@ -1,0 +1,188 @@
+"""The pure ESC/POS parser: chunking parity, lengths, boundaries, status queries, caps."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import sample_files
+from printerd.escpos.parser import (
+    CAPTURE_LIMIT, JobParser, ParsedReceipt, StatusQuery,
+)
+
+ESC, GS, DLE = b"\x1b", b"\x1d", b"\x10"
+CUT = GS + b"V\x00"
+
+
+def parse(data: bytes, chunk: int | None = None) -> list:
+    parser = JobParser()
+    events = []
+    if chunk is None:
+        events += parser.feed(data)
+    else:
+        for i in range(0, len(data), chunk):
+            events += parser.feed(data[i:i + chunk])
+    return events + parser.close()
+
+
+def receipts(events: list) -> list[ParsedReceipt]:
+    return [e for e in events if isinstance(e, ParsedReceipt)]
+
+
+@pytest.mark.parametrize("path", sample_files(), ids=lambda p: p.name)
+def test_samples_parse_the_same_whole_and_byte_at_a_time(path):
+    data = path.read_bytes()
+    whole = parse(data)
+    assert whole == parse(data, chunk=1)
+    assert whole == parse(data, chunk=7)
+    found = receipts(whole)
+    assert found, "every sample prints something"
+    assert sum(r.unknown_commands for r in found) == 0
+    # The receipts' raw bytes are the job, in order, up to the last receipt's end.
+    joined = b"".join(r.raw for r in found)
+    assert data.startswith(joined)
+
+
+@pytest.mark.parametrize("path", sample_files(), ids=lambda p: p.name)
+def test_sample_payloads_never_leak_into_text(path):
+    for receipt in receipts(parse(path.read_bytes())):
+        # Image, barcode and QR bytes would show up as control pictures / box drawing runs.
+        for line in receipt.text.splitlines():
+            assert "\x00" not in line
+            assert not any(ord(c) < 0x20 and c != "\t" for c in line), line
+
+
+def test_demo_sample_is_one_receipt_per_cut():
+    demo = next(p for p in sample_files() if p.name == "escpos-php__demo.bin")
+    found = receipts(parse(demo.read_bytes()))
+    assert len(found) == 14
+    assert [r.cut for r in found].count("partial") == 1  # its "Partial cut" demo
+    assert found[4].text.startswith("Partial cut")
+    assert found[0].text.startswith("Hello world")
+
+
+def test_receipt_with_logo_text():
+    path = next(p for p in sample_files() if "receipt-with-logo" in p.name)
+    (receipt,) = receipts(parse(path.read_bytes()))
+    assert "ExampleMart Ltd." in receipt.text
+    assert "Total            $ 14.25" in receipt.text
+
+
+def test_text_lines_and_cuts():
+    events = parse(ESC + b"@" + b"Hello\r\nWorld\n" + CUT + b"Second\n" + GS + b"V\x01")
+    first, second = receipts(events)
+    assert (first.text, first.cut) == ("Hello\nWorld", "full")
+    assert (second.text, second.cut) == ("Second", "partial")
+    assert not first.truncated
+
+
+@pytest.mark.parametrize("cut, kind", [
+    (GS + b"V\x00", "full"), (GS + b"V0", "full"), (GS + b"V\x01", "partial"),
+    (GS + b"V1", "partial"), (GS + b"VA\x03", "full"), (GS + b"VB\x03", "partial"),
+    (GS + b"Va\x03", "full"), (GS + b"Vh\x03", "partial"), (ESC + b"i", "partial"),
+    (ESC + b"m", "partial"),
+])
+def test_every_cut_form_ends_a_receipt(cut, kind):
+    (receipt,) = receipts(parse(b"A\n" + cut + b"B"))[:1]
+    assert receipt.cut == kind
+    assert receipt.text == "A"
+    # The feed amount byte of GS V 65/66 must not become text of the next receipt.
+    assert receipts(parse(b"A\n" + cut + b"B"))[1].text == "B"
+
+
+def test_connection_close_ends_a_pending_receipt():
+    (receipt,) = receipts(parse(b"no cut here\n"))
+    assert receipt.cut == "none"
+    assert receipt.text == "no cut here"
+
+
+@pytest.mark.parametrize("job", [
+    b"",
+    DLE + b"\x04\x01",
+    ESC + b"@" + DLE + b"\x04\x01" + DLE + b"\x04\x04" + ESC + b"@",
+    ESC + b"@" + b"\n\n\n" + CUT,
+    CUT + CUT,
+])
+def test_jobs_that_print_nothing_make_no_receipt(job):
+    assert receipts(parse(job)) == []
+    assert receipts(parse(job, chunk=1)) == []
+
+
+def test_status_query_split_across_chunks_is_reported_once():
+    parser = JobParser()
+    assert parser.feed(DLE + b"\x04") == []
+    assert parser.feed(b"\x01") == [StatusQuery(DLE + b"\x04\x01")]
+
+
+def test_status_queries_between_text_keep_their_order():
+    events = parse(b"A" + DLE + b"\x04\x02" + b"B\n" + CUT)
+    assert events[0] == StatusQuery(DLE + b"\x04\x02")
+    assert receipts(events)[0].text == "AB"
+
+
+@pytest.mark.parametrize("command", [
+    GS + b"v0\x00" + b"\x02\x00\x03\x00" + b"AB\nCDEFGH\n\n" [:6],  # x=2 bytes, y=3 rows
+    ESC + b"*\x00\x03\x00" + b"ABC",
+    ESC + b"*\x21\x02\x00" + b"ABCDEF",
+    GS + b"(k\x08\x001P0Hello",
+    GS + b"k\x04" + b"CODE39\x00",
+    GS + b"kI\x05" + b"{BABC",
+    GS + b"8L\x03\x00\x00\x00" + b"XYZ",
+    GS + b"*\x01\x01" + b"ABCDEFGH",
+    ESC + b"D\x08\x10\x00",
+    b"\x1c" + b"q\x01" + b"\x01\x00\x01\x00" + b"ABCDEFGH",
+])
+def test_payloads_are_skipped_by_exact_length(command):
+    (receipt,) = receipts(parse(b"before " + command + b"after\n" + CUT))
+    assert receipt.text == "before after"
+    assert receipt.unknown_commands == 0
+
+
+def test_text_is_decoded_as_pc437():
+    (receipt,) = receipts(parse(b"caf\x82 \x9c5\n"))
+    assert receipt.text == "café £5"
+
+
+def test_unknown_commands_are_counted_not_fatal():
+    (receipt,) = receipts(parse(ESC + b"\x01" + b"text\n"))
+    assert receipt.text == "text"
+    assert receipt.unknown_commands == 1
+
+
+def test_huge_length_field_streams_without_buffering():
+    parser = JobParser()
+    header = GS + b"8L" + (0xFFFFFFF0).to_bytes(4, "little")
+    parser.feed(b"x" + header)
+    for _ in range(8):
+        assert parser.feed(b"\x00" * 65536) == []
+        assert len(parser._buffer) == 0  # noqa: SLF001 - the cap is the point of the test
+    (receipt,) = receipts(parser.close(truncated=True))
+    assert receipt.truncated
+    assert receipt.text == "x"
+
+
+def test_a_job_ending_inside_a_command_is_truncated():
+    (receipt,) = receipts(parse(b"x\n" + GS + b"v0\x00\x10\x00\x10\x00" + b"\x00" * 10))
+    assert receipt.truncated
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=2000), st.integers(min_value=1, max_value=64))
+def test_arbitrary_bytes_never_raise_and_chunking_never_matters(data, chunk):
+    whole = parse(data)
+    assert whole == parse(data, chunk=chunk)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from([
+    b"text ", b"\n", CUT, ESC + b"@", DLE + b"\x04\x01", GS + b"8L\xff\xff\xff\x7f",
+    GS + b"(k", GS + b"v0\x00\xff\xff\xff\xff", b"\x1c" + b"q\x05", ESC + b"&\x03\x20\x7e",
+    GS + b"k\x00", b"\x00" * 300, b"\xff" * 10,
+]), max_size=40))
+def test_mutated_jobs_never_buffer_past_the_capture_limit(parts):
+    parser = JobParser()
+    for part in parts:
+        parser.feed(part)
+        assert len(parser._buffer) <= CAPTURE_LIMIT + 8  # noqa: SLF001
+    parser.close()
