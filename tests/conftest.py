@@ -1,4 +1,4 @@
-"""Shared helpers: sample jobs, a store on a real SQLite file, a StubTreq caller."""
+"""Shared helpers: sample jobs, a store on a real SQLite file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 
 from printerd.store.schema import prepare_database
 from printerd.store.service import ReceiptStore
@@ -33,19 +32,9 @@ def db_path(tmp_path: Path) -> str:
     return str(tmp_path / "db" / "printerd.sqlite3")
 
 
-@pytest.fixture
-def store(db_path: str):
+@pytest_twisted.async_yield_fixture()
+async def store(db_path: str):
     store = make_store(db_path, commit_delay=0.001)
     store.startService()
     yield store
-    pytest_twisted.blockon(store.stopService())
-
-
-async def settle(stub, d, timeout: float = 5.0):
-    """Wait for a StubTreq request whose resource answers from the store's threads."""
-    waited = 0.0
-    while not d.called and waited < timeout:
-        await deferLater(reactor, 0.005, lambda: None)
-        waited += 0.005
-        stub.flush()
-    return await d
+    await store.stopService()

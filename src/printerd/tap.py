@@ -127,7 +127,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                           on_listening=factory.set_port)
     raw.setServiceParent(root)
 
-    api = PrinterdAPI(reactor, store, factory, raw, recent_size=settings.recent_size)
+    api = PrinterdAPI(reactor, store, factory, raw)
     site = Site(api.resource())
     site.displayTracebacks = False
     ListenerService("http_listen", settings.http_listen, http_endpoint, site).setServiceParent(root)

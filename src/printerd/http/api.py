@@ -42,13 +42,11 @@ class PrinterdAPI:
     log = Logger()
 
     def __init__(self, clock: IReactorTime, store: ReceiptStore, raw_factory: RawPrintFactory,
-                 raw_listener: Optional[ListenerService] = None,
-                 recent_size: int = 500) -> None:
+                 raw_listener: Optional[ListenerService] = None) -> None:
         self.clock = clock
         self.store = store
         self.raw_factory = raw_factory
         self.raw_listener = raw_listener
-        self.recent_size = recent_size
         self.started_at = clock.seconds()
         self.extra_stats: list[Callable[[], dict[str, Any]]] = []
 
@@ -134,7 +132,7 @@ class PrinterdAPI:
     @app.route("/api/recent", methods=["GET"])
     def recent(self, request: IRequest) -> bytes:
         params = QueryParams(request, {"limit"})
-        limit = params.integer("limit", 50, 1, self.recent_size)
+        limit = params.integer("limit", 50, 1, self.store.newest.maxlen or 1)
         newest = list(self.store.newest)[-limit:]
         newest.reverse()
         return json_body(request, {"receipts": [r.to_json() for r in newest]})

@@ -20,7 +20,7 @@ from collections import deque
 from typing import Callable, Optional, TypeVar
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
@@ -147,7 +147,11 @@ class ReceiptStore(Service):
         return d
 
     def _flush(self) -> Deferred[None]:
+        if self._flush_call is not None and self._flush_call.active():
+            self._flush_call.cancel()
         self._flush_call = None
+        if not self._pending:
+            return succeed(None)
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         written = deferToThreadPool(
             self._reactor, self._writer.threads, self._write, [draft for draft, _ in batch])

@@ -1,0 +1,171 @@
+"""The REST API through treq's StubTreq, over a real store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import pytest_twisted
+from treq.testing import StubTreq
+from twisted.internet import reactor
+from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock
+
+from printerd.http.api import PrinterdAPI
+from printerd.listener import ListenerService
+from printerd.rawport.factory import RawPrintFactory
+from printerd.store.receipts import NewReceipt, format_time
+
+
+@pytest.fixture
+def api(store):
+    clock = MemoryReactorClock()
+    factory = RawPrintFactory(clock, store)
+    return PrinterdAPI(clock, store, factory, raw_listener=None)
+
+
+@pytest.fixture
+def stub(api):
+    return StubTreq(api.resource())
+
+
+async def settle(stub, d, timeout: float = 5.0):
+    """Wait for a StubTreq request whose resource answers from the store's threads."""
+    # d.called is already true while d waits on another Deferred: watch for the result.
+    results = []
+    d.addBoth(lambda result: results.append(result) or result)
+    for _ in range(int(timeout / 0.005)):
+        if results:
+            break
+        await deferLater(reactor, 0.005, lambda: None)
+        stub.flush()
+    return await d
+
+
+async def fill(store, count: int) -> None:
+    for i in range(count):
+        await store.add_receipt(NewReceipt(
+            printer="bar" if i % 2 else "kitchen", peer="10.0.0.9:1234",
+            received_at=format_time(1_700_000_000 + 60 * i), job=i, raw=b"r%d\n" % i,
+            text=f"receipt {i}", cut="full", truncated=False))
+
+
+async def get(stub, url: str, method: str = "GET", **kwargs):
+    response = await settle(stub, stub.request(method, "http://printerd" + url, **kwargs))
+    body = await settle(stub, response.content())
+    return response, body
+
+
+async def get_json(stub, url: str, **kwargs):
+    response, body = await get(stub, url, **kwargs)
+    assert response.headers.getRawHeaders("content-type") == ["application/json"]
+    return response.code, json.loads(body)
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_ok(stub):
+    assert await get_json(stub, "/api/health") == (
+        200, {"status": "ok", "checks": {"database": "ok", "raw_listener": "ok"}})
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_fails_when_the_raw_listener_is_down(store):
+    clock = MemoryReactorClock()
+    factory = RawPrintFactory(clock, store)
+    down = ListenerService("raw_listen", "tcp:0", None, factory)  # never started
+    stub = StubTreq(PrinterdAPI(clock, store, factory, raw_listener=down).resource())
+    code, body = await get_json(stub, "/api/health")
+    assert code == 503
+    assert body["checks"]["raw_listener"] == "not listening"
+
+
+@pytest_twisted.ensureDeferred
+async def test_receipt_json_has_every_field(stub, store):
+    await fill(store, 1)
+    code, body = await get_json(stub, "/api/receipts/1")
+    assert code == 200
+    assert set(body) == {"id", "printer", "peer", "received_at", "job", "bytes", "text", "cut",
+                         "truncated", "sha256"}
+    assert body["text"] == "receipt 0" and body["bytes"] == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_paging_through_everything_with_next(stub, store):
+    await fill(store, 23)
+    seen, url = [], "/api/receipts?limit=5&printer=kitchen"
+    while url:
+        code, body = await get_json(stub, url)
+        assert code == 200
+        seen += [r["id"] for r in body["receipts"]]
+        url = body["next"]
+    assert seen == list(range(23, 0, -2))
+
+
+@pytest_twisted.ensureDeferred
+async def test_filters_by_time_text_and_ids(stub, store):
+    await fill(store, 10)
+    since = format_time(1_700_000_000 + 60 * 3)
+    code, body = await get_json(stub, f"/api/receipts?since={since}&until=2023-11-14T22:20:20Z")
+    assert [r["id"] for r in body["receipts"]] == [7, 6, 5, 4]
+    code, body = await get_json(stub, "/api/receipts?q=receipt%207")
+    assert [r["id"] for r in body["receipts"]] == [8]
+    code, body = await get_json(stub, "/api/receipts?after=7&before=10")
+    assert [r["id"] for r in body["receipts"]] == [9, 8]
+
+
+@pytest.mark.parametrize("query, named", [
+    ("limit=0", "limit"), ("limit=501", "limit"), ("limit=ten", "limit"), ("before=-3", "before"),
+    ("after=1.5", "after"), ("since=yesterday", "since"), ("until=2024-13-01", "until"),
+    ("q=", "q"), ("colour=red", "colour"), ("limit=1&limit=2", "limit"), ("printer=" + "x" * 600,
+                                                                           "printer"),
+])
+@pytest_twisted.ensureDeferred
+async def test_bad_parameters_get_400_naming_them(stub, query, named):
+    code, body = await get_json(stub, "/api/receipts?" + query)
+    assert code == 400
+    assert body["error"].startswith(named + ":")
+
+
+@pytest_twisted.ensureDeferred
+async def test_missing_receipt_is_404_and_raw_is_the_original_bytes(stub, store):
+    await fill(store, 2)
+    assert await get_json(stub, "/api/receipts/99") == (404, {"error": "no receipt 99"})
+    assert (await get_json(stub, "/api/receipts/99/raw"))[0] == 404
+    response, body = await get(stub, "/api/receipts/2/raw")
+    assert body == b"r1\n"
+    assert response.headers.getRawHeaders("content-type") == ["application/octet-stream"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_recent_comes_from_memory_newest_first(stub, store):
+    await fill(store, 60)
+    code, body = await get_json(stub, "/api/recent?limit=3")
+    assert [r["id"] for r in body["receipts"]] == [60, 59, 58]
+    code, body = await get_json(stub, "/api/recent")
+    assert len(body["receipts"]) == 50
+    assert (await get_json(stub, "/api/recent?limit=500"))[0] == 200
+    assert (await get_json(stub, "/api/recent?limit=501"))[0] == 400  # the cache's size
+
+
+@pytest_twisted.ensureDeferred
+async def test_stats(stub, store):
+    await fill(store, 4)
+    code, body = await get_json(stub, "/api/stats")
+    assert code == 200
+    assert body["receipts_total"] == 4
+    for key in ("jobs_total", "bytes_total", "connections_active", "connections_waiting",
+                "connections_total", "threads", "rss_bytes", "db_bytes"):
+        assert isinstance(body[key], int), key
+    assert body["threads"] >= 4  # the reactor's thread plus the store's three
+    assert body["db_bytes"] > 0
+
+
+@pytest.mark.parametrize("method, url, code", [
+    ("GET", "/api/nothing-here", 404), ("GET", "/api/receipts/abc", 404),
+    ("POST", "/api/receipts", 405), ("DELETE", "/api/health", 405),
+])
+@pytest_twisted.ensureDeferred
+async def test_routing_errors_are_json(stub, method, url, code):
+    got, body = await get_json(stub, url, method=method)
+    assert got == code
+    assert "error" in body

@@ -1,0 +1,178 @@
+"""The raw printing protocol and factory on StringTransport with a fake clock."""
+
+from __future__ import annotations
+
+import pytest_twisted
+from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import deferLater
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+
+from printerd.rawport.factory import RawPrintFactory
+
+
+class RecordingPort:
+    """Stands in for the listening port: records pause / resume."""
+
+    def __init__(self) -> None:
+        self.reading = True
+        self.changes: list[str] = []
+
+    def stopReading(self) -> None:
+        self.reading = False
+        self.changes.append("paused")
+
+    def startReading(self) -> None:
+        self.reading = True
+        self.changes.append("resumed")
+
+    def getHost(self):
+        return object()  # not a TCP address: no backlog to read
+
+
+def connect(factory: RawPrintFactory, port: int = 40000):
+    protocol = factory.buildProtocol(IPv4Address("TCP", "10.0.0.7", port))
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def hang_up(protocol) -> None:
+    protocol.connectionLost(None)
+
+
+async def committed(store, count: int) -> None:
+    for _ in range(500):
+        if store.receipts_total >= count:
+            return
+        await deferLater(reactor, 0.01, lambda: None)
+    raise AssertionError(f"expected {count} receipts, store has {store.receipts_total}")
+
+
+def make_factory(store, **kwargs) -> tuple[RawPrintFactory, MemoryReactorClock]:
+    clock = MemoryReactorClock()
+    return RawPrintFactory(clock, store, **kwargs), clock
+
+
+def test_status_query_split_across_segments_is_answered_once(store):
+    factory, _ = make_factory(store)
+    protocol, transport = connect(factory)
+    protocol.dataReceived(b"\x10\x04")
+    assert transport.value() == b""
+    protocol.dataReceived(b"\x01")
+    assert transport.value() == b"\x16"
+    protocol.dataReceived(b"\x10\x04\x04\x10\x04\x02")
+    assert transport.value() == b"\x16\x12\x12"
+
+
+def test_nothing_is_written_unasked(store):
+    factory, _ = make_factory(store)
+    protocol, transport = connect(factory)
+    protocol.dataReceived(b"\x1b@Hello\n\x1dV\x00" + b"\x1d(k\x08\x001P0\x10\x04\x01Q")
+    assert transport.value() == b""
+
+
+@pytest_twisted.ensureDeferred
+async def test_receipts_are_stored_with_peer_job_and_printer(store):
+    factory, clock = make_factory(store, printer="kitchen")
+    clock.advance(1_700_000_000)
+    protocol, transport = connect(factory)
+    job = b"one\n\x1dV\x00two\n\x1dV\x01three"
+    protocol.dataReceived(job)
+    hang_up(protocol)
+    await committed(store, 3)
+    texts = [(r.text, r.cut, r.printer, r.peer, r.job) for r in store.newest]
+    assert texts == [("one", "full", "kitchen", "10.0.0.7:40000", 1),
+                     ("two", "partial", "kitchen", "10.0.0.7:40000", 1),
+                     ("three", "none", "kitchen", "10.0.0.7:40000", 1)]
+    assert store.newest[0].received_at == "2023-11-14T22:13:20.000000Z"
+    assert (factory.jobs_total, factory.bytes_total) == (1, len(job))
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_status_only_connection_stores_nothing(store):
+    factory, _ = make_factory(store)
+    protocol, transport = connect(factory)
+    protocol.dataReceived(b"\x1b@\x10\x04\x01")
+    hang_up(protocol)
+    empty, _ = connect(factory)
+    hang_up(empty)
+    await deferLater(reactor, 0.05, lambda: None)
+    assert store.receipts_total == 0
+    assert store.pending_count == 0
+
+
+def test_connection_limit_pauses_the_port_and_queues_without_refusing(store):
+    factory, _ = make_factory(store, max_connections=2)
+    port = RecordingPort()
+    factory.set_port(port)
+    first, t1 = connect(factory, 1)
+    second, t2 = connect(factory, 2)
+    assert port.changes == ["paused"]
+    # Accepted in the same batch before the pause took effect: waits, unread, not refused.
+    third, t3 = connect(factory, 3)
+    assert t3.producerState == "paused"
+    assert not t3.disconnecting
+    assert (factory.connections_active, factory.connections_waiting) == (2, 1)
+
+    hang_up(first)
+    assert t3.producerState == "producing"
+    assert (factory.connections_active, factory.connections_waiting) == (2, 0)
+    assert port.changes == ["paused"]  # still at the limit
+    hang_up(second)
+    assert port.changes == ["paused", "resumed"]
+    assert factory.connections_total == 3
+
+
+@pytest_twisted.ensureDeferred
+async def test_idle_timeout_ends_the_job_and_keeps_its_receipt(store):
+    factory, clock = make_factory(store, idle_timeout=30)
+    protocol, transport = connect(factory)
+    protocol.dataReceived(b"half a receipt")
+    clock.advance(29)
+    protocol.dataReceived(b" and the rest")
+    clock.advance(29)
+    assert not transport.disconnecting  # bytes reset the timer
+    clock.advance(1)
+    assert transport.disconnecting
+    await committed(store, 1)
+    assert store.newest[-1].text == "half a receipt and the rest"
+    assert store.newest[-1].cut == "none"
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_job_over_the_size_limit_is_kept_truncated_and_closed(store):
+    factory, _ = make_factory(store, max_job_bytes=100)
+    protocol, transport = connect(factory)
+    protocol.dataReceived(b"first\n\x1dV\x00")
+    protocol.dataReceived(b"A" * 200)
+    assert transport.disconnecting
+    protocol.dataReceived(b"ignored after the limit")
+    hang_up(protocol)
+    await committed(store, 2)
+    first, second = store.newest
+    assert not first.truncated
+    assert second.truncated and second.text == "A" * (100 - 9)
+    assert factory.bytes_total == 100
+
+
+@pytest_twisted.ensureDeferred
+async def test_drain_waits_for_jobs_then_ends_them_at_the_deadline(store):
+    factory, clock = make_factory(store, max_connections=1)
+    factory.set_port(RecordingPort())
+    busy, busy_transport = connect(factory, 1)
+    waiting, waiting_transport = connect(factory, 2)
+    busy.dataReceived(b"in flight")
+    drained = factory.drain(10)
+    # The waiting connection's bytes are ours to keep: it is started, not dropped.
+    assert waiting_transport.producerState == "producing"
+    waiting.dataReceived(b"was waiting")
+    clock.advance(9)
+    assert not drained.called
+    clock.advance(1)
+    assert busy_transport.disconnecting and waiting_transport.disconnecting
+    hang_up(busy)
+    hang_up(waiting)
+    assert drained.called
+    await committed(store, 2)
+    assert sorted(r.text for r in store.newest) == ["in flight", "was waiting"]
