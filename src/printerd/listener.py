@@ -51,8 +51,10 @@ class ListenerService(Service):
         if failures:
             message = f"printerd: error: {self.setting}: cannot listen on {self.description}: " \
                       f"{failures[0].getErrorMessage()}"
-            # twistd sends stderr to its log as well, so this line reaches both.
-            print(message, file=sys.stderr)
+            # twistd redirects sys.stderr into its log: the line goes to both the log and
+            # the real stderr, so an operator sees it however the daemon was started.
+            self.log.critical("{message}", message=message)
+            print(message, file=sys.__stderr__)
             raise ListenFailed(1)
 
     def startService(self) -> None:

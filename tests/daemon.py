@@ -1,0 +1,77 @@
+"""Start the real daemon (twistd -n printerd) in a subprocess on ephemeral ports."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+TWISTD = str(Path(sys.executable).parent / "twistd")
+ROOT = Path(__file__).resolve().parents[1]
+_LISTENING = re.compile(r"(raw_listen|http_listen) listening on .*port=(\d+)")
+
+
+class Daemon:
+    """A running printerd; ``raw_port`` and ``http_port`` are where it listens."""
+
+    def __init__(self, workdir: Path, *options: str, env: dict | None = None,
+                 tac: bool = False) -> None:
+        self.workdir = workdir
+        self.log_path = workdir / f"twistd-{time.monotonic_ns()}.log"
+        command = [TWISTD, "--nodaemon", "--pidfile=", f"--logfile={self.log_path}"]
+        if tac:
+            command += ["-y", str(ROOT / "printerd.tac")]
+        else:
+            command += ["printerd", "--raw-listen=tcp:0:interface=127.0.0.1:backlog=512",
+                        "--http-listen=tcp:0:interface=127.0.0.1", *options]
+        self.process = subprocess.Popen(command, cwd=workdir, env={**os.environ, **(env or {})},
+                                        stderr=subprocess.PIPE, text=True)
+        self.raw_port, self.http_port = self._wait_for_ports()
+
+    def _wait_for_ports(self, timeout: float = 20.0) -> tuple[int, int]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"printerd exited: {self.process.stderr.read()}")
+            ports = dict(_LISTENING.findall(self.log()))
+            if len(ports) == 2:
+                return int(ports["raw_listen"]), int(ports["http_listen"])
+            time.sleep(0.05)
+        raise RuntimeError("printerd did not start listening:\n" + self.log())
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text()
+        except FileNotFoundError:
+            return ""
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.http_port}{path}"
+
+    def get(self, path: str) -> tuple[int, dict]:
+        try:
+            with urllib.request.urlopen(self.url(path), timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    def wait_for(self, condition, timeout: float = 20.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = condition()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError("condition not met in time")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+        return self.process.wait(timeout)

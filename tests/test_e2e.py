@@ -1,0 +1,137 @@
+"""End to end: the real daemon in a subprocess, real sockets, real POS client library."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from escpos.printer import Network
+
+from daemon import TWISTD, Daemon
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def daemon(tmp_path):
+    running = Daemon(tmp_path, "--database=var/printerd.sqlite3", "--shutdown-timeout=2")
+    yield running
+    running.stop()
+
+
+def send_job(port: int, data: bytes) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
+
+
+def test_python_escpos_prints_three_receipts_on_one_connection(daemon):
+    printer = Network("127.0.0.1", port=daemon.raw_port, timeout=10)
+    assert printer.is_online() is True
+    assert printer.paper_status() == 2
+    for n in range(3):
+        printer.text(f"Receipt {n}\nCoffee      2.50\n")
+        printer.cut()
+    printer.close()
+    code, body = daemon.wait_for(lambda: (lambda r: r if len(r[1]["receipts"]) == 3 else None)(
+        daemon.get("/api/receipts")))
+    assert code == 200
+    texts = [r["text"] for r in reversed(body["receipts"])]
+    assert texts == [f"Receipt {n}\nCoffee      2.50" for n in range(3)]
+    assert {r["job"] for r in body["receipts"]} == {1}
+    assert daemon.get("/api/health") == (200, {"status": "ok", "checks": {
+        "database": "ok", "raw_listener": "ok"}})
+
+
+def test_a_job_in_flight_at_sigterm_is_stored(tmp_path):
+    first = Daemon(tmp_path, "--shutdown-timeout=1")
+    sock = socket.create_connection(("127.0.0.1", first.raw_port))
+    sock.sendall(b"\x1b@Order 17\nno cut yet")
+    first.wait_for(lambda: first.get("/api/stats")[1]["bytes_total"] > 0)
+    # twistd re-raises the signal after a clean shutdown, so the status says SIGTERM.
+    assert first.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+    sock.close()
+    assert "still open at shutdown" in first.log()
+
+    second = Daemon(tmp_path)
+    try:
+        code, body = second.get("/api/receipts")
+        assert [r["text"] for r in body["receipts"]] == ["Order 17\nno cut yet"]
+    finally:
+        second.stop()
+
+
+def test_200_parallel_jobs_over_a_limit_of_10_are_all_stored(tmp_path):
+    daemon = Daemon(tmp_path, "--max-connections=10")
+    try:
+        threads_before = daemon.get("/api/stats")[1]["threads"]
+        jobs = [b"\x1b@Table %d\nTotal 9.99\n\x1dV\x00" % i for i in range(200)]
+        with ThreadPoolExecutor(max_workers=200) as pool:
+            list(pool.map(lambda job: send_job(daemon.raw_port, job), jobs))
+        stats = daemon.wait_for(lambda: (lambda s: s if s["receipts_total"] == 200 else None)(
+            daemon.get("/api/stats")[1]))
+        assert stats["connections_total"] == 200
+        assert stats["threads"] == threads_before
+        texts, url = set(), "/api/receipts?limit=500"
+        texts = {r["text"] for r in daemon.get(url)[1]["receipts"]}
+        assert texts == {f"Table {i}\nTotal 9.99" for i in range(200)}
+    finally:
+        daemon.stop()
+
+
+def test_printerd_tac_reads_its_settings_from_the_environment(tmp_path):
+    env = {"PRINTERD_RAW_LISTEN": "tcp:0:interface=127.0.0.1",
+           "PRINTERD_HTTP_LISTEN": "tcp:0:interface=127.0.0.1",
+           "PRINTERD_PRINTER_NAME": "bar"}
+    daemon = Daemon(tmp_path, env=env, tac=True)
+    try:
+        send_job(daemon.raw_port, b"via tac\n\x1dV\x00")
+        body = daemon.wait_for(lambda: daemon.get("/api/receipts")[1]["receipts"])
+        assert body[0]["printer"] == "bar"
+        assert (tmp_path / "var" / "printerd.sqlite3").exists()
+    finally:
+        daemon.stop()
+
+
+def run_twistd(tmp_path, *options: str) -> subprocess.CompletedProcess:
+    return subprocess.run([TWISTD, "--nodaemon", "--pidfile=", "printerd", *options],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("options, named", [
+    (["--no-such-option"], "--no-such-option"),
+    (["--max-connections=many"], "--max-connections"),
+    (["--raw-listen=carrier-pigeon:9100"], "raw_listen"),
+    (["--database=/proc/version/printerd.sqlite3"], "database"),
+])
+def test_bad_settings_exit_non_zero_with_one_line(tmp_path, options, named):
+    result = run_twistd(tmp_path, *options)
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("printerd: error: ") and named in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_a_port_in_use_exits_non_zero_naming_the_setting(tmp_path):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        result = run_twistd(tmp_path, f"--raw-listen=tcp:{port}:interface=127.0.0.1",
+                            "--http-listen=tcp:0:interface=127.0.0.1")
+    finally:
+        taken.close()
+    assert result.returncode == 1
+    assert "printerd: error: raw_listen: cannot listen" in result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_twistd_help_lists_the_plugin_options(tmp_path):
+    result = run_twistd(tmp_path, "--help")
+    assert result.returncode == 0
+    assert "--raw-listen=" in result.stdout and "PRINTERD_MAX_CONNECTIONS" in result.stdout
