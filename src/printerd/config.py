@@ -96,6 +96,14 @@ class Settings:
         10.0, _non_negative_float, "seconds jobs in flight get to finish on stop"
     )
     db_readers: int = _setting(2, _positive_int, "SQLite reader threads (fixed)")
+    sse_keepalive: float = _setting(
+        15.0, _positive_float, "seconds between keepalive comments on /api/stream")
+    sse_max_duration: float = _setting(
+        300.0, _positive_float, "seconds before a stream is ended (the client resumes)")
+    sse_max_buffer: int = _setting(
+        1024 * 1024, _positive_int, "unsent bytes a stream subscriber may lag before it is dropped")
+    sse_max_subscribers: int = _setting(
+        10_000, _positive_int, "open streams; more get 503 with Retry-After")
 
 
 def env_name(name: str) -> str:

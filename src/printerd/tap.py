@@ -21,6 +21,7 @@ from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
 from printerd.http.api import PrinterdAPI
+from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory
 from printerd.store.schema import SchemaTooNew, prepare_database
@@ -118,6 +119,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                          recent_size=settings.recent_size)
     store.setServiceParent(root)
 
+    hub = StreamHub(reactor, keepalive=settings.sse_keepalive,
+                    max_duration=settings.sse_max_duration, max_buffer=settings.sse_max_buffer,
+                    max_subscribers=settings.sse_max_subscribers)
+    store.on_commit(hub.publish)
+    hub.setServiceParent(root)
+
     factory = RawPrintFactory(reactor, store, printer=settings.printer_name,
                               max_connections=settings.max_connections,
                               idle_timeout=settings.idle_timeout,
@@ -127,7 +134,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                           on_listening=factory.set_port)
     raw.setServiceParent(root)
 
-    api = PrinterdAPI(reactor, store, factory, raw)
+    api = PrinterdAPI(reactor, store, factory, raw, hub)
     site = Site(api.resource())
     site.displayTracebacks = False
     ListenerService("http_listen", settings.http_listen, http_endpoint, site).setServiceParent(root)

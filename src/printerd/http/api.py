@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 from urllib.parse import urlencode
 
 from klein import Klein
@@ -21,12 +21,14 @@ from werkzeug.exceptions import HTTPException
 
 from printerd import process
 from printerd.http.params import ApiError, QueryParams
+from printerd.http.stream import StreamHub, SubscriberLimit, encode_event
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory
 from printerd.store.receipts import ReceiptQuery, parse_time
 from printerd.store.service import ReceiptStore
 
 MAX_PAGE = 500
+REPLAY_PAGE = 500
 
 
 def json_body(request: IRequest, value: Any, code: int = 200) -> bytes:
@@ -42,13 +44,14 @@ class PrinterdAPI:
     log = Logger()
 
     def __init__(self, clock: IReactorTime, store: ReceiptStore, raw_factory: RawPrintFactory,
-                 raw_listener: Optional[ListenerService] = None) -> None:
+                 raw_listener: Optional[ListenerService] = None,
+                 hub: Optional[StreamHub] = None) -> None:
         self.clock = clock
         self.store = store
         self.raw_factory = raw_factory
         self.raw_listener = raw_listener
+        self.hub = hub
         self.started_at = clock.seconds()
-        self.extra_stats: list[Callable[[], dict[str, Any]]] = []
 
     def resource(self):  # type: ignore[no-untyped-def]
         return self.app.resource()
@@ -137,6 +140,49 @@ class PrinterdAPI:
         newest.reverse()
         return json_body(request, {"receipts": [r.to_json() for r in newest]})
 
+    @app.route("/api/stream", methods=["GET"])
+    async def stream(self, request: IRequest) -> bytes:
+        """Server-Sent Events: each committed receipt, resuming after Last-Event-ID."""
+        if self.hub is None:
+            raise ApiError(404, "no such resource")
+        params = QueryParams(request, {"after", "printer"})
+        after = params.optional_integer("after", 0)
+        last_event_id = request.getHeader(b"last-event-id")
+        if last_event_id is not None:
+            text = last_event_id.decode("latin-1").strip()
+            if not (text.isascii() and text.isdigit()):
+                raise ApiError(400, "Last-Event-ID: must be a receipt id")
+            after = int(text)
+        printer = params.text("printer")
+        try:
+            subscriber = self.hub.subscribe(request, printer, after)
+        except SubscriberLimit:
+            raise ApiError(503, f"the stream has its maximum of {self.hub.max_subscribers} "
+                                "subscribers: retry later", {b"Retry-After": b"30"}) from None
+        try:
+            request.setHeader(b"Content-Type", b"text/event-stream")
+            request.setHeader(b"Cache-Control", b"no-cache")
+            request.setHeader(b"X-Accel-Buffering", b"no")  # proxies: do not buffer
+            request.write(b"retry: %d\n\n" % self.hub.retry_ms)  # sends the headers now
+            request.registerProducer(subscriber, True)
+            request.notifyFinish().addBoth(lambda _: subscriber.close())
+            if after is not None:
+                while not subscriber.closed:
+                    page = await self.store.receipts_after(subscriber.last_id, REPLAY_PAGE,
+                                                           printer)
+                    for receipt in page:
+                        subscriber.send(receipt.id, encode_event(receipt))
+                    if len(page) < REPLAY_PAGE:
+                        break
+                    await subscriber.writable()
+                subscriber.go_live()
+            # Fires at the maximum duration; Klein cancels it when the client leaves.
+            return await subscriber.done
+        finally:
+            subscriber.close()
+            if request.channel is not None:  # type: ignore[attr-defined]  # gone if client left
+                request.unregisterProducer()
+
     @app.route("/api/stats", methods=["GET"])
     def stats(self, request: IRequest) -> bytes:
         return json_body(request, self.collect_stats())
@@ -156,6 +202,6 @@ class PrinterdAPI:
             "rss_bytes": process.rss_bytes(),
             "db_bytes": self.store.database_bytes(),
         }
-        for more in self.extra_stats:
-            stats.update(more())
+        if self.hub is not None:
+            stats.update(self.hub.stats())
         return stats

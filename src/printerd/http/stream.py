@@ -1,0 +1,230 @@
+"""
+Live receipts as Server-Sent Events: one hub, thousands of subscribers, no gap on resume.
+
+The hub listens to the store's commits.  Each receipt's event is encoded once and the same
+bytes go to every subscriber.  A subscriber that resumes (``Last-Event-ID`` or ``?after=``)
+first replays what it missed from SQLite while live events are held back; then the held
+events newer than the last replayed id follow, so nothing is missed and nothing repeats.
+
+A subscriber is a push producer registered on its request: while the client's socket is
+backed up, events queue in the subscriber, and past ``max_buffer`` bytes it is disconnected
+(it reconnects and replays), so one slow client costs bounded memory and delays no one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Optional
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+from zope.interface import implementer
+
+from printerd.store.receipts import Receipt
+
+KEEPALIVE = b": keepalive\n\n"
+
+
+def encode_event(receipt: Receipt) -> bytes:
+    """The SSE event for one committed receipt."""
+    data = json.dumps(receipt.to_json(), separators=(",", ":"))
+    return b"id: %d\nevent: receipt\ndata: %s\n\n" % (receipt.id, data.encode())
+
+
+@implementer(IPushProducer)
+class Subscriber:
+    """One open stream; see the module docstring."""
+
+    def __init__(self, hub: StreamHub, request: IRequest, printer: Optional[str],
+                 last_id: int, replaying: bool) -> None:
+        self.hub = hub
+        self.request = request
+        self.printer = printer
+        self.last_id = last_id
+        self.live = not replaying
+        self.done: Deferred[bytes] = Deferred()
+        self._held: list[tuple[int, bytes]] = []
+        self._held_bytes = 0
+        self._queue: deque[bytes] = deque()
+        self._queued_bytes = 0
+        self._paused = False
+        self._writable: list[Deferred[None]] = []
+        self._timer: Optional[IDelayedCall] = None
+        self.closed = False
+
+    # -- events in ---------------------------------------------------------------------------
+
+    def deliver(self, receipt_id: int, printer: str, event: bytes) -> None:
+        """A live event from the hub."""
+        if self.printer is not None and printer != self.printer:
+            return
+        if not self.live:
+            self._held.append((receipt_id, event))
+            self._held_bytes += len(event)
+            if self._held_bytes > self.hub.max_buffer:
+                self.hub.drop_slow(self)
+            return
+        self.send(receipt_id, event)
+
+    def send(self, receipt_id: int, event: bytes) -> None:
+        """Send an event unless the client already has it (ids only grow)."""
+        if receipt_id <= self.last_id:
+            return
+        self.last_id = receipt_id
+        self.write(event)
+
+    def go_live(self) -> None:
+        """Replay is over: send the held live events the replay did not cover."""
+        held, self._held, self._held_bytes = self._held, [], 0
+        self.live = True
+        for receipt_id, event in held:
+            self.send(receipt_id, event)
+
+    # -- bytes out ---------------------------------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            return
+        if self._paused or self._queue:
+            self._queue.append(data)
+            self._queued_bytes += len(data)
+            if self._queued_bytes > self.hub.max_buffer:
+                self.hub.drop_slow(self)
+            return
+        self.request.write(data)
+
+    def writable(self) -> Deferred[None]:
+        """Fires once the client's socket accepts more (at once if it does now)."""
+        d: Deferred[None] = Deferred()
+        if self._paused:
+            self._writable.append(d)
+        else:
+            d.callback(None)
+        return d
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        while self._queue and not self._paused and not self.closed:
+            data = self._queue.popleft()
+            self._queued_bytes -= len(data)
+            self.request.write(data)
+        if not self._paused:
+            waiting, self._writable = self._writable, []
+            for d in waiting:
+                d.callback(None)
+
+    def stopProducing(self) -> None:
+        self.close()
+
+    # -- ending ------------------------------------------------------------------------------
+
+    def start_timer(self, clock: IReactorTime, max_duration: float) -> None:
+        self._timer = clock.callLater(max_duration, self.end)
+
+    def end(self) -> None:
+        """End the stream cleanly (maximum duration, shutdown); the client reconnects."""
+        self._timer = None
+        if not self.closed:
+            self.close()
+            self.done.callback(b"")
+
+    def close(self) -> None:
+        """Forget this subscriber (the client left, was dropped, or the stream ended)."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._timer is not None and self._timer.active():
+            self._timer.cancel()
+        self._timer = None
+        self._queue.clear()
+        self._held.clear()
+        self.hub.remove(self)
+
+
+class SubscriberLimit(Exception):
+    """The hub is full."""
+
+
+class StreamHub(Service):
+    """Fans committed receipts out to every stream subscriber; see the module docstring."""
+
+    log = Logger()
+    name = "stream-hub"
+
+    def __init__(self, clock: IReactorTime, keepalive: float = 15.0,
+                 max_duration: float = 300.0, max_buffer: int = 1024 * 1024,
+                 max_subscribers: int = 10_000, retry_ms: int = 3000) -> None:
+        self.clock = clock
+        self.keepalive = keepalive
+        self.max_duration = max_duration
+        self.max_buffer = max_buffer
+        self.max_subscribers = max_subscribers
+        self.retry_ms = retry_ms
+        self.subscribers: set[Subscriber] = set()
+        self.events_total = 0
+        self.dropped_slow_total = 0
+        self._keepalive_loop = LoopingCall(self._send_keepalive)
+        self._keepalive_loop.clock = clock
+
+    def startService(self) -> None:
+        super().startService()
+        self._keepalive_loop.start(self.keepalive, now=False)
+
+    def stopService(self) -> None:  # type: ignore[override]
+        super().stopService()
+        if self._keepalive_loop.running:
+            self._keepalive_loop.stop()
+        for subscriber in list(self.subscribers):
+            subscriber.end()
+
+    def subscribe(self, request: IRequest, printer: Optional[str],
+                  after: Optional[int]) -> Subscriber:
+        """A new subscriber, live at once or (with ``after``) replaying first."""
+        if len(self.subscribers) >= self.max_subscribers:
+            raise SubscriberLimit()
+        subscriber = Subscriber(self, request, printer, after or 0, replaying=after is not None)
+        self.subscribers.add(subscriber)
+        subscriber.start_timer(self.clock, self.max_duration)
+        return subscriber
+
+    def remove(self, subscriber: Subscriber) -> None:
+        self.subscribers.discard(subscriber)
+
+    def publish(self, receipts: list[Receipt]) -> None:
+        """Store commit listener: one encoded event per receipt, the same bytes for all."""
+        for receipt in receipts:
+            event = encode_event(receipt)
+            self.events_total += 1
+            for subscriber in list(self.subscribers):
+                subscriber.deliver(receipt.id, receipt.printer, event)
+
+    def drop_slow(self, subscriber: Subscriber) -> None:
+        self.dropped_slow_total += 1
+        self.log.warn("stream subscriber fell {limit} bytes behind: disconnecting it",
+                      limit=self.max_buffer)
+        subscriber.close()
+        transport = getattr(subscriber.request, "transport", None)
+        if transport is not None:
+            transport.abortConnection()
+
+    def _send_keepalive(self) -> None:
+        # Keeps proxies (Cloudflare's idle timeout is 100 s) from closing quiet streams.
+        for subscriber in list(self.subscribers):
+            try:
+                subscriber.write(KEEPALIVE)
+            except Exception:
+                self.log.failure("keepalive to a subscriber failed")
+                subscriber.close()
+
+    def stats(self) -> dict[str, int]:
+        return {"sse_subscribers": len(self.subscribers),
+                "sse_events_total": self.events_total,
+                "sse_dropped_slow_total": self.dropped_slow_total}
