@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import subprocess
@@ -135,3 +136,36 @@ def test_twistd_help_lists_the_plugin_options(tmp_path):
     result = run_twistd(tmp_path, "--help")
     assert result.returncode == 0
     assert "--raw-listen=" in result.stdout and "PRINTERD_MAX_CONNECTIONS" in result.stdout
+
+
+def read_stream_events(sock: socket.socket, count: int) -> list[bytes]:
+    """Read SSE blocks from a raw socket until ``count`` receipt events arrived."""
+    buffer, events = b"", []
+    while len(events) < count:
+        data = sock.recv(65536)
+        assert data, "stream closed early"
+        buffer += data
+        events = [block for block in buffer.split(b"\n\n") if b"event: receipt" in block]
+    return events
+
+
+def test_a_stream_subscriber_sees_python_escpos_receipts_live_and_resumes(daemon):
+    stream = socket.create_connection(("127.0.0.1", daemon.http_port), timeout=10)
+    stream.sendall(b"GET /api/stream HTTP/1.1\r\nHost: x\r\n\r\n")
+    daemon.wait_for(lambda: daemon.get("/api/stats")[1]["sse_subscribers"] == 1)
+    printer = Network("127.0.0.1", port=daemon.raw_port, timeout=10)
+    for n in range(3):
+        printer.text(f"Live {n}\n")
+        printer.cut()
+    printer.close()
+    events = read_stream_events(stream, 3)
+    assert [b"Live %d" % n in event for n, event in enumerate(events)] == [True] * 3
+    stream.close()
+    # The hub forgets a subscriber that left.
+    daemon.wait_for(lambda: daemon.get("/api/stats")[1]["sse_subscribers"] == 0)
+
+    resumed = socket.create_connection(("127.0.0.1", daemon.http_port), timeout=10)
+    resumed.sendall(b"GET /api/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 1\r\n\r\n")
+    events = read_stream_events(resumed, 2)
+    assert [re.search(rb"id: (\d+)", event).group(1) for event in events] == [b"2", b"3"]
+    resumed.close()

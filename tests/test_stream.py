@@ -1,0 +1,199 @@
+"""The SSE stream: formatting, resume without gap or duplicate, keepalive, limits, cleanup."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import pytest_twisted
+import treq
+from treq.testing import StubTreq
+from twisted.internet import reactor
+from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.web.test.requesthelper import DummyRequest
+
+from printerd.http.api import PrinterdAPI
+from printerd.http.stream import KEEPALIVE, StreamHub, encode_event
+from printerd.rawport.factory import RawPrintFactory
+from printerd.store.receipts import NewReceipt, Receipt, format_time
+from test_api import get_json
+
+
+def draft(i: int, printer: str = "default") -> NewReceipt:
+    return NewReceipt(printer=printer, peer="10.0.0.2:999", received_at=format_time(1e9 + i),
+                      job=1, raw=b"r\n", text=f"receipt {i}", cut="full", truncated=False)
+
+
+def parse_events(body: bytes) -> list[dict]:
+    events = []
+    for block in body.decode().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines() if ": " in line
+                      and not line.startswith(":"))
+        if "id" in fields:
+            events.append({"id": int(fields["id"]), "event": fields["event"],
+                           "data": json.loads(fields["data"])})
+    return events
+
+
+class Harness:
+    """An API with a hub over a real store, reached through StubTreq."""
+
+    def __init__(self, store, clock, **hub_options) -> None:
+        self.store = store
+        self.hub = StreamHub(clock, **hub_options)
+        store.on_commit(self.hub.publish)
+        self.hub.startService()
+        factory = RawPrintFactory(MemoryReactorClock(), store)
+        self.stub = StubTreq(PrinterdAPI(clock, store, factory, hub=self.hub).resource())
+
+    async def open(self, path: str = "/api/stream", headers=None):
+        """Open a stream; returns (response, received chunks)."""
+        d = self.stub.get("http://printerd" + path, headers=headers)
+        response = await self.pump_until(lambda: d.called and not d.paused and d)
+        chunks: list[bytes] = []
+        if response.code == 200:
+            treq.collect(response, chunks.append)
+        return response, chunks
+
+    async def pump_until(self, condition, timeout: float = 5.0):
+        for _ in range(int(timeout / 0.005)):
+            self.stub.flush()
+            value = condition()
+            if value:
+                return value.result if hasattr(value, "result") else value
+            await deferLater(reactor, 0.005, lambda: None)
+        raise AssertionError("condition not met in time")
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest_twisted.ensureDeferred
+async def test_headers_retry_line_and_one_event_per_committed_receipt(store, clock):
+    harness = Harness(store, clock)
+    response, chunks = await harness.open()
+    assert response.headers.getRawHeaders("content-type") == ["text/event-stream"]
+    assert response.headers.getRawHeaders("cache-control") == ["no-cache"]
+    await harness.pump_until(lambda: chunks)
+    assert chunks[0] == b"retry: 3000\n\n"
+    stored = [await store.add_receipt(draft(i)) for i in range(3)]
+    await harness.pump_until(lambda: len(parse_events(b"".join(chunks))) == 3)
+    events = parse_events(b"".join(chunks))
+    assert [e["id"] for e in events] == [r.id for r in stored]
+    assert {e["event"] for e in events} == {"receipt"}
+    assert events[1]["data"] == stored[1].to_json()
+    assert harness.hub.stats()["sse_events_total"] == 3
+
+
+def test_an_event_is_encoded_once_as_the_spec_says():
+    receipt = Receipt(7, "bar", "p", "t", 1, 2, "two\nlines", "full", False, "ab")
+    event = encode_event(receipt)
+    lines = event.split(b"\n")
+    assert lines[:2] == [b"id: 7", b"event: receipt"]
+    assert json.loads(lines[2][len(b"data: "):])["text"] == "two\nlines"  # one data line
+    assert event.endswith(b"\n\n") and event.count(b"\n") == 4
+
+
+@pytest_twisted.ensureDeferred
+async def test_resume_replays_then_goes_live_without_gap_or_duplicate(store, clock):
+    for i in range(1200):  # more than two replay pages
+        store.add_receipt(draft(i))
+    await store.add_receipt(draft(1200))
+    harness = Harness(store, clock)
+    response, chunks = await harness.open("/api/stream", headers={"Last-Event-ID": ["150"]})
+    # Commit more while the replay is running.
+    during = [store.add_receipt(draft(2000 + i)) for i in range(300)]
+    for d in during:
+        await d
+    after = [await store.add_receipt(draft(3000 + i)) for i in range(5)]
+    last = after[-1].id
+    await harness.pump_until(lambda: parse_events(b"".join(chunks))[-1:] and
+                             parse_events(b"".join(chunks))[-1]["id"] == last)
+    ids = [e["id"] for e in parse_events(b"".join(chunks))]
+    assert ids == list(range(151, last + 1))
+
+
+@pytest_twisted.ensureDeferred
+async def test_after_parameter_and_printer_filter(store, clock):
+    for i in range(6):
+        await store.add_receipt(draft(i, printer="bar" if i % 2 else "kitchen"))
+    harness = Harness(store, clock)
+    response, chunks = await harness.open("/api/stream?after=2&printer=bar")
+    await store.add_receipt(draft(7, printer="kitchen"))
+    await store.add_receipt(draft(8, printer="bar"))
+    await harness.pump_until(lambda: len(parse_events(b"".join(chunks))) == 3)
+    events = parse_events(b"".join(chunks))
+    assert [(e["id"], e["data"]["printer"]) for e in events] == [(4, "bar"), (6, "bar"), (8, "bar")]
+
+
+@pytest_twisted.ensureDeferred
+async def test_keepalive_and_maximum_duration_follow_the_clock(store, clock):
+    harness = Harness(store, clock, keepalive=15, max_duration=300)
+    response, chunks = await harness.open()
+    clock.advance(15)
+    await harness.pump_until(lambda: KEEPALIVE in b"".join(chunks))
+    assert b"".join(chunks).count(KEEPALIVE) == 1
+    done = treq.content(response)
+    clock.advance(285)
+    await harness.pump_until(lambda: done.called)
+    assert harness.hub.subscribers == set()
+
+
+@pytest_twisted.ensureDeferred
+async def test_subscriber_limit_answers_503_with_retry_after(store, clock):
+    harness = Harness(store, clock, max_subscribers=2)
+    await harness.open()
+    await harness.open()
+    response, _ = await harness.open()
+    assert response.code == 503
+    assert response.headers.getRawHeaders("retry-after") == ["30"]
+    body = json.loads(await harness.pump_until(lambda: (d := treq.content(response)) and d))
+    assert "maximum of 2" in body["error"]
+
+
+@pytest.mark.parametrize("headers, query", [({"Last-Event-ID": ["abc"]}, ""), ({}, "?after=-1"),
+                                            ({}, "?since=1")])
+@pytest_twisted.ensureDeferred
+async def test_bad_resume_points_are_400(store, clock, headers, query):
+    harness = Harness(store, clock)
+    response, _ = await harness.open("/api/stream" + query, headers=headers)
+    assert response.code == 400
+    assert harness.hub.subscribers == set()
+
+
+def test_a_slow_subscriber_is_dropped_at_its_cap_and_others_are_not_delayed():
+    hub = StreamHub(Clock(), max_buffer=1000)
+    slow_request, fast_request = DummyRequest([b""]), DummyRequest([b""])
+    slow_request.transport = StringTransport()
+    slow = hub.subscribe(slow_request, None, None)
+    fast = hub.subscribe(fast_request, None, None)
+    slow.pauseProducing()  # the client's socket is full
+    receipts = [Receipt(i, "p", "x", "t", 1, 1, "y" * 200, "full", False, "s") for i in range(1, 6)]
+    hub.publish(receipts)
+    assert slow not in hub.subscribers
+    assert slow_request.transport.disconnected or slow_request.transport.disconnecting
+    assert hub.dropped_slow_total == 1
+    assert len(fast_request.written) == 5
+
+
+def test_a_paused_subscriber_catches_up_in_order_when_resumed():
+    hub = StreamHub(Clock(), max_buffer=10_000)
+    request = DummyRequest([b""])
+    subscriber = hub.subscribe(request, None, None)
+    subscriber.pauseProducing()
+    hub.publish([Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (1, 2, 3)])
+    assert request.written == []
+    subscriber.resumeProducing()
+    assert [int(w.split(b"\n")[0][4:]) for w in request.written] == [1, 2, 3]
+
+
+@pytest_twisted.ensureDeferred
+async def test_stats_include_stream_counters(store, clock):
+    harness = Harness(store, clock)
+    await harness.open()
+    code, body = await get_json(harness.stub, "/api/stats")
+    assert (body["sse_subscribers"], body["sse_events_total"], body["sse_dropped_slow_total"]) \
+        == (1, 0, 0)
