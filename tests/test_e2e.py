@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from escpos.printer import Network
 
-from daemon import TWISTD, Daemon
+from bench.daemon import TWISTD, Daemon
 
 pytestmark = pytest.mark.e2e
 

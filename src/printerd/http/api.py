@@ -163,6 +163,11 @@ class PrinterdAPI:
             request.setHeader(b"Content-Type", b"text/event-stream")
             request.setHeader(b"Cache-Control", b"no-cache")
             request.setHeader(b"X-Accel-Buffering", b"no")  # proxies: do not buffer
+            # Events are small writes: without NODELAY, Nagle holds each one until the
+            # client's delayed ACK (40 ms) for the previous one arrives.
+            set_no_delay = getattr(request.transport, "setTcpNoDelay", None)
+            if set_no_delay is not None:
+                set_no_delay(True)
             request.write(b"retry: %d\n\n" % self.hub.retry_ms)  # sends the headers now
             request.registerProducer(subscriber, True)
             request.notifyFinish().addBoth(lambda _: subscriber.close())

@@ -1,4 +1,4 @@
-"""Start the real daemon (twistd -n printerd) in a subprocess on ephemeral ports."""
+"""Start the real daemon (twistd -n printerd) in a subprocess on ephemeral ports (tests, bench)."""
 
 from __future__ import annotations
 

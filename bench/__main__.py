@@ -1,0 +1,58 @@
+"""
+printerd's benchmark suite: ``make bench`` (or ``python -m bench [scenario ...]``).
+
+Each scenario starts the daemon on ephemeral ports in a subprocess and drives it from this
+process; results go to bench/results/<scenario>-<time>.json and a summary to the terminal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from bench import stream
+from bench.common import raise_fd_limit
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench")
+    parser.add_argument("scenarios", nargs="*", default=["stream"],
+                        help="scenarios to run (default: all): stream")
+    parser.add_argument("--subscribers", type=int, nargs="+", default=[1000, 10000],
+                        help="stream scenario: subscriber counts to run")
+    parser.add_argument("--stream-receipts", type=int, default=20,
+                        help="stream scenario: receipts per POS client")
+    parser.add_argument("--stream-pos", type=int, default=5,
+                        help="stream scenario: POS clients printing")
+    parser.add_argument("--stream-rate", type=float, default=1.0,
+                        help="stream scenario: receipts per second per POS client")
+    args = parser.parse_args()
+    raise_fd_limit()
+    RESULTS.mkdir(exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for name in args.scenarios:
+        if name == "stream":
+            for n in args.subscribers:
+                with tempfile.TemporaryDirectory() as workdir:
+                    result = stream.run(Path(workdir), subscribers=n, printers=args.stream_pos,
+                                        receipts=args.stream_receipts, rate=args.stream_rate)
+                report(f"stream-{n}", stamp, result)
+        else:
+            parser.error(f"unknown scenario {name}")
+
+
+def report(name: str, stamp: str, result: dict) -> None:
+    path = RESULTS / f"{name}-{stamp}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"== {name}  ({path.relative_to(RESULTS.parent.parent)})")
+    for key, value in result.items():
+        print(f"  {key:24} {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+"""Helpers shared by the benchmark scenarios: process figures, percentiles, tiny async HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import resource
+import statistics
+import time
+
+
+def raise_fd_limit() -> int:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard
+
+
+def process_figures(pid: int) -> dict[str, int]:
+    """OS threads and RSS of a process, from /proc."""
+    threads = len(os.listdir(f"/proc/{pid}/task"))
+    with open(f"/proc/{pid}/statm") as f:
+        rss = int(f.read().split()[1]) * resource.getpagesize()
+    return {"threads": threads, "rss_bytes": rss}
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50 / p99 / max in milliseconds."""
+    if not samples:
+        return {"p50_ms": float("nan"), "p99_ms": float("nan"), "max_ms": float("nan")}
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    return {"p50_ms": round(statistics.median(ordered) * 1000, 2),
+            "p99_ms": round(p99 * 1000, 2), "max_ms": round(ordered[-1] * 1000, 2),
+            "samples": len(ordered)}
+
+
+async def http_get(port: int, path: str) -> tuple[int, bytes]:
+    """One GET on a new connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # HTTP/1.0: the body arrives plain (no chunked framing) and the server closes after it.
+    writer.write(f"GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n".encode())
+    data = await reader.read()
+    writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+async def sample_rest(port: int, path: str, stop: asyncio.Event, latencies: list[float]) -> None:
+    """Request ``path`` back to back until stop is set, recording each latency."""
+    while not stop.is_set():
+        started = time.perf_counter()
+        code, _ = await http_get(port, path)
+        if code == 200:
+            latencies.append(time.perf_counter() - started)
+        await asyncio.sleep(0.01)
