@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import stream
+from bench import ingest, parser as parser_bench, rest, stream
 from bench.common import raise_fd_limit
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -21,8 +21,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("scenarios", nargs="*", default=["stream"],
-                        help="scenarios to run (default: all): stream")
+    parser.add_argument("scenarios", nargs="*", default=["parser", "ingest", "rest", "stream"],
+                        help="scenarios to run (default: all): parser ingest rest stream")
+    parser.add_argument("--ingest-receipts", type=int, default=10_000,
+                        help="ingest scenario: receipts per run")
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1000, 10000],
                         help="stream scenario: subscriber counts to run")
     parser.add_argument("--stream-receipts", type=int, default=20,
@@ -42,6 +44,17 @@ def main() -> None:
                     result = stream.run(Path(workdir), subscribers=n, printers=args.stream_pos,
                                         receipts=args.stream_receipts, rate=args.stream_rate)
                 report(f"stream-{n}", stamp, result)
+        elif name == "parser":
+            report("parser", stamp, parser_bench.run())
+        elif name == "ingest":
+            for per_connection in (1, 10):
+                with tempfile.TemporaryDirectory() as workdir:
+                    result = ingest.run(Path(workdir), receipts=args.ingest_receipts,
+                                        per_connection=per_connection)
+                report(f"ingest-{per_connection}-per-connection", stamp, result)
+        elif name == "rest":
+            with tempfile.TemporaryDirectory() as workdir:
+                report("rest", stamp, rest.run(Path(workdir)))
         else:
             parser.error(f"unknown scenario {name}")
 

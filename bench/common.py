@@ -15,12 +15,15 @@ def raise_fd_limit() -> int:
     return hard
 
 
-def process_figures(pid: int) -> dict[str, int]:
-    """OS threads and RSS of a process, from /proc."""
+def process_figures(pid: int) -> dict[str, float]:
+    """OS threads, RSS and CPU seconds used so far of a process, from /proc."""
     threads = len(os.listdir(f"/proc/{pid}/task"))
     with open(f"/proc/{pid}/statm") as f:
         rss = int(f.read().split()[1]) * resource.getpagesize()
-    return {"threads": threads, "rss_bytes": rss}
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return {"threads": threads, "rss_bytes": rss, "cpu_s": round(cpu, 2)}
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:

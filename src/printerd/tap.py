@@ -23,6 +23,7 @@ from printerd.config import (
 from printerd.http.api import PrinterdAPI
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
+from printerd.metrics import ReactorLag, make_registry
 from printerd.rawport.factory import RawPrintFactory
 from printerd.store.schema import SchemaTooNew, prepare_database
 from printerd.store.service import ReceiptStore
@@ -134,7 +135,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                           on_listening=factory.set_port)
     raw.setServiceParent(root)
 
-    api = PrinterdAPI(reactor, store, factory, raw, hub)
+    lag = ReactorLag(reactor)
+    lag.setServiceParent(root)
+    registry = make_registry(store, factory, hub, lag)
+    api = PrinterdAPI(reactor, store, factory, raw, hub, registry)
     site = Site(api.resource())
     site.displayTracebacks = False
     ListenerService("http_listen", settings.http_listen, http_endpoint, site).setServiceParent(root)

@@ -13,6 +13,7 @@ from typing import Any, Optional
 from urllib.parse import urlencode
 
 from klein import Klein
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -45,12 +46,14 @@ class PrinterdAPI:
 
     def __init__(self, clock: IReactorTime, store: ReceiptStore, raw_factory: RawPrintFactory,
                  raw_listener: Optional[ListenerService] = None,
-                 hub: Optional[StreamHub] = None) -> None:
+                 hub: Optional[StreamHub] = None,
+                 registry: Optional[CollectorRegistry] = None) -> None:
         self.clock = clock
         self.store = store
         self.raw_factory = raw_factory
         self.raw_listener = raw_listener
         self.hub = hub
+        self.registry = registry
         self.started_at = clock.seconds()
 
     def resource(self):  # type: ignore[no-untyped-def]
@@ -188,6 +191,14 @@ class PrinterdAPI:
             if request.channel is not None:  # type: ignore[attr-defined]  # gone if client left
                 request.unregisterProducer()
 
+    @app.route("/metrics", methods=["GET"])
+    def metrics(self, request: IRequest) -> bytes:
+        """Prometheus text format."""
+        if self.registry is None:
+            raise ApiError(404, "no such resource")
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode())
+        return generate_latest(self.registry)
+
     @app.route("/api/stats", methods=["GET"])
     def stats(self, request: IRequest) -> bytes:
         return json_body(request, self.collect_stats())
@@ -206,6 +217,8 @@ class PrinterdAPI:
             "threads": process.thread_count(),
             "rss_bytes": process.rss_bytes(),
             "db_bytes": self.store.database_bytes(),
+            "unknown_commands_total": factory.unknown_commands_total,
+            "status_replies_total": factory.status_replies_total,
         }
         if self.hub is not None:
             stats.update(self.hub.stats())

@@ -55,6 +55,8 @@ class RawPrintFactory(Factory):
         self.connections_total = 0
         self.jobs_total = 0
         self.bytes_total = 0
+        self.unknown_commands_total = 0
+        self.status_replies_total = 0
 
     def buildProtocol(self, addr: IAddress) -> RawPrintProtocol:
         self.connections_total += 1
@@ -125,6 +127,7 @@ class RawPrintFactory(Factory):
         self.bytes_total += count
 
     def receipt_parsed(self, protocol: RawPrintProtocol, parsed: ParsedReceipt) -> None:
+        self.unknown_commands_total += parsed.unknown_commands
         self.store.add_receipt(NewReceipt(
             printer=self.printer,
             peer=protocol.peer,

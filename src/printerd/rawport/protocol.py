@@ -83,6 +83,7 @@ class RawPrintProtocol(Protocol):
                 self.receipts += 1
                 self.factory.receipt_parsed(self, event)
         if replies:
+            self.factory.status_replies_total += len(replies)
             # Queries that arrive together are answered in one write, as a printer would.
             self.transport.write(b"".join(replies))  # type: ignore[union-attr]
 

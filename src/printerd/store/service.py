@@ -86,6 +86,8 @@ class ReceiptStore(Service):
         self._flush_call = None
         self._writing: Optional[Deferred[None]] = None
         self._listeners: list[CommitListener] = []
+        self._latency_observers: list[Callable[[float], None]] = []
+        self.committed_total = 0
         self.receipts_total = summary.receipts
         self.last_id = summary.last_id
         self._last_job = summary.last_job
@@ -138,6 +140,10 @@ class ReceiptStore(Service):
         """Call listener with each group of receipts once it has committed."""
         self._listeners.append(listener)
 
+    def on_commit_latency(self, observer: Callable[[float], None]) -> None:
+        """Call observer with each commit's duration in seconds (metrics)."""
+        self._latency_observers.append(observer)
+
     def add_receipt(self, draft: NewReceipt) -> Deferred[Receipt]:
         """Queue a receipt for the next group commit; fires with it once committed."""
         d: Deferred[Receipt] = Deferred()
@@ -153,21 +159,25 @@ class ReceiptStore(Service):
         if not self._pending:
             return succeed(None)
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        started = self._reactor.seconds()
         written = deferToThreadPool(
             self._reactor, self._writer.threads, self._write, [draft for draft, _ in batch])
         self._writing = written.addCallbacks(self._committed, self._failed,
-                                             callbackArgs=(batch,), errbackArgs=(batch,))
+                                             callbackArgs=(batch, started), errbackArgs=(batch,))
         return self._writing
 
     def _write(self, drafts: list[NewReceipt]) -> list[Receipt]:
         return sql.insert_receipts(self._writer.connection(), drafts)
 
-    def _committed(self, stored: list[Receipt], batch: list) -> None:
+    def _committed(self, stored: list[Receipt], batch: list, started: float) -> None:
         self._writing = None
+        for observe in self._latency_observers:
+            observe(self._reactor.seconds() - started)
         if self.write_error:
             self.log.info("database writable again; {n} receipts committed", n=len(stored))
         self.write_error = None
         self.receipts_total += len(stored)
+        self.committed_total += len(stored)
         self.last_id = stored[-1].id
         self._announce(stored)
         for (_, d), receipt in zip(batch, stored):

@@ -1,0 +1,122 @@
+"""
+Prometheus metrics for ``GET /metrics``.
+
+Most figures are counters the services keep anyway; a collector reads them at scrape time so
+nothing is counted twice.  Two are measured here: the database commit latency (a histogram fed
+by the store) and the reactor's lag (how late a one-second timer fires).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Optional
+
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from twisted.application.service import Service
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from printerd import process
+from printerd.http.stream import StreamHub
+from printerd.rawport.factory import RawPrintFactory
+from printerd.store.service import ReceiptStore
+
+
+class ReactorLag(Service):
+    """Measures how late a periodic timer fires: a busy reactor delays everything."""
+
+    log = Logger()
+
+    def __init__(self, clock: IReactorTime, interval: float = 1.0) -> None:
+        self.clock = clock
+        self.interval = interval
+        self.last_lag = 0.0
+        self.max_lag = 0.0
+        self._expected: Optional[float] = None
+        self._loop = LoopingCall(self._tick)
+        self._loop.clock = clock
+
+    def startService(self) -> None:
+        super().startService()
+        self._expected = self.clock.seconds() + self.interval
+        self._loop.start(self.interval, now=False)
+
+    def stopService(self) -> None:  # type: ignore[override]
+        super().stopService()
+        if self._loop.running:
+            self._loop.stop()
+
+    def _tick(self) -> None:
+        now = self.clock.seconds()
+        if self._expected is not None:
+            self.last_lag = max(0.0, now - self._expected)
+            self.max_lag = max(self.max_lag, self.last_lag)
+        self._expected = now + self.interval
+
+
+class PrinterdCollector:
+    """Reads printerd's counters at scrape time."""
+
+    def __init__(self, store: ReceiptStore, factory: RawPrintFactory,
+                 hub: Optional[StreamHub], lag: Optional[ReactorLag]) -> None:
+        self.store = store
+        self.factory = factory
+        self.hub = hub
+        self.lag = lag
+
+    def collect(self) -> Iterator[Metric]:
+        factory, printer = self.factory, [self.factory.printer]
+
+        def counter(name: str, doc: str, value: float, labels: Optional[list[str]] = None):
+            family = CounterMetricFamily(name, doc, labels=["printer"] if labels else None)
+            family.add_metric(labels or [], value)
+            return family
+
+        def gauge(name: str, doc: str, value: float):
+            return GaugeMetricFamily(name, doc, value=value)
+
+        yield counter("printerd_receipts", "Receipts committed since start",
+                      self.store.committed_total, printer)
+        yield gauge("printerd_receipts_stored", "Receipts in the database", self.store.receipts_total)
+        yield gauge("printerd_receipts_pending", "Receipts waiting for their commit",
+                    self.store.pending_count)
+        yield counter("printerd_jobs", "Raw print jobs started", factory.jobs_total, printer)
+        yield counter("printerd_received_bytes", "Bytes received on the raw port",
+                      factory.bytes_total, printer)
+        yield counter("printerd_connections", "Raw connections accepted", factory.connections_total)
+        yield gauge("printerd_connections_active", "Raw jobs in flight", factory.connections_active)
+        yield gauge("printerd_connections_waiting", "Raw connections waiting for a slot",
+                    factory.connections_waiting)
+        yield counter("printerd_unknown_commands", "Unknown ESC/POS commands seen",
+                      factory.unknown_commands_total, printer)
+        yield counter("printerd_status_queries", "Real-time status queries answered",
+                      factory.status_replies_total, printer)
+        yield gauge("printerd_threads", "OS threads of the process", process.thread_count())
+        yield gauge("printerd_database_bytes", "Database and WAL size on disk",
+                    self.store.database_bytes())
+        if self.hub is not None:
+            yield gauge("printerd_sse_subscribers", "Open /api/stream subscribers",
+                        len(self.hub.subscribers))
+            yield counter("printerd_sse_events", "Stream events published", self.hub.events_total)
+            yield counter("printerd_sse_dropped_slow", "Stream subscribers dropped for lagging",
+                          self.hub.dropped_slow_total)
+        if self.lag is not None:
+            yield gauge("printerd_reactor_lag_seconds",
+                        "How late the last one-second reactor timer fired", self.lag.last_lag)
+            yield gauge("printerd_reactor_lag_max_seconds", "Largest reactor lag seen",
+                        self.lag.max_lag)
+
+
+def make_registry(store: ReceiptStore, factory: RawPrintFactory, hub: Optional[StreamHub],
+                  lag: Optional[ReactorLag]) -> CollectorRegistry:
+    """A registry of printerd's metrics (its own, not the global one: tests build several)."""
+    registry = CollectorRegistry()
+    registry.register(PrinterdCollector(store, factory, hub, lag))  # type: ignore[arg-type]
+    ProcessCollector(registry=registry)
+    commit_seconds = Histogram(
+        "printerd_db_commit_seconds", "From a receipt's arrival at the store to its commit",
+        registry=registry,
+        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+    store.on_commit_latency(commit_seconds.observe)
+    return registry
