@@ -7,9 +7,10 @@ JSON everywhere: every answer, errors included, is a JSON object; an error's bod
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import replace
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 from urllib.parse import urlencode
 
 from klein import Klein
@@ -25,7 +26,7 @@ from printerd.http.params import ApiError, QueryParams
 from printerd.http.stream import StreamHub, SubscriberLimit, encode_event
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory
-from printerd.store.receipts import ReceiptQuery, parse_time
+from printerd.store.receipts import Receipt, ReceiptQuery, parse_time
 from printerd.store.service import ReceiptStore
 
 MAX_PAGE = 500
@@ -36,6 +37,14 @@ def json_body(request: IRequest, value: Any, code: int = 200) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
     return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+
+def receipts_body(request: IRequest, receipts: Iterable[Receipt], **extra: Any) -> bytes:
+    """``{"receipts": [...], **extra}`` from each receipt's JSON, encoded once and cached."""
+    request.setHeader(b"Content-Type", b"application/json")
+    tail = b"".join(b",%s:%s" % (json.dumps(k).encode(), json.dumps(v).encode())
+                    for k, v in extra.items())
+    return b'{"receipts":[' + b",".join(r.json_bytes for r in receipts) + b"]" + tail + b"}\n"
 
 
 class PrinterdAPI:
@@ -116,7 +125,7 @@ class PrinterdAPI:
             args = {k: v for k, v in params.given().items() if k != "before"}
             args["before"] = str(page[-1].id)
             next_url = "/api/receipts?" + urlencode(args)
-        return json_body(request, {"receipts": [r.to_json() for r in page], "next": next_url})
+        return receipts_body(request, page, next=next_url)
 
     @app.route("/api/receipts/<int:receipt_id>", methods=["GET"])
     async def receipt(self, request: IRequest, receipt_id: int) -> bytes:
@@ -139,9 +148,7 @@ class PrinterdAPI:
     def recent(self, request: IRequest) -> bytes:
         params = QueryParams(request, {"limit"})
         limit = params.integer("limit", 50, 1, self.store.newest.maxlen or 1)
-        newest = list(self.store.newest)[-limit:]
-        newest.reverse()
-        return json_body(request, {"receipts": [r.to_json() for r in newest]})
+        return receipts_body(request, itertools.islice(reversed(self.store.newest), limit))
 
     @app.route("/api/stream", methods=["GET"])
     async def stream(self, request: IRequest) -> bytes:

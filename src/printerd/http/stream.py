@@ -13,7 +13,6 @@ backed up, events queue in the subscriber, and past ``max_buffer`` bytes it is d
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from typing import Optional
 
@@ -32,8 +31,7 @@ KEEPALIVE = b": keepalive\n\n"
 
 def encode_event(receipt: Receipt) -> bytes:
     """The SSE event for one committed receipt."""
-    data = json.dumps(receipt.to_json(), separators=(",", ":"))
-    return b"id: %d\nevent: receipt\ndata: %s\n\n" % (receipt.id, data.encode())
+    return b"id: %d\nevent: receipt\ndata: %s\n\n" % (receipt.id, receipt.json_bytes)
 
 
 def http_chunk(data: bytes) -> bytes:

@@ -8,8 +8,10 @@ threads, never on the reactor thread.
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any, Optional
 
@@ -57,7 +59,15 @@ class Receipt:
     sha256: str
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"id": self.id, "printer": self.printer, "peer": self.peer,
+                "received_at": self.received_at, "job": self.job, "bytes": self.bytes,
+                "text": self.text, "cut": self.cut, "truncated": self.truncated,
+                "sha256": self.sha256}
+
+    @cached_property
+    def json_bytes(self) -> bytes:
+        """The receipt's JSON, encoded once and reused by /api/recent and the stream."""
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
 
 
 @dataclass(frozen=True)
