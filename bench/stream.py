@@ -44,7 +44,7 @@ class SubscriberProtocol(asyncio.Protocol):
                 self.latencies.append(now - float(match.group(1)))
 
 
-async def subscribe_worker(port: int, count: int, expected: int, started, finished, out) -> None:
+async def subscribe_worker(port: int, count: int, expected: int, finished, out) -> None:
     loop = asyncio.get_running_loop()
     clients = []
     for batch in range(0, count, 250):
@@ -52,11 +52,10 @@ async def subscribe_worker(port: int, count: int, expected: int, started, finish
         for _ in range(min(250, count - batch)):
             ready = loop.create_future()
             readies.append(ready)
-            _, protocol = await loop.create_connection(lambda: SubscriberProtocol(ready),
+            _, protocol = await loop.create_connection(lambda ready=ready: SubscriberProtocol(ready),
                                                        "127.0.0.1", port)
             clients.append(protocol)
         await asyncio.gather(*readies)
-    started.set()
     deadline = None
     while sum(c.received for c in clients) < expected * count:
         if finished.is_set():
@@ -67,9 +66,9 @@ async def subscribe_worker(port: int, count: int, expected: int, started, finish
     out.put((sum(c.received for c in clients), [x for c in clients for x in c.latencies]))
 
 
-def _worker(port, count, expected, started, finished, out) -> None:
+def _worker(port, count, expected, finished, out) -> None:
     raise_fd_limit()
-    asyncio.run(subscribe_worker(port, count, expected, started, finished, out))
+    asyncio.run(subscribe_worker(port, count, expected, finished, out))
 
 
 async def print_receipts(port: int, count: int, rate: float) -> None:
@@ -106,11 +105,11 @@ def run(workdir, subscribers: int = 1000, printers: int = 5, receipts: int = 20,
     try:
         idle = process_figures(daemon.process.pid)
         expected = printers * receipts
-        started, finished = multiprocessing.Event(), multiprocessing.Event()
+        finished = multiprocessing.Event()
         out: multiprocessing.Queue = multiprocessing.Queue()
         shares = [subscribers // workers + (i < subscribers % workers) for i in range(workers)]
         procs = [multiprocessing.Process(target=_worker, args=(
-            daemon.http_port, share, expected, multiprocessing.Event(), finished, out))
+            daemon.http_port, share, expected, finished, out))
             for share in shares]
         connect_started = time.perf_counter()
         for proc in procs:

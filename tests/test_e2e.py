@@ -6,7 +6,6 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest

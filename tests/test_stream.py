@@ -169,7 +169,7 @@ def test_a_slow_subscriber_is_dropped_at_its_cap_and_others_are_not_delayed():
     slow_request, fast_request = DummyRequest([b""]), DummyRequest([b""])
     slow_request.transport = StringTransport()
     slow = hub.subscribe(slow_request, None, None)
-    fast = hub.subscribe(fast_request, None, None)
+    hub.subscribe(fast_request, None, None)
     slow.pauseProducing()  # the client's socket is full
     receipts = [Receipt(i, "p", "x", "t", 1, 1, "y" * 200, "full", False, "s") for i in range(1, 6)]
     hub.publish(receipts)

@@ -180,7 +180,7 @@ class ReceiptStore(Service):
         self.committed_total += len(stored)
         self.last_id = stored[-1].id
         self._announce(stored)
-        for (_, d), receipt in zip(batch, stored):
+        for (_, d), receipt in zip(batch, stored, strict=True):
             d.callback(receipt)
         if self._pending and not self._stopping:
             self._flush()
