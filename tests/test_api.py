@@ -169,3 +169,26 @@ async def test_routing_errors_are_json(stub, method, url, code):
     got, body = await get_json(stub, url, method=method)
     assert got == code
     assert "error" in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_is_503_while_the_database_cannot_be_written(stub, store):
+    await fill(store, 1)
+    pages = await store.write(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+    await store.write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
+    pending = store.add_receipt(NewReceipt(
+        printer="p", peer="x", received_at=format_time(1e9), job=1, raw=b"x" * 300_000,
+        text="big", cut="full", truncated=False))
+    for _ in range(400):
+        if store.write_error:
+            break
+        await deferLater(reactor, 0.01, lambda: None)
+    code, body = await get_json(stub, "/api/health")
+    assert code == 503
+    assert body["status"] == "failing"
+    assert body["checks"]["database"].startswith("cannot write:")
+    # What was stored stays readable meanwhile.
+    assert (await get_json(stub, "/api/receipts/1"))[0] == 200
+    await store.write(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+    assert (await pending).text == "big"
+    assert (await get_json(stub, "/api/health"))[0] == 200

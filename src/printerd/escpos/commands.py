@@ -69,26 +69,16 @@ def _gs_8(buf: Buf, pos: int, name: str) -> Optional[Measured]:
     return Measured("GS 8 L", 7 + size)
 
 
-def _gs_v(buf: Buf, pos: int, name: str) -> Optional[Measured]:
-    # GS v 0 m xL xH yL yH data: x bytes per row, y rows.
+def _raster(buf: Buf, pos: int, name: str) -> Optional[Measured]:
+    # GS v 0 (raster bit image) and GS Q 0 (variable vertical size bit image) share a layout:
+    # "0" m xL xH yL yH, then x bytes per row for y rows.
     if _need(buf, pos, 3):
         return None
     if buf[pos + 2] != 0x30:
         return Measured(name, 2, known=False)
     if _need(buf, pos, 8):
         return None
-    return Measured("GS v 0", 8 + _u16(buf, pos + 4) * _u16(buf, pos + 6))
-
-
-def _gs_q(buf: Buf, pos: int, name: str) -> Optional[Measured]:
-    # GS Q 0 m xL xH yL yH data: variable vertical size bit image, x * y bytes.
-    if _need(buf, pos, 3):
-        return None
-    if buf[pos + 2] != 0x30:
-        return Measured(name, 2, known=False)
-    if _need(buf, pos, 8):
-        return None
-    return Measured("GS Q 0", 8 + _u16(buf, pos + 4) * _u16(buf, pos + 6))
+    return Measured(f"{name} 0", 8 + _u16(buf, pos + 4) * _u16(buf, pos + 6))
 
 
 def _esc_star(buf: Buf, pos: int, name: str) -> Optional[Measured]:
@@ -229,7 +219,7 @@ _GS = _table(
         "^": 3, "z": 3, "g": 4,
     },
     {
-        "(": _paren, "8": _gs_8, "v": _gs_v, "Q": _gs_q, "k": _gs_k, "V": _gs_v_cut,
+        "(": _paren, "8": _gs_8, "v": _raster, "Q": _raster, "k": _gs_k, "V": _gs_v_cut,
         "*": _gs_star,
     },
 )
