@@ -10,6 +10,7 @@ environment, command line.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -62,6 +63,45 @@ def _printer_name(text: Any) -> str:
     return value
 
 
+@dataclass(frozen=True)
+class WebhookTarget:
+    """A webhook the forwarder posts every receipt to (optionally only some printers')."""
+
+    name: str
+    url: str
+    secret: str
+    printers: tuple[str, ...] = ()
+    include_raw: bool = False
+
+    def wants(self, printer: str) -> bool:
+        return not self.printers or printer in self.printers
+
+
+def _webhooks(value: Any) -> tuple[WebhookTarget, ...]:
+    """A list of tables (TOML) or the same as a JSON string (option, environment)."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else []
+    if not isinstance(value, list):
+        raise ValueError("must be a list of {name, url, secret, printers, include_raw}")
+    targets = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or not {"url", "secret"} <= set(item):
+            raise ValueError(f"webhook {index + 1} needs at least url and secret")
+        unknown = set(item) - {"name", "url", "secret", "printers", "include_raw"}
+        if unknown:
+            raise ValueError(f"webhook {index + 1}: unknown keys {sorted(unknown)}")
+        url = str(item["url"])
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"webhook {index + 1}: url must be http:// or https://")
+        targets.append(WebhookTarget(
+            name=_printer_name(item.get("name", f"webhook{index + 1}")), url=url,
+            secret=str(item["secret"]), printers=tuple(item.get("printers", ())),
+            include_raw=bool(item.get("include_raw", False))))
+    if len({t.name for t in targets}) != len(targets):
+        raise ValueError("webhook names must be unique")
+    return tuple(targets)
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -104,6 +144,12 @@ class Settings:
         1024 * 1024, _positive_int, "unsent bytes a stream subscriber may lag before it is dropped")
     sse_max_subscribers: int = _setting(
         10_000, _positive_int, "open streams; more get 503 with Retry-After")
+    webhooks: tuple = _setting(
+        (), _webhooks, "webhook targets: JSON list of {name, url, secret, printers, include_raw}")
+    webhook_timeout: float = _setting(15.0, _positive_float, "seconds per webhook POST")
+    webhook_concurrency: int = _setting(4, _positive_int, "webhook POSTs in flight per target")
+    retention_days: float = _setting(30.0, _positive_float, "days receipts are kept")
+    retention_interval: float = _setting(3600.0, _positive_float, "seconds between purges")
 
 
 def env_name(name: str) -> str:

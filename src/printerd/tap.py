@@ -11,6 +11,7 @@ import sqlite3
 import sys
 from typing import Any, Optional
 
+import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
@@ -20,11 +21,13 @@ from twisted.web.server import Site
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
+from printerd.forwarder.service import Forwarder
 from printerd.http.api import PrinterdAPI
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.metrics import ReactorLag, make_registry
 from printerd.rawport.factory import RawPrintFactory
+from printerd.retention import Retention
 from printerd.store.schema import SchemaTooNew, prepare_database
 from printerd.store.service import ReceiptStore
 
@@ -103,7 +106,7 @@ def _endpoint(reactor: Any, setting: str, description: str) -> Any:
 def makeService(options: Options, reactor: Any = None) -> IService:
     """Build printerd's service tree from parsed options."""
     if reactor is None:
-        from twisted.internet import reactor  # noqa: the global reactor, only here
+        from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
     raw_endpoint = _endpoint(reactor, "raw_listen", settings.raw_listen)
     http_endpoint = _endpoint(reactor, "http_listen", settings.http_listen)
@@ -115,10 +118,18 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         fail(f"database: cannot open {settings.database} for writing: {e}")
 
     root = SequentialMultiService()
+    targets = settings.webhooks
     store = ReceiptStore(reactor, settings.database, summary, synchronous=settings.synchronous,
                          commit_delay=settings.commit_delay, readers=settings.db_readers,
-                         recent_size=settings.recent_size)
+                         recent_size=settings.recent_size,
+                         outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
     store.setServiceParent(root)
+    Retention(reactor, store, days=settings.retention_days,
+              interval=settings.retention_interval).setServiceParent(root)
+    forwarder = Forwarder(reactor, store, targets, treq, timeout=settings.webhook_timeout,
+                          concurrency=settings.webhook_concurrency)
+    store.on_commit(forwarder.wake)
+    forwarder.setServiceParent(root)
 
     hub = StreamHub(reactor, keepalive=settings.sse_keepalive,
                     max_duration=settings.sse_max_duration, max_buffer=settings.sse_max_buffer,
@@ -138,7 +149,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
     registry = make_registry(store, factory, hub, lag)
-    api = PrinterdAPI(reactor, store, factory, raw, hub, registry)
+    api = PrinterdAPI(reactor, store, factory, raw, hub, registry, forwarder)
     site = Site(api.resource())
     site.displayTracebacks = False
     ListenerService("http_listen", settings.http_listen, http_endpoint, site).setServiceParent(root)

@@ -22,6 +22,8 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 
 from printerd import process
+from printerd.forwarder import outbox
+from printerd.forwarder.service import Forwarder
 from printerd.http.params import ApiError, QueryParams
 from printerd.http.stream import StreamHub, SubscriberLimit, encode_event
 from printerd.listener import ListenerService
@@ -56,13 +58,15 @@ class PrinterdAPI:
     def __init__(self, clock: IReactorTime, store: ReceiptStore, raw_factory: RawPrintFactory,
                  raw_listener: Optional[ListenerService] = None,
                  hub: Optional[StreamHub] = None,
-                 registry: Optional[CollectorRegistry] = None) -> None:
+                 registry: Optional[CollectorRegistry] = None,
+                 forwarder: Optional[Forwarder] = None) -> None:
         self.clock = clock
         self.store = store
         self.raw_factory = raw_factory
         self.raw_listener = raw_listener
         self.hub = hub
         self.registry = registry
+        self.forwarder = forwarder
         self.started_at = clock.seconds()
 
     def resource(self):  # type: ignore[no-untyped-def]
@@ -101,8 +105,14 @@ class PrinterdAPI:
             else "not listening",
         }
         ok = all(value == "ok" for value in checks.values())
-        return json_body(request, {"status": "ok" if ok else "failing", "checks": checks},
-                         200 if ok else 503)
+        status = "ok" if ok else "failing"
+        if self.forwarder is not None:
+            # A webhook target that is down degrades health; it does not fail it.
+            problems = self.forwarder.problems()
+            checks["forwarder"] = "degraded: " + "; ".join(problems) if problems else "ok"
+            if ok and problems:
+                status = "degraded"
+        return json_body(request, {"status": status, "checks": checks}, 200 if ok else 503)
 
     @app.route("/api/receipts", methods=["GET"])
     async def receipts(self, request: IRequest) -> bytes:
@@ -206,9 +216,45 @@ class PrinterdAPI:
         request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode())
         return generate_latest(self.registry)
 
+    def _forwarder(self) -> Forwarder:
+        if self.forwarder is None:
+            raise ApiError(404, "no such resource")
+        return self.forwarder
+
+    @app.route("/api/forwarder", methods=["GET"])
+    async def forwarder_status(self, request: IRequest) -> bytes:
+        return json_body(request, {"targets": await self._forwarder().report()})
+
+    @app.route("/api/forwarder/dead", methods=["GET"])
+    async def dead_letters(self, request: IRequest) -> bytes:
+        self._forwarder()
+        limit = QueryParams(request, {"limit"}).integer("limit", 100, 1, MAX_PAGE)
+        return json_body(request, {"dead": await self.store.read(outbox.dead_letters, limit)})
+
+    @app.route("/api/forwarder/dead/<int:delivery_id>/retry", methods=["POST"])
+    async def retry_dead_letter(self, request: IRequest, delivery_id: int) -> bytes:
+        forwarder = self._forwarder()
+        changed = await self.store.write(outbox.retry_dead, self.clock.seconds(), delivery_id)
+        if not changed:
+            raise ApiError(404, f"no dead delivery {delivery_id}")
+        forwarder.wake()
+        return json_body(request, {"retried": changed})
+
+    @app.route("/api/forwarder/dead/retry", methods=["POST"])
+    async def retry_all_dead_letters(self, request: IRequest) -> bytes:
+        forwarder = self._forwarder()
+        changed = await self.store.write(outbox.retry_dead, self.clock.seconds(), None)
+        forwarder.wake()
+        return json_body(request, {"retried": changed})
+
     @app.route("/api/stats", methods=["GET"])
-    def stats(self, request: IRequest) -> bytes:
-        return json_body(request, self.collect_stats())
+    async def stats(self, request: IRequest) -> bytes:
+        stats = self.collect_stats()
+        if self.forwarder is not None:
+            counts = await self.store.read(outbox.counts)
+            stats["forwarder_pending"] = sum(c.get(outbox.PENDING, 0) for c in counts.values())
+            stats["forwarder_dead"] = sum(c.get(outbox.DEAD, 0) for c in counts.values())
+        return json_body(request, stats)
 
     def collect_stats(self) -> dict[str, Any]:
         factory = self.raw_factory

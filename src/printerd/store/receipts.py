@@ -13,7 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 
 def format_time(seconds: float) -> str:
@@ -83,16 +83,24 @@ class ReceiptQuery:
     text: Optional[str] = None
 
 
-_COLUMNS = "id, printer, peer, received_at, job, bytes, text, cut, truncated, sha256"
+RECEIPT_COLUMNS = "id, printer, peer, received_at, job, bytes, text, cut, truncated, sha256"
 
 
-def _receipt(row: tuple) -> Receipt:
+def receipt_from_row(row: tuple) -> Receipt:
+    """A Receipt from a row of RECEIPT_COLUMNS."""
     id_, printer, peer, received_at, job, size, text, cut, truncated, sha256 = row
     return Receipt(id_, printer, peer, received_at, job, size, text, cut, bool(truncated), sha256)
 
 
-def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt]) -> list[Receipt]:
-    """Insert drafts in one transaction; return them as committed, in order."""
+def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt],
+                    outbox: Callable[[str], list[str]] = lambda printer: [],
+                    now: float = 0.0) -> list[Receipt]:
+    """
+    Insert drafts in one transaction; return them as committed, in order.
+
+    ``outbox(printer)`` names the webhook targets that want a receipt from that printer; a
+    delivery row for each is written in the same transaction, due at ``now``.
+    """
     stored = []
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -104,6 +112,10 @@ def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt]) -> list[
                 (draft.printer, draft.peer, draft.received_at, draft.job, len(draft.raw),
                  draft.raw, draft.text, draft.cut, digest, int(draft.truncated)),
             )
+            for target in outbox(draft.printer):
+                conn.execute(
+                    "INSERT INTO deliveries (receipt_id, target, next_attempt_at) VALUES (?, ?, ?)",
+                    (cursor.lastrowid, target, now))
             stored.append(Receipt(
                 cursor.lastrowid, draft.printer, draft.peer, draft.received_at,  # type: ignore
                 draft.job, len(draft.raw), draft.text, draft.cut, draft.truncated, digest,
@@ -117,8 +129,8 @@ def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt]) -> list[
 
 
 def get_receipt(conn: sqlite3.Connection, receipt_id: int) -> Optional[Receipt]:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
-    return _receipt(row) if row else None
+    row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
+    return receipt_from_row(row) if row else None
 
 
 def get_raw(conn: sqlite3.Connection, receipt_id: int) -> Optional[bytes]:
@@ -148,12 +160,12 @@ def find_receipts(conn: sqlite3.Connection, query: ReceiptQuery) -> list[Receipt
     if query.text:
         where.append("text LIKE ? ESCAPE '\\'")
         args.append(_like_pattern(query.text))
-    sql = f"SELECT {_COLUMNS} FROM receipts"
+    sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts"
     if where:
         sql += " WHERE " + " AND ".join(where)
     sql += " ORDER BY id DESC LIMIT ?"
     args.append(query.limit)
-    return [_receipt(row) for row in conn.execute(sql, args)]
+    return [receipt_from_row(row) for row in conn.execute(sql, args)]
 
 
 def receipts_after(conn: sqlite3.Connection, after: int, limit: int,
@@ -161,12 +173,12 @@ def receipts_after(conn: sqlite3.Connection, after: int, limit: int,
     """Receipts with id > after, oldest first (stream replay)."""
     if printer is None:
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM receipts WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
+            f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
     else:
         rows = conn.execute(
-            f"SELECT {_COLUMNS} FROM receipts WHERE id > ? AND printer = ? ORDER BY id LIMIT ?",
+            f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > ? AND printer = ? ORDER BY id LIMIT ?",
             (after, printer, limit))
-    return [_receipt(row) for row in rows]
+    return [receipt_from_row(row) for row in rows]
 
 
 @dataclass(frozen=True)
@@ -183,6 +195,6 @@ def summarize(conn: sqlite3.Connection, newest: int) -> StoreSummary:
     (count,) = conn.execute("SELECT count(*) FROM receipts").fetchone()
     (last_job,) = conn.execute("SELECT coalesce(max(job), 0) FROM receipts").fetchone()
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'receipts'").fetchone()
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?", (newest,))
+    rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?", (newest,))
     return StoreSummary(count, last_job, row[0] if row else 0,
-                        [_receipt(r) for r in reversed(rows.fetchall())])
+                        [receipt_from_row(r) for r in reversed(rows.fetchall())])

@@ -33,6 +33,22 @@ MIGRATIONS: list[str] = [
     CREATE INDEX receipts_printer ON receipts (printer, id);
     CREATE INDEX receipts_job ON receipts (job);
     """,
+    # 2: the webhook outbox.  A row per (receipt, target), written in the receipt's own
+    # transaction, so a crash can neither lose a delivery nor send an unstored receipt.
+    """
+    CREATE TABLE deliveries (
+        id              INTEGER PRIMARY KEY,
+        receipt_id      INTEGER NOT NULL REFERENCES receipts (id),
+        target          TEXT    NOT NULL,
+        state           TEXT    NOT NULL DEFAULT 'pending',  -- pending, delivered, dead
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL    NOT NULL,                    -- epoch seconds
+        last_attempt_at REAL,
+        last_error      TEXT,
+        UNIQUE (receipt_id, target)
+    );
+    CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

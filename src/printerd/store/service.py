@@ -74,12 +74,14 @@ class ReceiptStore(Service):
 
     def __init__(self, reactor: IReactorTime, path: str, summary: StoreSummary,
                  synchronous: str = "FULL", commit_delay: float = 0.002, readers: int = 2,
-                 recent_size: int = 500, retry_delay: float = 1.0) -> None:
+                 recent_size: int = 500, retry_delay: float = 1.0,
+                 outbox: Callable[[str], list[str]] = lambda printer: []) -> None:
         """``summary`` is what ``schema.prepare_database`` read at start-up."""
         self._reactor = reactor
         self.path = path
         self._commit_delay = commit_delay
         self._retry_delay = retry_delay
+        self._outbox = outbox
         self._writer = _ConnectionPool(path, synchronous, 1, "printerd-db-writer")
         self._readers = _ConnectionPool(path, synchronous, readers, "printerd-db-reader")
         self._pending: list[tuple[NewReceipt, Deferred[Receipt]]] = []
@@ -161,13 +163,14 @@ class ReceiptStore(Service):
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         started = self._reactor.seconds()
         written = deferToThreadPool(
-            self._reactor, self._writer.threads, self._write, [draft for draft, _ in batch])
+            self._reactor, self._writer.threads, self._write, [draft for draft, _ in batch],
+            started)
         self._writing = written.addCallbacks(self._committed, self._failed,
                                              callbackArgs=(batch, started), errbackArgs=(batch,))
         return self._writing
 
-    def _write(self, drafts: list[NewReceipt]) -> list[Receipt]:
-        return sql.insert_receipts(self._writer.connection(), drafts)
+    def _write(self, drafts: list[NewReceipt], now: float) -> list[Receipt]:
+        return sql.insert_receipts(self._writer.connection(), drafts, self._outbox, now)
 
     def _committed(self, stored: list[Receipt], batch: list, started: float) -> None:
         self._writing = None
@@ -203,6 +206,12 @@ class ReceiptStore(Service):
             except Exception:
                 self.log.failure("commit listener {listener!r} failed", listener=listener)
 
+    def forget(self, deleted: int, cutoff: str) -> None:
+        """Retention deleted ``deleted`` receipts received before ``cutoff``."""
+        self.receipts_total -= deleted
+        while self.newest and self.newest[0].received_at < cutoff:
+            self.newest.popleft()
+
     @property
     def pending_count(self) -> int:
         return len(self._pending)
@@ -216,24 +225,25 @@ class ReceiptStore(Service):
 
     # -- reading -----------------------------------------------------------------------------
 
-    def _read(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
+    def read(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
+        """Run ``fn(connection, *args)`` on a reader thread."""
         def run() -> T:
             return fn(self._readers.connection(), *args)
 
         return deferToThreadPool(self._reactor, self._readers.threads, run)
 
     def get_receipt(self, receipt_id: int) -> Deferred[Optional[Receipt]]:
-        return self._read(sql.get_receipt, receipt_id)
+        return self.read(sql.get_receipt, receipt_id)
 
     def get_raw(self, receipt_id: int) -> Deferred[Optional[bytes]]:
-        return self._read(sql.get_raw, receipt_id)
+        return self.read(sql.get_raw, receipt_id)
 
     def find_receipts(self, query: ReceiptQuery) -> Deferred[list[Receipt]]:
-        return self._read(sql.find_receipts, query)
+        return self.read(sql.find_receipts, query)
 
     def receipts_after(self, after: int, limit: int,
                        printer: Optional[str] = None) -> Deferred[list[Receipt]]:
-        return self._read(sql.receipts_after, after, limit, printer)
+        return self.read(sql.receipts_after, after, limit, printer)
 
     def database_bytes(self) -> int:
         """Size of the database file and its WAL on disk."""

@@ -1,0 +1,74 @@
+"""
+Retention: a clock-driven job that purges old receipts and delivered outbox rows.
+
+Deletes in small transactions (``batch`` rows) so ingest never waits long on the write lock,
+keeps receipts whose webhook delivery is still pending, then reclaims space with an
+incremental vacuum.  A failing run is logged; the next one runs as scheduled.
+"""
+
+from __future__ import annotations
+
+from twisted.application.service import Service
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorTime
+from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
+
+from printerd.forwarder import outbox
+from printerd.store.receipts import format_time
+from printerd.store.service import ReceiptStore
+
+DAY = 86400.0
+
+
+class Retention(Service):
+    """Purges receipts older than ``days``; see the module docstring."""
+
+    log = Logger()
+    name = "retention"
+
+    def __init__(self, clock: IReactorTime, store: ReceiptStore, days: float = 30.0,
+                 interval: float = 3600.0, batch: int = 500) -> None:
+        self.clock = clock
+        self.store = store
+        self.days = days
+        self.batch = batch
+        self.deleted_total = 0
+        self.runs_failed = 0
+        self._loop = LoopingCall(self.run)
+        self._loop.clock = clock
+        self._interval = interval
+
+    def startService(self) -> None:
+        super().startService()
+        self._loop.start(self._interval, now=True)
+
+    def stopService(self) -> None:  # type: ignore[override]
+        super().stopService()
+        if self._loop.running:
+            self._loop.stop()
+
+    def run(self) -> Deferred[None]:
+        """One purge; never raises (it is a LoopingCall body)."""
+        return Deferred.fromCoroutine(self._run())
+
+    async def _run(self) -> None:
+        cutoff = format_time(self.clock.seconds() - self.days * DAY)
+        deleted = 0
+        try:
+            while True:
+                receipts, deliveries = await self.store.write(
+                    outbox.purge_batch, cutoff, self.batch)
+                deleted += receipts
+                self.store.forget(receipts, cutoff)
+                if receipts < self.batch and deliveries < self.batch:
+                    break
+            await self.store.write(outbox.reclaim_space)
+        except Exception:
+            self.runs_failed += 1
+            self.log.failure("retention run failed; the next one runs as scheduled")
+        finally:
+            self.deleted_total += deleted
+        if deleted:
+            self.log.info("retention deleted {n} receipts received before {cutoff}",
+                          n=deleted, cutoff=cutoff)
