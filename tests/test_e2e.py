@@ -8,7 +8,10 @@ import socket
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
+import json
+
 import pytest
+import pytest_twisted
 from escpos.printer import Network
 
 from bench.daemon import TWISTD, Daemon
@@ -43,7 +46,7 @@ def test_python_escpos_prints_three_receipts_on_one_connection(daemon):
     assert texts == [f"Receipt {n}\nCoffee      2.50" for n in range(3)]
     assert {r["job"] for r in body["receipts"]} == {1}
     assert daemon.get("/api/health") == (200, {"status": "ok", "checks": {
-        "database": "ok", "raw_listener": "ok"}})
+        "database": "ok", "raw_listener": "ok", "forwarder": "ok"}})
 
 
 def test_a_job_in_flight_at_sigterm_is_stored(tmp_path):
@@ -168,3 +171,60 @@ def test_a_stream_subscriber_sees_python_escpos_receipts_live_and_resumes(daemon
     events = read_stream_events(resumed, 2)
     assert [re.search(rb"id: (\d+)", event).group(1) for event in events] == [b"2", b"3"]
     resumed.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_webhook_receiver_that_fails_first_gets_each_receipt_once_signed(tmp_path):
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+    from twisted.web.server import Site
+
+    from printerd.forwarder.signing import verify
+    from test_forwarder import Receiver
+
+    receiver = Receiver([503, 200])  # the first attempt fails
+    port = reactor.listenTCP(0, Site(receiver), interface="127.0.0.1")
+    hooks = json.dumps([{"name": "cloud", "url": f"http://127.0.0.1:{port.getHost().port}/hook",
+                         "secret": "s3cret"}])
+    daemon = Daemon(tmp_path, f"--webhooks={hooks}")
+    try:
+        send_job(daemon.raw_port, b"forward me\n\x1dV\x00")
+        for _ in range(400):  # the retry comes 5 s after the first failure
+            if len(receiver.requests) >= 2:
+                break
+            await deferLater(reactor, 0.05, lambda: None)
+        await deferLater(reactor, 0.5, lambda: None)
+        assert len(receiver.requests) == 2
+        (first, _), (second, body) = receiver.requests
+        assert first["webhook-id"] == second["webhook-id"] == "msg_cloud_1"
+        assert verify("s3cret", second["webhook-id"], int(second["webhook-timestamp"]), body,
+                      second["webhook-signature"])
+        assert json.loads(body)["receipt"]["text"] == "forward me"
+        code, status = daemon.get("/api/forwarder")
+        (target,) = status["targets"]
+        assert (target["delivered"], target["pending"], target["failed_attempts"]) == (1, 0, 1)
+        assert daemon.get("/api/health")[1]["checks"]["forwarder"] == "ok"
+    finally:
+        daemon.stop()
+        await port.stopListening()
+
+
+def test_a_refused_webhook_degrades_health_and_keeps_the_delivery(tmp_path):
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    dead_port = closed.getsockname()[1]
+    closed.close()
+    hooks = json.dumps([{"url": f"http://127.0.0.1:{dead_port}/", "secret": "s"}])
+    daemon = Daemon(tmp_path, f"--webhooks={hooks}")
+    try:
+        send_job(daemon.raw_port, b"nobody listens\n\x1dV\x00")
+        health = daemon.wait_for(lambda: (lambda h: h if h[1]["status"] == "degraded" else None)(
+            daemon.get("/api/health")))
+        assert health[0] == 200
+        assert "webhook1 failing" in health[1]["checks"]["forwarder"]
+        code, status = daemon.get("/api/forwarder")
+        assert status["targets"][0]["pending"] == 1
+        assert "refused" in status["targets"][0]["last_error"].lower()
+        assert daemon.get("/api/stats")[1]["forwarder_pending"] == 1
+    finally:
+        daemon.stop()

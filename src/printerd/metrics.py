@@ -18,8 +18,10 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from printerd import process
+from printerd.forwarder.service import Forwarder
 from printerd.http.stream import StreamHub
 from printerd.rawport.factory import RawPrintFactory
+from printerd.retention import Retention
 from printerd.store.service import ReceiptStore
 
 
@@ -59,11 +61,15 @@ class PrinterdCollector:
     """Reads printerd's counters at scrape time."""
 
     def __init__(self, store: ReceiptStore, factory: RawPrintFactory,
-                 hub: Optional[StreamHub], lag: Optional[ReactorLag]) -> None:
+                 hub: Optional[StreamHub], lag: Optional[ReactorLag],
+                 forwarder: Optional[Forwarder] = None,
+                 retention: Optional[Retention] = None) -> None:
         self.store = store
         self.factory = factory
         self.hub = hub
         self.lag = lag
+        self.forwarder = forwarder
+        self.retention = retention
 
     def collect(self) -> Iterator[Metric]:
         factory, printer = self.factory, [self.factory.printer]
@@ -101,6 +107,23 @@ class PrinterdCollector:
             yield counter("printerd_sse_events", "Stream events published", self.hub.events_total)
             yield counter("printerd_sse_dropped_slow", "Stream subscribers dropped for lagging",
                           self.hub.dropped_slow_total)
+        if self.forwarder is not None:
+            outcomes = CounterMetricFamily("printerd_webhook_attempts",
+                                           "Webhook delivery attempts by outcome",
+                                           labels=["target", "outcome"])
+            in_flight = GaugeMetricFamily("printerd_webhook_in_flight", "Webhook POSTs in flight",
+                                          labels=["target"])
+            for name, state in self.forwarder.targets.items():
+                outcomes.add_metric([name, "delivered"], state.delivered)
+                outcomes.add_metric([name, "failed"], state.failed)
+                in_flight.add_metric([name], state.in_flight)
+            yield outcomes
+            yield in_flight
+            yield gauge("printerd_webhook_due", "Deliveries due at the forwarder's last poll "
+                        "(at most 200; /api/forwarder has the full counts)", self.forwarder.due)
+        if self.retention is not None:
+            yield counter("printerd_retention_deleted", "Receipts deleted by retention",
+                          self.retention.deleted_total)
         if self.lag is not None:
             yield gauge("printerd_reactor_lag_seconds",
                         "How late the last one-second reactor timer fired", self.lag.last_lag)
@@ -109,10 +132,12 @@ class PrinterdCollector:
 
 
 def make_registry(store: ReceiptStore, factory: RawPrintFactory, hub: Optional[StreamHub],
-                  lag: Optional[ReactorLag]) -> CollectorRegistry:
+                  lag: Optional[ReactorLag], forwarder: Optional[Forwarder] = None,
+                  retention: Optional[Retention] = None) -> CollectorRegistry:
     """A registry of printerd's metrics (its own, not the global one: tests build several)."""
     registry = CollectorRegistry()
-    registry.register(PrinterdCollector(store, factory, hub, lag))  # type: ignore[arg-type]
+    registry.register(PrinterdCollector(  # type: ignore[arg-type]
+        store, factory, hub, lag, forwarder, retention))
     ProcessCollector(registry=registry)
     commit_seconds = Histogram(
         "printerd_db_commit_seconds", "From a receipt's arrival at the store to its commit",

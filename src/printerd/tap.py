@@ -124,8 +124,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                          recent_size=settings.recent_size,
                          outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
     store.setServiceParent(root)
-    Retention(reactor, store, days=settings.retention_days,
-              interval=settings.retention_interval).setServiceParent(root)
+    retention = Retention(reactor, store, days=settings.retention_days,
+                          interval=settings.retention_interval)
+    retention.setServiceParent(root)
     forwarder = Forwarder(reactor, store, targets, treq, timeout=settings.webhook_timeout,
                           concurrency=settings.webhook_concurrency)
     store.on_commit(forwarder.wake)
@@ -148,7 +149,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
-    registry = make_registry(store, factory, hub, lag)
+    registry = make_registry(store, factory, hub, lag, forwarder, retention)
     api = PrinterdAPI(reactor, store, factory, raw, hub, registry, forwarder)
     site = Site(api.resource())
     site.displayTracebacks = False

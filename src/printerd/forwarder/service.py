@@ -68,6 +68,7 @@ class Forwarder(Service):
         self._loop = LoopingCall(self.poll)
         self._loop.clock = clock
         self._poll_interval = poll_interval
+        self.due = 0  # deliveries due at the last poll, at most FETCH_LIMIT (metrics)
 
     def startService(self) -> None:
         super().startService()
@@ -113,6 +114,7 @@ class Forwarder(Service):
             return
         due = await self.store.read(outbox.due_deliveries, self.clock.seconds(), open_targets,
                                     FETCH_LIMIT)
+        self.due = len(due)
         for delivery in due:
             state = self.targets[delivery.target]
             if delivery.id in self._in_flight or state.in_flight >= self.concurrency:
@@ -144,7 +146,8 @@ class Forwarder(Service):
             }
             try:
                 request = self.http.post(target.url, data=body, headers=headers)
-                response = await request.addTimeout(self.timeout, self.clock)
+                response = await request.addTimeout(self.timeout, self.clock,
+                                                    onTimeoutCancel=_timed_out)
                 await self.http.content(response)  # drain, so the connection can be reused
                 code, retry_after = response.code, parse_retry_after(
                     response.headers.getRawHeaders(b"retry-after", [None])[0])
@@ -164,33 +167,36 @@ class Forwarder(Service):
 
     async def _record(self, delivery: outbox.Delivery, state: TargetState, code: Optional[int],
                       retry_after: Optional[float], error: Optional[str]) -> None:
+        """Write the attempt's outcome, then count it (counters follow the database)."""
         now = self.clock.seconds()
-        state.failing = error is not None
+        name = state.target.name
         if error is None:
-            state.delivered += 1
             await self.store.write(outbox.record_attempt, delivery.id, now, outbox.DELIVERED,
                                    None, None)
+            state.delivered += 1
+            state.failing = False
             return
-        state.failed += 1
-        state.last_error, state.last_error_at = error, format_time(now)
         if code == 410:
-            state.disabled = f"{format_time(now)}: 410 Gone"
-            self.log.error("webhook {target} answered 410 Gone: target disabled",
-                           target=state.target.name)
+            # The receiver says it is gone for good: stop sending, keep the deliveries.
             await self.store.write(outbox.record_attempt, delivery.id, now, outbox.PENDING,
                                    None, error, False)
-            return
-        delay = self.schedule.delay_after(
-            delivery.attempts + 1, retry_after if code in (429, 503) else None)
-        if delay is None:
-            self.log.warn("delivery of receipt {receipt} to {target} dead after {n} attempts:"
-                          " {error}", receipt=delivery.receipt.id, target=state.target.name,
-                          n=delivery.attempts + 1, error=error)
-            await self.store.write(outbox.record_attempt, delivery.id, now, outbox.DEAD, None,
-                                   error)
+            state.disabled = f"{format_time(now)}: 410 Gone"
+            self.log.error("webhook {target} answered 410 Gone: target disabled", target=name)
         else:
-            await self.store.write(outbox.record_attempt, delivery.id, now, outbox.PENDING,
-                                   now + delay, error)
+            delay = self.schedule.delay_after(
+                delivery.attempts + 1, retry_after if code in (429, 503) else None)
+            if delay is None:
+                self.log.warn("delivery of receipt {receipt} to {target} is dead after {n} "
+                              "attempts: {error}", receipt=delivery.receipt.id, target=name,
+                              n=delivery.attempts + 1, error=error)
+                await self.store.write(outbox.record_attempt, delivery.id, now, outbox.DEAD,
+                                       None, error)
+            else:
+                await self.store.write(outbox.record_attempt, delivery.id, now,
+                                       outbox.PENDING, now + delay, error)
+        state.failed += 1
+        state.failing = True
+        state.last_error, state.last_error_at = error, format_time(now)
 
     # -- reporting ---------------------------------------------------------------------------
 
@@ -215,3 +221,7 @@ class Forwarder(Service):
             elif state.failing:
                 found.append(f"{name} failing: {state.last_error}")
         return found
+
+
+def _timed_out(result: object, timeout: float) -> None:
+    raise TimeoutError(f"no answer within {timeout:g} s")

@@ -93,13 +93,12 @@ def receipt_from_row(row: tuple) -> Receipt:
 
 
 def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt],
-                    outbox: Callable[[str], list[str]] = lambda printer: [],
-                    now: float = 0.0) -> list[Receipt]:
+                    outbox: Callable[[str], list[str]] = lambda printer: []) -> list[Receipt]:
     """
     Insert drafts in one transaction; return them as committed, in order.
 
     ``outbox(printer)`` names the webhook targets that want a receipt from that printer; a
-    delivery row for each is written in the same transaction, due at ``now``.
+    delivery row for each is written in the same transaction, due at once (time 0).
     """
     stored = []
     conn.execute("BEGIN IMMEDIATE")
@@ -114,8 +113,8 @@ def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt],
             )
             for target in outbox(draft.printer):
                 conn.execute(
-                    "INSERT INTO deliveries (receipt_id, target, next_attempt_at) VALUES (?, ?, ?)",
-                    (cursor.lastrowid, target, now))
+                    "INSERT INTO deliveries (receipt_id, target, next_attempt_at) VALUES (?, ?, 0)",
+                    (cursor.lastrowid, target))
             stored.append(Receipt(
                 cursor.lastrowid, draft.printer, draft.peer, draft.received_at,  # type: ignore
                 draft.job, len(draft.raw), draft.text, draft.cut, draft.truncated, digest,

@@ -163,14 +163,13 @@ class ReceiptStore(Service):
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         started = self._reactor.seconds()
         written = deferToThreadPool(
-            self._reactor, self._writer.threads, self._write, [draft for draft, _ in batch],
-            started)
+            self._reactor, self._writer.threads, self._write, [draft for draft, _ in batch])
         self._writing = written.addCallbacks(self._committed, self._failed,
                                              callbackArgs=(batch, started), errbackArgs=(batch,))
         return self._writing
 
-    def _write(self, drafts: list[NewReceipt], now: float) -> list[Receipt]:
-        return sql.insert_receipts(self._writer.connection(), drafts, self._outbox, now)
+    def _write(self, drafts: list[NewReceipt]) -> list[Receipt]:
+        return sql.insert_receipts(self._writer.connection(), drafts, self._outbox)
 
     def _committed(self, stored: list[Receipt], batch: list, started: float) -> None:
         self._writing = None
