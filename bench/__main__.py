@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ingest, parser as parser_bench, rest, stream
+from bench import ingest, parser as parser_bench, rest, soak, stream
 from bench.common import raise_fd_limit
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -22,7 +22,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("scenarios", nargs="*", default=["parser", "ingest", "rest", "stream"],
-                        help="scenarios to run (default: all): parser ingest rest stream")
+                        help="scenarios to run (default: parser ingest rest stream; "
+                             "soak runs only when named)")
+    parser.add_argument("--soak-receipts", type=int, default=1_000_000,
+                        help="soak scenario: receipts in all")
     parser.add_argument("--ingest-receipts", type=int, default=10_000,
                         help="ingest scenario: receipts per run")
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1000, 10000],
@@ -52,6 +55,9 @@ def main() -> None:
                     result = ingest.run(Path(workdir), receipts=args.ingest_receipts,
                                         per_connection=per_connection)
                 report(f"ingest-{per_connection}-per-connection", stamp, result)
+        elif name == "soak":
+            with tempfile.TemporaryDirectory() as workdir:
+                report("soak", stamp, soak.run(Path(workdir), receipts=args.soak_receipts))
         elif name == "rest":
             with tempfile.TemporaryDirectory() as workdir:
                 report("rest", stamp, rest.run(Path(workdir)))

@@ -109,6 +109,9 @@ def run_twistd(tmp_path, *options: str) -> subprocess.CompletedProcess:
     (["--max-connections=many"], "--max-connections"),
     (["--raw-listen=carrier-pigeon:9100"], "raw_listen"),
     (["--database=/proc/version/printerd.sqlite3"], "database"),
+    (["--http-listen=tcp:0"], "http_listen"),  # reachable from the LAN without a token
+    (["--raw-allow=10.0.0.0/33"], "--raw-allow"),
+    (["--api-tokens-file=/nonexistent/tokens"], "api_tokens_file"),
 ])
 def test_bad_settings_exit_non_zero_with_one_line(tmp_path, options, named):
     result = run_twistd(tmp_path, *options)
@@ -228,3 +231,27 @@ def test_a_refused_webhook_degrades_health_and_keeps_the_delivery(tmp_path):
         assert daemon.get("/api/stats")[1]["forwarder_pending"] == 1
     finally:
         daemon.stop()
+
+
+def test_tokens_protect_the_real_daemon_and_insecure_allows_a_lan_listener(tmp_path):
+    import urllib.error
+    import urllib.request
+
+    tokens = tmp_path / "tokens"
+    tokens.write_text("# operators\nfile-token\n")
+    daemon = Daemon(tmp_path, "--http-listen=tcp:0:interface=0.0.0.0",
+                    f"--api-tokens-file={tokens}")
+    try:
+        assert daemon.get("/api/receipts")[0] == 401
+        assert daemon.get("/api/health") == (200, {"status": "ok"})
+        request = urllib.request.Request(daemon.url("/api/receipts"),
+                                         headers={"Authorization": "Bearer file-token"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    finally:
+        daemon.stop()
+    open_lan = Daemon(tmp_path, "--http-listen=tcp:0:interface=0.0.0.0", "--insecure=true")
+    try:
+        assert open_lan.get("/api/receipts")[0] == 200
+    finally:
+        open_lan.stop()

@@ -176,3 +176,52 @@ async def test_drain_waits_for_jobs_then_ends_them_at_the_deadline(store):
     assert drained.called
     await committed(store, 2)
     assert sorted(r.text for r in store.newest) == ["in flight", "was waiting"]
+
+
+def test_peers_outside_the_allow_list_are_refused_and_counted(store):
+    factory, _ = make_factory(store, allow=("192.168.1.0/24", "::1/128"))
+    assert factory.buildProtocol(IPv4Address("TCP", "10.0.0.7", 1)) is None
+    assert factory.buildProtocol(IPv4Address("TCP", "192.168.1.20", 1)) is not None
+    assert factory.connections_refused_total == 1
+    assert factory.connections_total == 1
+
+
+def test_the_per_peer_cap_queues_a_busy_peer_without_blocking_others(store):
+    factory, _ = make_factory(store, max_connections=10, max_per_peer=2)
+    a1, t1 = connect(factory, 1)
+    a2, t2 = connect(factory, 2)
+    a3, t3 = connect(factory, 3)  # same host 10.0.0.7: over its cap
+    assert t3.producerState == "paused"
+    other = factory.buildProtocol(IPv4Address("TCP", "10.0.0.8", 1))
+    other_transport = StringTransport()
+    other.makeConnection(other_transport)
+    assert other_transport.producerState == "producing"
+    hang_up(a1)
+    assert t3.producerState == "producing"
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_port_pauses_while_the_database_cannot_be_written(db_path):
+    from conftest import make_store
+
+    store = make_store(db_path, commit_delay=0.001, retry_delay=0.05)
+    store.startService()
+    try:
+        factory, _ = make_factory(store)
+        store.on_write_health(factory.storage_changed)
+        port = RecordingPort()
+        factory.set_port(port)
+        pages = await store.write(lambda c: c.execute("PRAGMA page_count").fetchone()[0])
+        await store.write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
+        protocol, _ = connect(factory)
+        protocol.dataReceived(b"big " * 100_000 + b"\n\x1dV\x00")
+        for _ in range(300):
+            if port.changes:
+                break
+            await deferLater(reactor, 0.01, lambda: None)
+        assert port.changes == ["paused"]
+        await store.write(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+        await committed(store, 1)
+        assert port.changes == ["paused", "resumed"]
+    finally:
+        await store.stopService()

@@ -10,6 +10,7 @@ environment, command line.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import os
 import tomllib
@@ -102,6 +103,40 @@ def _webhooks(value: Any) -> tuple[WebhookTarget, ...]:
     return tuple(targets)
 
 
+def _string_list(value: Any) -> tuple[str, ...]:
+    """A TOML list, or a comma-separated string (option, environment)."""
+    if isinstance(value, str):
+        value = [item for item in value.split(",")]
+    if not isinstance(value, (list, tuple)):
+        raise ValueError("must be a list or a comma-separated string")
+    return tuple(str(item).strip() for item in value if str(item).strip())
+
+
+def _networks(value: Any) -> tuple[str, ...]:
+    networks = _string_list(value)
+    for network in networks:
+        ipaddress.ip_network(network, strict=False)  # ValueError names the bad one
+    return networks
+
+
+def _boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _non_negative_int(text: Any) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be an integer >= 0")
+    return value
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -150,6 +185,15 @@ class Settings:
     webhook_concurrency: int = _setting(4, _positive_int, "webhook POSTs in flight per target")
     retention_days: float = _setting(30.0, _positive_float, "days receipts are kept")
     retention_interval: float = _setting(3600.0, _positive_float, "seconds between purges")
+    api_tokens: tuple = _setting(
+        (), _string_list, "API tokens (comma-separated); any set means /api/* needs one")
+    api_tokens_file: str = _setting("", str, "file of API tokens, one per line")
+    insecure: bool = _setting(
+        False, _boolean, "allow HTTP on a non-loopback interface without tokens")
+    raw_allow: tuple = _setting(
+        ("0.0.0.0/0", "::/0"), _networks, "networks (CIDR, comma-separated) allowed to print")
+    raw_max_per_peer: int = _setting(
+        0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
 
 
 def env_name(name: str) -> str:

@@ -6,7 +6,9 @@ Used by the twistd plugin (``twistd printerd ...``) and by ``printerd.tac``.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 import sqlite3
 import sys
 from typing import Any, Optional
@@ -23,6 +25,7 @@ from printerd.config import (
 )
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import PrinterdAPI
+from printerd.http.auth import Authenticator
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.metrics import ReactorLag, make_registry
@@ -103,11 +106,44 @@ def _endpoint(reactor: Any, setting: str, description: str) -> Any:
         fail(f"{setting}: {description!r} is not a valid endpoint: {e}")
 
 
+def listens_only_on_loopback(description: str) -> bool:
+    """Whether an endpoint string is reachable only from this machine (unix, or loopback IP)."""
+    kind = description.split(":", 1)[0].lower()
+    if kind == "unix":
+        return True
+    match = re.search(r"(?:^|:)interface=((?:\\.|[^:])*)", description)
+    if match is None:
+        return False  # no interface: every interface
+    host = match.group(1).replace("\\", "")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def read_tokens(settings: Settings) -> tuple[str, ...]:
+    tokens = list(settings.api_tokens)
+    if settings.api_tokens_file:
+        try:
+            with open(settings.api_tokens_file) as f:
+                tokens += [line.strip() for line in f if line.strip()
+                           and not line.lstrip().startswith("#")]
+        except OSError as e:
+            fail(f"api_tokens_file: cannot read {settings.api_tokens_file}: {e.strerror}")
+    return tuple(tokens)
+
+
 def makeService(options: Options, reactor: Any = None) -> IService:
     """Build printerd's service tree from parsed options."""
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
+    tokens = read_tokens(settings)
+    if not tokens and not settings.insecure and not listens_only_on_loopback(settings.http_listen):
+        fail(f"http_listen: {settings.http_listen!r} is reachable from other machines and no "
+             "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
     raw_endpoint = _endpoint(reactor, "raw_listen", settings.raw_listen)
     http_endpoint = _endpoint(reactor, "http_listen", settings.http_listen)
     try:
@@ -141,7 +177,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     factory = RawPrintFactory(reactor, store, printer=settings.printer_name,
                               max_connections=settings.max_connections,
                               idle_timeout=settings.idle_timeout,
-                              max_job_bytes=settings.max_job_bytes)
+                              max_job_bytes=settings.max_job_bytes,
+                              allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer)
+    store.on_write_health(factory.storage_changed)
     DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
     raw = ListenerService("raw_listen", settings.raw_listen, raw_endpoint, factory,
                           on_listening=factory.set_port)
@@ -150,7 +188,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
     registry = make_registry(store, factory, hub, lag, forwarder, retention)
-    api = PrinterdAPI(reactor, store, factory, raw, hub, registry, forwarder)
+    api = PrinterdAPI(reactor, store, factory, raw, hub, registry, forwarder,
+                      Authenticator(reactor, tokens))
     site = Site(api.resource())
     site.displayTracebacks = False
     ListenerService("http_listen", settings.http_listen, http_endpoint, site).setServiceParent(root)

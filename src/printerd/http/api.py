@@ -23,6 +23,9 @@ from werkzeug.exceptions import HTTPException
 
 from printerd import process
 from printerd.forwarder import outbox
+from printerd.http.auth import (
+    COOKIE, SESSION_SECONDS, Authenticator, AuthGate, bearer_token,
+)
 from printerd.forwarder.service import Forwarder
 from printerd.http.params import ApiError, QueryParams
 from printerd.http.stream import StreamHub, SubscriberLimit, encode_event
@@ -32,6 +35,7 @@ from printerd.store.receipts import Receipt, ReceiptQuery, parse_time
 from printerd.store.service import ReceiptStore
 
 MAX_PAGE = 500
+MAX_SESSION_BODY = 4096
 REPLAY_PAGE = 500
 
 
@@ -59,7 +63,8 @@ class PrinterdAPI:
                  raw_listener: Optional[ListenerService] = None,
                  hub: Optional[StreamHub] = None,
                  registry: Optional[CollectorRegistry] = None,
-                 forwarder: Optional[Forwarder] = None) -> None:
+                 forwarder: Optional[Forwarder] = None,
+                 authenticator: Optional[Authenticator] = None) -> None:
         self.clock = clock
         self.store = store
         self.raw_factory = raw_factory
@@ -67,10 +72,12 @@ class PrinterdAPI:
         self.hub = hub
         self.registry = registry
         self.forwarder = forwarder
+        self.authenticator = authenticator or Authenticator(clock, ())
         self.started_at = clock.seconds()
 
     def resource(self):  # type: ignore[no-untyped-def]
-        return self.app.resource()
+        """The API, behind the token check when tokens are configured."""
+        return AuthGate(self.app.resource(), self.authenticator)
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -112,7 +119,30 @@ class PrinterdAPI:
             checks["forwarder"] = "degraded: " + "; ".join(problems) if problems else "ok"
             if ok and problems:
                 status = "degraded"
+        if not getattr(request, "printerd_authenticated", True):
+            return json_body(request, {"status": status}, 200 if ok else 503)
         return json_body(request, {"status": status, "checks": checks}, 200 if ok else 503)
+
+    @app.route("/api/session", methods=["POST"])
+    def session(self, request: IRequest) -> bytes:
+        """Log a browser in: a token (JSON body or bearer header) buys an HttpOnly cookie."""
+        token = bearer_token(request)
+        if token is None:
+            body = request.content.read(MAX_SESSION_BODY + 1)  # type: ignore[attr-defined]
+            if len(body) > MAX_SESSION_BODY:
+                raise ApiError(413, "body too large")
+            try:
+                token = str(json.loads(body)["token"]).encode()
+            except (ValueError, KeyError, TypeError):
+                raise ApiError(400, 'body: expected {"token": "..."}') from None
+        if not self.authenticator.enabled:
+            raise ApiError(404, "no tokens are configured: the API is open")
+        if not self.authenticator.token_ok(token):
+            raise ApiError(401, "wrong token")
+        request.addCookie(COOKIE, self.authenticator.open_session(), path=b"/", httpOnly=True,
+                          sameSite="strict", max_age=str(SESSION_SECONDS).encode(),
+                          secure=request.isSecure() or None)
+        return json_body(request, {"ok": True})
 
     @app.route("/api/receipts", methods=["GET"])
     async def receipts(self, request: IRequest) -> bytes:

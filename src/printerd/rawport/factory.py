@@ -1,15 +1,20 @@
 """
 The raw printing port's factory: the connection limit, counters, and receipts to the store.
 
-At most ``max_connections`` jobs run at once.  At the limit the listening port is paused, so
-further POS connections wait in the kernel's backlog as they would for a busy printer; the
-few the reactor had already accepted in the same batch wait here, not reading, until a slot
-frees.  No connection is refused.
+At most ``max_connections`` jobs run at once, and at most ``max_per_peer`` from one address.
+At the limit the listening port is paused, so further POS connections wait in the kernel's
+backlog as they would for a busy printer; the few the reactor had already accepted in the same
+batch (and a peer's connections over its own cap) wait here, not reading, until a slot frees.
+No allowed connection is refused.  The port is also paused while the database cannot be
+written, so a POS waits rather than printing into a receipt we could not keep.
+
+Peers outside the ``allow`` networks are closed at once and counted.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import ipaddress
+from collections import Counter, deque
 from typing import Optional
 
 from twisted.internet.defer import Deferred, succeed
@@ -39,7 +44,8 @@ class RawPrintFactory(Factory):
 
     def __init__(self, clock: IReactorTime, store: ReceiptStore, printer: str = "default",
                  max_connections: int = 50, idle_timeout: float = 30.0,
-                 max_job_bytes: int = 64 * 1024 * 1024) -> None:
+                 max_job_bytes: int = 64 * 1024 * 1024,
+                 allow: tuple[str, ...] = ("0.0.0.0/0", "::/0"), max_per_peer: int = 0) -> None:
         self.clock = clock
         self.store = store
         self.printer = printer
@@ -47,6 +53,10 @@ class RawPrintFactory(Factory):
         self.idle_timeout = idle_timeout
         self.max_job_bytes = max_job_bytes
         self.state = PrinterState()
+        self.allow = [ipaddress.ip_network(n, strict=False) for n in allow]
+        self.max_per_peer = max_per_peer
+        self._per_peer: Counter[str] = Counter()
+        self.connections_refused_total = 0
         self.port: Optional[IListeningPort] = None
         self._active: set[RawPrintProtocol] = set()
         self._waiting: deque[RawPrintProtocol] = deque()
@@ -58,9 +68,25 @@ class RawPrintFactory(Factory):
         self.unknown_commands_total = 0
         self.status_replies_total = 0
 
-    def buildProtocol(self, addr: IAddress) -> RawPrintProtocol:
+    def buildProtocol(self, addr: IAddress) -> Optional[RawPrintProtocol]:  # type: ignore
+        host = getattr(addr, "host", None)
+        if host is not None and not self._allowed(host):
+            self.connections_refused_total += 1
+            self.log.warn("refused raw connection from {host}: not in raw_allow", host=host)
+            return None  # Twisted closes the socket
         self.connections_total += 1
-        return RawPrintProtocol(self, describe_peer(addr))
+        protocol = RawPrintProtocol(self, describe_peer(addr))
+        protocol.host = host or protocol.peer
+        return protocol
+
+    def _allowed(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return False
+        if address.version == 6 and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.allow)
 
     def set_port(self, port: IListeningPort) -> None:
         """The listening port, paused at the limit (called by the listener service)."""
@@ -79,8 +105,13 @@ class RawPrintFactory(Factory):
         """Accepted connections waiting for a slot, plus those in the kernel's backlog."""
         return len(self._waiting) + backlog_length(self.port)
 
+    def _has_slot(self, protocol: RawPrintProtocol) -> bool:
+        if len(self._active) >= self.max_connections:
+            return False
+        return not self.max_per_peer or self._per_peer[protocol.host] < self.max_per_peer
+
     def admit(self, protocol: RawPrintProtocol) -> None:
-        if len(self._active) < self.max_connections:
+        if self._has_slot(protocol):
             self._start(protocol)
         else:
             self._waiting.append(protocol)
@@ -91,32 +122,52 @@ class RawPrintFactory(Factory):
         """A connection has closed: give its slot to the next one waiting."""
         if protocol in self._active:
             self._active.discard(protocol)
+            self._per_peer[protocol.host] -= 1
+            if self._per_peer[protocol.host] <= 0:
+                del self._per_peer[protocol.host]
         else:
             try:
                 self._waiting.remove(protocol)
             except ValueError:
                 pass
-        while self._waiting and len(self._active) < self.max_connections:
-            self._start(self._waiting.popleft())
+        self._start_waiting()
         self._update_port()
         if not self._active and not self._waiting:
             drains, self._drains = self._drains, []
             for d in drains:
                 d.callback(None)
 
+    def _start_waiting(self) -> None:
+        """Start waiting connections, oldest first, that now have a slot."""
+        for protocol in list(self._waiting):
+            if len(self._active) >= self.max_connections:
+                break
+            if self._has_slot(protocol):
+                self._waiting.remove(protocol)
+                self._start(protocol)
+
     def _start(self, protocol: RawPrintProtocol) -> None:
         self._active.add(protocol)
+        self._per_peer[protocol.host] += 1
         self.jobs_total += 1
         protocol.start_job()
 
+    def storage_changed(self) -> None:
+        """The store's write health changed: pause or resume accepting jobs."""
+        if self.store.write_error:
+            self.log.error("database cannot be written: raw port paused, jobs wait in the backlog")
+        self._update_port()
+
     def _update_port(self) -> None:
         at_limit = len(self._active) >= self.max_connections
-        if self.port is None or at_limit == self._paused:
+        pause = at_limit or self.store.write_error is not None
+        if self.port is None or pause == self._paused:
             return
-        self._paused = at_limit
-        if at_limit:
-            self.log.warn("{limit} jobs in flight: new connections wait in the backlog",
-                          limit=self.max_connections)
+        self._paused = pause
+        if pause:
+            if at_limit:
+                self.log.warn("{limit} jobs in flight: new connections wait in the backlog",
+                              limit=self.max_connections)
             self.port.stopReading()  # type: ignore[attr-defined]
         else:
             self.port.startReading()  # type: ignore[attr-defined]
@@ -155,8 +206,8 @@ class RawPrintFactory(Factory):
         Jobs waiting for a slot are started too: their bytes are already ours to keep.
         """
         self.max_connections = max(self.max_connections, len(self._active) + len(self._waiting))
-        while self._waiting:
-            self._start(self._waiting.popleft())
+        self.max_per_peer = 0
+        self._start_waiting()
         if not self._active:
             return succeed(None)
         d: Deferred[None] = Deferred()

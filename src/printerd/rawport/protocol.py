@@ -30,6 +30,7 @@ class RawPrintProtocol(Protocol):
     def __init__(self, factory: RawPrintFactory, peer: str) -> None:
         self.factory = factory
         self.peer = peer
+        self.host = peer  # the peer's address without port: the per-peer cap's key
         self.job: Optional[int] = None
         self.parser = JobParser()
         self.bytes_received = 0

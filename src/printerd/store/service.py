@@ -89,6 +89,7 @@ class ReceiptStore(Service):
         self._writing: Optional[Deferred[None]] = None
         self._listeners: list[CommitListener] = []
         self._latency_observers: list[Callable[[float], None]] = []
+        self._health_listeners: list[Callable[[], None]] = []
         self.committed_total = 0
         self.receipts_total = summary.receipts
         self.last_id = summary.last_id
@@ -142,6 +143,17 @@ class ReceiptStore(Service):
         """Call listener with each group of receipts once it has committed."""
         self._listeners.append(listener)
 
+    def on_write_health(self, listener: Callable[[], None]) -> None:
+        """Call listener whenever writing starts failing or recovers (see write_error)."""
+        self._health_listeners.append(listener)
+
+    def _write_health_changed(self) -> None:
+        for listener in self._health_listeners:
+            try:
+                listener()
+            except Exception:
+                self.log.failure("write health listener failed")
+
     def on_commit_latency(self, observer: Callable[[float], None]) -> None:
         """Call observer with each commit's duration in seconds (metrics)."""
         self._latency_observers.append(observer)
@@ -177,7 +189,8 @@ class ReceiptStore(Service):
             observe(self._reactor.seconds() - started)
         if self.write_error:
             self.log.info("database writable again; {n} receipts committed", n=len(stored))
-        self.write_error = None
+            self.write_error = None
+            self._write_health_changed()
         self.receipts_total += len(stored)
         self.committed_total += len(stored)
         self.last_id = stored[-1].id
@@ -189,7 +202,10 @@ class ReceiptStore(Service):
 
     def _failed(self, failure: Failure, batch: list) -> None:
         self._writing = None
+        was_failing = self.write_error is not None
         self.write_error = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+        if not was_failing:
+            self._write_health_changed()
         self.log.error("commit of {n} receipts failed, will retry: {error}",
                        n=len(batch), error=self.write_error)
         # Nothing is lost: the batch goes back to the head of the queue.

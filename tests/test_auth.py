@@ -1,0 +1,119 @@
+"""Authentication: every protected route needs a token or a session cookie."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import pytest_twisted
+from treq.testing import StubTreq
+from twisted.internet.task import Clock
+from twisted.internet.testing import MemoryReactorClock
+
+from printerd.forwarder.service import Forwarder
+from printerd.http.api import PrinterdAPI
+from printerd.http.auth import SESSION_SECONDS, Authenticator
+from printerd.http.stream import StreamHub
+from printerd.metrics import make_registry
+from printerd.rawport.factory import RawPrintFactory
+from printerd.tap import listens_only_on_loopback
+from test_api import get, get_json
+
+TOKEN = "s3cret-token"
+PROTECTED = [
+    ("GET", "/api/receipts"), ("GET", "/api/receipts/1"), ("GET", "/api/receipts/1/raw"),
+    ("GET", "/api/recent"), ("GET", "/api/stats"), ("GET", "/api/stream"), ("GET", "/metrics"),
+    ("GET", "/api/forwarder"), ("GET", "/api/forwarder/dead"),
+    ("POST", "/api/forwarder/dead/1/retry"), ("POST", "/api/forwarder/dead/retry"),
+    ("GET", "/api/no-such-route"),
+]
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def stub(store, clock):
+    factory = RawPrintFactory(MemoryReactorClock(), store)
+    hub = StreamHub(clock)
+    forwarder = Forwarder(clock, store, (), http=None)
+    api = PrinterdAPI(clock, store, factory, hub=hub, forwarder=forwarder,
+                      registry=make_registry(store, factory, hub, None),
+                      authenticator=Authenticator(clock, (TOKEN, "second-token")))
+    return StubTreq(api.resource())
+
+
+@pytest.mark.parametrize("method, path", PROTECTED)
+@pytest.mark.parametrize("authorization", [None, "Bearer wrong", "Basic czNjcmV0LXRva2Vu",
+                                           "Bearer " + TOKEN[:-1]])
+@pytest_twisted.ensureDeferred
+async def test_protected_routes_refuse_missing_and_wrong_tokens(stub, method, path,
+                                                                authorization):
+    headers = {"Authorization": [authorization]} if authorization else {}
+    code, body = await get_json(stub, path, method=method, headers=headers)
+    assert code == 401
+    assert "authentication required" in body["error"]
+
+
+@pytest.mark.parametrize("method, path", [("GET", "/api/receipts"), ("GET", "/api/stats"),
+                                          ("POST", "/api/forwarder/dead/retry")])
+@pytest_twisted.ensureDeferred
+async def test_the_right_token_opens_them(stub, method, path):
+    for token in (TOKEN, "second-token"):
+        code, _ = await get_json(stub, path, method=method,
+                                 headers={"Authorization": [f"Bearer {token}"]})
+        assert code == 200
+
+
+@pytest_twisted.ensureDeferred
+async def test_tokens_are_never_read_from_the_query_string(stub):
+    for name in ("token", "access_token", "api_token"):
+        code, _ = await get_json(stub, f"/api/receipts?{name}={TOKEN}")
+        assert code == 401
+
+
+@pytest_twisted.ensureDeferred
+async def test_health_tells_only_the_status_without_a_token(stub):
+    assert await get_json(stub, "/api/health") == (200, {"status": "ok"})
+    code, body = await get_json(stub, "/api/health",
+                                headers={"Authorization": [f"Bearer {TOKEN}"]})
+    assert "checks" in body
+
+
+@pytest_twisted.ensureDeferred
+async def test_session_cookie_for_browsers(stub, clock):
+    response, body = await get(stub, "/api/session", method="POST",
+                               data=json.dumps({"token": "nope"}).encode())
+    assert response.code == 401
+    response, body = await get(stub, "/api/session", method="POST",
+                               data=json.dumps({"token": TOKEN}).encode())
+    assert response.code == 200
+    (cookie,) = response.headers.getRawHeaders("set-cookie")
+    assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower() and "Path=/" in cookie
+    session = cookie.split(";")[0]
+    code, _ = await get_json(stub, "/api/receipts", headers={"Cookie": [session]})
+    assert code == 200
+    code, _ = await get_json(stub, "/api/receipts", headers={"Cookie": ["printerd_session=x"]})
+    assert code == 401
+    clock.advance(SESSION_SECONDS + 1)  # sessions expire
+    code, _ = await get_json(stub, "/api/receipts", headers={"Cookie": [session]})
+    assert code == 401
+
+
+@pytest.mark.parametrize("body", [b"", b"not json", b"[1]", b'{"tok": 1}', b"x" * 5000])
+@pytest_twisted.ensureDeferred
+async def test_bad_session_bodies_are_4xx(stub, body):
+    response, _ = await get(stub, "/api/session", method="POST", data=body)
+    assert response.code in (400, 413)
+
+
+@pytest.mark.parametrize("description, loopback", [
+    ("tcp:8000:interface=127.0.0.1", True), ("tcp:8000", False),
+    ("tcp:8000:interface=0.0.0.0", False), ("tcp6:8000:interface=\\:\\:1", True),
+    ("tcp:8000:interface=192.168.1.5", False), ("unix:/run/printerd.sock", True),
+    ("tcp:port=8000:interface=localhost", True),
+])
+def test_which_http_listeners_count_as_local(description, loopback):
+    assert listens_only_on_loopback(description) is loopback
