@@ -60,7 +60,7 @@ async def scenario(daemon: Daemon, concurrency: int, seconds: float) -> dict:
 
 
 def run(workdir, concurrency: int = 50, seconds: float = 10.0) -> dict:
-    daemon = Daemon(workdir, "--http-listen=tcp:0:interface=127.0.0.1:backlog=1024")
+    daemon = Daemon(workdir, "--http-listen=tcp:0:interface=127.0.0.1:backlog=1024", "--api-rate=0")
     try:
         return asyncio.run(scenario(daemon, concurrency, seconds))
     finally:

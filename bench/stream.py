@@ -100,7 +100,7 @@ async def drive(daemon: Daemon, printers: int, receipts: int, rate: float) -> di
 
 def run(workdir, subscribers: int = 1000, printers: int = 5, receipts: int = 20,
         rate: float = 2.0, workers: int = 2) -> dict:
-    daemon = Daemon(workdir, "--http-listen=tcp:0:interface=127.0.0.1:backlog=4096",
+    daemon = Daemon(workdir, "--http-listen=tcp:0:interface=127.0.0.1:backlog=4096", "--api-rate=0",
                     f"--sse-max-subscribers={max(subscribers, 1)}")
     try:
         idle = process_figures(daemon.process.pid)

@@ -117,3 +117,33 @@ async def test_bad_session_bodies_are_4xx(stub, body):
 ])
 def test_which_http_listeners_count_as_local(description, loopback):
     assert listens_only_on_loopback(description) is loopback
+
+
+def test_token_bucket_refills_with_the_clock():
+    from printerd.http.ratelimit import RateLimiter
+
+    clock = Clock()
+    limiter = RateLimiter(clock, rate=2, burst=3)
+    assert [limiter.allow("a")[0] for _ in range(4)] == [True, True, True, False]
+    assert limiter.allow("a") == (False, 1)
+    assert limiter.allow("b")[0]  # other clients are not affected
+    clock.advance(0.5)
+    assert limiter.allow("a")[0]
+    assert limiter.limited_total == 2
+
+
+@pytest_twisted.ensureDeferred
+async def test_rate_limited_clients_get_429_with_retry_after(store, clock):
+    from printerd.http.ratelimit import RateLimiter
+
+    factory = RawPrintFactory(MemoryReactorClock(), store)
+    stub = StubTreq(PrinterdAPI(clock, store, factory,
+                                limiter=RateLimiter(clock, rate=1, burst=2)).resource())
+    codes = [(await get_json(stub, "/api/recent"))[0] for _ in range(3)]
+    assert codes == [200, 200, 429]
+    response, body = await get(stub, "/api/recent")
+    assert response.headers.getRawHeaders("retry-after") == ["1"]
+    assert "too many requests" in json.loads(body)["error"]
+    assert (await get_json(stub, "/api/health"))[0] == 200  # health is never limited
+    clock.advance(1)
+    assert (await get_json(stub, "/api/recent"))[0] == 200

@@ -255,3 +255,46 @@ def test_tokens_protect_the_real_daemon_and_insecure_allows_a_lan_listener(tmp_p
         assert open_lan.get("/api/receipts")[0] == 200
     finally:
         open_lan.stop()
+
+
+def http_status(port: int, request: bytes) -> int:
+    """Send raw bytes as an HTTP request; the status code of the answer (0 if none)."""
+    data = b""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        try:
+            sock.sendall(request)
+            while b"\r\n" not in data:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+        except ConnectionResetError:
+            pass  # the server answered and hung up on what we were still sending
+    match = re.match(rb"HTTP/1\.[01] (\d{3})", data)
+    return int(match.group(1)) if match else 0
+
+
+@pytest.mark.parametrize("request_bytes", [
+    b"GET /api/receipts/99999999999999999999999 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /api/receipts?limit=%ff%fe HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /api/receipts?since=2024-99-99 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"BREW /api/receipts HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"PUT /api/receipts/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
+    b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n{\"tok\": 1",
+    b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000,
+    b"GARBAGE\r\n\r\n",
+    b"GET /api/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: -5\r\n\r\n",
+])
+def test_malformed_http_gets_4xx_never_5xx(daemon, request_bytes):
+    status = http_status(daemon.http_port, request_bytes)
+    assert 400 <= status < 500, status
+    assert daemon.get("/api/health")[0] == 200
+    assert "Traceback" not in daemon.log()
+
+
+def test_oversized_headers_are_refused_and_the_daemon_keeps_serving(daemon):
+    big = b"GET /api/receipts HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
+    # Twisted answers 400 and closes; the reset of our unsent bytes may swallow the 400.
+    assert http_status(daemon.http_port, big) in (0, 400)
+    assert daemon.get("/api/health")[0] == 200

@@ -192,6 +192,11 @@ class Settings:
         False, _boolean, "allow HTTP on a non-loopback interface without tokens")
     raw_allow: tuple = _setting(
         ("0.0.0.0/0", "::/0"), _networks, "networks (CIDR, comma-separated) allowed to print")
+    api_rate: float = _setting(
+        50.0, _non_negative_float, "API requests per second per client (0: no limit)")
+    api_burst: int = _setting(200, _positive_int, "API requests a client may burst")
+    http_timeout: float = _setting(
+        30.0, _positive_float, "seconds an HTTP client may idle or dawdle sending a request")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
 

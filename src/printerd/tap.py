@@ -25,7 +25,8 @@ from printerd.config import (
 )
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import PrinterdAPI
-from printerd.http.auth import Authenticator
+from printerd.http.auth import Authenticator, LimitedRequest
+from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.metrics import ReactorLag, make_registry
@@ -189,8 +190,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     lag.setServiceParent(root)
     registry = make_registry(store, factory, hub, lag, forwarder, retention)
     api = PrinterdAPI(reactor, store, factory, raw, hub, registry, forwarder,
-                      Authenticator(reactor, tokens))
-    site = Site(api.resource())
+                      Authenticator(reactor, tokens),
+                      RateLimiter(reactor, settings.api_rate, settings.api_burst))
+    site = Site(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
     site.displayTracebacks = False
     ListenerService("http_listen", settings.http_listen, http_endpoint, site).setServiceParent(root)
     return root

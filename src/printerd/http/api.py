@@ -24,10 +24,11 @@ from werkzeug.exceptions import HTTPException
 from printerd import process
 from printerd.forwarder import outbox
 from printerd.http.auth import (
-    COOKIE, SESSION_SECONDS, Authenticator, AuthGate, bearer_token,
+    COOKIE, SESSION_SECONDS, ApiGate, Authenticator, bearer_token,
 )
 from printerd.forwarder.service import Forwarder
 from printerd.http.params import ApiError, QueryParams
+from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub, SubscriberLimit, encode_event
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory
@@ -35,6 +36,7 @@ from printerd.store.receipts import Receipt, ReceiptQuery, parse_time
 from printerd.store.service import ReceiptStore
 
 MAX_PAGE = 500
+MAX_ID = 2**63 - 1
 MAX_SESSION_BODY = 4096
 REPLAY_PAGE = 500
 
@@ -43,6 +45,13 @@ def json_body(request: IRequest, value: Any, code: int = 200) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
     return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+
+def _receipt_id(value: int) -> int:
+    """Ids are SQLite integers: anything larger cannot exist."""
+    if value > MAX_ID:
+        raise ApiError(404, f"no such id {value}")
+    return value
 
 
 def receipts_body(request: IRequest, receipts: Iterable[Receipt], **extra: Any) -> bytes:
@@ -64,7 +73,8 @@ class PrinterdAPI:
                  hub: Optional[StreamHub] = None,
                  registry: Optional[CollectorRegistry] = None,
                  forwarder: Optional[Forwarder] = None,
-                 authenticator: Optional[Authenticator] = None) -> None:
+                 authenticator: Optional[Authenticator] = None,
+                 limiter: Optional[RateLimiter] = None) -> None:
         self.clock = clock
         self.store = store
         self.raw_factory = raw_factory
@@ -73,11 +83,12 @@ class PrinterdAPI:
         self.registry = registry
         self.forwarder = forwarder
         self.authenticator = authenticator or Authenticator(clock, ())
+        self.limiter = limiter
         self.started_at = clock.seconds()
 
     def resource(self):  # type: ignore[no-untyped-def]
-        """The API, behind the token check when tokens are configured."""
-        return AuthGate(self.app.resource(), self.authenticator)
+        """The API, behind the body cap, the rate limit and the token check."""
+        return ApiGate(self.app.resource(), self.authenticator, self.limiter)
 
     # -- errors ------------------------------------------------------------------------------
 
@@ -169,14 +180,14 @@ class PrinterdAPI:
 
     @app.route("/api/receipts/<int:receipt_id>", methods=["GET"])
     async def receipt(self, request: IRequest, receipt_id: int) -> bytes:
-        found = await self.store.get_receipt(receipt_id)
+        found = await self.store.get_receipt(_receipt_id(receipt_id))
         if found is None:
             raise ApiError(404, f"no receipt {receipt_id}")
         return json_body(request, found.to_json())
 
     @app.route("/api/receipts/<int:receipt_id>/raw", methods=["GET"])
     async def receipt_raw(self, request: IRequest, receipt_id: int) -> bytes:
-        raw = await self.store.get_raw(receipt_id)
+        raw = await self.store.get_raw(_receipt_id(receipt_id))
         if raw is None:
             raise ApiError(404, f"no receipt {receipt_id}")
         request.setHeader(b"Content-Type", b"application/octet-stream")
@@ -213,11 +224,6 @@ class PrinterdAPI:
             request.setHeader(b"Content-Type", b"text/event-stream")
             request.setHeader(b"Cache-Control", b"no-cache")
             request.setHeader(b"X-Accel-Buffering", b"no")  # proxies: do not buffer
-            # Events are small writes: without NODELAY, Nagle holds each one until the
-            # client's delayed ACK (40 ms) for the previous one arrives.
-            set_no_delay = getattr(request.transport, "setTcpNoDelay", None)
-            if set_no_delay is not None:
-                set_no_delay(True)
             request.write(b"retry: %d\n\n" % self.hub.retry_ms)  # sends the headers now
             request.registerProducer(subscriber, True)
             request.notifyFinish().addBoth(lambda _: subscriber.close())
@@ -264,6 +270,7 @@ class PrinterdAPI:
     @app.route("/api/forwarder/dead/<int:delivery_id>/retry", methods=["POST"])
     async def retry_dead_letter(self, request: IRequest, delivery_id: int) -> bytes:
         forwarder = self._forwarder()
+        delivery_id = _receipt_id(delivery_id)
         changed = await self.store.write(outbox.retry_dead, self.clock.seconds(), delivery_id)
         if not changed:
             raise ApiError(404, f"no dead delivery {delivery_id}")
@@ -305,4 +312,7 @@ class PrinterdAPI:
         }
         if self.hub is not None:
             stats.update(self.hub.stats())
+        stats["connections_refused_total"] = factory.connections_refused_total
+        if self.limiter is not None:
+            stats["http_rate_limited_total"] = self.limiter.limited_total
         return stats

@@ -18,10 +18,14 @@ from typing import Optional
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from printerd.http.ratelimit import RateLimiter
 
 COOKIE = b"printerd_session"
 SESSION_SECONDS = 12 * 3600
 OPEN_PATHS = {b"/api/health", b"/api/session"}
+MAX_BODY = 64 * 1024  # the API takes no large bodies
 
 
 class Authenticator:
@@ -68,23 +72,54 @@ def bearer_token(request: IRequest) -> Optional[bytes]:
     return header[7:].strip() if header[:7].lower() == b"bearer " else None
 
 
-class AuthGate(Resource):
-    """Wraps the API resource: answers 401 before any protected route runs."""
+def _refuse(request: IRequest, code: int, message: str, **headers: bytes) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"application/json")
+    for name, value in headers.items():
+        request.setHeader(name.replace("_", "-").encode(), value)
+    return json.dumps({"error": message}).encode() + b"\n"
+
+
+class ApiGate(Resource):
+    """
+    Wraps the API resource: oversized bodies (413), the per-client rate limit (429) and
+    authentication (401) are answered before any route runs.
+    """
 
     isLeaf = True
 
-    def __init__(self, inner: Resource, authenticator: Authenticator) -> None:
+    def __init__(self, inner: Resource, authenticator: Authenticator,
+                 limiter: Optional[RateLimiter] = None) -> None:
         super().__init__()
         self.inner = inner
         self.authenticator = authenticator
+        self.limiter = limiter
 
     def render(self, request: IRequest) -> bytes:
+        if getattr(request, "body_too_large", False):
+            return _refuse(request, 413, f"request body over {MAX_BODY} bytes")
+        if self.limiter is not None and request.path != b"/api/health":  # type: ignore
+            allowed, wait = self.limiter.allow(request.getClientAddress().host)  # type: ignore
+            if not allowed:
+                return _refuse(request, 429, f"too many requests: retry in {wait} s",
+                               Retry_After=str(wait).encode())
         request.printerd_authenticated = self.authenticator.authenticated(request)  # type: ignore
         if not request.printerd_authenticated and request.path not in OPEN_PATHS:  # type: ignore
-            request.setResponseCode(401)
-            request.setHeader(b"Content-Type", b"application/json")
-            request.setHeader(b"WWW-Authenticate", b'Bearer realm="printerd"')
-            return json.dumps({"error": "authentication required: send Authorization: "
-                                        "Bearer <token>, or log in with POST /api/session"}
-                              ).encode() + b"\n"
+            return _refuse(request, 401, "authentication required: send Authorization: "
+                                         "Bearer <token>, or log in with POST /api/session",
+                           WWW_Authenticate=b'Bearer realm="printerd"')
         return self.inner.render(request)
+
+
+class LimitedRequest(Request):
+    """A request whose body is dropped past MAX_BODY bytes (the gate then answers 413)."""
+
+    body_too_large = False
+    _body_bytes = 0
+
+    def handleContentChunk(self, data: bytes) -> None:
+        self._body_bytes += len(data)
+        if self._body_bytes > MAX_BODY:
+            self.body_too_large = True
+            return
+        super().handleContentChunk(data)
