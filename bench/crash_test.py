@@ -1,0 +1,141 @@
+"""
+Crash safety: SIGKILL the daemon again and again while POS clients print and a stream
+subscriber listens; after every kill check that the database is intact, that every receipt
+announced on the stream before the kill is stored, and that nothing is stored twice.
+
+    python -m bench.crash_test --kills 1000       # the long run (by hand)
+    tests/test_crash.py runs a short one in make test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import signal
+import socket
+import sqlite3
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from bench.daemon import Daemon
+
+_TAG = re.compile(rb"crash-tag-(\d+-\d+-\d+)")
+
+
+class Printer(threading.Thread):
+    """A POS client printing tagged receipts, one per connection, until stopped."""
+
+    def __init__(self, port: int, run: int, number: int, stop: threading.Event) -> None:
+        super().__init__(daemon=True)
+        self.port, self.run_id, self.number, self.stop = port, run, number, stop
+        self.sent = 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            tag = f"crash-tag-{self.run_id}-{self.number}-{self.sent}".encode()
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+                    sock.sendall(b"\x1b@" + tag + b"\nTotal 1.00\n\x1dV\x00")
+                self.sent += 1
+            except OSError:
+                return  # the daemon was killed
+
+
+class Listener(threading.Thread):
+    """A stream subscriber recording every receipt tag announced to it."""
+
+    def __init__(self, port: int, after: int) -> None:
+        super().__init__(daemon=True)
+        self.port, self.after = port, after
+        self.announced: list[str] = []
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
+                sock.sendall(b"GET /api/stream?after=%d HTTP/1.1\r\nHost: x\r\n\r\n" % self.after)
+                buffer = b""
+                while True:
+                    data = sock.recv(65536)
+                    if not data:
+                        return
+                    self.ready.set()
+                    buffer += data
+                    *blocks, buffer = buffer.split(b"\n\n")
+                    for block in blocks:
+                        self.announced += [m.decode() for m in _TAG.findall(block)]
+        except OSError:
+            return
+
+
+def check(database: Path) -> dict:
+    conn = sqlite3.connect(database)
+    try:
+        (integrity,) = conn.execute("PRAGMA integrity_check").fetchone()
+        tags = Counter(m.decode() for (text,) in conn.execute("SELECT text FROM receipts")
+                       for m in _TAG.findall(text.encode()))
+        (last_id,) = conn.execute("SELECT coalesce(max(id), 0) FROM receipts").fetchone()
+    finally:
+        conn.close()
+    return {"integrity": integrity, "tags": tags, "last_id": last_id}
+
+
+def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1) -> dict:
+    rng = random.Random(seed)
+    database = workdir / "crash.sqlite3"
+    announced: set[str] = set()
+    problems: list[str] = []
+    stored_before = 0
+    for run in range(kills):
+        daemon = Daemon(workdir, f"--database={database}", "--api-rate=0")
+        # Listen from the last stored id: what this run announces is what must survive.
+        last_id = check(database)["last_id"] if database.exists() else 0
+        listener = Listener(daemon.http_port, last_id)
+        listener.start()
+        listener.ready.wait(5)
+        stop = threading.Event()
+        clients = [Printer(daemon.raw_port, run, n, stop) for n in range(printers)]
+        for client in clients:
+            client.start()
+        time.sleep(rng.uniform(0.2, 0.8))
+        daemon.stop(signal.SIGKILL)
+        stop.set()
+        for client in clients:
+            client.join(5)
+        listener.join(5)
+        announced.update(listener.announced)
+        after = check(database)
+        if after["integrity"] != "ok":
+            problems.append(f"kill {run}: integrity_check says {after['integrity']}")
+        missing = [t for t in announced if after["tags"][t] == 0]
+        if missing:
+            problems.append(f"kill {run}: {len(missing)} announced receipts missing, e.g. "
+                            f"{missing[:3]}")
+        doubled = [t for t, n in after["tags"].items() if n > 1]
+        if doubled:
+            problems.append(f"kill {run}: {len(doubled)} receipts stored twice, e.g. {doubled[:3]}")
+        stored_before = sum(after["tags"].values())
+    return {"kills": kills, "receipts_stored": stored_before, "announced": len(announced),
+            "problems": problems}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.crash_test")
+    parser.add_argument("--kills", type=int, default=1000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as workdir:
+        result = crash_run(Path(workdir), args.kills, seed=args.seed)
+    result["elapsed_s"] = round(time.perf_counter() - started, 1)
+    print(json.dumps(result, indent=2))
+    raise SystemExit(1 if result["problems"] else 0)
+
+
+if __name__ == "__main__":
+    main()

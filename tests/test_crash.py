@@ -1,0 +1,14 @@
+"""A short crash-safety run: SIGKILL while printing and streaming loses nothing announced."""
+
+import pytest
+
+from bench.crash_test import crash_run
+
+pytestmark = pytest.mark.e2e
+
+
+def test_sigkill_loses_no_announced_receipt_and_stores_none_twice(tmp_path):
+    result = crash_run(tmp_path, kills=5, printers=4, seed=7)
+    assert result["problems"] == []
+    assert result["announced"] > 0  # the run did print and announce receipts
+    assert result["receipts_stored"] >= result["announced"]
