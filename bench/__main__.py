@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ingest, parser as parser_bench, rest, soak, stream
+from bench import ingest, parser as parser_bench, rest, soak, stream, webhook
 from bench.common import raise_fd_limit
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -21,8 +21,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("scenarios", nargs="*", default=["parser", "ingest", "rest", "stream"],
-                        help="scenarios to run (default: parser ingest rest stream; "
+    parser.add_argument("scenarios", nargs="*", default=["parser", "ingest", "rest", "webhook", "stream"],
+                        help="scenarios to run (default: parser ingest rest webhook stream; "
                              "soak runs only when named)")
     parser.add_argument("--soak-receipts", type=int, default=1_000_000,
                         help="soak scenario: receipts in all")
@@ -58,6 +58,9 @@ def main() -> None:
         elif name == "soak":
             with tempfile.TemporaryDirectory() as workdir:
                 report("soak", stamp, soak.run(Path(workdir), receipts=args.soak_receipts))
+        elif name == "webhook":
+            with tempfile.TemporaryDirectory() as workdir:
+                report("webhook", stamp, webhook.run(Path(workdir)))
         elif name == "rest":
             with tempfile.TemporaryDirectory() as workdir:
                 report("rest", stamp, rest.run(Path(workdir)))

@@ -87,3 +87,16 @@ def test_a_flood_over_the_limit_is_stored_in_full(tmp_path):
         assert stats["connections_total"] == 1000
     finally:
         daemon.stop()
+
+
+def test_a_silent_http_client_is_disconnected_after_http_timeout(tmp_path):
+    daemon = Daemon(tmp_path, "--http-timeout=1")
+    try:
+        with socket.create_connection(("127.0.0.1", daemon.http_port), timeout=10) as sock:
+            sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: x\r\n")  # ...and never finishes
+            started = time.monotonic()
+            assert sock.recv(100) == b""  # closed by the server
+            assert 0.5 < time.monotonic() - started < 8
+        assert daemon.get("/api/health")[0] == 200
+    finally:
+        daemon.stop()
