@@ -192,3 +192,27 @@ async def test_health_is_503_while_the_database_cannot_be_written(stub, store):
     await store.write(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
     assert (await pending).text == "big"
     assert (await get_json(stub, "/api/health"))[0] == 200
+
+
+async def put_json(stub, path, body):
+    response = await settle(stub, stub.request("PUT", "http://printerd" + path,
+                                                data=json.dumps(body).encode()))
+    return response.code, json.loads(await settle(stub, response.content()))
+
+
+@pytest_twisted.ensureDeferred
+async def test_printer_state_can_be_read_and_set(stub, api):
+    code, body = await get_json(stub, "/api/printers")
+    (printer,) = body["printers"]
+    assert printer["name"] == "default"
+    assert printer["state"] == {"online": True, "paper": "ok", "cover_open": False,
+                                "drawer_open": False}
+    code, body = await put_json(stub, "/api/printers/default/state",
+                                {"paper": "near_end", "online": False})
+    assert code == 200 and body["state"]["paper"] == "near_end"
+    assert api.raw_factory.state.online is False
+    for bad, named in [({"paper": "lots"}, "paper"), ({"online": "no"}, "online"),
+                       ({"colour": 1}, "colour"), ([1], "body")]:
+        code, body = await put_json(stub, "/api/printers/default/state", bad)
+        assert code == 400 and body["error"].startswith(named)
+    assert (await put_json(stub, "/api/printers/bar/state", {}))[0] == 404

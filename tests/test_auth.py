@@ -25,6 +25,7 @@ PROTECTED = [
     ("GET", "/api/recent"), ("GET", "/api/stats"), ("GET", "/api/stream"), ("GET", "/metrics"),
     ("GET", "/api/forwarder"), ("GET", "/api/forwarder/dead"),
     ("POST", "/api/forwarder/dead/1/retry"), ("POST", "/api/forwarder/dead/retry"),
+    ("GET", "/api/printers"), ("PUT", "/api/printers/default/state"),
     ("GET", "/api/no-such-route"),
 ]
 

@@ -298,3 +298,23 @@ def test_oversized_headers_are_refused_and_the_daemon_keeps_serving(daemon):
     # Twisted answers 400 and closes; the reset of our unsent bytes may swallow the 400.
     assert http_status(daemon.http_port, big) in (0, 400)
     assert daemon.get("/api/health")[0] == 200
+
+
+def test_python_escpos_sees_the_state_set_through_the_api(daemon):
+    import urllib.request
+
+    def set_state(**state):
+        request = urllib.request.Request(daemon.url("/api/printers/default/state"),
+                                         data=json.dumps(state).encode(), method="PUT")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    printer = Network("127.0.0.1", port=daemon.raw_port, timeout=10)
+    assert (printer.is_online(), printer.paper_status()) == (True, 2)
+    set_state(paper="near_end")
+    assert printer.paper_status() == 1
+    set_state(paper="out", online=False)
+    assert (printer.is_online(), printer.paper_status()) == (False, 0)
+    set_state(paper="ok", online=True)
+    assert (printer.is_online(), printer.paper_status()) == (True, 2)
+    printer.close()

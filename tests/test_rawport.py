@@ -225,3 +225,20 @@ async def test_the_port_pauses_while_the_database_cannot_be_written(db_path):
         assert port.changes == ["paused", "resumed"]
     finally:
         await store.stopService()
+
+
+def test_automatic_status_back_reports_each_state_change(store):
+    from printerd.escpos.status import PrinterState
+
+    factory, _ = make_factory(store)
+    asb, asb_transport = connect(factory, 1)
+    quiet, quiet_transport = connect(factory, 2)
+    asb.dataReceived(b"\x1da\xff")
+    assert asb_transport.value() == b"\x10\x00\x00\x00"
+    factory.set_state(PrinterState(paper="out"))
+    assert asb_transport.value() == b"\x10\x00\x00\x00" + b"\x10\x00\x0f\x00"
+    assert quiet_transport.value() == b""  # never asked
+    quiet.dataReceived(b"\x10\x04\x04")
+    assert quiet_transport.value() == b"\x7e"  # DLE EOT 4: paper out
+    factory.set_state(PrinterState(paper="out"))  # no change: nothing sent
+    assert asb_transport.value().count(b"\x10\x00") == 2

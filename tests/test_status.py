@@ -39,3 +39,22 @@ def test_replies_follow_the_state(state, query, reply):
 def test_queries_it_does_not_know_get_no_reply():
     assert reply_to(b"\x10\x04\x09", HEALTHY) is None
     assert reply_to(b"\x1dr\x07", HEALTHY) is None
+
+
+@pytest.mark.parametrize("query, reply", [
+    (b"\x1dI\x01", b"\x20"), (b"\x1dI1", b"\x20"), (b"\x1dI\x02", b"\x02"),
+    (b"\x1dI\x42", b"\x5fEPSON\x00"), (b"\x1dIC", b"\x5fTM-T88V\x00"),
+    (b"\x1dID", b"\x5fPRINTERD0001\x00"),
+    (b"\x1da\xff", b"\x10\x00\x00\x00"), (b"\x1da\x00", None),
+    (b"\x1d(H\x06\x0000ABCD", b"\x37\x22ABCD\x00"),
+    (b"\x10\x14\x08\x01\x03\x14\x01\x06\x02\x08", b"\x37\x25\x00"),
+])
+def test_identity_automatic_status_and_process_id_replies(query, reply):
+    assert reply_to(query, HEALTHY) == reply
+
+
+def test_automatic_status_bits_follow_the_state():
+    from printerd.escpos.status import automatic_status
+
+    state = PrinterState(online=False, cover_open=True, paper="out", drawer_open=True)
+    assert automatic_status(state) == bytes([0x10 | 0x08 | 0x20 | 0x04, 0, 0x0F, 0])

@@ -153,6 +153,9 @@ class Settings:
         "var/printerd.sqlite3", str, "SQLite database file (its folder is created)"
     )
     printer_name: str = _setting("default", _printer_name, "name recorded on every receipt")
+    printer_maker: str = _setting("EPSON", str, "maker that GS I 66 reports")
+    printer_model: str = _setting("TM-T88V", str, "model name that GS I 67 reports")
+    printer_serial: str = _setting("PRINTERD0001", str, "serial number that GS I 68 reports")
     max_connections: int = _setting(
         50, _positive_int, "raw jobs in flight; further connections wait in the backlog"
     )

@@ -23,6 +23,7 @@ from twisted.web.server import Site
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
+from printerd.escpos.status import PrinterIdentity
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import PrinterdAPI
 from printerd.http.auth import Authenticator, LimitedRequest
@@ -179,7 +180,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                               max_connections=settings.max_connections,
                               idle_timeout=settings.idle_timeout,
                               max_job_bytes=settings.max_job_bytes,
-                              allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer)
+                              allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer,
+                              identity=PrinterIdentity(maker=settings.printer_maker,
+                                                       model=settings.printer_model,
+                                                       serial=settings.printer_serial))
     store.on_write_health(factory.storage_changed)
     DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
     raw = ListenerService("raw_listen", settings.raw_listen, raw_endpoint, factory,

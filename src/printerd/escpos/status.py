@@ -22,6 +22,35 @@ class PrinterState:
     cover_open: bool = False
     drawer_open: bool = False
 
+    def to_json(self) -> dict:
+        return {"online": self.online, "paper": self.paper, "cover_open": self.cover_open,
+                "drawer_open": self.drawer_open}
+
+
+@dataclass(frozen=True)
+class PrinterIdentity:
+    """What GS I answers: the model a POS believes it is talking to."""
+
+    maker: str = "EPSON"
+    model: str = "TM-T88V"
+    serial: str = "PRINTERD0001"
+    firmware: str = "30.00 ESC/POS"
+    model_id: int = 0x20  # GS I 1: TM-T88 family
+    type_id: int = 0x02  # GS I 2: autocutter fitted
+    rom_version: int = 0x64  # GS I 3
+
+
+DEFAULT_IDENTITY = PrinterIdentity()
+
+
+def automatic_status(state: PrinterState) -> bytes:
+    """The 4 bytes of automatic status back (GS a), sent when enabled and on every change."""
+    first = 0x10  # always set
+    first |= 0x04 if state.drawer_open else 0
+    first |= 0 if state.online else 0x08
+    first |= 0x20 if state.cover_open else 0
+    third = {PAPER_OK: 0, PAPER_NEAR_END: 0x03, PAPER_OUT: 0x0F}[state.paper]
+    return bytes([first, 0x00, third, 0x00])
 
 def _dle_eot(n: int, state: PrinterState) -> Optional[bytes]:
     # Bits 0x02 and 0x10 are fixed to 1 in every DLE EOT reply.
@@ -47,7 +76,23 @@ def _paper_sensor(state: PrinterState) -> bytes:
     return bytes([{PAPER_OK: 0, PAPER_NEAR_END: 0x03, PAPER_OUT: 0x0F}[state.paper]])
 
 
-def reply_to(query: bytes, state: PrinterState) -> Optional[bytes]:
+def _gs_i(n: int, identity: PrinterIdentity) -> Optional[bytes]:
+    if n in (1, 49):
+        return bytes([identity.model_id])
+    if n in (2, 50):
+        return bytes([identity.type_id])
+    if n in (3, 51):
+        return bytes([identity.rom_version])
+    text = {65: identity.firmware, 66: identity.maker, 67: identity.model, 68: identity.serial,
+            69: "", 112: ""}.get(n)
+    if text is None:
+        return None
+    # Printer information B: a header byte 0x5F, ASCII, NUL.
+    return b"\x5f" + text.encode("ascii", "replace") + b"\x00"
+
+
+def reply_to(query: bytes, state: PrinterState,
+             identity: PrinterIdentity = DEFAULT_IDENTITY) -> Optional[bytes]:
     """The reply bytes for a status query command, or None if the printer stays silent."""
     if query[:2] == b"\x10\x04" and len(query) >= 3:
         return _dle_eot(query[2], state)
@@ -60,8 +105,21 @@ def reply_to(query: bytes, state: PrinterState) -> Optional[bytes]:
         return None
     if query == b"\x1bv":
         return _paper_sensor(state)
+    if query[:2] == b"\x1dI" and len(query) == 3:
+        return _gs_i(query[2], identity)
+    if query[:2] == b"\x1da" and len(query) == 3:
+        # Enabling automatic status back sends the status at once; disabling sends nothing.
+        return automatic_status(state) if query[2] else None
+    if query[:3] == b"\x1d(H" and len(query) == 11 and query[5:7] == b"00":
+        # A "process ID" response: echoed once everything before it has been processed,
+        # which, for a printer that prints instantly, is now.
+        return b"\x37\x22" + query[7:11] + b"\x00"
+    if query == b"\x10\x14\x08\x01\x03\x14\x01\x06\x02\x08":
+        return b"\x37\x25\x00"  # clear buffers: done
     return None
 
 
 # Commands whose only effect is to ask for a reply: a job made only of these is not a receipt.
-STATUS_QUERY_NAMES = frozenset({"DLE EOT", "DLE ENQ", "DLE DC4", "GS r", "ESC v", "GS I", "GS a"})
+STATUS_QUERY_NAMES = frozenset({
+    "DLE EOT", "DLE ENQ", "DLE DC4", "GS r", "ESC v", "GS I", "GS a", "GS ( H",
+})

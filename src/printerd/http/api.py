@@ -22,6 +22,7 @@ from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 
 from printerd import process
+from printerd.escpos.status import PAPER_NEAR_END, PAPER_OK, PAPER_OUT
 from printerd.forwarder import outbox
 from printerd.http.auth import (
     COOKIE, SESSION_SECONDS, ApiGate, Authenticator, bearer_token,
@@ -243,6 +244,46 @@ class PrinterdAPI:
             subscriber.close()
             if request.channel is not None:  # type: ignore[attr-defined]  # gone if client left
                 request.unregisterProducer()
+
+    @app.route("/api/printers", methods=["GET"])
+    def printers(self, request: IRequest) -> bytes:
+        return json_body(request, {"printers": [self._printer_json()]})
+
+    def _printer_json(self) -> dict[str, Any]:
+        factory = self.raw_factory
+        listener = self.raw_listener.description if self.raw_listener else None
+        return {"name": factory.printer, "listener": listener,
+                "model": {"maker": factory.identity.maker, "model": factory.identity.model,
+                          "serial": factory.identity.serial},
+                "state": factory.state.to_json(),
+                "counters": {"jobs": factory.jobs_total, "receipts": factory.receipts_total,
+                             "bytes": factory.bytes_total,
+                             "status_replies": factory.status_replies_total,
+                             "unknown_commands": factory.unknown_commands_total}}
+
+    @app.route("/api/printers/<name>/state", methods=["PUT"])
+    def set_printer_state(self, request: IRequest, name: str) -> bytes:
+        """Flip the printer offline, out of paper, cover open...: status replies follow."""
+        if name != self.raw_factory.printer:
+            raise ApiError(404, f"no printer {name!r}")
+        body = request.content.read(MAX_SESSION_BODY + 1)  # type: ignore[attr-defined]
+        try:
+            changes = json.loads(body)
+        except ValueError:
+            raise ApiError(400, "body: expected a JSON object") from None
+        if not isinstance(changes, dict):
+            raise ApiError(400, "body: expected a JSON object")
+        state = self.raw_factory.state
+        fields = {"online": bool, "cover_open": bool, "drawer_open": bool, "paper": str}
+        for key, value in changes.items():
+            if key not in fields:
+                raise ApiError(400, f"{key}: unknown field (allowed: {', '.join(fields)})")
+            if not isinstance(value, fields[key]):
+                raise ApiError(400, f"{key}: must be a {fields[key].__name__}")
+        if changes.get("paper", PAPER_OK) not in (PAPER_OK, PAPER_NEAR_END, PAPER_OUT):
+            raise ApiError(400, "paper: must be ok, near_end or out")
+        self.raw_factory.set_state(replace(state, **changes))
+        return json_body(request, self._printer_json())
 
     @app.route("/metrics", methods=["GET"])
     def metrics(self, request: IRequest) -> bytes:

@@ -23,7 +23,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from printerd.escpos.parser import ParsedReceipt
-from printerd.escpos.status import PrinterState
+from printerd.escpos.status import DEFAULT_IDENTITY, PrinterIdentity, PrinterState
 from printerd.rawport.protocol import RawPrintProtocol
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
@@ -45,7 +45,8 @@ class RawPrintFactory(Factory):
     def __init__(self, clock: IReactorTime, store: ReceiptStore, printer: str = "default",
                  max_connections: int = 50, idle_timeout: float = 30.0,
                  max_job_bytes: int = 64 * 1024 * 1024,
-                 allow: tuple[str, ...] = ("0.0.0.0/0", "::/0"), max_per_peer: int = 0) -> None:
+                 allow: tuple[str, ...] = ("0.0.0.0/0", "::/0"), max_per_peer: int = 0,
+                 identity: PrinterIdentity = DEFAULT_IDENTITY) -> None:
         self.clock = clock
         self.store = store
         self.printer = printer
@@ -53,6 +54,8 @@ class RawPrintFactory(Factory):
         self.idle_timeout = idle_timeout
         self.max_job_bytes = max_job_bytes
         self.state = PrinterState()
+        self.identity = identity
+        self.receipts_total = 0
         self.allow = [ipaddress.ip_network(n, strict=False) for n in allow]
         self.max_per_peer = max_per_peer
         self._per_peer: Counter[str] = Counter()
@@ -177,7 +180,18 @@ class RawPrintFactory(Factory):
     def bytes_received(self, count: int) -> None:
         self.bytes_total += count
 
+    def set_state(self, state: PrinterState) -> None:
+        """Set what status replies report; connections with automatic status back hear it."""
+        changed = state != self.state
+        self.state = state
+        if changed:
+            self.log.info("printer {printer} state set to {state}", printer=self.printer,
+                          state=state.to_json())
+            for protocol in list(self._active):
+                protocol.state_changed()
+
     def receipt_parsed(self, protocol: RawPrintProtocol, parsed: ParsedReceipt) -> None:
+        self.receipts_total += 1
         self.unknown_commands_total += parsed.unknown_commands
         self.store.add_receipt(NewReceipt(
             printer=self.printer,

@@ -16,7 +16,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from printerd.escpos.parser import Event, JobParser, ParsedReceipt, StatusQuery
-from printerd.escpos.status import reply_to
+from printerd.escpos.status import automatic_status, reply_to
 
 if TYPE_CHECKING:
     from printerd.rawport.factory import RawPrintFactory
@@ -38,6 +38,7 @@ class RawPrintProtocol(Protocol):
         self.started_at = 0.0
         self._idle_call: Optional[IDelayedCall] = None
         self._ended = False
+        self.auto_status = False  # GS a: send status on every change
 
     # -- lifecycle, driven by the factory ----------------------------------------------------
 
@@ -77,7 +78,9 @@ class RawPrintProtocol(Protocol):
         replies = []
         for event in events:
             if isinstance(event, StatusQuery):
-                reply = reply_to(event.command, self.factory.state)
+                if event.command[:2] == b"\x1da":
+                    self.auto_status = bool(event.command[2])
+                reply = reply_to(event.command, self.factory.state, self.factory.identity)
                 if reply is not None:
                     replies.append(reply)
             elif isinstance(event, ParsedReceipt):
@@ -87,6 +90,11 @@ class RawPrintProtocol(Protocol):
             self.factory.status_replies_total += len(replies)
             # Queries that arrive together are answered in one write, as a printer would.
             self.transport.write(b"".join(replies))  # type: ignore[union-attr]
+
+    def state_changed(self) -> None:
+        """The printer's state was set: with automatic status back enabled, report it."""
+        if self.auto_status and not self._ended:
+            self.transport.write(automatic_status(self.factory.state))  # type: ignore
 
     # -- ending ------------------------------------------------------------------------------
 
