@@ -186,3 +186,36 @@ def test_mutated_jobs_never_buffer_past_the_capture_limit(parts):
         parser.feed(part)
         assert len(parser._buffer) <= CAPTURE_LIMIT + 8  # noqa: SLF001
     parser.close()
+
+
+def test_code_pages_decode_the_character_encodings_sample():
+    path = next(p for p in sample_files() if "character-encodings" in p.name)
+    (receipt,) = receipts(parse(path.read_bytes()))
+    for line in ["Quizdeltagerne spiste jordbær med fløde, mens cirkusklovnen Wolther spillede på"
+                 " xylofon.",
+                 "Falsches Üben von Xylophonmusik quält jeden größeren Zwerg.",
+                 "Ξεσκεπάζω την ψυχοφθόρα βδελυγμία",
+                 "Árvíztűrő tükörfúrógép.",
+                 "В чащах юга жил бы цитрус? Да, но фальшивый экземпляр!",
+                 "Pijamalı hasta, yağız şoföre çabucak güvendi.",
+                 "ｲﾛﾊﾆﾎﾍﾄ ﾁﾘﾇﾙｦ ﾜｶﾖﾀﾚｿ ﾂﾈﾅﾗﾑ"]:
+        assert line in receipt.text.splitlines()
+    # TCVN-3 (Vietnamese) has no codec: a clear placeholder, never a wrong letter.
+    assert "Ti\ufffdng Vi\ufffdt" in receipt.text
+
+
+def test_code_page_switch_mid_line_and_international_sets():
+    job = (b"caf\x82 " + ESC + b"t\x10" + b"caf\xe9 " + ESC + b"R\x02" + b"[]{}\n"
+           + ESC + b"@" + b"[reset]\n")
+    (receipt,) = receipts(parse(job))
+    assert receipt.text == "café café ÄÜäü\n[reset]"
+    assert receipts(parse(job, chunk=1))[0].text == receipt.text
+
+
+def test_two_byte_mode_uses_the_printer_encoding():
+    job = b"\x1c&" + "收据".encode("gb18030") + b"\x1c." + b"\x82\n"
+    (receipt,) = receipts(parse(job, chunk=1))
+    assert receipt.text == "收据é"
+    parser = JobParser(two_byte_encoding="shift_jis")
+    events = parser.feed(b"\x1c&" + "領収書".encode("shift_jis") + b"\n") + parser.close()
+    assert receipts(events)[0].text == "領収書"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
@@ -242,3 +243,39 @@ def test_automatic_status_back_reports_each_state_change(store):
     assert quiet_transport.value() == b"\x7e"  # DLE EOT 4: paper out
     factory.set_state(PrinterState(paper="out"))  # no change: nothing sent
     assert asb_transport.value().count(b"\x10\x00") == 2
+
+
+@pytest.mark.parametrize("first_bytes, kind", [
+    (b"GET / HTTP/1.1\r\nHost: printer\r\n\r\n", "http"),
+    (b"OPTIONS * HTTP/1.0\r\n\r\n", "http"),
+    (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "tls"),
+    (b"SSH-2.0-OpenSSH_9.2\r\n", "ssh"),
+])
+@pytest_twisted.ensureDeferred
+async def test_other_protocols_are_counted_and_dropped_never_stored(store, first_bytes, kind):
+    factory, _ = make_factory(store)
+    protocol, transport = connect(factory)
+    for i in range(len(first_bytes)):  # byte at a time: the verdict waits for enough bytes
+        protocol.dataReceived(first_bytes[i:i + 1])
+    assert transport.disconnecting
+    assert transport.value() == b""
+    hang_up(protocol)
+    await deferLater(reactor, 0.05, lambda: None)
+    assert store.receipts_total == 0 and store.pending_count == 0
+    assert factory.junk_total[kind] == 1
+
+
+@pytest.mark.parametrize("job, text", [
+    (b"GET READY\nTable 5\n\x1dV\x00", "GET READY\nTable 5"),
+    (b"\x10\x04\x01GET / HTTP/1.1\n\x1dV\x00", "GET / HTTP/1.1"),  # a status query first
+    (b"POST", "POST"),  # closed while still ambiguous: it is a job
+])
+@pytest_twisted.ensureDeferred
+async def test_print_jobs_that_look_a_little_like_http_are_kept(store, job, text):
+    factory, _ = make_factory(store)
+    protocol, transport = connect(factory)
+    protocol.dataReceived(job)
+    hang_up(protocol)
+    await committed(store, 1)
+    assert store.newest[-1].text == text
+    assert not factory.junk_total

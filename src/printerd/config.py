@@ -137,6 +137,13 @@ def _non_negative_int(text: Any) -> int:
     return value
 
 
+def _two_byte_encoding(value: Any) -> str:
+    text = str(value).lower().replace("-", "_")
+    if text not in ("gb18030", "shift_jis", "big5", "euc_kr"):
+        raise ValueError("must be one of gb18030, shift_jis, big5, euc_kr")
+    return text
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -156,6 +163,9 @@ class Settings:
     printer_maker: str = _setting("EPSON", str, "maker that GS I 66 reports")
     printer_model: str = _setting("TM-T88V", str, "model name that GS I 67 reports")
     printer_serial: str = _setting("PRINTERD0001", str, "serial number that GS I 68 reports")
+    two_byte_encoding: str = _setting(
+        "gb18030", _two_byte_encoding, "encoding of FS & two-byte mode (gb18030, shift_jis, "
+        "big5, euc_kr)")
     max_connections: int = _setting(
         50, _positive_int, "raw jobs in flight; further connections wait in the backlog"
     )

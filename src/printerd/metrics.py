@@ -98,6 +98,12 @@ class PrinterdCollector:
                       factory.unknown_commands_total, printer)
         yield counter("printerd_status_queries", "Real-time status queries answered",
                       factory.status_replies_total, printer)
+        junk = CounterMetricFamily("printerd_junk_connections",
+                                   "Printer-port connections that spoke another protocol",
+                                   labels=["protocol"])
+        for kind, count in factory.junk_total.items():
+            junk.add_metric([kind], count)
+        yield junk
         yield gauge("printerd_threads", "OS threads of the process", process.thread_count())
         yield gauge("printerd_database_bytes", "Database and WAL size on disk",
                     self.store.database_bytes())

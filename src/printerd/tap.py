@@ -183,7 +183,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                               allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer,
                               identity=PrinterIdentity(maker=settings.printer_maker,
                                                        model=settings.printer_model,
-                                                       serial=settings.printer_serial))
+                                                       serial=settings.printer_serial),
+                              two_byte_encoding=settings.two_byte_encoding)
     store.on_write_health(factory.storage_changed)
     DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
     raw = ListenerService("raw_listen", settings.raw_listen, raw_endpoint, factory,

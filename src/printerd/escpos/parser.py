@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Union
 
+from printerd.escpos.codepages import CharacterDecoder
 from printerd.escpos.commands import Measured, is_command_prefix, measure, measure_fsq_image
 from printerd.escpos.status import STATUS_QUERY_NAMES
 
@@ -37,6 +38,31 @@ _MARKING_COMMANDS = frozenset({
 })
 
 
+def _set_page(decoder: CharacterDecoder, command: bytes) -> None:
+    decoder.page = command[2]
+
+
+def _set_international(decoder: CharacterDecoder, command: bytes) -> None:
+    decoder.international = command[2]
+
+
+def _two_byte_on(decoder: CharacterDecoder, command: bytes) -> None:
+    decoder.two_byte = True
+
+
+def _two_byte_off(decoder: CharacterDecoder, command: bytes) -> None:
+    decoder.two_byte = False
+
+
+def _reset(decoder: CharacterDecoder, command: bytes) -> None:
+    decoder.reset()
+
+
+# Commands that change how bytes become characters.
+_DECODER_COMMANDS = {"ESC t": _set_page, "ESC R": _set_international, "FS &": _two_byte_on,
+                     "FS .": _two_byte_off, "ESC @": _reset}
+
+
 @dataclass(frozen=True)
 class StatusQuery:
     """A real-time query the printer must answer now (``DLE EOT 1``, ``GS r 1`` ...)."""
@@ -46,7 +72,7 @@ class StatusQuery:
 
 @dataclass(frozen=True)
 class ParsedReceipt:
-    """One receipt: its raw bytes, its text, how it ended."""
+    """One receipt: its raw bytes, its text (Unicode), how it ended."""
 
     raw: bytes
     text: str
@@ -59,27 +85,35 @@ Event = Union[StatusQuery, ParsedReceipt]
 
 
 class _TextBuilder:
-    """Collects printed characters into lines, decoded as PC437."""
+    """Collects printed characters into lines, decoding each run under the decoder's state."""
 
-    encoding = "cp437"
-
-    def __init__(self) -> None:
+    def __init__(self, decoder: CharacterDecoder) -> None:
+        self.decoder = decoder
         self.lines: list[str] = []
-        self._line = bytearray()
+        self._decoded: list[str] = []  # the current line, decoded so far
+        self._bytes = bytearray()  # the current line's bytes under the current decoding
 
     def add(self, data: bytes | bytearray | memoryview) -> None:
-        self._line += data
+        self._bytes += data
+
+    def before_switch(self) -> None:
+        """Decode what came before a code page / set / two-byte switch, under the old one."""
+        if self._bytes:
+            self._decoded.append(self.decoder.decode(bytes(self._bytes)))
+            self._bytes.clear()
 
     def newline(self, count: int = 1) -> None:
-        self.lines.append(self._line.decode(self.encoding))
-        self._line.clear()
+        self.before_switch()
+        self.lines.append("".join(self._decoded))
+        self._decoded = []
         self.lines.extend([""] * (count - 1))
 
     def has_pending(self) -> bool:
-        return bool(self._line)
+        return bool(self._bytes or self._decoded)
 
     def text(self) -> str:
-        lines = self.lines + ([self._line.decode(self.encoding)] if self._line else [])
+        self.before_switch()
+        lines = self.lines + (["".join(self._decoded)] if self._decoded else [])
         while lines and not lines[-1].strip():
             lines.pop()
         return "\n".join(line.rstrip() for line in lines)
@@ -88,7 +122,8 @@ class _TextBuilder:
 class JobParser:
     """Parses one ESC/POS print job fed in arbitrary chunks; see the module docstring."""
 
-    def __init__(self) -> None:
+    def __init__(self, two_byte_encoding: str = "gb18030") -> None:
+        self.decoder = CharacterDecoder(two_byte_encoding)
         self._buffer = bytearray()  # bytes of a command not yet complete
         self._skip = 0  # payload bytes of a long command still to pass through
         self._images_follow = 0  # FS q: images still to measure
@@ -97,7 +132,7 @@ class JobParser:
 
     def _start_receipt(self) -> None:
         self._raw = bytearray()
-        self._text = _TextBuilder()
+        self._text = _TextBuilder(self.decoder)
         self._has_content = False
         self._unknown = 0
 
@@ -197,6 +232,9 @@ class JobParser:
             self._text.newline(max(command[2], 1))
         elif name == "ESC J" and self._text.has_pending():
             self._text.newline()
+        elif name in _DECODER_COMMANDS:
+            self._text.before_switch()
+            _DECODER_COMMANDS[name](self.decoder, command)
         elif name == "GS V":
             return _GS_V_CUTS[command[2]]
         elif name in ("ESC i", "ESC m"):

@@ -354,6 +354,7 @@ class PrinterdAPI:
         if self.hub is not None:
             stats.update(self.hub.stats())
         stats["connections_refused_total"] = factory.connections_refused_total
+        stats["junk_connections_total"] = dict(factory.junk_total)
         if self.limiter is not None:
             stats["http_rate_limited_total"] = self.limiter.limited_total
         return stats

@@ -46,7 +46,8 @@ class RawPrintFactory(Factory):
                  max_connections: int = 50, idle_timeout: float = 30.0,
                  max_job_bytes: int = 64 * 1024 * 1024,
                  allow: tuple[str, ...] = ("0.0.0.0/0", "::/0"), max_per_peer: int = 0,
-                 identity: PrinterIdentity = DEFAULT_IDENTITY) -> None:
+                 identity: PrinterIdentity = DEFAULT_IDENTITY,
+                 two_byte_encoding: str = "gb18030") -> None:
         self.clock = clock
         self.store = store
         self.printer = printer
@@ -55,11 +56,13 @@ class RawPrintFactory(Factory):
         self.max_job_bytes = max_job_bytes
         self.state = PrinterState()
         self.identity = identity
+        self.two_byte_encoding = two_byte_encoding
         self.receipts_total = 0
         self.allow = [ipaddress.ip_network(n, strict=False) for n in allow]
         self.max_per_peer = max_per_peer
         self._per_peer: Counter[str] = Counter()
         self.connections_refused_total = 0
+        self.junk_total: Counter[str] = Counter()
         self.port: Optional[IListeningPort] = None
         self._active: set[RawPrintProtocol] = set()
         self._waiting: deque[RawPrintProtocol] = deque()
@@ -179,6 +182,12 @@ class RawPrintFactory(Factory):
 
     def bytes_received(self, count: int) -> None:
         self.bytes_total += count
+
+    def junk_connection(self, protocol: RawPrintProtocol, kind: str) -> None:
+        """A connection spoke another protocol: counted, dropped, never stored."""
+        self.junk_total[kind] += 1
+        self.log.warn("dropped a {kind} connection from {peer} on the printer port",
+                      kind=kind, peer=protocol.peer)
 
     def set_state(self, state: PrinterState) -> None:
         """Set what status replies report; connections with automatic status back hear it."""

@@ -15,6 +15,7 @@ from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from printerd.escpos.junk import NEED_MORE, classify
 from printerd.escpos.parser import Event, JobParser, ParsedReceipt, StatusQuery
 from printerd.escpos.status import automatic_status, reply_to
 
@@ -32,13 +33,14 @@ class RawPrintProtocol(Protocol):
         self.peer = peer
         self.host = peer  # the peer's address without port: the per-peer cap's key
         self.job: Optional[int] = None
-        self.parser = JobParser()
+        self.parser = JobParser(factory.two_byte_encoding)
         self.bytes_received = 0
         self.receipts = 0
         self.started_at = 0.0
         self._idle_call: Optional[IDelayedCall] = None
         self._ended = False
         self.auto_status = False  # GS a: send status on every change
+        self._prefix: Optional[bytearray] = bytearray()  # first bytes, until classified
 
     # -- lifecycle, driven by the factory ----------------------------------------------------
 
@@ -62,6 +64,21 @@ class RawPrintProtocol(Protocol):
         if self._ended:
             return
         self._reset_idle_timer()
+        if self._prefix is not None:
+            self._prefix += data
+            verdict = classify(bytes(self._prefix))
+            if verdict == NEED_MORE:
+                return
+            data, self._prefix = bytes(self._prefix), None
+            if verdict is not None:
+                self.factory.junk_connection(self, verdict)
+                self._ended = True
+                self._cancel_idle_timer()
+                self.transport.loseConnection()  # type: ignore[union-attr]
+                return
+        self._feed(data)
+
+    def _feed(self, data: bytes) -> None:
         room = self.factory.max_job_bytes - self.bytes_received
         self.bytes_received += min(len(data), room)
         self.factory.bytes_received(min(len(data), room))
@@ -119,13 +136,23 @@ class RawPrintProtocol(Protocol):
         else:
             self.transport.loseConnection()  # type: ignore[union-attr]
 
-    def _end_job(self, truncated: bool) -> None:
-        if self._ended:
-            return
-        self._ended = True
+    def _cancel_idle_timer(self) -> None:
         if self._idle_call is not None and self._idle_call.active():
             self._idle_call.cancel()
         self._idle_call = None
+
+    def _end_job(self, truncated: bool) -> None:
+        if self._ended:
+            return
+        if self._prefix:
+            # The job ended while its first bytes were still ambiguous: they are a job.
+            data, self._prefix = bytes(self._prefix), None
+            self._feed(data)
+        self._prefix = None
+        if self._ended:
+            return
+        self._ended = True
+        self._cancel_idle_timer()
         self._handle(self.parser.close(truncated=truncated))
         self.factory.job_ended(self)
 

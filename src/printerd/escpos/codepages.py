@@ -1,0 +1,92 @@
+"""
+Character decoding as an Epson printer does it: ``ESC t`` code pages, ``ESC R`` international
+character sets, and ``FS &`` / ``FS .`` two-byte mode.
+
+Pages Python has a codec for decode with it; pages it lacks decode ASCII as ASCII and every
+other byte as U+FFFD (a clear placeholder, never a wrong letter).
+"""
+
+from __future__ import annotations
+
+import codecs
+from typing import Optional
+
+PLACEHOLDER = "\ufffd"
+
+# Epson ESC t numbers -> Python codecs (None: no codec, placeholder for bytes >= 0x80).
+CODE_PAGES: dict[int, Optional[str]] = {
+    0: "cp437", 1: "katakana", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865",
+    11: None,  # PC851 Greek
+    12: None,  # PC853 Turkish
+    13: "cp857", 14: "cp737", 15: "iso8859_7", 16: "cp1252", 17: "cp866", 18: "cp852",
+    19: "cp858", 20: "cp874", 21: "cp874", 26: "cp874",  # Thai character codes 42/11/18
+    30: None, 31: None,  # TCVN-3 Vietnamese
+    32: "cp720", 33: "cp775", 34: "cp855", 35: "cp861", 36: "cp862", 37: "cp864", 38: "cp869",
+    39: "iso8859_2", 40: "iso8859_15",
+    41: None, 42: None, 43: None,  # PC1098 Farsi, PC1118 / PC1119 Lithuanian
+    44: "cp1125", 45: "cp1250", 46: "cp1251", 47: "cp1253", 48: "cp1254", 49: "cp1255",
+    50: "cp1256", 51: "cp1257", 52: "cp1258", 53: "kz1048",
+    255: None,  # user-defined page
+}
+
+# ESC R n: the 12 ASCII positions an international set replaces, in this order.
+_POSITIONS = b"#$@[\\]^`{|}~"
+INTERNATIONAL_SETS: dict[int, str] = {
+    0: "#$@[\\]^`{|}~",  # USA
+    1: "#$à°ç§^`éùè¨",  # France
+    2: "#$§ÄÖÜ^`äöüß",  # Germany
+    3: "£$@[\\]^`{|}~",  # United Kingdom
+    4: "#$@ÆØÅ^`æøå~",  # Denmark I
+    5: "#¤ÉÄÖÅÜéäöåü",  # Sweden
+    6: "#$@°\\é^ùàòèì",  # Italy
+    7: "₧$@¡Ñ¿^`¨ñ}~",  # Spain I
+    8: "#$@[¥]^`{|}~",  # Japan
+    9: "#¤ÉÆØÅÜéæøåü",  # Norway
+    10: "#$ÉÆØÅÜéæøåü",  # Denmark II
+    11: "#$á¡Ñ¿é`íñóú",  # Spain II
+    12: "#$á¡Ñ¿éüíñóú",  # Latin America
+    13: "#$@[₩]^`{|}~",  # Korea
+}
+
+TWO_BYTE_ENCODINGS = ("gb18030", "shift_jis", "big5", "euc_kr")
+
+
+def _katakana(data: bytes) -> str:
+    # Epson page 1: ASCII, and JIS X 0201 half-width katakana at 0xA1..0xDF.
+    return "".join(chr(b) if b < 0x80 else chr(0xFF61 + b - 0xA1) if 0xA1 <= b <= 0xDF
+                   else PLACEHOLDER for b in data)
+
+
+def _placeholder(data: bytes) -> str:
+    return "".join(chr(b) if b < 0x80 else PLACEHOLDER for b in data)
+
+
+class CharacterDecoder:
+    """Turns printed bytes into text under the current page, set and two-byte mode."""
+
+    def __init__(self, two_byte_encoding: str = "gb18030") -> None:
+        codecs.lookup(two_byte_encoding)  # fail early on a bad setting
+        self.two_byte_encoding = two_byte_encoding
+        self.reset()
+
+    def reset(self) -> None:
+        """ESC @: back to page 0, the USA set, one-byte mode."""
+        self.page = 0
+        self.international = 0
+        self.two_byte = False
+
+    def decode(self, data: bytes) -> str:
+        if self.two_byte:
+            return data.decode(self.two_byte_encoding, "replace")
+        codec = CODE_PAGES.get(self.page)
+        if codec == "katakana":
+            text = _katakana(data)
+        elif codec is None:
+            text = _placeholder(data)
+        else:
+            text = data.decode(codec, "replace")
+        if self.international:
+            table = INTERNATIONAL_SETS.get(self.international)
+            if table:
+                text = text.translate({p: c for p, c in zip(_POSITIONS, table, strict=True)})
+        return text
