@@ -85,7 +85,8 @@ async def test_receipt_json_has_every_field(stub, store):
     code, body = await get_json(stub, "/api/receipts/1")
     assert code == 200
     assert set(body) == {"id", "printer", "peer", "received_at", "job", "bytes", "text", "cut",
-                         "truncated", "sha256"}
+                         "truncated", "sha256", "barcodes", "codes_2d", "images", "drawer_kicks",
+                         "unknown_commands"}
     assert body["text"] == "receipt 0" and body["bytes"] == 3
 
 

@@ -219,3 +219,31 @@ def test_two_byte_mode_uses_the_printer_encoding():
     parser = JobParser(two_byte_encoding="shift_jis")
     events = parser.feed(b"\x1c&" + "領収書".encode("shift_jis") + b"\n") + parser.close()
     assert receipts(events)[0].text == "領収書"
+
+
+def details_of(name: str) -> list[dict]:
+    path = next(p for p in sample_files() if p.name == name)
+    return [r.details for r in receipts(parse(path.read_bytes()))]
+
+
+def test_structured_content_from_the_samples():
+    (qr,) = details_of("escpos-php__qr-code.bin")
+    assert qr["codes_2d"][0] == {"type": "qr", "data": "Testing 123", "model": "2",
+                                 "module_size": 3, "error_correction": "L"}
+    assert {c["error_correction"] for c in qr["codes_2d"]} == {"L", "M", "Q", "H"}
+    (barcodes,) = details_of("escpos-php__barcode.bin")
+    assert {"type": "EAN13", "data": "012345678901"} in barcodes["barcodes"]
+    (pdf,) = details_of("escpos-php__pdf417-code.bin")
+    assert pdf["codes_2d"][0]["type"] == "pdf417" and pdf["codes_2d"][0]["data"] == "Testing 123"
+    (logo,) = details_of("escpos-php__receipt-with-logo.bin")
+    assert logo["images"] == {"count": 1, "items": [
+        {"command": "GS ( L", "width": 300, "height": 236}]}
+    demo = details_of("escpos-php__demo.bin")
+    assert demo[10]["barcodes"] == [{"type": "CODE39", "data": "9876"}]
+    assert demo[12]["images"]["items"][0] == {"command": "GS v 0", "width": 304, "height": 236}
+
+
+def test_drawer_kicks_and_unknown_command_names():
+    (receipt,) = receipts(parse(ESC + b"p\x00\x19\xfa" + b"Sale\n" + ESC + b"\x01" + CUT))
+    assert receipt.details["drawer_kicks"] == [{"pin": 2, "on_ms": 50, "off_ms": 500}]
+    assert receipt.details["unknown_commands"] == {"ESC 0x01": 1}

@@ -14,10 +14,11 @@ its payload is passed through as it arrives, whatever its length field claims.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Union
 
 from printerd.escpos.codepages import CharacterDecoder
+from printerd.escpos.content import ContentCollector
 from printerd.escpos.commands import Measured, is_command_prefix, measure, measure_fsq_image
 from printerd.escpos.status import STATUS_QUERY_NAMES
 
@@ -79,6 +80,7 @@ class ParsedReceipt:
     cut: str
     truncated: bool
     unknown_commands: int
+    details: dict = field(default_factory=dict, compare=True)
 
 
 Event = Union[StatusQuery, ParsedReceipt]
@@ -135,6 +137,7 @@ class JobParser:
         self._text = _TextBuilder(self.decoder)
         self._has_content = False
         self._unknown = 0
+        self._content = ContentCollector()
 
     def feed(self, data: bytes) -> list[Event]:
         """Consume the next bytes of the job and return the events they complete."""
@@ -220,7 +223,9 @@ class JobParser:
             return None
         if not measured.known:
             self._unknown += 1
+            self._content.unknown_command(name)
             return None
+        self._content.command(name, command)
         if name in STATUS_QUERY_NAMES:
             events.append(StatusQuery(command))
             return None
@@ -250,5 +255,6 @@ class JobParser:
                 cut=cut,
                 truncated=truncated,
                 unknown_commands=self._unknown,
+                details=self._content.to_json(),
             ))
         self._start_receipt()

@@ -14,6 +14,7 @@ Peers outside the ``allow`` networks are closed at once and counted.
 from __future__ import annotations
 
 import ipaddress
+import json
 from collections import Counter, deque
 from typing import Optional
 
@@ -211,6 +212,7 @@ class RawPrintFactory(Factory):
             text=parsed.text,
             cut=parsed.cut,
             truncated=parsed.truncated,
+            details=json.dumps(parsed.details, separators=(",", ":")),
         ))
 
     def job_ended(self, protocol: RawPrintProtocol) -> None:

@@ -29,6 +29,12 @@ def parse_time(text: str) -> str:
     return format_time(moment.timestamp())
 
 
+# Every receipt's JSON has these, even receipts stored before the parser reported them.
+EMPTY_DETAILS: dict[str, Any] = {"barcodes": [], "codes_2d": [],
+                                 "images": {"count": 0, "items": []}, "drawer_kicks": [],
+                                 "unknown_commands": {}}
+
+
 @dataclass(frozen=True)
 class NewReceipt:
     """A parsed receipt waiting to be committed."""
@@ -41,6 +47,7 @@ class NewReceipt:
     text: str
     cut: str
     truncated: bool
+    details: str = "{}"  # structured content, JSON
 
 
 @dataclass(frozen=True)
@@ -57,12 +64,13 @@ class Receipt:
     cut: str
     truncated: bool
     sha256: str
+    details: str = "{}"  # structured content, JSON
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "printer": self.printer, "peer": self.peer,
                 "received_at": self.received_at, "job": self.job, "bytes": self.bytes,
                 "text": self.text, "cut": self.cut, "truncated": self.truncated,
-                "sha256": self.sha256}
+                "sha256": self.sha256, **EMPTY_DETAILS, **json.loads(self.details)}
 
     @cached_property
     def json_bytes(self) -> bytes:
@@ -83,13 +91,15 @@ class ReceiptQuery:
     text: Optional[str] = None
 
 
-RECEIPT_COLUMNS = "id, printer, peer, received_at, job, bytes, text, cut, truncated, sha256"
+RECEIPT_COLUMNS = ("id, printer, peer, received_at, job, bytes, text, cut, truncated, sha256,"
+                   " details")
 
 
 def receipt_from_row(row: tuple) -> Receipt:
     """A Receipt from a row of RECEIPT_COLUMNS."""
-    id_, printer, peer, received_at, job, size, text, cut, truncated, sha256 = row
-    return Receipt(id_, printer, peer, received_at, job, size, text, cut, bool(truncated), sha256)
+    id_, printer, peer, received_at, job, size, text, cut, truncated, sha256, details = row
+    return Receipt(id_, printer, peer, received_at, job, size, text, cut, bool(truncated), sha256,
+                   details)
 
 
 def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt],
@@ -107,9 +117,9 @@ def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt],
             digest = hashlib.sha256(draft.raw).hexdigest()
             cursor = conn.execute(
                 "INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut,"
-                " sha256, truncated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " sha256, truncated, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (draft.printer, draft.peer, draft.received_at, draft.job, len(draft.raw),
-                 draft.raw, draft.text, draft.cut, digest, int(draft.truncated)),
+                 draft.raw, draft.text, draft.cut, digest, int(draft.truncated), draft.details),
             )
             for target in outbox(draft.printer):
                 conn.execute(
@@ -118,6 +128,7 @@ def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt],
             stored.append(Receipt(
                 cursor.lastrowid, draft.printer, draft.peer, draft.received_at,  # type: ignore
                 draft.job, len(draft.raw), draft.text, draft.cut, draft.truncated, digest,
+                draft.details,
             ))
         conn.execute("COMMIT")
     except BaseException:

@@ -49,6 +49,10 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
     """,
+    # 3: structured content (barcodes, 2D codes, images, drawer kicks, unknown commands), JSON.
+    """
+    ALTER TABLE receipts ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

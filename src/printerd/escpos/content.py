@@ -1,0 +1,133 @@
+"""
+Structured content of a receipt: barcodes, 2D codes, images, drawer kicks, unknown commands.
+
+``ContentCollector.command(name, command_bytes)`` is called by the parser for each complete
+command (long payloads arrive cut at the parser's capture limit); ``to_json()`` gives the lists
+that go into the receipt JSON.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+BARCODE_TYPES = {
+    0: "UPC-A", 1: "UPC-E", 2: "EAN13", 3: "EAN8", 4: "CODE39", 5: "ITF", 6: "CODABAR",
+    65: "UPC-A", 66: "UPC-E", 67: "EAN13", 68: "EAN8", 69: "CODE39", 70: "ITF", 71: "CODABAR",
+    72: "CODE93", 73: "CODE128", 74: "GS1-128", 75: "GS1 DataBar Omnidirectional",
+    76: "GS1 DataBar Truncated", 77: "GS1 DataBar Limited", 78: "GS1 DataBar Expanded",
+}
+QR_MODELS = {49: "1", 50: "2", 51: "micro"}
+QR_ERROR_LEVELS = {48: "L", 49: "M", 50: "Q", 51: "H"}
+
+
+def _u16(data: bytes, at: int) -> int:
+    return data[at] | data[at + 1] << 8 if len(data) > at + 1 else 0
+
+
+class ContentCollector:
+    """Collects one receipt's structured content; see the module docstring."""
+
+    def __init__(self) -> None:
+        self.barcodes: list[dict[str, Any]] = []
+        self.codes_2d: list[dict[str, Any]] = []
+        self.images: list[dict[str, Any]] = []
+        self.drawer_kicks: list[dict[str, Any]] = []
+        self.unknown: Counter[str] = Counter()
+        self._qr: dict[str, Any] = {"model": "2", "module_size": 3, "error_correction": "L"}
+        self._pdf417: dict[str, Any] = {}
+        self._stored: dict[int, bytes] = {}  # cn -> symbol data waiting to be printed
+
+    def command(self, name: str, command: bytes) -> None:
+        handler = _HANDLERS.get(name)
+        if handler is not None:
+            handler(self, command)
+
+    def unknown_command(self, name: str) -> None:
+        self.unknown[name] += 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "barcodes": self.barcodes, "codes_2d": self.codes_2d,
+            "images": {"count": len(self.images), "items": self.images},
+            "drawer_kicks": self.drawer_kicks,
+            "unknown_commands": dict(self.unknown),
+        }
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    def _barcode(self, command: bytes) -> None:
+        m = command[2]
+        data = command[3:-1] if m <= 6 else command[4:4 + command[3]]
+        self.barcodes.append({"type": BARCODE_TYPES.get(m, f"m={m}"),
+                              "data": data.decode("latin-1")})
+
+    def _symbol(self, command: bytes) -> None:
+        # GS ( k pL pH cn fn [parameters]
+        if len(command) < 7:
+            return
+        cn, fn = command[5], command[6]
+        params = self._qr if cn == 49 else self._pdf417
+        if fn == 80 and len(command) >= 8:  # store the symbol data (after m)
+            self._stored[cn] = command[8:]
+        elif fn == 81:  # print the stored symbol
+            data = self._stored.get(cn, b"")
+            kind = {49: "qr", 48: "pdf417"}.get(cn, f"cn={cn}")
+            self.codes_2d.append({"type": kind, "data": data.decode("utf-8", "replace"),
+                                  **params})
+        elif cn == 49 and len(command) >= 8:
+            if fn == 65:
+                self._qr["model"] = QR_MODELS.get(command[7], str(command[7]))
+            elif fn == 67:
+                self._qr["module_size"] = command[7]
+            elif fn == 69:
+                self._qr["error_correction"] = QR_ERROR_LEVELS.get(command[7], str(command[7]))
+        elif cn == 48 and len(command) >= 8:
+            key = {65: "columns", 66: "rows", 67: "module_width", 68: "row_height",
+                   69: "error_correction"}.get(fn)
+            if key:
+                self._pdf417[key] = command[8] if fn == 69 and len(command) > 8 else command[7]
+
+    def _raster(self, command: bytes) -> None:
+        # GS v 0 m xL xH yL yH: x bytes (8 dots each) per row, y rows.
+        self.images.append({"command": "GS v 0", "width": _u16(command, 4) * 8,
+                            "height": _u16(command, 6)})
+
+    def _bit_image(self, command: bytes) -> None:
+        # ESC * m nL nH: n columns, 8 or 24 dots high.
+        self.images.append({"command": "ESC *", "width": _u16(command, 3),
+                            "height": 24 if command[2] in (32, 33) else 8})
+
+    def _graphics(self, command: bytes, header: int) -> None:
+        # GS ( L / GS 8 L store raster graphics (fn 112): m fn a bx by c xL xH yL yH.
+        if len(command) > header + 9 and command[header + 1] == 112:
+            self.images.append({"command": "GS ( L" if header == 5 else "GS 8 L",
+                                "width": _u16(command, header + 6),
+                                "height": _u16(command, header + 8)})
+
+    def _nv_image(self, command: bytes) -> None:
+        self.images.append({"command": "FS p", "nv_image": command[2]})
+
+    def _drawer(self, command: bytes) -> None:
+        # ESC p m t1 t2: pin 2 (m 0/48) or 5 (m 1/49), on t1 x 2 ms, off t2 x 2 ms.
+        self.drawer_kicks.append({"pin": 5 if command[2] in (1, 49) else 2,
+                                  "on_ms": command[3] * 2, "off_ms": command[4] * 2})
+
+    def _realtime_pulse(self, command: bytes) -> None:
+        # DLE DC4 1 m t: real-time pulse, t x 100 ms.
+        if command[2] == 1:
+            self.drawer_kicks.append({"pin": 5 if command[3] == 1 else 2,
+                                      "on_ms": command[4] * 100, "off_ms": command[4] * 100})
+
+
+_HANDLERS = {
+    "GS k": ContentCollector._barcode,
+    "GS ( k": ContentCollector._symbol,
+    "GS v 0": ContentCollector._raster,
+    "ESC *": ContentCollector._bit_image,
+    "GS ( L": lambda self, command: self._graphics(command, 5),
+    "GS 8 L": lambda self, command: self._graphics(command, 7),
+    "FS p": ContentCollector._nv_image,
+    "ESC p": ContentCollector._drawer,
+    "DLE DC4": ContentCollector._realtime_pulse,
+}
