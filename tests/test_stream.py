@@ -41,6 +41,7 @@ class Harness:
 
     def __init__(self, store, clock, **hub_options) -> None:
         self.store = store
+        self.clock = clock
         self.hub = StreamHub(clock, **hub_options)
         store.on_commit(self.hub.publish)
         self.hub.startService()
@@ -58,6 +59,7 @@ class Harness:
 
     async def pump_until(self, condition, timeout: float = 5.0):
         for _ in range(int(timeout / 0.005)):
+            self.clock.advance(0)  # the hub fans out on its clock
             self.stub.flush()
             value = condition()
             if value:
@@ -165,7 +167,8 @@ async def test_bad_resume_points_are_400(store, clock, headers, query):
 
 
 def test_a_slow_subscriber_is_dropped_at_its_cap_and_others_are_not_delayed():
-    hub = StreamHub(Clock(), max_buffer=1000)
+    clock = Clock()
+    hub = StreamHub(clock, max_buffer=1000)
     slow_request, fast_request = DummyRequest([b""]), DummyRequest([b""])
     slow_request.transport = StringTransport()
     slow = hub.subscribe(slow_request, None, None)
@@ -173,6 +176,7 @@ def test_a_slow_subscriber_is_dropped_at_its_cap_and_others_are_not_delayed():
     slow.pauseProducing()  # the client's socket is full
     receipts = [Receipt(i, "p", "x", "t", 1, 1, "y" * 200, "full", False, "s") for i in range(1, 6)]
     hub.publish(receipts)
+    clock.advance(0)
     assert slow not in hub.subscribers
     assert slow_request.transport.disconnected or slow_request.transport.disconnecting
     assert hub.dropped_slow_total == 1
@@ -180,11 +184,13 @@ def test_a_slow_subscriber_is_dropped_at_its_cap_and_others_are_not_delayed():
 
 
 def test_a_paused_subscriber_catches_up_in_order_when_resumed():
-    hub = StreamHub(Clock(), max_buffer=10_000)
+    clock = Clock()
+    hub = StreamHub(clock, max_buffer=10_000)
     request = DummyRequest([b""])
     subscriber = hub.subscribe(request, None, None)
     subscriber.pauseProducing()
     hub.publish([Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (1, 2, 3)])
+    clock.advance(0)
     assert request.written == []
     subscriber.resumeProducing()
     assert [int(w.split(b"\n")[0][4:]) for w in request.written] == [1, 2, 3]
@@ -197,3 +203,28 @@ async def test_stats_include_stream_counters(store, clock):
     code, body = await get_json(harness.stub, "/api/stats")
     assert (body["sse_subscribers"], body["sse_events_total"], body["sse_dropped_slow_total"]) \
         == (1, 0, 0)
+
+
+def test_fan_out_goes_in_slices_and_keeps_event_order():
+    clock = Clock()
+    hub = StreamHub(clock, slice_size=3)
+    requests = [DummyRequest([b""]) for _ in range(5)]
+    for request in requests:
+        hub.subscribe(request, None, None)
+    hub.publish([Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (1, 2)])
+
+    def one_reactor_turn():
+        # Clock.advance would also run the calls scheduled meanwhile; a reactor runs those
+        # on its next turn, after other I/O. Run exactly the calls due now.
+        due = [c for c in clock.getDelayedCalls() if c.getTime() <= clock.seconds()]
+        for call in due:
+            clock.calls.remove(call)
+            call.func(*call.args, **call.kw)
+
+    one_reactor_turn()
+    assert sum(len(r.written) for r in requests) == 3
+    one_reactor_turn()
+    assert sum(len(r.written) for r in requests) == 6
+    clock.advance(0)
+    ids = [[int(w.split(b"\n")[0][4:]) for w in r.written] for r in requests]
+    assert ids == [[1, 2]] * 5

@@ -173,13 +173,18 @@ class StreamHub(Service):
 
     def __init__(self, clock: IReactorTime, keepalive: float = 15.0,
                  max_duration: float = 300.0, max_buffer: int = 1024 * 1024,
-                 max_subscribers: int = 10_000, retry_ms: int = 3000) -> None:
+                 max_subscribers: int = 10_000, retry_ms: int = 3000,
+                 slice_size: int = 1000) -> None:
         self.clock = clock
         self.keepalive = keepalive
         self.max_duration = max_duration
         self.max_buffer = max_buffer
         self.max_subscribers = max_subscribers
         self.retry_ms = retry_ms
+        self.slice_size = slice_size
+        # Events waiting to reach their subscribers: (id, printer, event, chunk, subscribers left)
+        self._fanout: deque[tuple[int, str, bytes, bytes, list[Subscriber]]] = deque()
+        self._fanout_call: Optional[IDelayedCall] = None
         self.subscribers: set[Subscriber] = set()
         self.events_total = 0
         self.dropped_slow_total = 0
@@ -211,13 +216,31 @@ class StreamHub(Service):
         self.subscribers.discard(subscriber)
 
     def publish(self, receipts: list[Receipt]) -> None:
-        """Store commit listener: one encoded event per receipt, the same bytes for all."""
+        """
+        Store commit listener: one encoded event per receipt, the same bytes for all.
+
+        Deliveries go out in slices of ``slice_size`` subscribers per reactor turn, in order,
+        so a fan-out to thousands never holds the reactor long enough to stall the REST API.
+        """
         for receipt in receipts:
             event = encode_event(receipt)
-            chunk = http_chunk(event)
             self.events_total += 1
-            for subscriber in list(self.subscribers):
-                subscriber.deliver(receipt.id, receipt.printer, event, chunk)
+            self._fanout.append((receipt.id, receipt.printer, event, http_chunk(event),
+                                 list(self.subscribers)))
+        if self._fanout_call is None:
+            self._fanout_call = self.clock.callLater(0, self._fan_out)
+
+    def _fan_out(self) -> None:
+        budget = self.slice_size
+        while self._fanout and budget > 0:
+            receipt_id, printer, event, chunk, pending = self._fanout[0]
+            batch, pending[:] = pending[:budget], pending[budget:]
+            for subscriber in batch:
+                subscriber.deliver(receipt_id, printer, event, chunk)
+            budget -= len(batch)
+            if not pending:
+                self._fanout.popleft()
+        self._fanout_call = self.clock.callLater(0, self._fan_out) if self._fanout else None
 
     def drop_slow(self, subscriber: Subscriber) -> None:
         self.dropped_slow_total += 1
