@@ -32,3 +32,12 @@ def test_readme_receiver_accepts_a_signed_delivery_and_rejects_tampering():
         verify(secret, headers, body.replace(b'"x"', b'"y"'))
     with pytest.raises(ValueError, match="stale"):
         verify(secret, {**headers, "webhook-timestamp": str(now - 3600)}, body)
+
+
+def test_every_setting_is_documented_in_the_readme():
+    from printerd.config import env_name, setting_fields
+
+    text = README.read_text()
+    missing = [f.name for f in setting_fields() if f.name not in text]
+    assert missing == []
+    assert env_name("max_connections") in text
