@@ -26,6 +26,7 @@ PROTECTED = [
     ("GET", "/api/forwarder"), ("GET", "/api/forwarder/dead"),
     ("POST", "/api/forwarder/dead/1/retry"), ("POST", "/api/forwarder/dead/retry"),
     ("GET", "/api/printers"), ("PUT", "/api/printers/default/state"),
+    ("GET", "/api/receipts/1.txt"),
     ("GET", "/api/no-such-route"),
 ]
 

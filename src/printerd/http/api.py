@@ -33,6 +33,7 @@ from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub, SubscriberLimit, encode_event
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory
+from printerd.render.text import WIDTHS, render_text
 from printerd.store.receipts import Receipt, ReceiptQuery, parse_time
 from printerd.store.service import ReceiptStore
 
@@ -195,6 +196,19 @@ class PrinterdAPI:
         request.setHeader(b"Content-Disposition",
                           f'attachment; filename="receipt-{receipt_id}.bin"'.encode())
         return raw
+
+    @app.route("/api/receipts/<int:receipt_id>.txt", methods=["GET"])
+    async def receipt_text(self, request: IRequest, receipt_id: int) -> bytes:
+        """Plain text at the paper's width (``width``: 32, 42, 48, 56 or 64; default 48)."""
+        params = QueryParams(request, {"width"})
+        width = params.integer("width", 48, min(WIDTHS), max(WIDTHS))
+        if width not in WIDTHS:
+            raise ApiError(400, f"width: must be one of {', '.join(map(str, WIDTHS))}")
+        raw = await self.store.get_raw(_receipt_id(receipt_id))
+        if raw is None:
+            raise ApiError(404, f"no receipt {receipt_id}")
+        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+        return render_text(raw, width, self.raw_factory.two_byte_encoding).encode()
 
     @app.route("/api/recent", methods=["GET"])
     def recent(self, request: IRequest) -> bytes:
