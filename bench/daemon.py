@@ -15,7 +15,15 @@ from pathlib import Path
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 ROOT = Path(__file__).resolve().parents[1]
-_LISTENING = re.compile(r"(raw_listen|http_listen) listening on .*port=(\d+)")
+_LISTENING = re.compile(r"(raw_listen|http_listen|printers\.[\w.-]+) listening on .*port=(\d+)")
+
+
+def _printer_count(options: tuple[str, ...]) -> int:
+    """How many raw listeners the options ask for."""
+    for option in options:
+        if option.startswith("--printers="):
+            return len(json.loads(option.split("=", 1)[1]))
+    return 1
 
 
 class Daemon:
@@ -33,16 +41,20 @@ class Daemon:
                         "--http-listen=tcp:0:interface=127.0.0.1", *options]
         self.process = subprocess.Popen(command, cwd=workdir, env={**os.environ, **(env or {})},
                                         stderr=subprocess.PIPE, text=True)
-        self.raw_port, self.http_port = self._wait_for_ports()
+        self.ports = self._wait_for_ports(1 + _printer_count(options))
+        self.http_port = self.ports["http_listen"]
+        self.raw_port = self.ports.get("raw_listen") or next(
+            port for name, port in self.ports.items() if name.startswith("printers."))
 
-    def _wait_for_ports(self, timeout: float = 20.0) -> tuple[int, int]:
+    def _wait_for_ports(self, expected: int, timeout: float = 20.0) -> dict[str, int]:
+        """Every listener's port, from the log: {"http_listen": n, "raw_listen": n, ...}."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"printerd exited: {self.process.stderr.read()}")
-            ports = dict(_LISTENING.findall(self.log()))
-            if len(ports) == 2:
-                return int(ports["raw_listen"]), int(ports["http_listen"])
+            ports = {name: int(port) for name, port in _LISTENING.findall(self.log())}
+            if len(ports) >= expected and "http_listen" in ports:
+                return ports
             time.sleep(0.05)
         raise RuntimeError("printerd did not start listening:\n" + self.log())
 

@@ -76,7 +76,7 @@ async def test_health_fails_when_the_raw_listener_is_down(store):
     stub = StubTreq(PrinterdAPI(clock, store, factory, raw_listener=down).resource())
     code, body = await get_json(stub, "/api/health")
     assert code == 503
-    assert body["checks"]["raw_listener"] == "not listening"
+    assert body["checks"]["raw_listener"] == "not listening: tcp:0"
 
 
 @pytest_twisted.ensureDeferred
@@ -211,7 +211,7 @@ async def test_printer_state_can_be_read_and_set(stub, api):
     code, body = await put_json(stub, "/api/printers/default/state",
                                 {"paper": "near_end", "online": False})
     assert code == 200 and body["state"]["paper"] == "near_end"
-    assert api.raw_factory.state.online is False
+    assert api.printers["default"].factory.state.online is False
     for bad, named in [({"paper": "lots"}, "paper"), ({"online": "no"}, "online"),
                        ({"colour": 1}, "colour"), ([1], "body")]:
         code, body = await put_json(stub, "/api/printers/default/state", bad)

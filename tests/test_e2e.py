@@ -318,3 +318,30 @@ def test_python_escpos_sees_the_state_set_through_the_api(daemon):
     set_state(paper="ok", online=True)
     assert (printer.is_online(), printer.paper_status()) == (True, 2)
     printer.close()
+
+
+def test_several_printers_each_on_its_own_port(tmp_path):
+    printers = json.dumps({"kitchen": "tcp:0:interface=127.0.0.1",
+                           "bar": "tcp:0:interface=127.0.0.1"})
+    daemon = Daemon(tmp_path, f"--printers={printers}")
+    try:
+        send_job(daemon.ports["printers.kitchen"], b"2x soup\n\x1dV\x00")
+        send_job(daemon.ports["printers.bar"], b"1x beer\n\x1dV\x00")
+        found = daemon.wait_for(lambda: (lambda r: r if len(r) == 2 else None)(
+            daemon.get("/api/receipts")[1]["receipts"]))
+        assert {(r["printer"], r["text"]) for r in found} == {("kitchen", "2x soup"),
+                                                              ("bar", "1x beer")}
+        code, body = daemon.get("/api/printers")
+        assert sorted(p["name"] for p in body["printers"]) == ["bar", "kitchen"]
+        bar = Network("127.0.0.1", port=daemon.ports["printers.bar"], timeout=10)
+        import urllib.request
+        request = urllib.request.Request(daemon.url("/api/printers/bar/state"),
+                                         data=b'{"online": false}', method="PUT")
+        urllib.request.urlopen(request, timeout=10).close()
+        assert bar.is_online() is False
+        kitchen = Network("127.0.0.1", port=daemon.ports["printers.kitchen"], timeout=10)
+        assert kitchen.is_online() is True  # each printer has its own state
+        bar.close()
+        kitchen.close()
+    finally:
+        daemon.stop()

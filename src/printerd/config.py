@@ -144,6 +144,15 @@ def _two_byte_encoding(value: Any) -> str:
     return text
 
 
+def _printers(value: Any) -> tuple[tuple[str, str], ...]:
+    """A table name -> raw listener (TOML), or the same as a JSON object (option, environment)."""
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else {}
+    if not isinstance(value, dict):
+        raise ValueError('must map printer names to listeners, e.g. {"kitchen": "tcp:9100"}')
+    return tuple((_printer_name(name), str(listener)) for name, listener in value.items())
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -163,6 +172,9 @@ class Settings:
     printer_maker: str = _setting("EPSON", str, "maker that GS I 66 reports")
     printer_model: str = _setting("TM-T88V", str, "model name that GS I 67 reports")
     printer_serial: str = _setting("PRINTERD0001", str, "serial number that GS I 68 reports")
+    printers: tuple = _setting(
+        (), _printers, "several printers: JSON object name -> raw listener (default: one, "
+        "printer_name on raw_listen)")
     two_byte_encoding: str = _setting(
         "gb18030", _two_byte_encoding, "encoding of FS & two-byte mode (gb18030, shift_jis, "
         "big5, euc_kr)")

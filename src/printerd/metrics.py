@@ -8,7 +8,7 @@ by the store) and the reactor's lag (how late a one-second timer fires).
 
 from __future__ import annotations
 
-from typing import Iterator, Optional
+from typing import Iterator, Optional, Sequence
 
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -60,49 +60,54 @@ class ReactorLag(Service):
 class PrinterdCollector:
     """Reads printerd's counters at scrape time."""
 
-    def __init__(self, store: ReceiptStore, factory: RawPrintFactory,
+    def __init__(self, store: ReceiptStore, factories: Sequence[RawPrintFactory],
                  hub: Optional[StreamHub], lag: Optional[ReactorLag],
                  forwarder: Optional[Forwarder] = None,
                  retention: Optional[Retention] = None) -> None:
         self.store = store
-        self.factory = factory
+        self.factories = factories
         self.hub = hub
         self.lag = lag
         self.forwarder = forwarder
         self.retention = retention
 
     def collect(self) -> Iterator[Metric]:
-        factory, printer = self.factory, [self.factory.printer]
-
-        def counter(name: str, doc: str, value: float, labels: Optional[list[str]] = None):
-            family = CounterMetricFamily(name, doc, labels=["printer"] if labels else None)
-            family.add_metric(labels or [], value)
+        def per_printer(name: str, doc: str, attribute: str, kind: type = CounterMetricFamily):
+            family = kind(name, doc, labels=["printer"])
+            for factory in self.factories:
+                family.add_metric([factory.printer], getattr(factory, attribute))
             return family
+
+        def counter(name: str, doc: str, value: float):
+            return CounterMetricFamily(name, doc, value=value)
 
         def gauge(name: str, doc: str, value: float):
             return GaugeMetricFamily(name, doc, value=value)
 
-        yield counter("printerd_receipts", "Receipts committed since start",
-                      self.store.committed_total, printer)
+        yield per_printer("printerd_receipts", "Receipts received", "receipts_total")
+        yield counter("printerd_receipts_committed", "Receipts committed since start",
+                      self.store.committed_total)
         yield gauge("printerd_receipts_stored", "Receipts in the database", self.store.receipts_total)
         yield gauge("printerd_receipts_pending", "Receipts waiting for their commit",
                     self.store.pending_count)
-        yield counter("printerd_jobs", "Raw print jobs started", factory.jobs_total, printer)
-        yield counter("printerd_received_bytes", "Bytes received on the raw port",
-                      factory.bytes_total, printer)
-        yield counter("printerd_connections", "Raw connections accepted", factory.connections_total)
-        yield gauge("printerd_connections_active", "Raw jobs in flight", factory.connections_active)
-        yield gauge("printerd_connections_waiting", "Raw connections waiting for a slot",
-                    factory.connections_waiting)
-        yield counter("printerd_unknown_commands", "Unknown ESC/POS commands seen",
-                      factory.unknown_commands_total, printer)
-        yield counter("printerd_status_queries", "Real-time status queries answered",
-                      factory.status_replies_total, printer)
+        yield per_printer("printerd_jobs", "Raw print jobs started", "jobs_total")
+        yield per_printer("printerd_received_bytes", "Bytes received on the raw port",
+                          "bytes_total")
+        yield per_printer("printerd_connections", "Raw connections accepted", "connections_total")
+        yield per_printer("printerd_connections_active", "Raw jobs in flight",
+                          "connections_active", GaugeMetricFamily)
+        yield per_printer("printerd_connections_waiting", "Raw connections waiting for a slot",
+                          "connections_waiting", GaugeMetricFamily)
+        yield per_printer("printerd_unknown_commands", "Unknown ESC/POS commands seen",
+                          "unknown_commands_total")
+        yield per_printer("printerd_status_queries", "Real-time status queries answered",
+                          "status_replies_total")
         junk = CounterMetricFamily("printerd_junk_connections",
                                    "Printer-port connections that spoke another protocol",
-                                   labels=["protocol"])
-        for kind, count in factory.junk_total.items():
-            junk.add_metric([kind], count)
+                                   labels=["printer", "protocol"])
+        for factory in self.factories:
+            for kind, count in factory.junk_total.items():
+                junk.add_metric([factory.printer, kind], count)
         yield junk
         yield gauge("printerd_threads", "OS threads of the process", process.thread_count())
         yield gauge("printerd_database_bytes", "Database and WAL size on disk",
@@ -137,13 +142,16 @@ class PrinterdCollector:
                         self.lag.max_lag)
 
 
-def make_registry(store: ReceiptStore, factory: RawPrintFactory, hub: Optional[StreamHub],
+def make_registry(store: ReceiptStore, factories: RawPrintFactory | Sequence[RawPrintFactory],
+                  hub: Optional[StreamHub],
                   lag: Optional[ReactorLag], forwarder: Optional[Forwarder] = None,
                   retention: Optional[Retention] = None) -> CollectorRegistry:
     """A registry of printerd's metrics (its own, not the global one: tests build several)."""
     registry = CollectorRegistry()
+    if isinstance(factories, RawPrintFactory):
+        factories = [factories]
     registry.register(PrinterdCollector(  # type: ignore[arg-type]
-        store, factory, hub, lag, forwarder, retention))
+        store, factories, hub, lag, forwarder, retention))
     ProcessCollector(registry=registry)
     commit_seconds = Histogram(
         "printerd_db_commit_seconds", "From a receipt's arrival at the store to its commit",

@@ -31,7 +31,7 @@ from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.metrics import ReactorLag, make_registry
-from printerd.rawport.factory import RawPrintFactory
+from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.retention import Retention
 from printerd.store.schema import SchemaTooNew, prepare_database
 from printerd.store.service import ReceiptStore
@@ -146,7 +146,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if not tokens and not settings.insecure and not listens_only_on_loopback(settings.http_listen):
         fail(f"http_listen: {settings.http_listen!r} is reachable from other machines and no "
              "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
-    raw_endpoint = _endpoint(reactor, "raw_listen", settings.raw_listen)
+    # One printer on raw_listen, or several from the printers setting; endpoints checked first.
+    raw_listeners = [(f"printers.{name}", name, description)
+                     for name, description in settings.printers] \
+        or [("raw_listen", settings.printer_name, settings.raw_listen)]
+    raw_endpoints = [_endpoint(reactor, setting, description)
+                     for setting, _, description in raw_listeners]
     http_endpoint = _endpoint(reactor, "http_listen", settings.http_listen)
     try:
         summary = prepare_database(settings.database, settings.synchronous, settings.recent_size)
@@ -176,25 +181,29 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     store.on_commit(hub.publish)
     hub.setServiceParent(root)
 
-    factory = RawPrintFactory(reactor, store, printer=settings.printer_name,
-                              max_connections=settings.max_connections,
-                              idle_timeout=settings.idle_timeout,
-                              max_job_bytes=settings.max_job_bytes,
-                              allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer,
-                              identity=PrinterIdentity(maker=settings.printer_maker,
-                                                       model=settings.printer_model,
-                                                       serial=settings.printer_serial),
-                              two_byte_encoding=settings.two_byte_encoding)
-    store.on_write_health(factory.storage_changed)
-    DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
-    raw = ListenerService("raw_listen", settings.raw_listen, raw_endpoint, factory,
-                          on_listening=factory.set_port)
-    raw.setServiceParent(root)
+    identity = PrinterIdentity(maker=settings.printer_maker, model=settings.printer_model,
+                               serial=settings.printer_serial)
+    printers = []
+    for (setting, name, description), endpoint in zip(raw_listeners, raw_endpoints, strict=True):
+        factory = RawPrintFactory(reactor, store, printer=name,
+                                  max_connections=settings.max_connections,
+                                  idle_timeout=settings.idle_timeout,
+                                  max_job_bytes=settings.max_job_bytes,
+                                  allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer,
+                                  identity=identity,
+                                  two_byte_encoding=settings.two_byte_encoding)
+        store.on_write_health(factory.storage_changed)
+        DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
+        raw = ListenerService(setting, description, endpoint, factory,
+                              on_listening=factory.set_port)
+        raw.setServiceParent(root)
+        printers.append(RawPrinter(factory, raw))
 
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
-    registry = make_registry(store, factory, hub, lag, forwarder, retention)
-    api = PrinterdAPI(reactor, store, factory, raw, hub, registry, forwarder,
+    registry = make_registry(store, [p.factory for p in printers], hub, lag, forwarder,
+                             retention)
+    api = PrinterdAPI(reactor, store, printers, None, hub, registry, forwarder,
                       Authenticator(reactor, tokens),
                       RateLimiter(reactor, settings.api_rate, settings.api_burst))
     site = Site(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)

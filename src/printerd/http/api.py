@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import replace
-from typing import Any, Iterable, Optional
+from collections import Counter
+from typing import Any, Iterable, Optional, Sequence
 from urllib.parse import urlencode
 
 from klein import Klein
@@ -32,7 +33,7 @@ from printerd.http.params import ApiError, QueryParams
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub, SubscriberLimit, encode_event
 from printerd.listener import ListenerService
-from printerd.rawport.factory import RawPrintFactory
+from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.render.text import WIDTHS, render_text
 from printerd.store.receipts import Receipt, ReceiptQuery, parse_time
 from printerd.store.service import ReceiptStore
@@ -47,6 +48,12 @@ def json_body(request: IRequest, value: Any, code: int = 200) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
     return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+
+
+def _listeners_check(printers: Iterable[RawPrinter]) -> str:
+    down = [p.listener.description for p in printers
+            if p.listener is not None and not p.listener.listening]
+    return "ok" if not down else "not listening: " + ", ".join(down)
 
 
 def _receipt_id(value: int) -> int:
@@ -70,7 +77,8 @@ class PrinterdAPI:
     app = Klein()
     log = Logger()
 
-    def __init__(self, clock: IReactorTime, store: ReceiptStore, raw_factory: RawPrintFactory,
+    def __init__(self, clock: IReactorTime, store: ReceiptStore,
+                 printers: RawPrintFactory | Sequence[RawPrinter],
                  raw_listener: Optional[ListenerService] = None,
                  hub: Optional[StreamHub] = None,
                  registry: Optional[CollectorRegistry] = None,
@@ -79,8 +87,9 @@ class PrinterdAPI:
                  limiter: Optional[RateLimiter] = None) -> None:
         self.clock = clock
         self.store = store
-        self.raw_factory = raw_factory
-        self.raw_listener = raw_listener
+        if isinstance(printers, RawPrintFactory):  # one printer (tests, small setups)
+            printers = [RawPrinter(printers, raw_listener)]
+        self.printers = {p.factory.printer: p for p in printers}
         self.hub = hub
         self.registry = registry
         self.forwarder = forwarder
@@ -121,8 +130,7 @@ class PrinterdAPI:
         checks = {
             "database": "ok" if self.store.write_error is None
             else f"cannot write: {self.store.write_error}",
-            "raw_listener": "ok" if self.raw_listener is None or self.raw_listener.listening
-            else "not listening",
+            "raw_listener": _listeners_check(self.printers.values()),
         }
         ok = all(value == "ok" for value in checks.values())
         status = "ok" if ok else "failing"
@@ -208,7 +216,10 @@ class PrinterdAPI:
         if raw is None:
             raise ApiError(404, f"no receipt {receipt_id}")
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        return render_text(raw, width, self.raw_factory.two_byte_encoding).encode()
+        receipt = await self.store.get_receipt(receipt_id)
+        printer = self.printers.get(receipt.printer if receipt else "")
+        encoding = printer.factory.two_byte_encoding if printer else "gb18030"
+        return render_text(raw, width, encoding).encode()
 
     @app.route("/api/recent", methods=["GET"])
     def recent(self, request: IRequest) -> bytes:
@@ -261,11 +272,12 @@ class PrinterdAPI:
 
     @app.route("/api/printers", methods=["GET"])
     def printers(self, request: IRequest) -> bytes:
-        return json_body(request, {"printers": [self._printer_json()]})
+        return json_body(request, {"printers": [self._printer_json(p)
+                                                for p in self.printers.values()]})
 
-    def _printer_json(self) -> dict[str, Any]:
-        factory = self.raw_factory
-        listener = self.raw_listener.description if self.raw_listener else None
+    def _printer_json(self, printer: RawPrinter) -> dict[str, Any]:
+        factory = printer.factory
+        listener = printer.listener.description if printer.listener else None
         return {"name": factory.printer, "listener": listener,
                 "model": {"maker": factory.identity.maker, "model": factory.identity.model,
                           "serial": factory.identity.serial},
@@ -278,7 +290,8 @@ class PrinterdAPI:
     @app.route("/api/printers/<name>/state", methods=["PUT"])
     def set_printer_state(self, request: IRequest, name: str) -> bytes:
         """Flip the printer offline, out of paper, cover open...: status replies follow."""
-        if name != self.raw_factory.printer:
+        printer = self.printers.get(name)
+        if printer is None:
             raise ApiError(404, f"no printer {name!r}")
         body = request.content.read(MAX_SESSION_BODY + 1)  # type: ignore[attr-defined]
         try:
@@ -287,7 +300,7 @@ class PrinterdAPI:
             raise ApiError(400, "body: expected a JSON object") from None
         if not isinstance(changes, dict):
             raise ApiError(400, "body: expected a JSON object")
-        state = self.raw_factory.state
+        state = printer.factory.state
         fields = {"online": bool, "cover_open": bool, "drawer_open": bool, "paper": str}
         for key, value in changes.items():
             if key not in fields:
@@ -296,8 +309,8 @@ class PrinterdAPI:
                 raise ApiError(400, f"{key}: must be a {fields[key].__name__}")
         if changes.get("paper", PAPER_OK) not in (PAPER_OK, PAPER_NEAR_END, PAPER_OUT):
             raise ApiError(400, "paper: must be ok, near_end or out")
-        self.raw_factory.set_state(replace(state, **changes))
-        return json_body(request, self._printer_json())
+        printer.factory.set_state(replace(state, **changes))
+        return json_body(request, self._printer_json(printer))
 
     @app.route("/metrics", methods=["GET"])
     def metrics(self, request: IRequest) -> bytes:
@@ -349,26 +362,33 @@ class PrinterdAPI:
         return json_body(request, stats)
 
     def collect_stats(self) -> dict[str, Any]:
-        factory = self.raw_factory
+        factories = [p.factory for p in self.printers.values()]
+
+        def total(attribute: str) -> int:
+            return sum(getattr(f, attribute) for f in factories)
+
+        junk: Counter[str] = Counter()
+        for factory in factories:
+            junk.update(factory.junk_total)
         stats: dict[str, Any] = {
             "receipts_total": self.store.receipts_total,
             "receipts_pending": self.store.pending_count,
-            "jobs_total": factory.jobs_total,
-            "bytes_total": factory.bytes_total,
-            "connections_active": factory.connections_active,
-            "connections_waiting": factory.connections_waiting,
-            "connections_total": factory.connections_total,
+            "jobs_total": total("jobs_total"),
+            "bytes_total": total("bytes_total"),
+            "connections_active": total("connections_active"),
+            "connections_waiting": total("connections_waiting"),
+            "connections_total": total("connections_total"),
+            "connections_refused_total": total("connections_refused_total"),
+            "junk_connections_total": dict(junk),
             "uptime_s": round(self.clock.seconds() - self.started_at, 3),
             "threads": process.thread_count(),
             "rss_bytes": process.rss_bytes(),
             "db_bytes": self.store.database_bytes(),
-            "unknown_commands_total": factory.unknown_commands_total,
-            "status_replies_total": factory.status_replies_total,
+            "unknown_commands_total": total("unknown_commands_total"),
+            "status_replies_total": total("status_replies_total"),
         }
         if self.hub is not None:
             stats.update(self.hub.stats())
-        stats["connections_refused_total"] = factory.connections_refused_total
-        stats["junk_connections_total"] = dict(factory.junk_total)
         if self.limiter is not None:
             stats["http_rate_limited_total"] = self.limiter.limited_total
         return stats

@@ -16,7 +16,8 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections import Counter, deque
-from typing import Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
@@ -245,6 +246,14 @@ class RawPrintFactory(Factory):
 
         call = self.clock.callLater(timeout, deadline)
         return d.addBoth(lambda result: (call.active() and call.cancel(), result)[1])
+
+
+@dataclass(frozen=True)
+class RawPrinter:
+    """One emulated printer: its factory and, once wired, the listener that serves it."""
+
+    factory: RawPrintFactory
+    listener: Optional[Any] = None  # printerd.listener.ListenerService
 
 
 def backlog_length(port: Optional[IListeningPort]) -> int:
