@@ -85,7 +85,8 @@ def check(database: Path) -> dict:
     return {"integrity": integrity, "tags": tags, "last_id": last_id}
 
 
-def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1) -> dict:
+def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1,
+              progress: bool = False) -> dict:
     rng = random.Random(seed)
     database = workdir / "crash.sqlite3"
     announced: set[str] = set()
@@ -120,6 +121,10 @@ def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1) -> di
         if doubled:
             problems.append(f"kill {run}: {len(doubled)} receipts stored twice, e.g. {doubled[:3]}")
         stored_before = sum(after["tags"].values())
+        if progress:
+            # One line per kill, so a run cut short still tells what it checked.
+            print(f"kill {run + 1}: stored {stored_before}, announced {len(announced)}, "
+                  f"problems {len(problems)}", flush=True)
     return {"kills": kills, "receipts_stored": stored_before, "announced": len(announced),
             "problems": problems}
 
@@ -131,7 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir:
-        result = crash_run(Path(workdir), args.kills, seed=args.seed)
+        result = crash_run(Path(workdir), args.kills, seed=args.seed, progress=True)
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=2))
     raise SystemExit(1 if result["problems"] else 0)
