@@ -35,7 +35,7 @@ from printerd.http.stream import StreamHub, SubscriberLimit, encode_event
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.render.text import WIDTHS, render_text
-from printerd.store.receipts import Receipt, ReceiptQuery, parse_time
+from printerd.store.receipts import Receipt, ReceiptQuery, get_printer_and_raw, parse_time
 from printerd.store.service import ReceiptStore
 
 MAX_PAGE = 500
@@ -212,12 +212,12 @@ class PrinterdAPI:
         width = params.integer("width", 48, min(WIDTHS), max(WIDTHS))
         if width not in WIDTHS:
             raise ApiError(400, f"width: must be one of {', '.join(map(str, WIDTHS))}")
-        raw = await self.store.get_raw(_receipt_id(receipt_id))
-        if raw is None:
+        found = await self.store.read(get_printer_and_raw, _receipt_id(receipt_id))
+        if found is None:
             raise ApiError(404, f"no receipt {receipt_id}")
+        name, raw = found
         request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        receipt = await self.store.get_receipt(receipt_id)
-        printer = self.printers.get(receipt.printer if receipt else "")
+        printer = self.printers.get(name)
         encoding = printer.factory.two_byte_encoding if printer else "gb18030"
         return render_text(raw, width, encoding).encode()
 

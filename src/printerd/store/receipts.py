@@ -148,6 +148,14 @@ def get_raw(conn: sqlite3.Connection, receipt_id: int) -> Optional[bytes]:
     return bytes(row[0]) if row else None
 
 
+def get_printer_and_raw(conn: sqlite3.Connection,
+                        receipt_id: int) -> Optional[tuple[str, bytes]]:
+    """The printer a receipt came from and its raw bytes, in one read (renderers)."""
+    row = conn.execute("SELECT printer, raw FROM receipts WHERE id = ?",
+                       (receipt_id,)).fetchone()
+    return (row[0], bytes(row[1])) if row else None
+
+
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -197,14 +205,12 @@ class StoreSummary:
 
     receipts: int
     last_job: int
-    last_id: int
     newest: list[Receipt]
 
 
 def summarize(conn: sqlite3.Connection, newest: int) -> StoreSummary:
     (count,) = conn.execute("SELECT count(*) FROM receipts").fetchone()
     (last_job,) = conn.execute("SELECT coalesce(max(job), 0) FROM receipts").fetchone()
-    row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'receipts'").fetchone()
     rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?", (newest,))
-    return StoreSummary(count, last_job, row[0] if row else 0,
+    return StoreSummary(count, last_job,
                         [receipt_from_row(r) for r in reversed(rows.fetchall())])

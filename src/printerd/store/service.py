@@ -92,7 +92,6 @@ class ReceiptStore(Service):
         self._health_listeners: list[Callable[[], None]] = []
         self.committed_total = 0
         self.receipts_total = summary.receipts
-        self.last_id = summary.last_id
         self._last_job = summary.last_job
         # The memory cache behind /api/recent: the newest receipts, oldest first.
         self.newest: deque[Receipt] = deque(summary.newest, maxlen=recent_size)
@@ -193,7 +192,6 @@ class ReceiptStore(Service):
             self._write_health_changed()
         self.receipts_total += len(stored)
         self.committed_total += len(stored)
-        self.last_id = stored[-1].id
         self._announce(stored)
         for (_, d), receipt in zip(batch, stored, strict=True):
             d.callback(receipt)
