@@ -8,7 +8,7 @@ pytestmark = pytest.mark.e2e
 
 
 def test_sigkill_loses_no_announced_receipt_and_stores_none_twice(tmp_path):
-    result = crash_run(tmp_path, kills=5, printers=4, seed=7)
+    result = crash_run(tmp_path, kills=5, printers=4, seed=7, recount_every=2)
     assert result["problems"] == []
     assert result["announced"] > 0  # the run did print and announce receipts
     assert result["receipts_stored"] >= result["announced"]
