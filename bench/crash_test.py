@@ -81,8 +81,9 @@ def tags_since(database: Path, after_id: int) -> tuple[str, Counter, int]:
         rows = conn.execute("SELECT id, text FROM receipts WHERE id > ? ORDER BY id", (after_id,))
         tags: Counter = Counter()
         last_id = after_id
-        for last_id, text in rows:
+        for receipt_id, text in rows:
             tags.update(m.decode() for m in _TAG.findall(text.encode()))
+            last_id = receipt_id
     finally:
         conn.close()
     return integrity, tags, last_id

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 import pytest_twisted
+from PIL import Image
 from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
@@ -233,3 +235,25 @@ async def test_text_rendering_from_raw_bytes_at_the_paper_width(stub, store):
     assert (await get(stub, "/api/receipts/1.txt"))[1].decode().startswith("x" * 48 + "\n")
     assert (await get_json(stub, "/api/receipts/1.txt?width=40"))[0] == 400
     assert (await get_json(stub, "/api/receipts/7.txt"))[0] == 404
+
+
+@pytest_twisted.ensureDeferred
+async def test_html_and_png_renderings(stub, store):
+    raw = b"\x1b@\x1ba\x01<Caf\x82>\n\x1dk\x02012345678901\x00\x1dV\x00"
+    await store.add_receipt(NewReceipt(printer="p", peer="x", received_at=format_time(1e9), job=1,
+                                       raw=raw, text="<Café>", cut="full", truncated=False))
+    response, body = await get(stub, "/api/receipts/1.html?width=42")
+    assert response.code == 200
+    assert response.headers.getRawHeaders("content-type") == ["text/html; charset=utf-8"]
+    assert "default-src 'none'" in response.headers.getRawHeaders("content-security-policy")[0]
+    html = body.decode()
+    assert 'class="l center">&lt;Café&gt;</div>' in html and "width:42ch" in html
+    assert 'aria-label="EAN13 012345678901"><svg' in html
+    response, body = await get(stub, "/api/receipts/1.png?width=512")
+    assert response.headers.getRawHeaders("content-type") == ["image/png"]
+    assert Image.open(io.BytesIO(body)).width == 512
+    assert Image.open(io.BytesIO((await get(stub, "/api/receipts/1.png"))[1])).width == 576
+    code, error = await get_json(stub, "/api/receipts/1.png?width=600")
+    assert code == 400 and error["error"] == "width: must be one of 576, 512"
+    assert (await get_json(stub, "/api/receipts/9.html"))[0] == 404
+    assert (await get_json(stub, "/api/receipts/9.png"))[0] == 404

@@ -26,7 +26,7 @@ PROTECTED = [
     ("GET", "/api/forwarder"), ("GET", "/api/forwarder/dead"),
     ("POST", "/api/forwarder/dead/1/retry"), ("POST", "/api/forwarder/dead/retry"),
     ("GET", "/api/printers"), ("PUT", "/api/printers/default/state"),
-    ("GET", "/api/receipts/1.txt"),
+    ("GET", "/api/receipts/1.txt"), ("GET", "/api/receipts/1.html"), ("GET", "/api/receipts/1.png"),
     ("GET", "/api/no-such-route"),
 ]
 

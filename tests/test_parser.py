@@ -229,21 +229,55 @@ def details_of(name: str) -> list[dict]:
 def test_structured_content_from_the_samples():
     (qr,) = details_of("escpos-php__qr-code.bin")
     assert qr["codes_2d"][0] == {"type": "qr", "data": "Testing 123", "model": "2",
-                                 "module_size": 3, "error_correction": "L"}
+                                 "module_size": 3, "error_correction": "L", "line": 1}
     assert {c["error_correction"] for c in qr["codes_2d"]} == {"L", "M", "Q", "H"}
     (barcodes,) = details_of("escpos-php__barcode.bin")
-    assert {"type": "EAN13", "data": "012345678901"} in barcodes["barcodes"]
+    assert ("EAN13", "012345678901") in [(b["type"], b["data"]) for b in barcodes["barcodes"]]
     (pdf,) = details_of("escpos-php__pdf417-code.bin")
     assert pdf["codes_2d"][0]["type"] == "pdf417" and pdf["codes_2d"][0]["data"] == "Testing 123"
     (logo,) = details_of("escpos-php__receipt-with-logo.bin")
     assert logo["images"] == {"count": 1, "items": [
-        {"command": "GS ( L", "width": 300, "height": 236}]}
+        {"command": "GS ( L", "width": 300, "height": 236, "line": 0}]}
     demo = details_of("escpos-php__demo.bin")
-    assert demo[10]["barcodes"] == [{"type": "CODE39", "data": "9876"}]
-    assert demo[12]["images"]["items"][0] == {"command": "GS v 0", "width": 304, "height": 236}
+    assert demo[10]["barcodes"] == [{"type": "CODE39", "data": "9876", "line": 0}]
+    assert demo[12]["images"]["items"][0] == {"command": "GS v 0", "width": 304, "height": 236,
+                                                "line": 0}
 
 
 def test_drawer_kicks_and_unknown_command_names():
     (receipt,) = receipts(parse(ESC + b"p\x00\x19\xfa" + b"Sale\n" + ESC + b"\x01" + CUT))
     assert receipt.details["drawer_kicks"] == [{"pin": 2, "on_ms": 50, "off_ms": 500}]
     assert receipt.details["unknown_commands"] == {"ESC 0x01": 1}
+
+
+def test_lines_carry_style_runs_and_alignment():
+    job = (ESC + b"a\x01" + b"Title\n" + ESC + b"a\x00"
+           + b"plain " + ESC + b"E\x01" + b"bold" + ESC + b"E\x00" + b" " + ESC + b"-\x02"
+           + b"under" + ESC + b"-\x00\n"
+           + GS + b"!\x11" + b"BIG" + GS + b"!\x00" + GS + b"B\x01" + b"inv" + GS + b"B\x00\n"
+           + ESC + b"!\x39" + b"mode" + ESC + b"@" + b"reset\n" + CUT)
+    (receipt,) = receipts(parse(job))
+    assert receipt.text == "Title\nplain bold under\nBIGinv\nmodereset"
+    assert receipt.details["lines"] == [
+        {"align": "center", "runs": [{"text": "Title"}]},
+        {"align": "left", "runs": [{"text": "plain "}, {"text": "bold", "bold": True},
+                                   {"text": " "}, {"text": "under", "underline": 2}]},
+        {"align": "left", "runs": [{"text": "BIG", "width": 2, "height": 2},
+                                   {"text": "inv", "invert": True}]},
+        {"align": "left", "runs": [{"text": "mode", "bold": True, "width": 2, "height": 2,
+                                    "font": "B"}, {"text": "reset"}]},
+    ]
+
+
+def test_alignment_applies_at_the_start_of_a_line_only_and_styles_outlive_a_cut():
+    job = (b"left" + ESC + b"a\x02" + b" still left\nright\n" + ESC + b"E\x01" + CUT
+           + b"bold after the cut\n" + CUT)
+    first, second = receipts(parse(job))
+    assert [line["align"] for line in first.details["lines"]] == ["left", "right"]
+    assert second.details["lines"] == [
+        {"align": "right", "runs": [{"text": "bold after the cut", "bold": True}]}]
+
+
+def test_style_runs_are_the_same_byte_at_a_time():
+    job = ESC + b"E\x01" + b"ab" + ESC + b"E\x00" + b"cd" + GS + b"!\x10" + b"ef\n" + CUT
+    assert receipts(parse(job, chunk=1)) == receipts(parse(job))

@@ -9,7 +9,8 @@ that go into the receipt JSON.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
 BARCODE_TYPES = {
     0: "UPC-A", 1: "UPC-E", 2: "EAN13", 3: "EAN8", 4: "CODE39", 5: "ITF", 6: "CODABAR",
@@ -25,10 +26,31 @@ def _u16(data: bytes, at: int) -> int:
     return data[at] | data[at + 1] << 8 if len(data) > at + 1 else 0
 
 
-class ContentCollector:
-    """Collects one receipt's structured content; see the module docstring."""
+@dataclass(frozen=True)
+class Bitmap:
+    """An image's dots as the printer got them: ``layout`` is "raster" (rows of bytes, MSB
+    leftmost, ``(width + 7) // 8`` bytes per row) or "columns" (ESC *: columns of ``height // 8``
+    bytes, MSB topmost)."""
 
-    def __init__(self) -> None:
+    layout: str
+    width: int
+    height: int
+    data: bytes
+
+
+class ContentCollector:
+    """
+    Collects one receipt's structured content; see the module docstring. ``line`` tells how many
+    lines are complete (each item records where it sits among the text lines); with
+    ``keep_bitmaps`` the image dots are kept in ``bitmaps`` (one entry per image, None when the
+    dots are not available) for the renderers.
+    """
+
+    def __init__(self, line: Callable[[], int] = lambda: 0, keep_bitmaps: bool = False) -> None:
+        self._line = line
+        self._keep_bitmaps = keep_bitmaps
+        self.bitmaps: list[Optional[Bitmap]] = []
+        self.order: list[tuple[str, int]] = []  # ("barcodes" | "codes_2d" | "images", index)
         self.barcodes: list[dict[str, Any]] = []
         self.codes_2d: list[dict[str, Any]] = []
         self.images: list[dict[str, Any]] = []
@@ -59,8 +81,8 @@ class ContentCollector:
     def _barcode(self, command: bytes) -> None:
         m = command[2]
         data = command[3:-1] if m <= 6 else command[4:4 + command[3]]
-        self.barcodes.append({"type": BARCODE_TYPES.get(m, f"m={m}"),
-                              "data": data.decode("latin-1")})
+        self._add("barcodes", {"type": BARCODE_TYPES.get(m, f"m={m}"),
+                               "data": data.decode("latin-1")})
 
     def _symbol(self, command: bytes) -> None:
         # GS ( k pL pH cn fn [parameters]
@@ -73,8 +95,8 @@ class ContentCollector:
         elif fn == 81:  # print the stored symbol
             data = self._stored.get(cn, b"")
             kind = {49: "qr", 48: "pdf417"}.get(cn, f"cn={cn}")
-            self.codes_2d.append({"type": kind, "data": data.decode("utf-8", "replace"),
-                                  **params})
+            self._add("codes_2d", {"type": kind, "data": data.decode("utf-8", "replace"),
+                                   **params})
         elif cn == 49 and len(command) >= 8:
             if fn == 65:
                 self._qr["model"] = QR_MODELS.get(command[7], str(command[7]))
@@ -88,25 +110,40 @@ class ContentCollector:
             if key:
                 self._pdf417[key] = command[8] if fn == 69 and len(command) > 8 else command[7]
 
+    def _add(self, kind: str, item: dict[str, Any]) -> None:
+        item["line"] = self._line()
+        items = getattr(self, kind)
+        self.order.append((kind, len(items)))
+        items.append(item)
+
+    def _image(self, item: dict[str, Any], bitmap: Optional[Bitmap]) -> None:
+        self._add("images", item)
+        if self._keep_bitmaps:
+            complete = bitmap is not None and len(bitmap.data) >= _bitmap_size(bitmap)
+            self.bitmaps.append(bitmap if complete else None)
+
     def _raster(self, command: bytes) -> None:
         # GS v 0 m xL xH yL yH: x bytes (8 dots each) per row, y rows.
-        self.images.append({"command": "GS v 0", "width": _u16(command, 4) * 8,
-                            "height": _u16(command, 6)})
+        width, height = _u16(command, 4) * 8, _u16(command, 6)
+        self._image({"command": "GS v 0", "width": width, "height": height},
+                    Bitmap("raster", width, height, command[8:]))
 
     def _bit_image(self, command: bytes) -> None:
         # ESC * m nL nH: n columns, 8 or 24 dots high.
-        self.images.append({"command": "ESC *", "width": _u16(command, 3),
-                            "height": 24 if command[2] in (32, 33) else 8})
+        width, height = _u16(command, 3), 24 if command[2] in (32, 33) else 8
+        self._image({"command": "ESC *", "width": width, "height": height},
+                    Bitmap("columns", width, height, command[5:]))
 
     def _graphics(self, command: bytes, header: int) -> None:
-        # GS ( L / GS 8 L store raster graphics (fn 112): m fn a bx by c xL xH yL yH.
+        # GS ( L / GS 8 L store raster graphics (fn 112): m fn a bx by c xL xH yL yH data.
         if len(command) > header + 9 and command[header + 1] == 112:
-            self.images.append({"command": "GS ( L" if header == 5 else "GS 8 L",
-                                "width": _u16(command, header + 6),
-                                "height": _u16(command, header + 8)})
+            width, height = _u16(command, header + 6), _u16(command, header + 8)
+            self._image({"command": "GS ( L" if header == 5 else "GS 8 L",
+                         "width": width, "height": height},
+                        Bitmap("raster", width, height, command[header + 10:]))
 
     def _nv_image(self, command: bytes) -> None:
-        self.images.append({"command": "FS p", "nv_image": command[2]})
+        self._image({"command": "FS p", "nv_image": command[2]}, None)
 
     def _drawer(self, command: bytes) -> None:
         # ESC p m t1 t2: pin 2 (m 0/48) or 5 (m 1/49), on t1 x 2 ms, off t2 x 2 ms.
@@ -118,6 +155,12 @@ class ContentCollector:
         if command[2] == 1:
             self.drawer_kicks.append({"pin": 5 if command[3] == 1 else 2,
                                       "on_ms": command[4] * 100, "off_ms": command[4] * 100})
+
+
+def _bitmap_size(bitmap: Bitmap) -> int:
+    if bitmap.layout == "raster":
+        return (bitmap.width + 7) // 8 * bitmap.height
+    return bitmap.width * (bitmap.height // 8)
 
 
 _HANDLERS = {

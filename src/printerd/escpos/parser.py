@@ -21,6 +21,7 @@ from printerd.escpos.codepages import CharacterDecoder
 from printerd.escpos.content import ContentCollector
 from printerd.escpos.commands import Measured, is_command_prefix, measure, measure_fsq_image
 from printerd.escpos.status import STATUS_QUERY_NAMES
+from printerd.escpos.styles import PLAIN, STYLE_COMMAND_NAMES, Style, alignment, apply
 
 # Commands up to this many bytes are buffered whole before they are handled; longer ones are
 # handled from their header and their payload streams past.
@@ -81,50 +82,103 @@ class ParsedReceipt:
     truncated: bool
     unknown_commands: int
     details: dict = field(default_factory=dict, compare=True)
+    # For renderers (JobParser(keep_bitmaps=True)): the lines with their Style objects and the
+    # content collector holding image dots and print order.
+    layout: Optional["Layout"] = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Layout:
+    lines: list[tuple[str, list[tuple[Style, str]]]]
+    content: ContentCollector
 
 
 Event = Union[StatusQuery, ParsedReceipt]
 
 
 class _TextBuilder:
-    """Collects printed characters into lines, decoding each run under the decoder's state."""
+    """
+    Collects printed characters into lines of style runs, decoding each run under the decoder's
+    state. A line is ``(alignment, [(Style, text), ...])``.
+    """
 
     def __init__(self, decoder: CharacterDecoder) -> None:
         self.decoder = decoder
-        self.lines: list[str] = []
-        self._decoded: list[str] = []  # the current line, decoded so far
-        self._bytes = bytearray()  # the current line's bytes under the current decoding
+        self.style = PLAIN
+        self.align = "left"
+        self.lines: list[tuple[str, list[tuple[Style, str]]]] = []
+        self._runs: list[tuple[Style, str]] = []  # the current line, decoded so far
+        self._bytes = bytearray()  # bytes under the current decoding and style
+        self._line_align = "left"
 
     def add(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._bytes and not self._runs:
+            # Epson applies ESC a at the start of a line only.
+            self._line_align = self.align
         self._bytes += data
 
     def before_switch(self) -> None:
-        """Decode what came before a code page / set / two-byte switch, under the old one."""
+        """Decode what came before a code page / set / style switch, under the old one."""
         if self._bytes:
-            self._decoded.append(self.decoder.decode(bytes(self._bytes)))
+            text = self.decoder.decode(bytes(self._bytes))
             self._bytes.clear()
+            if self._runs and self._runs[-1][0] == self.style:
+                self._runs[-1] = (self.style, self._runs[-1][1] + text)
+            else:
+                self._runs.append((self.style, text))
+
+    def set_style(self, style: Style) -> None:
+        if style != self.style:
+            self.before_switch()
+            self.style = style
 
     def newline(self, count: int = 1) -> None:
         self.before_switch()
-        self.lines.append("".join(self._decoded))
-        self._decoded = []
-        self.lines.extend([""] * (count - 1))
+        self.lines.append((self._line_align, self._runs))
+        self._runs = []
+        self.lines.extend([("left", [])] * (count - 1))
 
     def has_pending(self) -> bool:
-        return bool(self._bytes or self._decoded)
+        return bool(self._bytes or self._runs)
 
-    def text(self) -> str:
-        self.before_switch()
-        lines = self.lines + (["".join(self._decoded)] if self._decoded else [])
-        while lines and not lines[-1].strip():
+    def finish(self) -> list[tuple[str, list[tuple[Style, str]]]]:
+        """The lines, without trailing blank ones and trailing spaces."""
+        if self.has_pending():
+            self.newline()
+        lines = self.lines
+        while lines and not "".join(t for _, t in lines[-1][1]).strip():
             lines.pop()
-        return "\n".join(line.rstrip() for line in lines)
+        return [(align, _rstrip_runs(runs)) for align, runs in lines]
+
+
+def _rstrip_runs(runs: list[tuple[Style, str]]) -> list[tuple[Style, str]]:
+    runs = list(runs)
+    while runs:
+        style, text = runs[-1]
+        # Trailing spaces print nothing, unless inverted or underlined.
+        if style.invert or style.underline or text.rstrip():
+            break
+        runs.pop()
+    if runs and not (runs[-1][0].invert or runs[-1][0].underline):
+        runs[-1] = (runs[-1][0], runs[-1][1].rstrip())
+    return runs
+
+
+def lines_text(lines: list[tuple[str, list[tuple[Style, str]]]]) -> str:
+    return "\n".join("".join(t for _, t in runs).rstrip() for _, runs in lines)
+
+
+def lines_json(lines: list[tuple[str, list[tuple[Style, str]]]]) -> list[dict]:
+    return [{"align": align, "runs": [{"text": text, **style.to_json()} for style, text in runs]}
+            for align, runs in lines]
 
 
 class JobParser:
     """Parses one ESC/POS print job fed in arbitrary chunks; see the module docstring."""
 
-    def __init__(self, two_byte_encoding: str = "gb18030") -> None:
+    def __init__(self, two_byte_encoding: str = "gb18030", keep_bitmaps: bool = False) -> None:
+        # keep_bitmaps: renderers want image dots; the ingest path does not store them.
+        self._keep_bitmaps = keep_bitmaps
         self.decoder = CharacterDecoder(two_byte_encoding)
         self._buffer = bytearray()  # bytes of a command not yet complete
         self._skip = 0  # payload bytes of a long command still to pass through
@@ -133,11 +187,15 @@ class JobParser:
         self._start_receipt()
 
     def _start_receipt(self) -> None:
+        previous = getattr(self, "_text", None)
         self._raw = bytearray()
         self._text = _TextBuilder(self.decoder)
+        if previous is not None:
+            # A cut ends the receipt, not the printer's style and alignment settings.
+            self._text.style, self._text.align = previous.style, previous.align
         self._has_content = False
         self._unknown = 0
-        self._content = ContentCollector()
+        self._content = ContentCollector(lambda: len(self._text.lines), self._keep_bitmaps)
 
     def feed(self, data: bytes) -> list[Event]:
         """Consume the next bytes of the job and return the events they complete."""
@@ -237,9 +295,17 @@ class JobParser:
             self._text.newline(max(command[2], 1))
         elif name == "ESC J" and self._text.has_pending():
             self._text.newline()
+        elif name in STYLE_COMMAND_NAMES:
+            if name == "ESC a":
+                self._text.align = alignment(command) or self._text.align
+            else:
+                self._text.set_style(apply(self._text.style, name, command))
         elif name in _DECODER_COMMANDS:
             self._text.before_switch()
             _DECODER_COMMANDS[name](self.decoder, command)
+            if name == "ESC @":
+                self._text.set_style(PLAIN)
+                self._text.align = "left"
         elif name == "GS V":
             return _GS_V_CUTS[command[2]]
         elif name in ("ESC i", "ESC m"):
@@ -249,12 +315,16 @@ class JobParser:
 
     def _end_receipt(self, cut: str, truncated: bool, events: list[Event]) -> None:
         if self._has_content:
+            lines = self._text.finish()
+            details = self._content.to_json()
+            details["lines"] = lines_json(lines)
             events.append(ParsedReceipt(
                 raw=bytes(self._raw),
-                text=self._text.text(),
+                text=lines_text(lines),
                 cut=cut,
                 truncated=truncated,
                 unknown_commands=self._unknown,
-                details=self._content.to_json(),
+                details=details,
+                layout=Layout(lines, self._content) if self._keep_bitmaps else None,
             ))
         self._start_receipt()

@@ -34,8 +34,8 @@ from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub, SubscriberLimit, encode_event
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
-from printerd.render.text import WIDTHS, render_text
-from printerd.store.receipts import Receipt, ReceiptQuery, get_printer_and_raw, parse_time
+from printerd.render.service import FORMATS, Renderings
+from printerd.store.receipts import Receipt, ReceiptQuery, parse_time
 from printerd.store.service import ReceiptStore
 
 MAX_PAGE = 500
@@ -96,6 +96,8 @@ class PrinterdAPI:
         self.authenticator = authenticator or Authenticator(clock, ())
         self.limiter = limiter
         self.started_at = clock.seconds()
+        self.renderings = Renderings(store, {name: p.factory.two_byte_encoding
+                                             for name, p in self.printers.items()})
 
     def resource(self):  # type: ignore[no-untyped-def]
         """The API, behind the body cap, the rate limit and the token check."""
@@ -208,18 +210,36 @@ class PrinterdAPI:
     @app.route("/api/receipts/<int:receipt_id>.txt", methods=["GET"])
     async def receipt_text(self, request: IRequest, receipt_id: int) -> bytes:
         """Plain text at the paper's width (``width``: 32, 42, 48, 56 or 64; default 48)."""
-        params = QueryParams(request, {"width"})
-        width = params.integer("width", 48, min(WIDTHS), max(WIDTHS))
-        if width not in WIDTHS:
-            raise ApiError(400, f"width: must be one of {', '.join(map(str, WIDTHS))}")
-        found = await self.store.read(get_printer_and_raw, _receipt_id(receipt_id))
-        if found is None:
+        return await self._rendering(request, receipt_id, "txt", "width", b"text/plain; charset=utf-8")
+
+    @app.route("/api/receipts/<int:receipt_id>.html", methods=["GET"])
+    async def receipt_html(self, request: IRequest, receipt_id: int) -> bytes:
+        """A self-contained page as on paper (``width`` in columns, as for .txt)."""
+        # The page has inline styles and data: images only; nothing else may load or run.
+        request.setHeader(b"Content-Security-Policy",
+                          b"default-src 'none'; img-src data:; style-src 'unsafe-inline'")
+        return await self._rendering(request, receipt_id, "html", "width", b"text/html; charset=utf-8")
+
+    @app.route("/api/receipts/<int:receipt_id>.png", methods=["GET"])
+    async def receipt_png(self, request: IRequest, receipt_id: int) -> bytes:
+        """A PNG at the paper's dot width (``width``: 576 or 512; default 576)."""
+        return await self._rendering(request, receipt_id, "png", "width", b"image/png")
+
+    async def _rendering(self, request: IRequest, receipt_id: int, fmt: str, size_name: str,
+                         content_type: bytes) -> bytes:
+        _, sizes, default = FORMATS[fmt]
+        params = QueryParams(request, {size_name})
+        size = params.integer(size_name, default, 1, 100_000)
+        if size not in sizes:
+            raise ApiError(400, f"{size_name}: must be one of {', '.join(map(str, sizes))}")
+        body = await self.renderings.get(_receipt_id(receipt_id), fmt, size)
+        if body is None:
             raise ApiError(404, f"no receipt {receipt_id}")
-        name, raw = found
-        request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
-        printer = self.printers.get(name)
-        encoding = printer.factory.two_byte_encoding if printer else "gb18030"
-        return render_text(raw, width, encoding).encode()
+        request.setHeader(b"Content-Type", content_type)
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        # A receipt never changes: browsers may keep its renderings.
+        request.setHeader(b"Cache-Control", b"private, max-age=86400, immutable")
+        return body
 
     @app.route("/api/recent", methods=["GET"])
     def recent(self, request: IRequest) -> bytes:

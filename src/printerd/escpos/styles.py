@@ -1,0 +1,70 @@
+"""
+Print styles: what ESC E, ESC -, ESC !, GS !, GS B, ESC M and ESC a do to the characters that follow.
+
+Pure: ``apply(style, name, command)`` returns the style after a command; the parser cuts each
+line into runs of one style.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, Optional
+
+ALIGNMENTS = ("left", "center", "right")
+FONTS = ("A", "B", "C")
+
+
+@dataclass(frozen=True)
+class Style:
+    """How a run of characters is printed. The defaults are the printer's after ESC @."""
+
+    bold: bool = False
+    underline: int = 0  # dots: 0, 1 or 2
+    width: int = 1  # character width multiple, 1..8
+    height: int = 1  # character height multiple, 1..8
+    invert: bool = False  # white on black (GS B)
+    font: str = "A"
+
+    def to_json(self) -> dict[str, Any]:
+        """Only what differs from the default, to keep the receipt JSON small."""
+        return {key: value for key, value in vars(self).items()
+                if value != _DEFAULT_VALUES[key]}
+
+
+PLAIN = Style()
+_DEFAULT_VALUES = vars(PLAIN).copy()
+
+
+def _select_print_mode(style: Style, n: int) -> Style:
+    # ESC ! n sets font, emphasis, double height/width and underline at once.
+    return replace(style, font="B" if n & 0x01 else "A", bold=bool(n & 0x08),
+                   height=2 if n & 0x10 else 1, width=2 if n & 0x20 else 1,
+                   underline=1 if n & 0x80 else 0)
+
+
+def _character_size(style: Style, n: int) -> Style:
+    # GS ! n: high nibble width - 1, low nibble height - 1 (each 0..7).
+    return replace(style, width=min((n >> 4) & 0x0F, 7) + 1, height=min(n & 0x0F, 7) + 1)
+
+
+_STYLE_COMMANDS = {
+    "ESC E": lambda style, n: replace(style, bold=bool(n & 1)),
+    "ESC G": lambda style, n: replace(style, bold=bool(n & 1)),  # double strike looks bold
+    "ESC -": lambda style, n: replace(style, underline=n & 0x03 if n & 0x03 != 3 else 0),
+    "ESC !": _select_print_mode,
+    "GS !": _character_size,
+    "GS B": lambda style, n: replace(style, invert=bool(n & 1)),
+    "ESC M": lambda style, n: replace(style, font=FONTS[n & 0x03] if n & 0x03 < 3 else "A"),
+}
+STYLE_COMMAND_NAMES = frozenset(_STYLE_COMMANDS) | {"ESC a"}
+
+
+def apply(style: Style, name: str, command: bytes) -> Style:
+    """The style after a one-parameter style command (``command`` is its whole bytes)."""
+    return _STYLE_COMMANDS[name](style, command[2])
+
+
+def alignment(command: bytes) -> Optional[str]:
+    """ESC a n: 0/48 left, 1/49 center, 2/50 right; anything else is ignored."""
+    n = command[2] & 0x03 if command[2] in (0, 1, 2, 48, 49, 50) else None
+    return None if n is None else ALIGNMENTS[n]

@@ -1,0 +1,66 @@
+"""
+Renders stored receipts on demand, off the reactor thread, and keeps the latest results.
+
+Rendering parses the raw bytes again and draws (Pillow, segno, python-barcode): milliseconds to
+a tenth of a second, so it runs on the store's reader threads with the read that fetches the
+bytes (no extra threads). Receipts never change, so a rendering is cached by (id, format, size).
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Callable, Mapping, Optional
+
+from twisted.internet.defer import Deferred, succeed
+
+from printerd.render.html import render_html
+from printerd.render.png import PAPER_WIDTHS, render_png
+from printerd.render.text import WIDTHS, render_text
+from printerd.store.receipts import get_printer_and_raw
+from printerd.store.service import ReceiptStore
+
+Render = Callable[[bytes, int, str], bytes]
+
+FORMATS: dict[str, tuple[Render, tuple[int, ...], int]] = {
+    # format: (render(raw, size, encoding), allowed sizes, default size)
+    "txt": (lambda raw, width, enc: render_text(raw, width, enc).encode(), WIDTHS, 48),
+    "html": (lambda raw, width, enc: render_html(raw, width, two_byte_encoding=enc).encode(),
+             WIDTHS, 48),
+    "png": (render_png, PAPER_WIDTHS, 576),
+}
+DEFAULT_ENCODING = "gb18030"
+
+
+class Renderings:
+    """``get(id, format, size)`` -> the rendering's bytes, or None when there is no such id."""
+
+    def __init__(self, store: ReceiptStore, encodings: Mapping[str, str],
+                 cache_entries: int = 256) -> None:
+        self.store = store
+        self.encodings = dict(encodings)  # printer name -> two-byte encoding
+        self.cache_entries = cache_entries
+        self._cache: OrderedDict[tuple[int, str, int], bytes] = OrderedDict()
+
+    def get(self, receipt_id: int, fmt: str, size: int) -> Deferred[Optional[bytes]]:
+        key = (receipt_id, fmt, size)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return succeed(self._cache[key])
+        render = FORMATS[fmt][0]
+        encodings = self.encodings
+
+        def fetch_and_render(conn) -> Optional[bytes]:  # type: ignore[no-untyped-def]
+            found = get_printer_and_raw(conn, receipt_id)
+            if found is None:
+                return None
+            printer, raw = found
+            return render(raw, size, encodings.get(printer, DEFAULT_ENCODING))
+
+        def remember(body: Optional[bytes]) -> Optional[bytes]:
+            if body is not None:
+                self._cache[key] = body
+                while len(self._cache) > self.cache_entries:
+                    self._cache.popitem(last=False)
+            return body
+
+        return self.store.read(fetch_and_render).addCallback(remember)

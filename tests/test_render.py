@@ -1,0 +1,103 @@
+"""Renderers: text, HTML and PNG from the stored raw bytes, pinned by golden files."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from printerd.render.html import render_html
+from printerd.render.png import render_png
+from printerd.render.text import render_text
+from conftest import sample_files
+
+GOLDEN = Path(__file__).parent / "golden"
+# PRINTERD_REGOLD=1 pytest tests/test_render.py rewrites the golden files after a deliberate
+# change; review the diff before committing it.
+REGOLD = os.environ.get("PRINTERD_REGOLD") == "1"
+ESC, GS = b"\x1b", b"\x1d"
+CUT = GS + b"V\x00"
+
+
+def receipt_jobs():
+    """Each sample's receipts (one per cut), as the store keeps them."""
+    from printerd.escpos.parser import JobParser, ParsedReceipt
+
+    for path in sample_files():
+        parser = JobParser()
+        found = [e for e in parser.feed(path.read_bytes()) + parser.close()
+                 if isinstance(e, ParsedReceipt)]
+        for number, receipt in enumerate(found):
+            yield f"{path.stem}.{number}", receipt.raw
+
+
+JOBS = dict(receipt_jobs())
+
+
+def check_golden(name: str, rendered: str) -> None:
+    path = GOLDEN / name
+    if REGOLD:
+        path.write_text(rendered, encoding="utf-8")
+    assert path.exists(), f"no golden file {name}: run with PRINTERD_REGOLD=1"
+    assert rendered == path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", sorted(JOBS))
+def test_text_rendering_matches_its_golden_file(name):
+    check_golden(f"{name}.txt", render_text(JOBS[name], 48))
+
+
+@pytest.mark.parametrize("name", sorted(JOBS))
+def test_html_rendering_matches_its_golden_file(name):
+    check_golden(f"{name}.html", render_html(JOBS[name], 48, title=name))
+
+
+def test_html_escapes_what_the_pos_printed():
+    html = render_html(b"<script>alert(1)</script> & \x1b!\x08<b>\n" + CUT)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; " in html
+    assert '<span class="b">&lt;b&gt;</span>' in html
+
+
+def test_html_draws_qr_codes_barcodes_and_images_from_their_data():
+    qr = render_html(JOBS["escpos-php__qr-code.0"])
+    assert qr.count("<svg") == 19  # every QR code in the sample, binary data included
+    assert 'aria-label="QR Testing 123"' in qr
+    barcodes = render_html(JOBS["escpos-php__barcode.0"])
+    assert 'aria-label="EAN13 012345678901"><svg' in barcodes
+    logo = render_html(JOBS["escpos-php__receipt-with-logo.0"])
+    (data,) = re.findall(r'src="data:image/png;base64,([^"]+)"', logo)
+    image = Image.open(io.BytesIO(base64.b64decode(data)))
+    assert image.size == (300, 236)
+    assert image.convert("L").getextrema() == (0, 255)  # black dots on white paper
+
+
+def test_text_keeps_alignment_and_double_width():
+    job = (ESC + b"a\x01" + b"Mid\n" + ESC + b"a\x02" + b"Right\n" + ESC + b"a\x00"
+           + GS + b"!\x10" + b"Wide\n" + GS + b"!\x00" + b"x" * 12 + b"\n" + CUT)
+    assert render_text(job, 32) == (" " * 14 + "Mid\n" + " " * 27 + "Right\n"
+                                    + "W i d e\n" + "x" * 12 + "\n")
+    # 16 double-width characters fill 32 columns; the rest wraps.
+    assert render_text(GS + b"!\x10" + b"y" * 20 + b"\n" + CUT, 32) == (
+        " ".join("y" * 16) + "\n" + " ".join("y" * 4) + "\n")
+
+
+@pytest.mark.parametrize("paper", [576, 512])
+@pytest.mark.parametrize("name", ["escpos-php__receipt-with-logo.0", "escpos-php__qr-code.0",
+                                  "escpos-php__barcode.0", "escpos-php__demo.12",
+                                  "escposnet__output-juliogamasso.0"])
+def test_png_opens_at_the_paper_width_with_ink_on_it(name, paper):
+    image = Image.open(io.BytesIO(render_png(JOBS[name], paper)))
+    assert image.format == "PNG" and image.width == paper and image.height > 100
+    assert image.convert("L").getextrema() == (0, 255)
+
+
+def test_png_double_height_text_is_twice_as_tall():
+    def height(job: bytes) -> int:
+        return Image.open(io.BytesIO(render_png(job))).height
+    plain, tall = height(b"Total\n" + CUT), height(GS + b"!\x01" + b"Total\n" + CUT)
+    assert tall - plain == 24  # one more font A cell height
