@@ -212,6 +212,13 @@ def test_code_page_switch_mid_line_and_international_sets():
     assert receipts(parse(job, chunk=1))[0].text == receipt.text
 
 
+@pytest.mark.parametrize("n, text", [(14, "Čevapčići"), (15, "¥12"), (16, "₫5000")])
+def test_international_sets_14_to_16(n, text):
+    printed = {14: b"^evap~i}i", 15: b"$12", 16: b"$5000"}[n]
+    (receipt,) = receipts(parse(ESC + b"R" + bytes([n]) + printed + b"\n" + CUT))
+    assert receipt.text == text
+
+
 def test_two_byte_mode_uses_the_printer_encoding():
     job = b"\x1c&" + "收据".encode("gb18030") + b"\x1c." + b"\x82\n"
     (receipt,) = receipts(parse(job, chunk=1))
@@ -281,3 +288,21 @@ def test_alignment_applies_at_the_start_of_a_line_only_and_styles_outlive_a_cut(
 def test_style_runs_are_the_same_byte_at_a_time():
     job = ESC + b"E\x01" + b"ab" + ESC + b"E\x00" + b"cd" + GS + b"!\x10" + b"ef\n" + CUT
     assert receipts(parse(job, chunk=1)) == receipts(parse(job))
+
+
+def test_gs_z_esc_z_codes_are_recognised_not_printed_as_text():
+    data = b"https://example.com/r/1"
+    job = (GS + b"Z\x02" + ESC + b"Z\x00L\x06" + len(data).to_bytes(2, "little") + data
+           + b"\nThanks\n" + CUT)
+    (receipt,) = receipts(parse(job))
+    assert receipt.text == "\nThanks" and receipt.unknown_commands == 0
+    assert receipt.details["codes_2d"] == [{"type": "qr", "data": data.decode(),
+                                            "dialect": "ESC Z", "module_size": 6, "line": 0}]
+    assert receipt.details["dialects"] == {"GS Z / ESC Z 2D codes": 2}
+
+
+def test_star_line_mode_is_reported_and_its_parameters_stay_out_of_the_text():
+    job = ESC + b"\x1dt\x01" + ESC + b"\x1da\x01" + b"Star receipt\n" + ESC + b"F" + CUT
+    (receipt,) = receipts(parse(job))
+    assert receipt.text == "Star receipt" and receipt.unknown_commands == 0
+    assert receipt.details["dialects"] == {"Star Line mode": 3}

@@ -46,6 +46,10 @@ INTERNATIONAL_SETS: dict[int, str] = {
     11: "#$á¡Ñ¿é`íñóú",  # Spain II
     12: "#$á¡Ñ¿éüíñóú",  # Latin America
     13: "#$@[₩]^`{|}~",  # Korea
+    14: "#$ŽŠĐĆČžšđćč",  # Slovenia / Croatia (the YUSCII letters)
+    15: "#¥@[\\]^`{|}~",  # China
+    16: "#₫@[\\]^`{|}~",  # Vietnam
+    # 17 (Arabia) is left as USA: no reliable table for it here.
 }
 
 TWO_BYTE_ENCODINGS = ("gb18030", "shift_jis", "big5", "euc_kr")

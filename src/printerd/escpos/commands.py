@@ -190,6 +190,23 @@ def _dle_dc4(buf: Buf, pos: int, name: str) -> Optional[Measured]:
     return Measured(name, length or 3, known=length is not None)
 
 
+# Other dialects, measured so their payloads never turn into text, and reported by name.
+def _esc_z(buf: Buf, pos: int, name: str) -> Optional[Measured]:
+    # ESC Z m n k dL dH data: the 2D code print of printers that select the symbol with GS Z.
+    if _need(buf, pos, 7):
+        return None
+    return Measured(name, 7 + _u16(buf, pos + 5))
+
+
+def _star_esc_gs(buf: Buf, pos: int, name: str) -> Optional[Measured]:
+    # Star Line mode: ESC GS t n (code page), ESC GS a n (alignment).
+    if _need(buf, pos, 3):
+        return None
+    if buf[pos + 2] in (ord("t"), ord("a")):
+        return Measured(f"ESC GS {chr(buf[pos + 2])}", 4)
+    return Measured(name, 2, known=False)
+
+
 def _table(fixed: dict[str, int], special: dict[str, Measurer]) -> dict[int, Measurer]:
     table: dict[int, Measurer] = {ord(k): _fixed(v) for k, v in fixed.items()}
     table.update({ord(k): v for k, v in special.items()})
@@ -204,10 +221,12 @@ _ESC = _table(
         "E": 1, "-": 1, "!": 1, "a": 1, "G": 1, "M": 1, "{": 1, "V": 1, "t": 1, "R": 1,
         "d": 1, "J": 1, "e": 1, "3": 1, " ": 1, "=": 1, "%": 1, "?": 1, "r": 1, "T": 1,
         "u": 1, "U": 1, "K": 1, "1": 1,
+        "F": 0,  # Star Line mode: cancel emphasis (ESC/POS has no ESC F)
         # two or more
         "$": 2, "\\": 2, "f": 2, "p": 3, "W": 8,
     },
-    {"*": _esc_star, "D": _esc_d, "&": _esc_amp, "(": _paren, "c": _esc_c},
+    {"*": _esc_star, "D": _esc_d, "&": _esc_amp, "(": _paren, "c": _esc_c, "Z": _esc_z,
+     "\x1d": _star_esc_gs},
 )
 
 _GS = _table(
@@ -217,6 +236,7 @@ _GS = _table(
         "I": 1, "E": 1, "/": 1, "j": 1,
         "$": 2, "\\": 2, "L": 2, "W": 2, "P": 2,
         "^": 3, "z": 3, "g": 4,
+        "Z": 1,  # GS Z n: select the 2D code for ESC Z (not Epson's GS ( k)
     },
     {
         "(": _paren, "8": _gs_8, "v": _raster, "Q": _raster, "k": _gs_k, "V": _gs_v_cut,

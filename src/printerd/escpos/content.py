@@ -20,6 +20,8 @@ BARCODE_TYPES = {
 }
 QR_MODELS = {49: "1", 50: "2", 51: "micro"}
 QR_ERROR_LEVELS = {48: "L", 49: "M", 50: "Q", 51: "H"}
+DIALECT_GS_Z = "GS Z / ESC Z 2D codes"
+DIALECT_STAR = "Star Line mode"
 
 
 def _u16(data: bytes, at: int) -> int:
@@ -56,6 +58,8 @@ class ContentCollector:
         self.images: list[dict[str, Any]] = []
         self.drawer_kicks: list[dict[str, Any]] = []
         self.unknown: Counter[str] = Counter()
+        self.dialects: Counter[str] = Counter()
+        self._gs_z_symbol = 2  # GS Z n: 0 PDF417, 1 DataMatrix, 2 QR (the usual default)
         self._qr: dict[str, Any] = {"model": "2", "module_size": 3, "error_correction": "L"}
         self._pdf417: dict[str, Any] = {}
         self._stored: dict[int, bytes] = {}  # cn -> symbol data waiting to be printed
@@ -74,6 +78,7 @@ class ContentCollector:
             "images": {"count": len(self.images), "items": self.images},
             "drawer_kicks": self.drawer_kicks,
             "unknown_commands": dict(self.unknown),
+            "dialects": dict(self.dialects),
         }
 
     # -- handlers ----------------------------------------------------------------------------
@@ -145,6 +150,20 @@ class ContentCollector:
     def _nv_image(self, command: bytes) -> None:
         self._image({"command": "FS p", "nv_image": command[2]}, None)
 
+    def _gs_z(self, command: bytes) -> None:
+        self._gs_z_symbol = command[2]
+        self.dialects[DIALECT_GS_Z] += 1
+
+    def _esc_z(self, command: bytes) -> None:
+        # ESC Z m n k dL dH data: m version, n error level, k module size.
+        kind = {0: "pdf417", 1: "datamatrix", 2: "qr"}.get(self._gs_z_symbol, "qr")
+        self._add("codes_2d", {"type": kind, "data": command[7:].decode("utf-8", "replace"),
+                               "dialect": "ESC Z", "module_size": command[4] or 3})
+        self.dialects[DIALECT_GS_Z] += 1
+
+    def _star(self, command: bytes) -> None:
+        self.dialects[DIALECT_STAR] += 1
+
     def _drawer(self, command: bytes) -> None:
         # ESC p m t1 t2: pin 2 (m 0/48) or 5 (m 1/49), on t1 x 2 ms, off t2 x 2 ms.
         self.drawer_kicks.append({"pin": 5 if command[2] in (1, 49) else 2,
@@ -173,4 +192,9 @@ _HANDLERS = {
     "FS p": ContentCollector._nv_image,
     "ESC p": ContentCollector._drawer,
     "DLE DC4": ContentCollector._realtime_pulse,
+    "GS Z": ContentCollector._gs_z,
+    "ESC Z": ContentCollector._esc_z,
+    "ESC GS t": ContentCollector._star,
+    "ESC GS a": ContentCollector._star,
+    "ESC F": ContentCollector._star,
 }

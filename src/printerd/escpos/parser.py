@@ -36,7 +36,7 @@ _GS_V_CUTS = {0: CUT_FULL, 48: CUT_FULL, 65: CUT_FULL, 97: CUT_FULL, 103: CUT_FU
 
 # Commands that put ink on paper other than text: a receipt may consist of only these.
 _MARKING_COMMANDS = frozenset({
-    "GS v 0", "GS Q 0", "ESC *", "GS k", "GS ( k", "GS ( L", "GS 8 L", "FS p", "GS /",
+    "GS v 0", "GS Q 0", "ESC *", "GS k", "GS ( k", "GS ( L", "GS 8 L", "FS p", "GS /", "ESC Z",
 })
 
 
@@ -94,6 +94,27 @@ class Layout:
 
 
 Event = Union[StatusQuery, ParsedReceipt]
+
+
+_DLE_EOT = b"\x10\x04"
+
+
+def realtime_queries_inside(data: bytes | bytearray, already_seen: int = 0) -> list[StatusQuery]:
+    """
+    DLE EOT queries sitting in another command's bytes: an Epson printer answers them even there.
+    Only queries that end after ``already_seen`` bytes are returned (``data`` may start with the
+    tail of bytes scanned before).
+    """
+    found = []
+    at = data.find(_DLE_EOT)
+    while at >= 0:
+        if at + 2 < len(data):
+            n = data[at + 2]
+            length = 4 if n in (7, 8, 18) else 3 if 1 <= n <= 4 else 0
+            if length and at + length <= len(data) and at + length > already_seen:
+                found.append(StatusQuery(bytes(data[at:at + length])))
+        at = data.find(_DLE_EOT, at + 1)
+    return found
 
 
 class _TextBuilder:
@@ -182,6 +203,7 @@ class JobParser:
         self.decoder = CharacterDecoder(two_byte_encoding)
         self._buffer = bytearray()  # bytes of a command not yet complete
         self._skip = 0  # payload bytes of a long command still to pass through
+        self._skip_tail = b""  # the last bytes passed through, for queries split across feeds
         self._images_follow = 0  # FS q: images still to measure
         self._closed = False
         self._start_receipt()
@@ -201,16 +223,19 @@ class JobParser:
         """Consume the next bytes of the job and return the events they complete."""
         if self._closed:
             raise ValueError("feed() after close()")
+        events: list[Event] = []
         if self._skip:
             passed = min(self._skip, len(data))
             self._raw += memoryview(data)[:passed]
             self._skip -= passed
+            window = self._skip_tail + data[:passed]
+            events += realtime_queries_inside(window, len(self._skip_tail))
+            self._skip_tail = window[-3:]
             data = data[passed:]
             if not data:
-                return []
+                return events
         buf = self._buffer
         buf += data
-        events: list[Event] = []
         pos = self._parse(buf, events)
         del buf[:pos]
         return events
@@ -251,10 +276,14 @@ class JobParser:
             if measured.length > available and measured.length <= CAPTURE_LIMIT:
                 break  # wait for the whole command
             command = bytes(buf[pos:pos + min(measured.length, CAPTURE_LIMIT)])
+            if measured.known and measured.name not in STATUS_QUERY_NAMES:
+                here = buf[pos + 2:pos + min(measured.length, available)]
+                events += realtime_queries_inside(here)
             cut = self._command(measured, command, events)
             if measured.length > available:
                 # A long payload: take what is here and pass the rest through as it arrives.
                 self._skip = measured.length - available
+                self._skip_tail = bytes(buf[max(end - 3, pos + 2):end])
                 pos = end
                 break
             pos += measured.length

@@ -94,7 +94,12 @@ def _gs_i(n: int, identity: PrinterIdentity) -> Optional[bytes]:
 def reply_to(query: bytes, state: PrinterState,
              identity: PrinterIdentity = DEFAULT_IDENTITY) -> Optional[bytes]:
     """The reply bytes for a status query command, or None if the printer stays silent."""
-    if query[:2] == b"\x10\x04" and len(query) >= 3:
+    if query[:2] == b"\x10\x04" and len(query) == 4:
+        # DLE EOT 7 a (ink), 8 3 (label peeler), 18 1 (interface): a thermal printer with no
+        # ink, no peeler and a working interface has nothing to report but the fixed bits.
+        known = {7: (1, 2, 49, 50), 8: (3, 51), 18: (1, 49)}.get(query[2], ())
+        return bytes([0x12]) if query[3] in known else None
+    if query[:2] == b"\x10\x04" and len(query) == 3:
         return _dle_eot(query[2], state)
     if query[:2] == b"\x1dr" and len(query) == 3:
         if query[2] in (1, 49):
