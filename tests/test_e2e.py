@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import re
 import signal
 import socket
 import subprocess
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
 import json
@@ -345,3 +347,26 @@ def test_several_printers_each_on_its_own_port(tmp_path):
         kitchen.close()
     finally:
         daemon.stop()
+
+
+def test_a_sample_printed_on_the_raw_port_renders_as_png_html_and_text(daemon):
+    from conftest import SAMPLES
+    from PIL import Image
+
+    send_job(daemon.raw_port, (SAMPLES / "escpos-php__receipt-with-logo.bin").read_bytes())
+    daemon.wait_for(lambda: daemon.get("/api/receipts")[1]["receipts"])
+    (receipt,) = daemon.get("/api/receipts")[1]["receipts"]
+    assert any(run.get("bold") for line in receipt["lines"] for run in line["runs"])
+    for paper in (576, 512):
+        with urllib.request.urlopen(daemon.url(f"/api/receipts/{receipt['id']}.png?width={paper}"),
+                                    timeout=30) as response:
+            image = Image.open(io.BytesIO(response.read()))
+        assert image.format == "PNG" and image.width == paper and image.height > 500
+    with urllib.request.urlopen(daemon.url(f"/api/receipts/{receipt['id']}.html"),
+                                timeout=30) as response:
+        html = response.read().decode()
+    assert "ExampleMart" in html and "data:image/png;base64," in html
+    with urllib.request.urlopen(daemon.url(f"/api/receipts/{receipt['id']}.txt?width=42"),
+                                timeout=30) as response:
+        text = response.read().decode()
+    assert "Example item #1" in text and max(map(len, text.splitlines())) <= 42
