@@ -37,6 +37,7 @@ from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.render.service import FORMATS, Renderings
 from printerd.store.receipts import Receipt, ReceiptQuery, parse_time
 from printerd.store.service import ReceiptStore
+from printerd.web.files import CONTENT_SECURITY_POLICY, static_file
 
 MAX_PAGE = 500
 MAX_ID = 2**63 - 1
@@ -331,6 +332,27 @@ class PrinterdAPI:
             raise ApiError(400, "paper: must be ok, near_end or out")
         printer.factory.set_state(replace(state, **changes))
         return json_body(request, self._printer_json(printer))
+
+    # -- the web page ------------------------------------------------------------------------
+
+    @app.route("/", methods=["GET"])
+    def page(self, request: IRequest) -> bytes:
+        return self._static(request, "index.html")
+
+    @app.route("/static/<name>", methods=["GET"])
+    def static_files(self, request: IRequest, name: str) -> bytes:
+        return self._static(request, name)
+
+    def _static(self, request: IRequest, name: str) -> bytes:
+        found = static_file(name)
+        if found is None:
+            raise ApiError(404, "no such resource")
+        content, content_type = found
+        request.setHeader(b"Content-Type", content_type)
+        request.setHeader(b"Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        request.setHeader(b"X-Content-Type-Options", b"nosniff")
+        request.setHeader(b"Cache-Control", b"no-cache")
+        return content
 
     @app.route("/metrics", methods=["GET"])
     def metrics(self, request: IRequest) -> bytes:

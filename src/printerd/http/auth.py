@@ -24,7 +24,8 @@ from printerd.http.ratelimit import RateLimiter
 
 COOKIE = b"printerd_session"
 SESSION_SECONDS = 12 * 3600
-OPEN_PATHS = {b"/api/health", b"/api/session"}
+OPEN_PATHS = {b"/api/health", b"/api/session", b"/"}  # "/": the page, which shows a login form
+STATIC_PREFIX = b"/static/"  # the page's scripts and styles: no data in them
 MAX_BODY = 64 * 1024  # the API takes no large bodies
 
 
@@ -104,7 +105,9 @@ class ApiGate(Resource):
                 return _refuse(request, 429, f"too many requests: retry in {wait} s",
                                Retry_After=str(wait).encode())
         request.printerd_authenticated = self.authenticator.authenticated(request)  # type: ignore
-        if not request.printerd_authenticated and request.path not in OPEN_PATHS:  # type: ignore
+        path = request.path  # type: ignore[attr-defined]
+        is_open = path in OPEN_PATHS or path.startswith(STATIC_PREFIX)
+        if not request.printerd_authenticated and not is_open:  # type: ignore
             return _refuse(request, 401, "authentication required: send Authorization: "
                                          "Bearer <token>, or log in with POST /api/session",
                            WWW_Authenticate=b'Bearer realm="printerd"')

@@ -85,8 +85,9 @@ def qr_svg(data: str, params: dict) -> Optional[tuple[str, int]]:
     if qr is None:
         return None
     buffer = io.BytesIO()
+    # omitsize: a viewBox instead of a fixed size, so the page scales it to the module size.
     qr.save(buffer, kind="svg", scale=1, border=2, xmldecl=False, svgclass=None,
-            lineclass=None)
+            lineclass=None, omitsize=True)
     return buffer.getvalue().decode(), qr.symbol_size(scale=1, border=2)[0]
 
 

@@ -20,8 +20,8 @@ from printerd.render.document import Barcode, Block, Code2D, Image, Line, blocks
 DOTS_PER_COLUMN = 12
 
 STYLESHEET = """
-.receipt{font:16px/1.25 "DejaVu Sans Mono",Menlo,Consolas,monospace;background:#fff;color:#000;
- padding:1ch;box-sizing:content-box;margin:0 auto}
+.receipt{font:var(--receipt-font-size,16px)/1.25 "DejaVu Sans Mono",Menlo,Consolas,monospace;background:#fff;color:#000;
+ padding:1ch;box-sizing:content-box;margin:0 auto;box-shadow:0 1px 4px rgba(0,0,0,.3)}
 .receipt .l{white-space:pre;min-height:1.25em;overflow:hidden}
 .receipt .center{text-align:center}.receipt .right{text-align:right}
 .receipt .b{font-weight:bold}.receipt .u1{text-decoration:underline}
@@ -64,8 +64,7 @@ def _block(block: Block) -> str:
             svg, modules = qr
             # The printer draws each module as module_size dots square.
             dots = modules * max(int(block.params.get("module_size", 3)), 1)
-            svg = svg.replace("<svg ", f'<svg style="width:{dots / DOTS_PER_COLUMN:g}ch;'
-                              'height:auto" ', 1)
+            svg = svg.replace("<svg ", f'<svg style="width:{dots / DOTS_PER_COLUMN:g}ch" ', 1)
         return _graphic(svg, f"{block.type.upper()} {block.data}")
     raise TypeError(block)
 
