@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ingest, parser as parser_bench, rest, soak, stream, webhook
+from bench import ingest, parser as parser_bench, render, rest, soak, stream, webhook
 from bench.common import raise_fd_limit
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -21,9 +21,10 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("scenarios", nargs="*", default=["parser", "ingest", "rest", "webhook", "stream"],
-                        help="scenarios to run (default: parser ingest rest webhook stream; "
-                             "soak runs only when named)")
+    parser.add_argument("scenarios", nargs="*",
+                        default=["parser", "render", "ingest", "rest", "webhook", "stream"],
+                        help="scenarios to run (default: parser render ingest rest webhook "
+                             "stream; soak runs only when named)")
     parser.add_argument("--soak-receipts", type=int, default=1_000_000,
                         help="soak scenario: receipts in all")
     parser.add_argument("--ingest-receipts", type=int, default=10_000,
@@ -49,6 +50,8 @@ def main() -> None:
                 report(f"stream-{n}", stamp, result)
         elif name == "parser":
             report("parser", stamp, parser_bench.run())
+        elif name == "render":
+            report("render", stamp, render.run())
         elif name == "ingest":
             for per_connection in (1, 10):
                 with tempfile.TemporaryDirectory() as workdir:

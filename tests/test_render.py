@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import pytest_twisted
 from PIL import Image
 
 from printerd.render.html import render_html
@@ -101,3 +102,27 @@ def test_png_double_height_text_is_twice_as_tall():
         return Image.open(io.BytesIO(render_png(job))).height
     plain, tall = height(b"Total\n" + CUT), height(GS + b"!\x01" + b"Total\n" + CUT)
     assert tall - plain == 24  # one more font A cell height
+
+
+@pytest_twisted.ensureDeferred
+async def test_renderings_are_cached_least_recently_used_within_their_byte_budget(store):
+    from printerd.render.service import Renderings
+    from printerd.store.receipts import NewReceipt, format_time
+
+    for n in (1, 2, 3):  # ids 1, 2, 3
+        await store.add_receipt(NewReceipt(
+            printer="p", peer="x", received_at=format_time(1e9), job=n,
+            raw=b"Receipt %d\n" % n + CUT, text="", cut="full", truncated=False))
+    renderings = Renderings(store, {"p": "gb18030"}, cache_bytes=40)
+    one = await renderings.get(1, "txt", 48)
+    assert one == b"Receipt 1\n"
+    # Gone from the database, still served: it came from the cache.
+    await store.write(lambda conn: conn.execute("DELETE FROM receipts WHERE id = 1"))
+    assert await renderings.get(1, "txt", 48) == one
+    # Two more renderings (10 bytes each) fit; the next pushes out the least recently used.
+    assert await renderings.get(2, "txt", 48) == b"Receipt 2\n"
+    assert await renderings.get(3, "txt", 48) == b"Receipt 3\n"
+    assert await renderings.get(2, "txt", 42) == b"Receipt 2\n"
+    assert await renderings.get(3, "txt", 32) == b"Receipt 3\n"
+    assert await renderings.get(1, "txt", 48) is None  # evicted, and no longer stored
+    assert await renderings.get(9, "png", 576) is None

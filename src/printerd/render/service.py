@@ -35,11 +35,12 @@ class Renderings:
     """``get(id, format, size)`` -> the rendering's bytes, or None when there is no such id."""
 
     def __init__(self, store: ReceiptStore, encodings: Mapping[str, str],
-                 cache_entries: int = 256) -> None:
+                 cache_bytes: int = 16 * 1024 * 1024) -> None:
         self.store = store
         self.encodings = dict(encodings)  # printer name -> two-byte encoding
-        self.cache_entries = cache_entries
+        self.cache_bytes = cache_bytes  # the most the cached renderings may take together
         self._cache: OrderedDict[tuple[int, str, int], bytes] = OrderedDict()
+        self._cached_bytes = 0
 
     def get(self, receipt_id: int, fmt: str, size: int) -> Deferred[Optional[bytes]]:
         key = (receipt_id, fmt, size)
@@ -57,10 +58,12 @@ class Renderings:
             return render(raw, size, encodings.get(printer, DEFAULT_ENCODING))
 
         def remember(body: Optional[bytes]) -> Optional[bytes]:
-            if body is not None:
+            if body is not None and key not in self._cache and len(body) <= self.cache_bytes:
                 self._cache[key] = body
-                while len(self._cache) > self.cache_entries:
-                    self._cache.popitem(last=False)
+                self._cached_bytes += len(body)
+                while self._cached_bytes > self.cache_bytes:
+                    _, dropped = self._cache.popitem(last=False)  # the least recently used
+                    self._cached_bytes -= len(dropped)
             return body
 
         return self.store.read(fetch_and_render).addCallback(remember)
