@@ -235,3 +235,23 @@ def test_a_receipt_fits_a_phone_screen(daemon, browser):
         assert widths["paper"] <= widths["shown"]  # the whole 48-column receipt is visible
     finally:
         context.close()
+
+
+def test_search_pages_through_history_and_filters_by_date(daemon, page):
+    for n in range(25):
+        with socket.create_connection(("127.0.0.1", daemon.raw_port), timeout=10) as sock:
+            sock.sendall(b"\x1b@Order %d lunch\n\x1dV\x00" % n)
+    daemon.wait_for(lambda: daemon.get("/api/stats")[1]["receipts_total"] == 25)
+    page.goto(daemon.url("/#search"))
+    page.fill("#search-text", "lunch")
+    page.click("#search-form button[type=submit]")
+    results = page.locator("#search-results li")
+    expect(results).to_have_count(20)
+    assert "Order 24 lunch" in results.first.inner_text()  # newest first
+    page.click("#search-more")
+    expect(results).to_have_count(25)
+    assert "Order 0 lunch" in results.last.inner_text()
+    expect(page.locator("#search-more")).to_be_hidden()
+    page.fill("#search-until", "2001-01-01T00:00")  # before any of them
+    page.click("#search-form button[type=submit]")
+    expect(page.locator("#search-status")).to_have_text("No receipt matches.")
