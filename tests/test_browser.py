@@ -255,3 +255,8 @@ def test_search_pages_through_history_and_filters_by_date(daemon, page):
     page.fill("#search-until", "2001-01-01T00:00")  # before any of them
     page.click("#search-form button[type=submit]")
     expect(page.locator("#search-status")).to_have_text("No receipt matches.")
+
+
+def test_a_missing_receipt_shows_printerds_message(daemon, page):
+    page.goto(daemon.url("/#receipt/99"))
+    expect(page.locator("#page-error")).to_have_text("no receipt 99")

@@ -51,7 +51,10 @@ async function guard(action) {
     return result;
   } catch (error) {
     if (error instanceof LoginNeeded) return undefined;
-    $("#page-error").textContent = `printerd did not answer: ${error.message}`;
+    // fetch() rejects with a TypeError when there is no answer at all; API errors carry
+    // printerd's own message.
+    $("#page-error").textContent = error instanceof TypeError
+      ? `printerd did not answer (${error.message}): is it running?` : error.message;
     $("#page-error").hidden = false;
     return undefined;
   }
