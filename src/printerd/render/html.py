@@ -84,6 +84,7 @@ def _line(line: Line) -> str:
 
 
 def _run(style: Style, text: str) -> str:
+    columns = len(text)
     text = _escape(text)
     classes = []
     if style.bold:
@@ -102,7 +103,7 @@ def _run(style: Style, text: str) -> str:
             # the scaled width in the layout (a transform alone does not).
             ratio = style.width / style.height
             css += (f";display:inline-block;transform:scaleX({ratio:g});transform-origin:0 0;"
-                    f"width:{len(text) * ratio:g}ch")
+                    f"width:{columns * ratio:g}ch")
     if not classes and not css:
         return text
     class_attr = f' class="{" ".join(classes)}"' if classes else ""
