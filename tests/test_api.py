@@ -88,7 +88,7 @@ async def test_receipt_json_has_every_field(stub, store):
     assert code == 200
     assert set(body) == {"id", "printer", "peer", "received_at", "job", "bytes", "text", "cut",
                          "truncated", "sha256", "barcodes", "codes_2d", "images", "drawer_kicks",
-                         "unknown_commands", "dialects", "lines"}
+                         "unknown_commands", "dialects", "line_styles"}
     assert body["text"] == "receipt 0" and body["bytes"] == 3
 
 

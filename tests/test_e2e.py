@@ -356,7 +356,7 @@ def test_a_sample_printed_on_the_raw_port_renders_as_png_html_and_text(daemon):
     send_job(daemon.raw_port, (SAMPLES / "escpos-php__receipt-with-logo.bin").read_bytes())
     daemon.wait_for(lambda: daemon.get("/api/receipts")[1]["receipts"])
     (receipt,) = daemon.get("/api/receipts")[1]["receipts"]
-    assert any(run.get("bold") for line in receipt["lines"] for run in line["runs"])
+    assert any(run.get("bold") for line in receipt["line_styles"] for run in line["runs"])
     for paper in (576, 512):
         with urllib.request.urlopen(daemon.url(f"/api/receipts/{receipt['id']}.png?width={paper}"),
                                     timeout=30) as response:

@@ -262,17 +262,18 @@ def test_lines_carry_style_runs_and_alignment():
            + b"plain " + ESC + b"E\x01" + b"bold" + ESC + b"E\x00" + b" " + ESC + b"-\x02"
            + b"under" + ESC + b"-\x00\n"
            + GS + b"!\x11" + b"BIG" + GS + b"!\x00" + GS + b"B\x01" + b"inv" + GS + b"B\x00\n"
-           + ESC + b"!\x39" + b"mode" + ESC + b"@" + b"reset\n" + CUT)
+           + ESC + b"!\x39" + b"mode" + ESC + b"@" + b"reset\nplain\n" + CUT)
     (receipt,) = receipts(parse(job))
-    assert receipt.text == "Title\nplain bold under\nBIGinv\nmodereset"
-    assert receipt.details["lines"] == [
-        {"align": "center", "runs": [{"text": "Title"}]},
-        {"align": "left", "runs": [{"text": "plain "}, {"text": "bold", "bold": True},
-                                   {"text": " "}, {"text": "under", "underline": 2}]},
-        {"align": "left", "runs": [{"text": "BIG", "width": 2, "height": 2},
-                                   {"text": "inv", "invert": True}]},
-        {"align": "left", "runs": [{"text": "mode", "bold": True, "width": 2, "height": 2,
-                                    "font": "B"}, {"text": "reset"}]},
+    assert receipt.text == "Title\nplain bold under\nBIGinv\nmodereset\nplain"
+    # Every line but the last plain, left-aligned one is listed with its runs.
+    assert receipt.details["line_styles"] == [
+        {"line": 0, "align": "center", "runs": [{"text": "Title"}]},
+        {"line": 1, "align": "left", "runs": [{"text": "plain "}, {"text": "bold", "bold": True},
+                                              {"text": " "}, {"text": "under", "underline": 2}]},
+        {"line": 2, "align": "left", "runs": [{"text": "BIG", "width": 2, "height": 2},
+                                              {"text": "inv", "invert": True}]},
+        {"line": 3, "align": "left", "runs": [{"text": "mode", "bold": True, "width": 2,
+                                               "height": 2, "font": "B"}, {"text": "reset"}]},
     ]
 
 
@@ -280,9 +281,10 @@ def test_alignment_applies_at_the_start_of_a_line_only_and_styles_outlive_a_cut(
     job = (b"left" + ESC + b"a\x02" + b" still left\nright\n" + ESC + b"E\x01" + CUT
            + b"bold after the cut\n" + CUT)
     first, second = receipts(parse(job))
-    assert [line["align"] for line in first.details["lines"]] == ["left", "right"]
-    assert second.details["lines"] == [
-        {"align": "right", "runs": [{"text": "bold after the cut", "bold": True}]}]
+    assert first.details["line_styles"] == [
+        {"line": 1, "align": "right", "runs": [{"text": "right"}]}]
+    assert second.details["line_styles"] == [
+        {"line": 0, "align": "right", "runs": [{"text": "bold after the cut", "bold": True}]}]
 
 
 def test_style_runs_are_the_same_byte_at_a_time():

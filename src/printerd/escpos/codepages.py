@@ -79,7 +79,7 @@ class CharacterDecoder:
         self.international = 0
         self.two_byte = False
 
-    def decode(self, data: bytes) -> str:
+    def decode(self, data: bytes | bytearray) -> str:
         if self.two_byte:
             return data.decode(self.two_byte_encoding, "replace")
         codec = CODE_PAGES.get(self.page)

@@ -117,62 +117,104 @@ def realtime_queries_inside(data: bytes | bytearray, already_seen: int = 0) -> l
     return found
 
 
+Runs = list[tuple[Style, str]]
+
+
 class _TextBuilder:
     """
-    Collects printed characters into lines of style runs, decoding each run under the decoder's
-    state. A line is ``(alignment, [(Style, text), ...])``.
+    Collects printed characters into lines, decoding each run under the decoder's state.
+
+    Most lines are plain and left-aligned, so a line is kept as its text alone; style changes
+    are kept as marks (character offset, new style) and only lines with marks or another
+    alignment get runs: ``styled`` maps their index to ``(alignment, [(Style, text), ...])``.
     """
 
     def __init__(self, decoder: CharacterDecoder) -> None:
         self.decoder = decoder
         self.style = PLAIN
         self.align = "left"
-        self.lines: list[tuple[str, list[tuple[Style, str]]]] = []
-        self._runs: list[tuple[Style, str]] = []  # the current line, decoded so far
-        self._bytes = bytearray()  # bytes under the current decoding and style
+        self.lines: list[str] = []
+        self.styled: dict[int, tuple[str, Runs]] = {}
+        self._decoded: list[str] = []  # the current line, decoded so far
+        self._bytes = bytearray()  # bytes under the current decoding
+        self._marks: list[tuple[int, Style]] = []  # style changes in the current line
         self._line_align = "left"
 
-    def add(self, data: bytes | bytearray | memoryview) -> None:
-        if not self._bytes and not self._runs:
+    def carry_over(self, previous: "_TextBuilder") -> None:
+        """A cut ends the receipt, not the printer's style and alignment settings."""
+        self.set_align(previous.align)
+        self.set_style(previous.style)
+
+    def set_align(self, align: str) -> None:
+        self.align = align
+        if not self.has_pending():
             # Epson applies ESC a at the start of a line only.
-            self._line_align = self.align
+            self._line_align = align
+
+    def add(self, data: bytes | bytearray | memoryview) -> None:
         self._bytes += data
 
     def before_switch(self) -> None:
         """Decode what came before a code page / set / style switch, under the old one."""
         if self._bytes:
-            text = self.decoder.decode(bytes(self._bytes))
+            self._decoded.append(self.decoder.decode(self._bytes))
             self._bytes.clear()
-            if self._runs and self._runs[-1][0] == self.style:
-                self._runs[-1] = (self.style, self._runs[-1][1] + text)
-            else:
-                self._runs.append((self.style, text))
 
     def set_style(self, style: Style) -> None:
-        if style != self.style:
+        if style is not self.style:
             self.before_switch()
             self.style = style
+            self._marks.append((sum(map(len, self._decoded)), style))
 
     def newline(self, count: int = 1) -> None:
-        self.before_switch()
-        self.lines.append((self._line_align, self._runs))
-        self._runs = []
-        self.lines.extend([("left", [])] * (count - 1))
+        if self._bytes:  # before_switch(), inlined: this runs once per printed line
+            self._decoded.append(self.decoder.decode(self._bytes))
+            self._bytes.clear()
+        decoded = self._decoded
+        text = decoded[0] if len(decoded) == 1 else "".join(decoded)
+        if self._marks or self._line_align != "left":
+            runs = _runs(text, self._marks)
+            if self._line_align != "left" or any(style is not PLAIN for style, _ in runs):
+                self.styled[len(self.lines)] = (self._line_align, runs)
+        self.lines.append(text)
+        if count > 1:
+            self.lines.extend([""] * (count - 1))
+        self._decoded = []
+        self._line_align = self.align
+        if self._marks or self.style is not PLAIN:
+            self._marks = [(0, self.style)] if self.style is not PLAIN else []
 
     def has_pending(self) -> bool:
-        return bool(self._bytes or self._runs)
+        return bool(self._bytes or self._decoded)
 
-    def finish(self) -> list[tuple[str, list[tuple[Style, str]]]]:
-        """The lines, without trailing blank ones and trailing spaces."""
+    def finish(self) -> tuple[list[str], dict[int, tuple[str, Runs]]]:
+        """The lines without trailing spaces or trailing blank lines, and the styled ones."""
         if self.has_pending():
             self.newline()
-        lines = self.lines
-        while lines and not "".join(t for _, t in lines[-1][1]).strip():
+        lines = [line.rstrip() for line in self.lines]
+        while lines and not lines[-1].strip():
             lines.pop()
-        return [(align, _rstrip_runs(runs)) for align, runs in lines]
+        styled = {n: (align, _rstrip_runs(runs)) for n, (align, runs) in self.styled.items()
+                  if n < len(lines)}
+        return lines, styled
 
 
-def _rstrip_runs(runs: list[tuple[Style, str]]) -> list[tuple[Style, str]]:
+def _runs(text: str, marks: list[tuple[int, Style]]) -> Runs:
+    """Cut a line's text at its style marks into runs, dropping empty ones."""
+    runs: Runs = []
+    style, start = PLAIN, 0
+    for offset, next_style in marks + [(len(text), PLAIN)]:
+        if offset > start:
+            if runs and runs[-1][0] is style:
+                runs[-1] = (style, runs[-1][1] + text[start:offset])
+            else:
+                runs.append((style, text[start:offset]))
+            start = offset
+        style = next_style
+    return runs
+
+
+def _rstrip_runs(runs: Runs) -> Runs:
     runs = list(runs)
     while runs:
         style, text = runs[-1]
@@ -185,13 +227,17 @@ def _rstrip_runs(runs: list[tuple[Style, str]]) -> list[tuple[Style, str]]:
     return runs
 
 
-def lines_text(lines: list[tuple[str, list[tuple[Style, str]]]]) -> str:
-    return "\n".join("".join(t for _, t in runs).rstrip() for _, runs in lines)
+def line_styles_json(styled: dict[int, tuple[str, Runs]]) -> list[dict]:
+    """The receipt JSON's ``line_styles``: lines not listed are plain and left-aligned."""
+    return [{"line": n, "align": align,
+             "runs": [{"text": text, **style.json} for style, text in runs]}
+            for n, (align, runs) in sorted(styled.items())]
 
 
-def lines_json(lines: list[tuple[str, list[tuple[Style, str]]]]) -> list[dict]:
-    return [{"align": align, "runs": [{"text": text, **style.to_json()} for style, text in runs]}
-            for align, runs in lines]
+def full_lines(lines: list[str], styled: dict[int, tuple[str, Runs]]) -> list[tuple[str, Runs]]:
+    """Every line as (alignment, runs), for the renderers."""
+    return [styled.get(n) or ("left", [(PLAIN, line)] if line else [])
+            for n, line in enumerate(lines)]
 
 
 class JobParser:
@@ -213,8 +259,7 @@ class JobParser:
         self._raw = bytearray()
         self._text = _TextBuilder(self.decoder)
         if previous is not None:
-            # A cut ends the receipt, not the printer's style and alignment settings.
-            self._text.style, self._text.align = previous.style, previous.align
+            self._text.carry_over(previous)
         self._has_content = False
         self._unknown = 0
         self._content = ContentCollector(lambda: len(self._text.lines), self._keep_bitmaps)
@@ -276,7 +321,8 @@ class JobParser:
             if measured.length > available and measured.length <= CAPTURE_LIMIT:
                 break  # wait for the whole command
             command = bytes(buf[pos:pos + min(measured.length, CAPTURE_LIMIT)])
-            if measured.known and measured.name not in STATUS_QUERY_NAMES:
+            # A query inside needs 3 bytes after the 2-byte prefix: short commands hold none.
+            if measured.length >= 5 and measured.known and measured.name not in STATUS_QUERY_NAMES:
                 here = buf[pos + 2:pos + min(measured.length, available)]
                 events += realtime_queries_inside(here)
             cut = self._command(measured, command, events)
@@ -326,7 +372,7 @@ class JobParser:
             self._text.newline()
         elif name in STYLE_COMMAND_NAMES:
             if name == "ESC a":
-                self._text.align = alignment(command) or self._text.align
+                self._text.set_align(alignment(command) or self._text.align)
             else:
                 self._text.set_style(apply(self._text.style, name, command))
         elif name in _DECODER_COMMANDS:
@@ -334,7 +380,7 @@ class JobParser:
             _DECODER_COMMANDS[name](self.decoder, command)
             if name == "ESC @":
                 self._text.set_style(PLAIN)
-                self._text.align = "left"
+                self._text.set_align("left")
         elif name == "GS V":
             return _GS_V_CUTS[command[2]]
         elif name in ("ESC i", "ESC m"):
@@ -344,16 +390,17 @@ class JobParser:
 
     def _end_receipt(self, cut: str, truncated: bool, events: list[Event]) -> None:
         if self._has_content:
-            lines = self._text.finish()
+            lines, styled = self._text.finish()
             details = self._content.to_json()
-            details["lines"] = lines_json(lines)
+            details["line_styles"] = line_styles_json(styled)
             events.append(ParsedReceipt(
                 raw=bytes(self._raw),
-                text=lines_text(lines),
+                text="\n".join(lines),
                 cut=cut,
                 truncated=truncated,
                 unknown_commands=self._unknown,
                 details=details,
-                layout=Layout(lines, self._content) if self._keep_bitmaps else None,
+                layout=(Layout(full_lines(lines, styled), self._content) if self._keep_bitmaps
+                        else None),
             ))
         self._start_receipt()

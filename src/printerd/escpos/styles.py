@@ -8,6 +8,7 @@ line into runs of one style.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any, Optional
 
 ALIGNMENTS = ("left", "center", "right")
@@ -25,14 +26,20 @@ class Style:
     invert: bool = False  # white on black (GS B)
     font: str = "A"
 
-    def to_json(self) -> dict[str, Any]:
-        """Only what differs from the default, to keep the receipt JSON small."""
-        return {key: value for key, value in vars(self).items()
-                if value != _DEFAULT_VALUES[key]}
+    @cached_property
+    def json(self) -> dict[str, Any]:
+        """Only what differs from the default, to keep the receipt JSON small (computed once:
+        styles are interned, see ``apply``)."""
+        return {key: getattr(self, key) for key in _FIELDS
+                if getattr(self, key) != getattr(_DEFAULT, key)}
 
 
-PLAIN = Style()
-_DEFAULT_VALUES = vars(PLAIN).copy()
+_FIELDS = ("bold", "underline", "width", "height", "invert", "font")
+_DEFAULT = Style()
+# Every style in use is one shared object, so the parser compares styles with ``is`` and each
+# style's JSON is built once.
+_INTERNED: dict[Style, Style] = {_DEFAULT: _DEFAULT}
+PLAIN = _DEFAULT
 
 
 def _select_print_mode(style: Style, n: int) -> Style:
@@ -61,7 +68,20 @@ STYLE_COMMAND_NAMES = frozenset(_STYLE_COMMANDS) | {"ESC a"}
 
 def apply(style: Style, name: str, command: bytes) -> Style:
     """The style after a one-parameter style command (``command`` is its whole bytes)."""
-    return _STYLE_COMMANDS[name](style, command[2])
+    key = (id(style), name, command[2])  # interned styles live for good: their ids are stable
+    found = _APPLIED.get(key)
+    if found is None:
+        if len(_APPLIED) >= _APPLIED_LIMIT:  # a client cycling through every combination
+            _APPLIED.clear()
+        changed = _STYLE_COMMANDS[name](style, command[2])
+        found = _APPLIED[key] = _INTERNED.setdefault(changed, changed)
+    return found
+
+
+# (style id, command, parameter) -> the resulting style: receipts repeat the same few changes.
+_APPLIED: dict[tuple[int, str, int], Style] = {}
+_APPLIED_LIMIT = 10_000
+# _INTERNED is bounded by the fields: 2 x 3 x 8 x 8 x 2 x 3 = 2,304 styles at most.
 
 
 def alignment(command: bytes) -> Optional[str]:

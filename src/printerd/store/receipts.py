@@ -32,7 +32,7 @@ def parse_time(text: str) -> str:
 # Every receipt's JSON has these, even receipts stored before the parser reported them.
 EMPTY_DETAILS: dict[str, Any] = {"barcodes": [], "codes_2d": [],
                                  "images": {"count": 0, "items": []}, "drawer_kicks": [],
-                                 "unknown_commands": {}, "dialects": {}, "lines": []}
+                                 "unknown_commands": {}, "dialects": {}, "line_styles": []}
 
 
 @dataclass(frozen=True)
