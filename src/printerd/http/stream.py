@@ -183,7 +183,8 @@ class StreamHub(Service):
         self.retry_ms = retry_ms
         self.slice_size = slice_size
         # Events waiting to reach their subscribers: (id, printer, event, chunk, subscribers left)
-        self._fanout: deque[tuple[int, str, bytes, bytes, list[Subscriber]]] = deque()
+        # Each commit's events, and the subscribers still to receive them.
+        self._fanout: deque[tuple[list[tuple[int, str, bytes, bytes]], list[Subscriber]]] = deque()
         self._fanout_call: Optional[IDelayedCall] = None
         self.subscribers: set[Subscriber] = set()
         self.events_total = 0
@@ -221,22 +222,29 @@ class StreamHub(Service):
 
         Deliveries go out in slices of ``slice_size`` subscribers per reactor turn, in order,
         so a fan-out to thousands never holds the reactor long enough to stall the REST API.
+        Each subscriber in a slice gets all of the commit's events at once: its socket then
+        takes them in one send, not one per event.
         """
+        events = []
         for receipt in receipts:
             event = encode_event(receipt)
-            self.events_total += 1
-            self._fanout.append((receipt.id, receipt.printer, event, http_chunk(event),
-                                 list(self.subscribers)))
+            events.append((receipt.id, receipt.printer, event, http_chunk(event)))
+        self.events_total += len(events)
+        if not events or not self.subscribers:
+            return
+        self._fanout.append((events, list(self.subscribers)))
         if self._fanout_call is None:
             self._fanout_call = self.clock.callLater(0, self._fan_out)
 
     def _fan_out(self) -> None:
         budget = self.slice_size
         while self._fanout and budget > 0:
-            receipt_id, printer, event, chunk, pending = self._fanout[0]
-            batch, pending[:] = pending[:budget], pending[budget:]
+            events, pending = self._fanout[0]
+            batch = pending[-budget:]  # from the end: taking them off costs no copying
+            del pending[-budget:]
             for subscriber in batch:
-                subscriber.deliver(receipt_id, printer, event, chunk)
+                for receipt_id, printer, event, chunk in events:
+                    subscriber.deliver(receipt_id, printer, event, chunk)
             budget -= len(batch)
             if not pending:
                 self._fanout.popleft()
