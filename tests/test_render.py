@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from printerd.render.html import render_html
@@ -126,3 +128,31 @@ async def test_renderings_are_cached_least_recently_used_within_their_byte_budge
     assert await renderings.get(3, "txt", 32) == b"Receipt 3\n"
     assert await renderings.get(1, "txt", 48) is None  # evicted, and no longer stored
     assert await renderings.get(9, "png", 576) is None
+
+
+# Pieces of real commands, some cut short or with absurd sizes: what a broken POS might send.
+PIECES = [
+    b"text ", b"\n", CUT, ESC + b"@", ESC + b"E\x01", GS + b"!\x77", ESC + b"a\x01",
+    GS + b"v0\x00\x00\x00\x00\x00", GS + b"v0\x00\x02\x00\x02\x00\xff\x00",
+    GS + b"v0\x00\xff\xff\xff\xff\x01\x02", ESC + b"*\x21\x02\x00\xff\xff", ESC + b"*\x00\x00\x00",
+    GS + b"(L\x0b\x000p0\x01\x01\x31\x00\x00\x00\x00", GS + b"(k\x03\x001Q0",
+    GS + b"(k\x05\x001P0\x00\x00", GS + b"(k\x03\x001E9", GS + b"k\x02123\x00",
+    GS + b"kI\x05{Babc", GS + b"k\x41\x00", GS + b"Z\x02" + ESC + b"Z\x00L\x06\x03\x00abc",
+    b"\x1cp\x01\x00", b"\x00" * 30, b"\xff" * 10,
+]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=30))
+def test_renderers_never_raise_on_broken_jobs(parts):
+    job = b"".join(parts)
+    assert isinstance(render_text(job), str)
+    assert render_html(job).startswith("<!DOCTYPE html>")
+    assert Image.open(io.BytesIO(render_png(job))).width == 576
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=600))
+def test_renderers_never_raise_on_arbitrary_bytes(data):
+    render_text(data), render_html(data)
+    assert Image.open(io.BytesIO(render_png(data, 512))).width == 512

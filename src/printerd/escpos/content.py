@@ -124,8 +124,10 @@ class ContentCollector:
     def _image(self, item: dict[str, Any], bitmap: Optional[Bitmap]) -> None:
         self._add("images", item)
         if self._keep_bitmaps:
-            complete = bitmap is not None and len(bitmap.data) >= _bitmap_size(bitmap)
-            self.bitmaps.append(bitmap if complete else None)
+            # No dots to draw: an NV image, a payload cut off at the capture limit, a 0-size image.
+            drawable = (bitmap is not None and bitmap.width > 0 and bitmap.height > 0
+                        and len(bitmap.data) >= _bitmap_size(bitmap))
+            self.bitmaps.append(bitmap if drawable else None)
 
     def _raster(self, command: bytes) -> None:
         # GS v 0 m xL xH yL yH: x bytes (8 dots each) per row, y rows.
