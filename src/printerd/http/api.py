@@ -51,6 +51,14 @@ def json_body(request: IRequest, value: Any, code: int = 200) -> bytes:
     return json.dumps(value, separators=(",", ":")).encode() + b"\n"
 
 
+def file_body(request: IRequest, body: bytes, content_type: bytes, cache: bytes) -> bytes:
+    """A non-JSON answer (a rendering, a file of the page): its type is what it says."""
+    request.setHeader(b"Content-Type", content_type)
+    request.setHeader(b"X-Content-Type-Options", b"nosniff")
+    request.setHeader(b"Cache-Control", cache)
+    return body
+
+
 def _listeners_check(printers: Iterable[RawPrinter]) -> str:
     down = [p.listener.description for p in printers
             if p.listener is not None and not p.listener.listening]
@@ -236,11 +244,8 @@ class PrinterdAPI:
         body = await self.renderings.get(_receipt_id(receipt_id), fmt, size)
         if body is None:
             raise ApiError(404, f"no receipt {receipt_id}")
-        request.setHeader(b"Content-Type", content_type)
-        request.setHeader(b"X-Content-Type-Options", b"nosniff")
         # A receipt never changes: browsers may keep its renderings.
-        request.setHeader(b"Cache-Control", b"private, max-age=86400, immutable")
-        return body
+        return file_body(request, body, content_type, b"private, max-age=86400, immutable")
 
     @app.route("/api/recent", methods=["GET"])
     def recent(self, request: IRequest) -> bytes:
@@ -348,11 +353,8 @@ class PrinterdAPI:
         if found is None:
             raise ApiError(404, "no such resource")
         content, content_type = found
-        request.setHeader(b"Content-Type", content_type)
         request.setHeader(b"Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        request.setHeader(b"X-Content-Type-Options", b"nosniff")
-        request.setHeader(b"Cache-Control", b"no-cache")
-        return content
+        return file_body(request, content, content_type, b"no-cache")
 
     @app.route("/metrics", methods=["GET"])
     def metrics(self, request: IRequest) -> bytes:
