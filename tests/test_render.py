@@ -156,3 +156,19 @@ def test_renderers_never_raise_on_broken_jobs(parts):
 def test_renderers_never_raise_on_arbitrary_bytes(data):
     render_text(data), render_html(data)
     assert Image.open(io.BytesIO(render_png(data, 512))).width == 512
+
+
+@pytest_twisted.ensureDeferred
+async def test_requests_for_the_same_rendering_at_once_render_it_once(store):
+    from twisted.internet.defer import gatherResults
+
+    from printerd.render.service import Renderings
+    from printerd.store.receipts import NewReceipt, format_time
+
+    await store.add_receipt(NewReceipt(printer="p", peer="x", received_at=format_time(1e9), job=1,
+                                       raw=b"Once\n" + CUT, text="", cut="full", truncated=False))
+    renderings = Renderings(store, {})
+    bodies = await gatherResults([renderings.get(1, "html", 48) for _ in range(20)])
+    assert renderings.renders_total == 1
+    assert len(set(bodies)) == 1 and b"Once" in bodies[0]
+    assert await renderings.get(1, "png", 576) and renderings.renders_total == 2

@@ -12,6 +12,7 @@ from collections import OrderedDict
 from typing import Callable, Mapping, Optional
 
 from twisted.internet.defer import Deferred, succeed
+from twisted.python.failure import Failure
 
 from printerd.render.html import render_html
 from printerd.render.png import PAPER_WIDTHS, render_png
@@ -41,12 +42,22 @@ class Renderings:
         self.cache_bytes = cache_bytes  # the most the cached renderings may take together
         self._cache: OrderedDict[tuple[int, str, int], bytes] = OrderedDict()
         self._cached_bytes = 0
+        # Renderings under way, and who else waits for them: every open page asks for a new
+        # receipt's HTML at the same moment, and it is rendered once.
+        self._in_flight: dict[tuple[int, str, int], list[Deferred[Optional[bytes]]]] = {}
+        self.renders_total = 0
 
     def get(self, receipt_id: int, fmt: str, size: int) -> Deferred[Optional[bytes]]:
         key = (receipt_id, fmt, size)
         if key in self._cache:
             self._cache.move_to_end(key)
             return succeed(self._cache[key])
+        if key in self._in_flight:
+            waiter: Deferred[Optional[bytes]] = Deferred()
+            self._in_flight[key].append(waiter)
+            return waiter
+        self._in_flight[key] = []
+        self.renders_total += 1
         render = FORMATS[fmt][0]
         encodings = self.encodings
 
@@ -66,4 +77,12 @@ class Renderings:
                     self._cached_bytes -= len(dropped)
             return body
 
-        return self.store.read(fetch_and_render).addCallback(remember)
+        def answer_waiters(result: Optional[bytes] | Failure) -> Optional[bytes] | Failure:
+            for waiter in self._in_flight.pop(key):
+                if isinstance(result, Failure):
+                    waiter.errback(result)
+                else:
+                    waiter.callback(result)
+            return result
+
+        return self.store.read(fetch_and_render).addCallback(remember).addBoth(answer_waiters)
