@@ -20,7 +20,7 @@ CODE_PAGES: dict[int, Optional[str]] = {
     12: None,  # PC853 Turkish
     13: "cp857", 14: "cp737", 15: "iso8859_7", 16: "cp1252", 17: "cp866", 18: "cp852",
     19: "cp858", 20: "cp874", 21: "cp874", 26: "cp874",  # Thai character codes 42/11/18
-    30: None, 31: None,  # TCVN-3 Vietnamese
+    30: "tcvn3", 31: "tcvn3-capital",  # TCVN-3 Vietnamese: our own table, below
     32: "cp720", 33: "cp775", 34: "cp855", 35: "cp861", 36: "cp862", 37: "cp864", 38: "cp869",
     39: "iso8859_2", 40: "iso8859_15",
     41: None, 42: None, 43: None,  # PC1098 Farsi, PC1118 / PC1119 Lithuanian
@@ -61,6 +61,30 @@ def _katakana(data: bytes) -> str:
                    else PLACEHOLDER for b in data)
 
 
+# TCVN-3 (Vietnamese), bytes 0xA0-0xFF: the characters TCVN 5712 puts there, as the GNU C
+# library's TCVN5712-1 charmap gives them (`iconv -f TCVN5712-1`; tests/test_parser.py checks the
+# table against iconv where it is installed). 0xB0-0xB4 are combining tone marks. Bytes 0x80-0x9F
+# hold no letters in TCVN-3 and decode as the placeholder. Page 31 is the "capital" font: the
+# same positions drawn as capitals.
+_TCVN3_HIGH = (
+    "\u00a0ĂÂÊÔƠƯĐăâêôơưđẰ"
+    "\u0300\u0309\u0303\u0301\u0323àảãáạẲằẳẵắẴ"
+    "ẮẦẨẪẤỀặầẩẫấậèỂẻẽ"
+    "éẹềểễếệìỉỄẾỒĩíịò"
+    "Ổỏõóọồổỗốộờởỡớợù"
+    "ỖủũúụừửữứựỳỷỹýỵỐ"
+)
+
+
+_TCVN3_CAPITAL_HIGH = _TCVN3_HIGH.upper()
+
+
+def _tcvn3(data: bytes, capital: bool = False) -> str:
+    high = _TCVN3_CAPITAL_HIGH if capital else _TCVN3_HIGH
+    return "".join(chr(b) if b < 0x80 else high[b - 0xA0] if b >= 0xA0 else PLACEHOLDER
+                   for b in data)
+
+
 def _placeholder(data: bytes) -> str:
     return "".join(chr(b) if b < 0x80 else PLACEHOLDER for b in data)
 
@@ -85,6 +109,8 @@ class CharacterDecoder:
         codec = CODE_PAGES.get(self.page)
         if codec == "katakana":
             text = _katakana(data)
+        elif codec in ("tcvn3", "tcvn3-capital"):
+            text = _tcvn3(data, capital=codec == "tcvn3-capital")
         elif codec is None:
             text = _placeholder(data)
         else:
