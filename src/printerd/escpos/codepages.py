@@ -2,7 +2,8 @@
 Character decoding as an Epson printer does it: ``ESC t`` code pages, ``ESC R`` international
 character sets, and ``FS &`` / ``FS .`` two-byte mode.
 
-Pages Python has a codec for decode with it; pages it lacks decode ASCII as ASCII and every
+Pages Python has a codec for decode with it; Katakana, PC851 and TCVN-3 with tables of our own;
+pages with neither (PC853, PC1098, PC1118, PC1119, user-defined) decode ASCII as ASCII and every
 other byte as U+FFFD (a clear placeholder, never a wrong letter).
 """
 
@@ -11,16 +12,15 @@ from __future__ import annotations
 import codecs
 from typing import Optional
 
-PLACEHOLDER = "\ufffd"
-
-# Epson ESC t numbers -> Python codecs (None: no codec, placeholder for bytes >= 0x80).
+# Epson ESC t numbers -> Python codecs, or tables of our own (_TABLES); None: no table,
+# placeholder for bytes >= 0x80.
 CODE_PAGES: dict[int, Optional[str]] = {
     0: "cp437", 1: "katakana", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865",
-    11: None,  # PC851 Greek
+    11: "pc851",  # Greek: our own table, below
     12: None,  # PC853 Turkish
     13: "cp857", 14: "cp737", 15: "iso8859_7", 16: "cp1252", 17: "cp866", 18: "cp852",
     19: "cp858", 20: "cp874", 21: "cp874", 26: "cp874",  # Thai character codes 42/11/18
-    30: "tcvn3", 31: "tcvn3-capital",  # TCVN-3 Vietnamese: our own table, below
+    30: "tcvn3", 31: "tcvn3-capital",  # Vietnamese: our own tables, below
     32: "cp720", 33: "cp775", 34: "cp855", 35: "cp861", 36: "cp862", 37: "cp864", 38: "cp869",
     39: "iso8859_2", 40: "iso8859_15",
     41: None, 42: None, 43: None,  # PC1098 Farsi, PC1118 / PC1119 Lithuanian
@@ -55,18 +55,30 @@ INTERNATIONAL_SETS: dict[int, str] = {
 TWO_BYTE_ENCODINGS = ("gb18030", "shift_jis", "big5", "euc_kr")
 
 
-def _katakana(data: bytes) -> str:
-    # Epson page 1: ASCII, and JIS X 0201 half-width katakana at 0xA1..0xDF.
-    return "".join(chr(b) if b < 0x80 else chr(0xFF61 + b - 0xA1) if 0xA1 <= b <= 0xDF
-                   else PLACEHOLDER for b in data)
+_ASCII = "".join(map(chr, range(0x80)))
+_UNDEFINED = "\ufffe"  # charmap_decode's mark for a byte with no character: U+FFFD comes out
 
+# Epson page 1: ASCII, and JIS X 0201 half-width katakana at 0xA1..0xDF.
+_KATAKANA_HIGH = "".join(chr(0xFF61 + b - 0xA1) if 0xA1 <= b <= 0xDF else _UNDEFINED
+                         for b in range(0x80, 0x100))
 
-# TCVN-3 (Vietnamese), bytes 0xA0-0xFF: the characters TCVN 5712 puts there, as the GNU C
-# library's TCVN5712-1 charmap gives them (`iconv -f TCVN5712-1`; tests/test_parser.py checks the
-# table against iconv where it is installed). 0xB0-0xB4 are combining tone marks. Bytes 0x80-0x9F
-# hold no letters in TCVN-3 and decode as the placeholder. Page 31 is the "capital" font: the
-# same positions drawn as capitals.
-_TCVN3_HIGH = (
+# Pages Python has no codec for, bytes 0x80-0xFF, as the GNU C library's charmaps give them
+# (`iconv -f <charmap>`; tests/test_parser.py checks them against iconv where it is installed).
+# PC851 (Greek): glibc's IBM851; 0x91 has no character there.
+_PC851_HIGH = (
+    "ÇüéâäàΆçêëèïîΈÄΉ"
+    "Ί\ufffeΌôöΎûùΏÖÜά£έήί"
+    "ϊΐόύΑΒΓΔΕΖΗ\u00bdΘΙ\u00ab\u00bb"
+    "░▒▓│┤ΚΛΝΜ╣║╗╝ΞΟ┐"
+    "└┴┬├─┼ΠΡ╚╔╩╦╠═╬Σ"
+    "ΤΥΦΧΨΩαβγ┘┌█▄δε▀"
+    "ζηθικλμνξοπρσςτ´"
+    "\u00ad±υφχ\u00a7ψ˛°¨ωϋΰώ■\u00a0"
+)
+# TCVN-3 (Vietnamese), 0xA0-0xFF: glibc's TCVN5712-1 (0xB0-0xB4 are combining tone marks);
+# 0x80-0x9F hold no letters in TCVN-3. Page 31 is the "capital" font: the same positions in
+# capitals.
+_TCVN3_HIGH = _UNDEFINED * 32 + (
     "\u00a0ĂÂÊÔƠƯĐăâêôơưđẰ"
     "\u0300\u0309\u0303\u0301\u0323àảãáạẲằẳẵắẴ"
     "ẮẦẨẪẤỀặầẩẫấậèỂẻẽ"
@@ -75,18 +87,14 @@ _TCVN3_HIGH = (
     "ỖủũúụừửữứựỳỷỹýỵỐ"
 )
 
-
-_TCVN3_CAPITAL_HIGH = _TCVN3_HIGH.upper()
-
-
-def _tcvn3(data: bytes, capital: bool = False) -> str:
-    high = _TCVN3_CAPITAL_HIGH if capital else _TCVN3_HIGH
-    return "".join(chr(b) if b < 0x80 else high[b - 0xA0] if b >= 0xA0 else PLACEHOLDER
-                   for b in data)
-
-
-def _placeholder(data: bytes) -> str:
-    return "".join(chr(b) if b < 0x80 else PLACEHOLDER for b in data)
+# Decoding tables (256 characters) for charmap_decode.
+_TABLES = {
+    "katakana": _ASCII + _KATAKANA_HIGH,
+    "pc851": _ASCII + _PC851_HIGH,
+    "tcvn3": _ASCII + _TCVN3_HIGH,
+    "tcvn3-capital": _ASCII + _TCVN3_HIGH.upper(),
+    None: _ASCII + _UNDEFINED * 128,  # no table: ASCII, and a clear placeholder for the rest
+}
 
 
 class CharacterDecoder:
@@ -107,12 +115,8 @@ class CharacterDecoder:
         if self.two_byte:
             return data.decode(self.two_byte_encoding, "replace")
         codec = CODE_PAGES.get(self.page)
-        if codec == "katakana":
-            text = _katakana(data)
-        elif codec in ("tcvn3", "tcvn3-capital"):
-            text = _tcvn3(data, capital=codec == "tcvn3-capital")
-        elif codec is None:
-            text = _placeholder(data)
+        if codec in _TABLES:
+            text = codecs.charmap_decode(bytes(data), "replace", _TABLES[codec])[0]
         else:
             text = data.decode(codec, "replace")
         if self.international:
