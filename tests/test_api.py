@@ -253,7 +253,8 @@ async def test_html_and_png_renderings(stub, store):
     assert response.headers.getRawHeaders("content-type") == ["image/png"]
     assert Image.open(io.BytesIO(body)).width == 512
     assert Image.open(io.BytesIO((await get(stub, "/api/receipts/1.png"))[1])).width == 576
-    code, error = await get_json(stub, "/api/receipts/1.png?width=600")
-    assert code == 400 and error["error"] == "width: must be one of 576, 512"
+    for bad in ("600", "abc", "", "576.0"):
+        code, error = await get_json(stub, f"/api/receipts/1.png?width={bad}")
+        assert code == 400 and error["error"] == "width: must be one of 576, 512"
     assert (await get_json(stub, "/api/receipts/9.html"))[0] == 404
     assert (await get_json(stub, "/api/receipts/9.png"))[0] == 404

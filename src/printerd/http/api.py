@@ -238,9 +238,7 @@ class PrinterdAPI:
                          content_type: bytes) -> bytes:
         _, sizes, default = FORMATS[fmt]
         params = QueryParams(request, {size_name})
-        size = params.integer(size_name, default, 1, 100_000)
-        if size not in sizes:
-            raise ApiError(400, f"{size_name}: must be one of {', '.join(map(str, sizes))}")
+        size = params.choice(size_name, default, sizes)
         body = await self.renderings.get(_receipt_id(receipt_id), fmt, size)
         if body is None:
             raise ApiError(404, f"no receipt {receipt_id}")
