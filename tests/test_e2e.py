@@ -287,6 +287,12 @@ def http_status(port: int, request: bytes) -> int:
     b"POST /api/session HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000,
     b"GARBAGE\r\n\r\n",
     b"GET /api/stream HTTP/1.1\r\nHost: x\r\nLast-Event-ID: -5\r\n\r\n",
+    b"GET /api/receipts/99999999999999999999.png HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /api/receipts/1.html?width=%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /api/receipts/1.txt?width=48&width=42 HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /static/..%2F..%2Fsetup.cfg HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"GET /static/.hidden.js HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc",
 ])
 def test_malformed_http_gets_4xx_never_5xx(daemon, request_bytes):
     status = http_status(daemon.http_port, request_bytes)
