@@ -182,8 +182,7 @@ class StreamHub(Service):
         self.max_subscribers = max_subscribers
         self.retry_ms = retry_ms
         self.slice_size = slice_size
-        # Events waiting to reach their subscribers: (id, printer, event, chunk, subscribers left)
-        # Each commit's events, and the subscribers still to receive them.
+        # Each commit's events (id, printer, event, chunk) and the subscribers still to get them.
         self._fanout: deque[tuple[list[tuple[int, str, bytes, bytes]], list[Subscriber]]] = deque()
         self._fanout_call: Optional[IDelayedCall] = None
         self.subscribers: set[Subscriber] = set()
