@@ -337,3 +337,16 @@ def test_star_line_mode_is_reported_and_its_parameters_stay_out_of_the_text():
     (receipt,) = receipts(parse(job))
     assert receipt.text == "Star receipt" and receipt.unknown_commands == 0
     assert receipt.details["dialects"] == {"Star Line mode": 3}
+
+
+@pytest.mark.parametrize("job", [
+    # Many plain lines in one run (decoded in one go) against the same fed byte by byte.
+    b"".join(b"line %d \xe9\n" % n for n in range(50)) + CUT,
+    b"\x1c&" + "第一行\n第二行\n第三行\n".encode("gb18030") + b"\x81\n\x1c." + b"end\n" + CUT,
+    ESC + b"R\x02" + b"[a]\n{b}\n|c|\n" + ESC + b"a\x01" + b"mid\nmid\n" + CUT,
+    ESC + b"E\x01" + b"bold\nbold\n" + ESC + b"E\x00" + b"plain\nplain\n" + CUT,
+])
+def test_runs_of_lines_decode_as_line_by_line(job):
+    whole, by_byte = receipts(parse(job)), receipts(parse(job, chunk=1))
+    assert whole == by_byte
+    assert [r.details["line_styles"] for r in whole] == [r.details["line_styles"] for r in by_byte]

@@ -28,7 +28,8 @@ from printerd.escpos.styles import PLAIN, STYLE_COMMAND_NAMES, Style, alignment,
 CAPTURE_LIMIT = 64 * 1024
 
 LF, CR, HT = 0x0A, 0x0D, 0x09
-_TEXT_RUN = re.compile(rb"[\x20-\xff]+")
+# Printed characters and the line feeds between them: a receipt's text is mostly such runs.
+_TEXT_RUN = re.compile(rb"[\x20-\xff][\x20-\xff\n]*")
 
 CUT_FULL, CUT_PARTIAL, CUT_NONE = "full", "partial", "none"
 _GS_V_CUTS = {0: CUT_FULL, 48: CUT_FULL, 65: CUT_FULL, 97: CUT_FULL, 103: CUT_FULL,
@@ -151,8 +152,23 @@ class _TextBuilder:
             # Epson applies ESC a at the start of a line only.
             self._line_align = align
 
-    def add(self, data: bytes | bytearray | memoryview) -> None:
-        self._bytes += data
+    def add(self, data: bytes) -> None:
+        """Printed bytes, line feeds included."""
+        first, feed, rest = data.partition(b"\n")
+        self._bytes += first
+        if not feed:
+            return
+        self.newline()
+        *whole_lines, last = rest.split(b"\n")
+        if whole_lines and self.style is PLAIN and self.align == "left":
+            # Plain lines between two line feeds: decoded in one go (a line feed never sits
+            # inside a character in any page or two-byte encoding we decode).
+            self.lines += self.decoder.decode(b"\n".join(whole_lines)).split("\n")
+        else:
+            for line in whole_lines:
+                self._bytes += line
+                self.newline()
+        self._bytes += last
 
     def before_switch(self) -> None:
         """Decode what came before a code page / set / style switch, under the old one."""
@@ -306,7 +322,7 @@ class JobParser:
             byte = buf[pos]
             if self._images_follow == 0 and byte >= 0x20:
                 run_end = _TEXT_RUN.match(buf, pos).end()  # type: ignore[union-attr]
-                self._text.add(memoryview(buf)[pos:run_end])
+                self._text.add(bytes(buf[pos:run_end]))
                 self._has_content = True
                 pos = run_end
                 continue
