@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 
-from printerd.escpos.parser import JobParser, ParsedReceipt
+from printerd.render.document import parse_receipt
 from printerd.render.html import render_html
 from printerd.render.png import render_png
 from printerd.render.text import render_text
@@ -25,9 +25,10 @@ RENDERERS = {
 
 
 def first_receipt(name: str) -> bytes:
-    parser = JobParser()
-    data = (SAMPLES / name).read_bytes()
-    return next(e.raw for e in parser.feed(data) + parser.close() if isinstance(e, ParsedReceipt))
+    """The raw bytes of a sample's first receipt, as the store keeps them."""
+    receipt = parse_receipt((SAMPLES / name).read_bytes())
+    assert receipt is not None, name
+    return receipt.raw
 
 
 def median_ms(render, raw: bytes, repeats: int = 15) -> float:

@@ -52,8 +52,6 @@ INTERNATIONAL_SETS: dict[int, str] = {
     # 17 (Arabia) is left as USA: no reliable table for it here.
 }
 
-TWO_BYTE_ENCODINGS = ("gb18030", "shift_jis", "big5", "euc_kr")
-
 
 _ASCII = "".join(map(chr, range(0x80)))
 _UNDEFINED = "\ufffe"  # charmap_decode's mark for a byte with no character: U+FFFD comes out

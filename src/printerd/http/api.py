@@ -219,7 +219,7 @@ class PrinterdAPI:
     @app.route("/api/receipts/<int:receipt_id>.txt", methods=["GET"])
     async def receipt_text(self, request: IRequest, receipt_id: int) -> bytes:
         """Plain text at the paper's width (``width``: 32, 42, 48, 56 or 64; default 48)."""
-        return await self._rendering(request, receipt_id, "txt", "width", b"text/plain; charset=utf-8")
+        return await self._rendering(request, receipt_id, "txt")
 
     @app.route("/api/receipts/<int:receipt_id>.html", methods=["GET"])
     async def receipt_html(self, request: IRequest, receipt_id: int) -> bytes:
@@ -227,18 +227,16 @@ class PrinterdAPI:
         # The page has inline styles and data: images only; nothing else may load or run.
         request.setHeader(b"Content-Security-Policy",
                           b"default-src 'none'; img-src data:; style-src 'unsafe-inline'")
-        return await self._rendering(request, receipt_id, "html", "width", b"text/html; charset=utf-8")
+        return await self._rendering(request, receipt_id, "html")
 
     @app.route("/api/receipts/<int:receipt_id>.png", methods=["GET"])
     async def receipt_png(self, request: IRequest, receipt_id: int) -> bytes:
         """A PNG at the paper's dot width (``width``: 576 or 512; default 576)."""
-        return await self._rendering(request, receipt_id, "png", "width", b"image/png")
+        return await self._rendering(request, receipt_id, "png")
 
-    async def _rendering(self, request: IRequest, receipt_id: int, fmt: str, size_name: str,
-                         content_type: bytes) -> bytes:
-        _, sizes, default = FORMATS[fmt]
-        params = QueryParams(request, {size_name})
-        size = params.choice(size_name, default, sizes)
+    async def _rendering(self, request: IRequest, receipt_id: int, fmt: str) -> bytes:
+        _, sizes, default, content_type = FORMATS[fmt]
+        size = QueryParams(request, {"width"}).choice("width", default, sizes)
         body = await self.renderings.get(_receipt_id(receipt_id), fmt, size)
         if body is None:
             raise ApiError(404, f"no receipt {receipt_id}")

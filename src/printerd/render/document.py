@@ -18,10 +18,6 @@ class Line:
     align: str
     runs: list[tuple[Style, str]]
 
-    @property
-    def text(self) -> str:
-        return "".join(text for _, text in self.runs)
-
 
 @dataclass(frozen=True)
 class Barcode:

@@ -22,12 +22,13 @@ from printerd.store.service import ReceiptStore
 
 Render = Callable[[bytes, int, str], bytes]
 
-FORMATS: dict[str, tuple[Render, tuple[int, ...], int]] = {
-    # format: (render(raw, size, encoding), allowed sizes, default size)
-    "txt": (lambda raw, width, enc: render_text(raw, width, enc).encode(), WIDTHS, 48),
+FORMATS: dict[str, tuple[Render, tuple[int, ...], int, bytes]] = {
+    # format: (render(raw, size, encoding), allowed sizes, default size, content type)
+    "txt": (lambda raw, width, enc: render_text(raw, width, enc).encode(), WIDTHS, 48,
+            b"text/plain; charset=utf-8"),
     "html": (lambda raw, width, enc: render_html(raw, width, two_byte_encoding=enc).encode(),
-             WIDTHS, 48),
-    "png": (render_png, PAPER_WIDTHS, 576),
+             WIDTHS, 48, b"text/html; charset=utf-8"),
+    "png": (render_png, PAPER_WIDTHS, 576, b"image/png"),
 }
 DEFAULT_ENCODING = "gb18030"
 
