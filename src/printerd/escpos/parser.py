@@ -57,13 +57,9 @@ def _two_byte_off(decoder: CharacterDecoder, command: bytes) -> None:
     decoder.two_byte = False
 
 
-def _reset(decoder: CharacterDecoder, command: bytes) -> None:
-    decoder.reset()
-
-
 # Commands that change how bytes become characters.
 _DECODER_COMMANDS = {"ESC t": _set_page, "ESC R": _set_international, "FS &": _two_byte_on,
-                     "FS .": _two_byte_off, "ESC @": _reset}
+                     "FS .": _two_byte_off}
 
 
 @dataclass(frozen=True)
@@ -145,6 +141,13 @@ class _TextBuilder:
         """A cut ends the receipt, not the printer's style and alignment settings."""
         self.set_align(previous.align)
         self.set_style(previous.style)
+
+    def reset(self) -> None:
+        """ESC @: the printer's defaults for characters, style and alignment."""
+        self.before_switch()
+        self.decoder.reset()
+        self.set_style(PLAIN)
+        self.set_align("left")
 
     def set_align(self, align: str) -> None:
         self.align = align
@@ -394,9 +397,8 @@ class JobParser:
         elif name in _DECODER_COMMANDS:
             self._text.before_switch()
             _DECODER_COMMANDS[name](self.decoder, command)
-            if name == "ESC @":
-                self._text.set_style(PLAIN)
-                self._text.set_align("left")
+        elif name == "ESC @":
+            self._text.reset()
         elif name == "GS V":
             return _GS_V_CUTS[command[2]]
         elif name in ("ESC i", "ESC m"):
