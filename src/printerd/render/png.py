@@ -7,6 +7,7 @@ A receipt as a PNG at the paper's dot width (576 dots: 80 mm paper at 203 dpi; 5
 from __future__ import annotations
 
 import io
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -23,6 +24,8 @@ CELLS = {"A": (12, 24), "B": (9, 17), "C": (9, 17)}
 LINE_GAP = 6  # Epson's default 1/6-inch line spacing leaves about this much between lines
 # python-barcode ships DejaVu Sans Mono for its own captions: a font we always have.
 _FONT_FILE = Path(barcode.__file__).parent / "fonts" / "DejaVuSansMono.ttf"
+# Renders run on both database reader threads; a FreeType face must not draw in two at once.
+_FONT_LOCK = threading.Lock()
 
 
 @lru_cache(maxsize=4)
@@ -40,9 +43,9 @@ def _glyph(char: str, style: Style) -> Image.Image:
     ink, paper = (255, 0) if style.invert else (0, 255)
     cell = Image.new("L", (cell_w, cell_h), paper)
     draw = ImageDraw.Draw(cell)
-    font = _font(cell_h - 4)
-    draw.text((cell_w / 2, cell_h - 4), char, fill=ink, font=font, anchor="ms",
-              stroke_width=1 if style.bold else 0, stroke_fill=ink)
+    with _FONT_LOCK:
+        draw.text((cell_w / 2, cell_h - 4), char, fill=ink, font=_font(cell_h - 4), anchor="ms",
+                  stroke_width=1 if style.bold else 0, stroke_fill=ink)
     for row in range(style.underline):
         draw.line([(0, cell_h - 1 - row), (cell_w, cell_h - 1 - row)], fill=ink)
     if style.width != 1 or style.height != 1:
@@ -92,7 +95,8 @@ def _label(text: str, paper: int) -> Image.Image:
     for x in range(0, paper, 8):
         draw.line([(x, 2), (x + 4, 2)], fill=0)
         draw.line([(x, 33), (x + 4, 33)], fill=0)
-    draw.text((12, 8), text, fill=0, font=_font(18))
+    with _FONT_LOCK:
+        draw.text((12, 8), text, fill=0, font=_font(18))
     return image
 
 
