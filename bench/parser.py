@@ -10,7 +10,7 @@ from printerd.escpos.parser import JobParser
 
 from bench.ingest import receipt_bytes
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "escpos-samples"
+SAMPLES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "escpos-samples"
 
 
 def text_job() -> bytes:

@@ -11,8 +11,8 @@ from twisted.internet import reactor
 from printerd.store.schema import prepare_database
 from printerd.store.service import ReceiptStore
 
-# shared/ lies beside the clone, here and in CI.
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "escpos-samples"
+# Real jobs from public ESC/POS generators, kept in the repository (origin and licence beside them).
+SAMPLES = Path(__file__).resolve().parent / "fixtures" / "escpos-samples"
 
 
 def sample_files() -> list[Path]:

@@ -1,5 +1,5 @@
 """
-The lengths of ESC/POS commands, byte-exact (``shared/ESCPOS.md``, Epson TM references).
+The lengths of ESC/POS commands, byte-exact (Epson TM references).
 
 ``measure(buf, pos)`` looks at the command starting at ``buf[pos]`` (ESC, GS, FS or DLE) and
 returns its name and total length, or None when more bytes are needed to know the length.
