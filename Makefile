@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test bench crash-test clean
+.PHONY: setup run test lint bench crash-test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -13,7 +13,7 @@ $(BIN)/python:
 # Dependencies are reinstalled only when the packaging files change.
 $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q '.[test]'
+	$(BIN)/pip install -q '.[test,lint]'
 	touch $(STAMP)
 
 # The package itself is reinstalled every time so the twistd plugin matches the source tree.
@@ -27,6 +27,11 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Types (mypy, with the zope plugin for interfaces) and ruff's checks, both as configured.
+lint: setup
+	$(BIN)/ruff check src tests bench twisted
+	$(BIN)/mypy
 
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -213,7 +213,8 @@ async def test_printer_state_can_be_read_and_set(stub, api):
     code, body = await put_json(stub, "/api/printers/default/state",
                                 {"paper": "near_end", "online": False})
     assert code == 200 and body["state"]["paper"] == "near_end"
-    assert api.printers["default"].factory.state.online is False
+    (printer,) = (await get_json(stub, "/api/printers"))[1]["printers"]
+    assert printer["state"]["online"] is False
     for bad, named in [({"paper": "lots"}, "paper"), ({"online": "no"}, "online"),
                        ({"colour": 1}, "colour"), ([1], "body")]:
         code, body = await put_json(stub, "/api/printers/default/state", bad)

@@ -44,7 +44,7 @@ class ReactorLag(Service):
         self._expected = self.clock.seconds() + self.interval
         self._loop.start(self.interval, now=False)
 
-    def stopService(self) -> None:  # type: ignore[override]
+    def stopService(self) -> None:
         super().stopService()
         if self._loop.running:
             self._loop.stop()
@@ -150,7 +150,7 @@ def make_registry(store: ReceiptStore, factories: RawPrintFactory | Sequence[Raw
     registry = CollectorRegistry()
     if isinstance(factories, RawPrintFactory):
         factories = [factories]
-    registry.register(PrinterdCollector(  # type: ignore[arg-type]
+    registry.register(PrinterdCollector(
         store, factories, hub, lag, forwarder, retention))
     ProcessCollector(registry=registry)
     commit_seconds = Histogram(

@@ -43,7 +43,7 @@ class Retention(Service):
         super().startService()
         self._loop.start(self._interval, now=True)
 
-    def stopService(self) -> None:  # type: ignore[override]
+    def stopService(self) -> None:
         super().stopService()
         if self._loop.running:
             self._loop.stop()

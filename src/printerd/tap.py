@@ -84,7 +84,7 @@ class SequentialMultiService(MultiService):
         for child in reversed(list(self)):
             await maybeDeferred(child.stopService)
 
-    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+    def stopService(self) -> Deferred[None]:
         Service.stopService(self)
         return Deferred.fromCoroutine(self._stop_children())
 
@@ -96,7 +96,7 @@ class DrainJobs(Service):
         self.factory = factory
         self.timeout = timeout
 
-    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+    def stopService(self) -> Deferred[None]:
         super().stopService()
         return self.factory.drain(self.timeout)
 

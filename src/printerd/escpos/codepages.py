@@ -86,7 +86,7 @@ _TCVN3_HIGH = _UNDEFINED * 32 + (
 )
 
 # Decoding tables (256 characters) for charmap_decode.
-_TABLES = {
+_TABLES: dict[Optional[str], str] = {
     "katakana": _ASCII + _KATAKANA_HIGH,
     "pc851": _ASCII + _PC851_HIGH,
     "tcvn3": _ASCII + _TCVN3_HIGH,
@@ -113,8 +113,9 @@ class CharacterDecoder:
         if self.two_byte:
             return data.decode(self.two_byte_encoding, "replace")
         codec = CODE_PAGES.get(self.page)
-        if codec in _TABLES:
-            text = codecs.charmap_decode(bytes(data), "replace", _TABLES[codec])[0]
+        table = _TABLES.get(codec)
+        if table is not None or codec is None:
+            text = codecs.charmap_decode(bytes(data), "replace", table or _TABLES[None])[0]
         else:
             text = data.decode(codec, "replace")
         if self.international:

@@ -75,7 +75,7 @@ class Forwarder(Service):
         if self.targets:
             self._loop.start(self._poll_interval, now=True)
 
-    def stopService(self) -> None:  # type: ignore[override]
+    def stopService(self) -> None:
         super().stopService()
         if self._loop.running:
             self._loop.stop()
@@ -126,10 +126,11 @@ class Forwarder(Service):
     # -- one delivery ------------------------------------------------------------------------
 
     async def _body(self, delivery: outbox.Delivery, target: WebhookTarget) -> bytes:
-        payload = {"type": "receipt.printed", "receipt": delivery.receipt.to_json()}
+        receipt = delivery.receipt.to_json()
         if target.include_raw:
             raw = await self.store.get_raw(delivery.receipt.id)
-            payload["receipt"]["raw_base64"] = base64.b64encode(raw or b"").decode()
+            receipt["raw_base64"] = base64.b64encode(raw or b"").decode()
+        payload = {"type": "receipt.printed", "receipt": receipt}
         return json.dumps(payload, separators=(",", ":")).encode()
 
     async def _deliver(self, delivery: outbox.Delivery, state: TargetState) -> None:

@@ -20,6 +20,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException
 
 from printerd import process
@@ -98,7 +99,7 @@ class PrinterdAPI:
         self.store = store
         if isinstance(printers, RawPrintFactory):  # one printer (tests, small setups)
             printers = [RawPrinter(printers, raw_listener)]
-        self.printers = {p.factory.printer: p for p in printers}
+        self._printers = {p.factory.printer: p for p in printers}
         self.hub = hub
         self.registry = registry
         self.forwarder = forwarder
@@ -106,9 +107,9 @@ class PrinterdAPI:
         self.limiter = limiter
         self.started_at = clock.seconds()
         self.renderings = Renderings(store, {name: p.factory.two_byte_encoding
-                                             for name, p in self.printers.items()})
+                                             for name, p in self._printers.items()})
 
-    def resource(self):  # type: ignore[no-untyped-def]
+    def resource(self):
         """The API, behind the body cap, the rate limit and the token check."""
         return ApiGate(self.app.resource(), self.authenticator, self.limiter)
 
@@ -141,7 +142,7 @@ class PrinterdAPI:
         checks = {
             "database": "ok" if self.store.write_error is None
             else f"cannot write: {self.store.write_error}",
-            "raw_listener": _listeners_check(self.printers.values()),
+            "raw_listener": _listeners_check(self._printers.values()),
         }
         ok = all(value == "ok" for value in checks.values())
         status = "ok" if ok else "failing"
@@ -156,11 +157,11 @@ class PrinterdAPI:
         return json_body(request, {"status": status, "checks": checks}, 200 if ok else 503)
 
     @app.route("/api/session", methods=["POST"])
-    def session(self, request: IRequest) -> bytes:
+    def session(self, request: Request) -> bytes:
         """Log a browser in: a token (JSON body or bearer header) buys an HttpOnly cookie."""
         token = bearer_token(request)
         if token is None:
-            body = request.content.read(MAX_SESSION_BODY + 1)  # type: ignore[attr-defined]
+            body = request.content.read(MAX_SESSION_BODY + 1) if request.content else b""
             if len(body) > MAX_SESSION_BODY:
                 raise ApiError(413, "body too large")
             try:
@@ -250,7 +251,7 @@ class PrinterdAPI:
         return receipts_body(request, itertools.islice(reversed(self.store.newest), limit))
 
     @app.route("/api/stream", methods=["GET"])
-    async def stream(self, request: IRequest) -> bytes:
+    async def stream(self, request: Request) -> bytes:
         """Server-Sent Events: each committed receipt, resuming after Last-Event-ID."""
         if self.hub is None:
             raise ApiError(404, "no such resource")
@@ -289,13 +290,13 @@ class PrinterdAPI:
             return await subscriber.done
         finally:
             subscriber.close()
-            if request.channel is not None:  # type: ignore[attr-defined]  # gone if client left
+            if request.channel is not None:  # gone if the client left
                 request.unregisterProducer()
 
     @app.route("/api/printers", methods=["GET"])
     def printers(self, request: IRequest) -> bytes:
         return json_body(request, {"printers": [self._printer_json(p)
-                                                for p in self.printers.values()]})
+                                                for p in self._printers.values()]})
 
     def _printer_json(self, printer: RawPrinter) -> dict[str, Any]:
         factory = printer.factory
@@ -312,10 +313,10 @@ class PrinterdAPI:
     @app.route("/api/printers/<name>/state", methods=["PUT"])
     def set_printer_state(self, request: IRequest, name: str) -> bytes:
         """Flip the printer offline, out of paper, cover open...: status replies follow."""
-        printer = self.printers.get(name)
+        printer = self._printers.get(name)
         if printer is None:
             raise ApiError(404, f"no printer {name!r}")
-        body = request.content.read(MAX_SESSION_BODY + 1)  # type: ignore[attr-defined]
+        body = request.content.read(MAX_SESSION_BODY + 1)
         try:
             changes = json.loads(body)
         except ValueError:
@@ -402,7 +403,7 @@ class PrinterdAPI:
         return json_body(request, stats)
 
     def collect_stats(self) -> dict[str, Any]:
-        factories = [p.factory for p in self.printers.values()]
+        factories = [p.factory for p in self._printers.values()]
 
         def total(attribute: str) -> int:
             return sum(getattr(f, attribute) for f in factories)

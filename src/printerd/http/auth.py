@@ -64,7 +64,7 @@ class Authenticator:
         header = request.getHeader(b"authorization") or b""
         if header[:7].lower() == b"bearer ":
             return self.token_ok(header[7:].strip())
-        session = request.getCookie(COOKIE)  # type: ignore[attr-defined]
+        session = request.getCookie(COOKIE)
         return session is not None and self.session_ok(session)
 
 
@@ -99,13 +99,13 @@ class ApiGate(Resource):
     def render(self, request: IRequest) -> bytes:
         if getattr(request, "body_too_large", False):
             return _refuse(request, 413, f"request body over {MAX_BODY} bytes")
-        if self.limiter is not None and request.path != b"/api/health":  # type: ignore
-            allowed, wait = self.limiter.allow(request.getClientAddress().host)  # type: ignore
+        if self.limiter is not None and request.path != b"/api/health":
+            allowed, wait = self.limiter.allow(request.getClientAddress().host)
             if not allowed:
                 return _refuse(request, 429, f"too many requests: retry in {wait} s",
                                Retry_After=str(wait).encode())
         request.printerd_authenticated = self.authenticator.authenticated(request)  # type: ignore
-        path = request.path  # type: ignore[attr-defined]
+        path = request.path
         is_open = path in OPEN_PATHS or path.startswith(STATIC_PREFIX)
         if not request.printerd_authenticated and not is_open:  # type: ignore
             return _refuse(request, 401, "authentication required: send Authorization: "

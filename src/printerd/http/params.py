@@ -26,7 +26,7 @@ class QueryParams:
 
     def __init__(self, request: IRequest, allowed: set[str]) -> None:
         self._values: dict[str, str] = {}
-        for raw_name, raw_values in (request.args or {}).items():  # type: ignore[attr-defined]
+        for raw_name, raw_values in (request.args or {}).items():
             name = raw_name.decode("utf-8", "replace")
             if name not in allowed:
                 raise ApiError(400, f"{name}: unknown parameter (allowed: "

@@ -195,7 +195,7 @@ class StreamHub(Service):
         super().startService()
         self._keepalive_loop.start(self.keepalive, now=False)
 
-    def stopService(self) -> None:  # type: ignore[override]
+    def stopService(self) -> None:
         super().stopService()
         if self._keepalive_loop.running:
             self._keepalive_loop.stop()

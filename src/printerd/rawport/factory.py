@@ -245,7 +245,13 @@ class RawPrintFactory(Factory):
                 protocol.end_and_close(abort=True)
 
         call = self.clock.callLater(timeout, deadline)
-        return d.addBoth(lambda result: (call.active() and call.cancel(), result)[1])
+
+        def cancel_deadline(result: None) -> None:
+            if call.active():
+                call.cancel()
+            return result
+
+        return d.addCallback(cancel_deadline)
 
 
 @dataclass(frozen=True)

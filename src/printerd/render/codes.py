@@ -88,7 +88,7 @@ def qr_svg(data: str, params: dict) -> Optional[tuple[str, int]]:
     # omitsize: a viewBox instead of a fixed size, so the page scales it to the module size.
     qr.save(buffer, kind="svg", scale=1, border=2, xmldecl=False, svgclass=None,
             lineclass=None, omitsize=True)
-    return buffer.getvalue().decode(), qr.symbol_size(scale=1, border=2)[0]
+    return buffer.getvalue().decode(), int(qr.symbol_size(scale=1, border=2)[0])
 
 
 def qr_image(data: str, params: dict) -> Optional[Image.Image]:

@@ -55,17 +55,17 @@ def _block(block: Block) -> str:
     if isinstance(block, Image):
         return _image(block)
     if isinstance(block, Barcode):
-        svg = barcode_svg(block.type, block.data)
-        return _graphic(svg.decode() if svg else None, f"{block.type} {block.data}")
+        drawn = barcode_svg(block.type, block.data)
+        return _graphic(drawn.decode() if drawn else None, f"{block.type} {block.data}")
     if isinstance(block, Code2D):
         qr = qr_svg(block.data, block.params) if block.type == "qr" else None
-        svg = None
+        sized = None
         if qr is not None:
             svg, modules = qr
             # The printer draws each module as module_size dots square.
             dots = modules * max(int(block.params.get("module_size", 3)), 1)
-            svg = svg.replace("<svg ", f'<svg style="width:{dots / DOTS_PER_COLUMN:g}ch" ', 1)
-        return _graphic(svg, f"{block.type.upper()} {block.data}")
+            sized = svg.replace("<svg ", f'<svg style="width:{dots / DOTS_PER_COLUMN:g}ch" ', 1)
+        return _graphic(sized, f"{block.type.upper()} {block.data}")
     raise TypeError(block)
 
 

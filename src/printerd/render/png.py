@@ -49,7 +49,7 @@ def _glyph(char: str, style: Style) -> Image.Image:
     for row in range(style.underline):
         draw.line([(0, cell_h - 1 - row), (cell_w, cell_h - 1 - row)], fill=ink)
     if style.width != 1 or style.height != 1:
-        cell = cell.resize((cell_w * style.width, cell_h * style.height), Image.NEAREST)
+        cell = cell.resize((cell_w * style.width, cell_h * style.height), Image.Resampling.NEAREST)
     return cell.point(lambda v: 255 if v >= 128 else 0).convert("1")
 
 

@@ -62,7 +62,7 @@ class Renderings:
         render = FORMATS[fmt][0]
         encodings = self.encodings
 
-        def fetch_and_render(conn) -> Optional[bytes]:  # type: ignore[no-untyped-def]
+        def fetch_and_render(conn) -> Optional[bytes]:
             found = get_printer_and_raw(conn, receipt_id)
             if found is None:
                 return None

@@ -35,7 +35,9 @@ def _block_lines(block: Block, width: int) -> list[str]:
 
 
 def _wrap(line: Line, width: int) -> list[str]:
-    rows, row, used = [], [], 0
+    rows: list[str] = []
+    row: list[str] = []
+    used = 0
     for style, text in line.runs:
         for char in text.expandtabs(8):
             # A printer wraps at the paper's edge, mid-word if need be.

@@ -59,7 +59,7 @@ class Receipt:
     peer: str
     received_at: str
     job: int
-    bytes: int
+    size: int  # bytes of raw data (the JSON's "bytes")
     text: str
     cut: str
     truncated: bool
@@ -68,7 +68,7 @@ class Receipt:
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "printer": self.printer, "peer": self.peer,
-                "received_at": self.received_at, "job": self.job, "bytes": self.bytes,
+                "received_at": self.received_at, "job": self.job, "bytes": self.size,
                 "text": self.text, "cut": self.cut, "truncated": self.truncated,
                 "sha256": self.sha256, **EMPTY_DETAILS, **json.loads(self.details)}
 

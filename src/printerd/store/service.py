@@ -17,11 +17,11 @@ import os
 import sqlite3
 import threading
 from collections import deque
-from typing import Callable, Optional, TypeVar
+from typing import Callable, Optional, TypeVar, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -78,6 +78,8 @@ class ReceiptStore(Service):
                  outbox: Callable[[str], list[str]] = lambda printer: []) -> None:
         """``summary`` is what ``schema.prepare_database`` read at start-up."""
         self._reactor = reactor
+        # The same reactor: deferToThreadPool needs it as IReactorFromThreads.
+        self._threads_reactor = cast(IReactorFromThreads, reactor)
         self.path = path
         self._commit_delay = commit_delay
         self._retry_delay = retry_delay
@@ -85,7 +87,7 @@ class ReceiptStore(Service):
         self._writer = _ConnectionPool(path, synchronous, 1, "printerd-db-writer")
         self._readers = _ConnectionPool(path, synchronous, readers, "printerd-db-reader")
         self._pending: list[tuple[NewReceipt, Deferred[Receipt]]] = []
-        self._flush_call = None
+        self._flush_call: Optional[IDelayedCall] = None
         self._writing: Optional[Deferred[None]] = None
         self._listeners: list[CommitListener] = []
         self._latency_observers: list[Callable[[float], None]] = []
@@ -123,7 +125,7 @@ class ReceiptStore(Service):
             pool.threads.stop()
             pool.close()
 
-    def stopService(self) -> Deferred[None]:  # type: ignore[override]
+    def stopService(self) -> Deferred[None]:
         """Commit every receipt received, then stop the threads and close the database."""
         super().stopService()
         if self._flush_call is not None and self._flush_call.active():
@@ -174,7 +176,7 @@ class ReceiptStore(Service):
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         started = self._reactor.seconds()
         written = deferToThreadPool(
-            self._reactor, self._writer.threads, self._write, [draft for draft, _ in batch])
+            self._threads_reactor, self._writer.threads, self._write, [draft for draft, _ in batch])
         self._writing = written.addCallbacks(self._committed, self._failed,
                                              callbackArgs=(batch, started), errbackArgs=(batch,))
         return self._writing
@@ -201,7 +203,7 @@ class ReceiptStore(Service):
     def _failed(self, failure: Failure, batch: list) -> None:
         self._writing = None
         was_failing = self.write_error is not None
-        self.write_error = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+        self.write_error = f"{failure.value.__class__.__name__}: {failure.getErrorMessage()}"
         if not was_failing:
             self._write_health_changed()
         self.log.error("commit of {n} receipts failed, will retry: {error}",
@@ -234,7 +236,7 @@ class ReceiptStore(Service):
         def run() -> T:
             return fn(self._writer.connection(), *args)
 
-        return deferToThreadPool(self._reactor, self._writer.threads, run)
+        return deferToThreadPool(self._threads_reactor, self._writer.threads, run)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -243,7 +245,7 @@ class ReceiptStore(Service):
         def run() -> T:
             return fn(self._readers.connection(), *args)
 
-        return deferToThreadPool(self._reactor, self._readers.threads, run)
+        return deferToThreadPool(self._threads_reactor, self._readers.threads, run)
 
     def get_receipt(self, receipt_id: int) -> Deferred[Optional[Receipt]]:
         return self.read(sql.get_receipt, receipt_id)
