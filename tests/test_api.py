@@ -259,3 +259,21 @@ async def test_html_and_png_renderings(stub, store):
         assert code == 400 and error["error"] == "width: must be one of 576, 512"
     assert (await get_json(stub, "/api/receipts/9.html"))[0] == 404
     assert (await get_json(stub, "/api/receipts/9.png"))[0] == 404
+
+
+def test_asking_for_many_missing_page_files_does_not_grow_memory():
+    import tracemalloc
+
+    from printerd.web.files import static_file
+
+    assert static_file("app.js") is not None
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        for n in range(20_000):
+            assert static_file(f"no-such-file-{n}.js") is None
+        grown = sum(stat.size_diff for stat in
+                    tracemalloc.take_snapshot().compare_to(before, "filename"))
+    finally:
+        tracemalloc.stop()
+    assert grown < 200_000, f"{grown} bytes kept for names that do not exist"

@@ -230,3 +230,21 @@ def test_fan_out_goes_in_slices_and_keeps_event_order():
     assert sorted(len(r.written) for r in requests) == [2] * 5
     ids = [[int(w.split(b"\n")[0][4:]) for w in r.written] for r in requests]
     assert ids == [[1, 2]] * 5
+
+
+def test_one_subscriber_whose_delivery_raises_does_not_stop_the_stream_for_the_others():
+    class BrokenRequest(DummyRequest):
+        def write(self, data):
+            raise RuntimeError("Request.write called on a request after Request.finish")
+
+    clock = Clock()
+    hub = StreamHub(clock)
+    broken = hub.subscribe(BrokenRequest([b""]), None, None)
+    healthy_request = DummyRequest([b""])
+    hub.subscribe(healthy_request, None, None)
+    hub.publish([Receipt(1, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    clock.advance(0)
+    hub.publish([Receipt(2, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    clock.advance(0)
+    assert [int(w.split(b"\n")[0][4:]) for w in healthy_request.written] == [1, 2]
+    assert broken not in hub.subscribers  # dropped, as the keepalive loop drops it

@@ -241,12 +241,21 @@ class StreamHub(Service):
             batch = pending[-budget:]  # from the end: taking them off costs no copying
             del pending[-budget:]
             for subscriber in batch:
-                for receipt_id, printer, event, chunk in events:
-                    subscriber.deliver(receipt_id, printer, event, chunk)
+                self._deliver(subscriber, events)
             budget -= len(batch)
             if not pending:
                 self._fanout.popleft()
         self._fanout_call = self.clock.callLater(0, self._fan_out) if self._fanout else None
+
+    def _deliver(self, subscriber: Subscriber,
+                 events: list[tuple[int, str, bytes, bytes]]) -> None:
+        # One subscriber's failure ends its stream only, never the fan-out to the others.
+        try:
+            for receipt_id, printer, event, chunk in events:
+                subscriber.deliver(receipt_id, printer, event, chunk)
+        except Exception:
+            self.log.failure("delivery to a stream subscriber failed: dropping it")
+            subscriber.close()
 
     def drop_slow(self, subscriber: Subscriber) -> None:
         self.dropped_slow_total += 1
