@@ -3,80 +3,43 @@
 from __future__ import annotations
 
 import io
-import json
 
 import pytest
 import pytest_twisted
 from PIL import Image
-from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.internet.testing import MemoryReactorClock
 
-from printerd.http.api import PrinterdAPI
+from helpers import Api, fill, get, get_json, put_json
 from printerd.listener import ListenerService
-from printerd.rawport.factory import RawPrintFactory
+from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.store.receipts import NewReceipt, format_time
 
 
 @pytest.fixture
 def api(store):
-    clock = MemoryReactorClock()
-    factory = RawPrintFactory(clock, store)
-    return PrinterdAPI(clock, store, factory, raw_listener=None)
+    return Api(store)
 
 
 @pytest.fixture
 def stub(api):
-    return StubTreq(api.resource())
-
-
-async def settle(stub, d, timeout: float = 5.0):
-    """Wait for a StubTreq request whose resource answers from the store's threads."""
-    # d.called is already true while d waits on another Deferred: watch for the result.
-    results = []
-    d.addBoth(lambda result: results.append(result) or result)
-    for _ in range(int(timeout / 0.005)):
-        if results:
-            break
-        await deferLater(reactor, 0.005, lambda: None)
-        stub.flush()
-    return await d
-
-
-async def fill(store, count: int) -> None:
-    for i in range(count):
-        await store.add_receipt(NewReceipt(
-            printer="bar" if i % 2 else "kitchen", peer="10.0.0.9:1234",
-            received_at=format_time(1_700_000_000 + 60 * i), job=i, raw=b"r%d\n" % i,
-            text=f"receipt {i}", cut="full", truncated=False))
-
-
-async def get(stub, url: str, method: str = "GET", **kwargs):
-    response = await settle(stub, stub.request(method, "http://printerd" + url, **kwargs))
-    body = await settle(stub, response.content())
-    return response, body
-
-
-async def get_json(stub, url: str, **kwargs):
-    response, body = await get(stub, url, **kwargs)
-    assert response.headers.getRawHeaders("content-type") == ["application/json"]
-    return response.code, json.loads(body)
+    return api.stub
 
 
 @pytest_twisted.ensureDeferred
 async def test_health_ok(stub):
     assert await get_json(stub, "/api/health") == (
-        200, {"status": "ok", "checks": {"database": "ok", "raw_listener": "ok"}})
+        200, {"status": "ok", "checks": {"database": "ok", "raw_listener": "ok",
+                                        "forwarder": "ok"}})
 
 
 @pytest_twisted.ensureDeferred
 async def test_health_fails_when_the_raw_listener_is_down(store):
-    clock = MemoryReactorClock()
-    factory = RawPrintFactory(clock, store)
+    factory = RawPrintFactory(MemoryReactorClock(), store)
     down = ListenerService("raw_listen", "tcp:0", None, factory)  # never started
-    stub = StubTreq(PrinterdAPI(clock, store, factory, raw_listener=down).resource())
-    code, body = await get_json(stub, "/api/health")
+    code, body = await get_json(Api(store, printers=[RawPrinter(factory, down)]).stub,
+                                "/api/health")
     assert code == 503
     assert body["checks"]["raw_listener"] == "not listening: tcp:0"
 
@@ -197,12 +160,6 @@ async def test_health_is_503_while_the_database_cannot_be_written(stub, store):
     assert (await get_json(stub, "/api/health"))[0] == 200
 
 
-async def put_json(stub, path, body):
-    response = await settle(stub, stub.request("PUT", "http://printerd" + path,
-                                                data=json.dumps(body).encode()))
-    return response.code, json.loads(await settle(stub, response.content()))
-
-
 @pytest_twisted.ensureDeferred
 async def test_printer_state_can_be_read_and_set(stub, api):
     code, body = await get_json(stub, "/api/printers")
@@ -277,3 +234,9 @@ def test_asking_for_many_missing_page_files_does_not_grow_memory():
     finally:
         tracemalloc.stop()
     assert grown < 200_000, f"{grown} bytes kept for names that do not exist"
+
+
+def test_no_route_is_shadowed_by_an_attribute_of_its_module(store):
+    for module in Api(store).api.modules:
+        endpoints = {rule.endpoint for rule in module.app.url_map.iter_rules()}
+        assert endpoints and not endpoints & set(vars(module)), type(module).__name__

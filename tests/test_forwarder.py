@@ -308,16 +308,13 @@ async def test_a_failing_retention_run_logs_and_the_job_keeps_running(ostore):
 
 @pytest_twisted.ensureDeferred
 async def test_forwarder_api_lists_targets_dead_letters_and_retries_them(ostore):
-    from printerd.http.api import PrinterdAPI
-    from printerd.rawport.factory import RawPrintFactory
-    from test_api import get_json
+    from helpers import Api, get_json
 
     receiver = Receiver([500])
     setup = Setup(ostore, receiver)
     setup.forwarder.schedule = RetrySchedule(delays=(0,), jitter=0)  # one attempt, then dead
     setup.forwarder.startService()
-    api = StubTreq(PrinterdAPI(setup.clock, ostore, RawPrintFactory(setup.clock, ostore),
-                               forwarder=setup.forwarder).resource())
+    api = Api(ostore, setup.clock, forwarder=setup.forwarder).stub
     await ostore.add_receipt(draft())
     await ostore.add_receipt(draft("second"))
     await setup.pump(lambda: setup.forwarder.targets["cloud"].failed == 2)

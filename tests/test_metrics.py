@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
-from treq.testing import StubTreq
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.internet.address import IPv4Address
 
-from printerd.http.api import PrinterdAPI
-from printerd.http.stream import StreamHub
-from printerd.metrics import ReactorLag, make_registry
-from printerd.rawport.factory import RawPrintFactory
-from test_api import get
-from test_rawport import committed
+from helpers import Api, committed, get
+from printerd.metrics import ReactorLag
+from printerd.rawport.factory import RawPrintFactory, RawPrinter
 
 
 def samples(text: str) -> dict[str, float]:
@@ -29,10 +25,7 @@ def samples(text: str) -> dict[str, float]:
 async def test_metrics_follow_jobs_receipts_and_status_queries(store):
     clock = MemoryReactorClock()
     factory = RawPrintFactory(clock, store, printer="kitchen")
-    hub = StreamHub(Clock())
-    lag = ReactorLag(Clock())
-    stub = StubTreq(PrinterdAPI(clock, store, factory, hub=hub,
-                                registry=make_registry(store, factory, hub, lag)).resource())
+    stub = Api(store, Clock(), printers=[RawPrinter(factory)]).stub
     protocol = factory.buildProtocol(IPv4Address("TCP", "10.1.1.1", 5))
     protocol.makeConnection(StringTransport())
     job = b"\x10\x04\x01\x1b\x07A\nB\n\x1dV\x00"

@@ -7,17 +7,20 @@ import json
 import pytest
 import pytest_twisted
 import treq
-from treq.testing import StubTreq
 from twisted.internet import reactor
+from twisted.internet.defer import succeed
 from twisted.internet.task import Clock, deferLater
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.web.test.requesthelper import DummyRequest
 
-from printerd.http.api import PrinterdAPI
+from helpers import Api, get_json
 from printerd.http.stream import KEEPALIVE, StreamHub, encode_event
-from printerd.rawport.factory import RawPrintFactory
 from printerd.store.receipts import NewReceipt, Receipt, format_time
-from test_api import get_json
+
+
+def nothing_stored(after, limit, printer):
+    """A hub's history when no receipt was stored before its subscribers came."""
+    return succeed([])
 
 
 def draft(i: int, printer: str = "default") -> NewReceipt:
@@ -42,11 +45,10 @@ class Harness:
     def __init__(self, store, clock, **hub_options) -> None:
         self.store = store
         self.clock = clock
-        self.hub = StreamHub(clock, **hub_options)
+        self.hub = StreamHub(clock, store.receipts_after, **hub_options)
         store.on_commit(self.hub.publish)
         self.hub.startService()
-        factory = RawPrintFactory(MemoryReactorClock(), store)
-        self.stub = StubTreq(PrinterdAPI(clock, store, factory, hub=self.hub).resource())
+        self.stub = Api(store, clock, hub=self.hub).stub
 
     async def open(self, path: str = "/api/stream", headers=None):
         """Open a stream; returns (response, received chunks)."""
@@ -168,7 +170,7 @@ async def test_bad_resume_points_are_400(store, clock, headers, query):
 
 def test_a_slow_subscriber_is_dropped_at_its_cap_and_others_are_not_delayed():
     clock = Clock()
-    hub = StreamHub(clock, max_buffer=1000)
+    hub = StreamHub(clock, nothing_stored, max_buffer=1000)
     slow_request, fast_request = DummyRequest([b""]), DummyRequest([b""])
     slow_request.transport = StringTransport()
     slow = hub.subscribe(slow_request, None, None)
@@ -185,7 +187,7 @@ def test_a_slow_subscriber_is_dropped_at_its_cap_and_others_are_not_delayed():
 
 def test_a_paused_subscriber_catches_up_in_order_when_resumed():
     clock = Clock()
-    hub = StreamHub(clock, max_buffer=10_000)
+    hub = StreamHub(clock, nothing_stored, max_buffer=10_000)
     request = DummyRequest([b""])
     subscriber = hub.subscribe(request, None, None)
     subscriber.pauseProducing()
@@ -207,7 +209,7 @@ async def test_stats_include_stream_counters(store, clock):
 
 def test_fan_out_goes_in_slices_and_keeps_event_order():
     clock = Clock()
-    hub = StreamHub(clock, slice_size=3)
+    hub = StreamHub(clock, nothing_stored, slice_size=3)
     requests = [DummyRequest([b""]) for _ in range(5)]
     for request in requests:
         hub.subscribe(request, None, None)
@@ -238,7 +240,7 @@ def test_one_subscriber_whose_delivery_raises_does_not_stop_the_stream_for_the_o
             raise RuntimeError("Request.write called on a request after Request.finish")
 
     clock = Clock()
-    hub = StreamHub(clock)
+    hub = StreamHub(clock, nothing_stored)
     broken = hub.subscribe(BrokenRequest([b""]), None, None)
     healthy_request = DummyRequest([b""])
     hub.subscribe(healthy_request, None, None)

@@ -8,7 +8,8 @@ by the store) and the reactor's lag (how late a one-second timer fires).
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence
+from collections import Counter
+from typing import Any, Iterator, Optional, Sequence
 
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -16,7 +17,9 @@ from twisted.internet.interfaces import IReactorTime
 
 from printerd import process
 from printerd.periodic import PeriodicJob
+from printerd.forwarder import outbox
 from printerd.forwarder.service import Forwarder
+from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub
 from printerd.rawport.factory import RawPrintFactory
 from printerd.retention import Retention
@@ -129,14 +132,12 @@ class PrinterdCollector:
                         self.lag.max_lag)
 
 
-def make_registry(store: ReceiptStore, factories: RawPrintFactory | Sequence[RawPrintFactory],
+def make_registry(store: ReceiptStore, factories: Sequence[RawPrintFactory],
                   hub: Optional[StreamHub],
                   lag: Optional[ReactorLag], forwarder: Optional[Forwarder] = None,
                   retention: Optional[Retention] = None) -> CollectorRegistry:
     """A registry of printerd's metrics (its own, not the global one: tests build several)."""
     registry = CollectorRegistry()
-    if isinstance(factories, RawPrintFactory):
-        factories = [factories]
     registry.register(PrinterdCollector(
         store, factories, hub, lag, forwarder, retention))
     ProcessCollector(registry=registry)
@@ -146,3 +147,51 @@ def make_registry(store: ReceiptStore, factories: RawPrintFactory | Sequence[Raw
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
     store.on_commit_latency(commit_seconds.observe)
     return registry
+
+
+class Stats:
+    """The figures of ``GET /api/stats``, read from the services that keep them."""
+
+    def __init__(self, clock: IReactorTime, store: ReceiptStore,
+                 factories: Sequence[RawPrintFactory], hub: StreamHub, forwarder: Forwarder,
+                 limiter: RateLimiter) -> None:
+        self.clock = clock
+        self.store = store
+        self.factories = tuple(factories)
+        self.hub = hub
+        self.forwarder = forwarder
+        self.limiter = limiter
+        self.started_at = clock.seconds()
+
+    async def read(self) -> dict[str, Any]:
+        factories = self.factories
+
+        def total(attribute: str) -> int:
+            return sum(getattr(f, attribute) for f in factories)
+
+        junk: Counter[str] = Counter()
+        for factory in factories:
+            junk.update(factory.junk_total)
+        stats: dict[str, Any] = {
+            "receipts_total": self.store.receipts_total,
+            "receipts_pending": self.store.pending_count,
+            "jobs_total": total("jobs_total"),
+            "bytes_total": total("bytes_total"),
+            "connections_active": total("connections_active"),
+            "connections_waiting": total("connections_waiting"),
+            "connections_total": total("connections_total"),
+            "connections_refused_total": total("connections_refused_total"),
+            "junk_connections_total": dict(junk),
+            "uptime_s": round(self.clock.seconds() - self.started_at, 3),
+            "threads": process.thread_count(),
+            "rss_bytes": process.rss_bytes(),
+            "db_bytes": self.store.database_bytes(),
+            "unknown_commands_total": total("unknown_commands_total"),
+            "status_replies_total": total("status_replies_total"),
+        }
+        stats.update(self.hub.stats())
+        stats["http_rate_limited_total"] = self.limiter.limited_total
+        counts = await self.store.read(outbox.counts)
+        stats["forwarder_pending"] = sum(c.get(outbox.PENDING, 0) for c in counts.values())
+        stats["forwarder_dead"] = sum(c.get(outbox.DEAD, 0) for c in counts.values())
+        return stats

@@ -25,13 +25,22 @@ from printerd.config import (
 )
 from printerd.escpos.status import PrinterIdentity
 from printerd.forwarder.service import Forwarder
-from printerd.http.api import PrinterdAPI
+from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator, LimitedRequest
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.routes.forwarder import ForwarderRoutes
+from printerd.http.routes.health import HealthRoutes
+from printerd.http.routes.metrics import MetricsRoutes
+from printerd.http.routes.page import PageRoutes
+from printerd.http.routes.printers import PrinterRoutes
+from printerd.http.routes.receipts import ReceiptRoutes
+from printerd.http.routes.session import SessionRoutes
+from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
-from printerd.metrics import ReactorLag, make_registry
+from printerd.metrics import ReactorLag, Stats, make_registry
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
+from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.schema import SchemaTooNew, prepare_database
 from printerd.store.service import ReceiptStore
@@ -175,7 +184,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     store.on_commit(forwarder.wake)
     forwarder.setServiceParent(root)
 
-    hub = StreamHub(reactor, keepalive=settings.sse_keepalive,
+    hub = StreamHub(reactor, store.receipts_after, keepalive=settings.sse_keepalive,
                     max_duration=settings.sse_max_duration, max_buffer=settings.sse_max_buffer,
                     max_subscribers=settings.sse_max_subscribers)
     store.on_commit(hub.publish)
@@ -201,11 +210,22 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
-    registry = make_registry(store, [p.factory for p in printers], hub, lag, forwarder,
-                             retention)
-    api = PrinterdAPI(reactor, store, printers, None, hub, registry, forwarder,
-                      Authenticator(reactor, tokens),
-                      RateLimiter(reactor, settings.api_rate, settings.api_burst))
+    factories = [p.factory for p in printers]
+    registry = make_registry(store, factories, hub, lag, forwarder, retention)
+    authenticator = Authenticator(reactor, tokens)
+    limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
+    renderings = Renderings(store, {p.factory.printer: p.factory.two_byte_encoding
+                                    for p in printers})
+    api = HttpApi([
+        HealthRoutes(store, printers, forwarder, authenticator),
+        SessionRoutes(authenticator),
+        ReceiptRoutes(store, renderings),
+        StreamRoutes(hub),
+        PrinterRoutes(printers),
+        ForwarderRoutes(reactor, store, forwarder),
+        MetricsRoutes(Stats(reactor, store, factories, hub, forwarder, limiter), registry),
+        PageRoutes(),
+    ], authenticator, limiter)
     site = Site(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
     site.displayTracebacks = False
     ListenerService("http_listen", settings.http_listen, http_endpoint, site).setServiceParent(root)

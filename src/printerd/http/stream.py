@@ -14,7 +14,7 @@ backed up, events queue in the subscriber, and past ``max_buffer`` bytes it is d
 from __future__ import annotations
 
 from collections import deque
-from typing import Optional
+from typing import Callable, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -27,6 +27,10 @@ from printerd.periodic import PeriodicJob
 from printerd.store.receipts import Receipt
 
 KEEPALIVE = b": keepalive\n\n"
+REPLAY_PAGE = 500  # receipts read per replay query
+
+# The store's receipts_after(after_id, limit, printer): committed receipts in id order.
+ReadAfter = Callable[[int, int, Optional[str]], Deferred[list[Receipt]]]
 
 
 def encode_event(receipt: Receipt) -> bytes:
@@ -171,11 +175,12 @@ class StreamHub(Service):
     log = Logger()
     name = "stream-hub"
 
-    def __init__(self, clock: IReactorTime, keepalive: float = 15.0,
+    def __init__(self, clock: IReactorTime, read_after: ReadAfter, keepalive: float = 15.0,
                  max_duration: float = 300.0, max_buffer: int = 1024 * 1024,
                  max_subscribers: int = 10_000, retry_ms: int = 3000,
                  slice_size: int = 1000) -> None:
         self.clock = clock
+        self.read_after = read_after
         self.keepalive = keepalive
         self.max_duration = max_duration
         self.max_buffer = max_buffer
@@ -210,6 +215,22 @@ class StreamHub(Service):
         self.subscribers.add(subscriber)
         subscriber.start_timer(self.clock, self.max_duration)
         return subscriber
+
+    async def serve(self, subscriber: Subscriber) -> bytes:
+        """
+        Replay what a resuming subscriber missed, a page at a time as its socket takes them,
+        then keep it live; fires with b"" when the stream ends (maximum duration, shutdown).
+        """
+        if not subscriber.live:
+            while not subscriber.closed:
+                page = await self.read_after(subscriber.last_id, REPLAY_PAGE, subscriber.printer)
+                for receipt in page:
+                    subscriber.send(receipt.id, encode_event(receipt))
+                if len(page) < REPLAY_PAGE:
+                    break
+                await subscriber.writable()
+            subscriber.go_live()
+        return await subscriber.done
 
     def remove(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
