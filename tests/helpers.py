@@ -26,9 +26,10 @@ from printerd.http.routes.receipts import ReceiptRoutes
 from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
-from printerd.metrics import ReactorLag, Stats, make_registry
+from printerd.metrics import Figures, ReactorLag, Sources, make_registry
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.render.service import Renderings
+from printerd.retention import Retention
 from printerd.store.receipts import NewReceipt, format_time
 
 
@@ -46,11 +47,12 @@ class Api:
         self.forwarder = forwarder or Forwarder(clock, store, (), http=None)
         self.authenticator = Authenticator(clock, tokens)
         self.limiter = limiter or RateLimiter(clock, rate=0, burst=1)
-        factories = [p.factory for p in self.printers]
-        self.lag = ReactorLag(clock)
-        self.registry = make_registry(store, factories, self.hub, self.lag, self.forwarder)
-        self.stats = Stats(clock, store, factories, self.hub, self.forwarder, self.limiter)
+        factories = tuple(p.factory for p in self.printers)
+        self.retention = Retention(clock, store)
         renderings = Renderings(store, {f.printer: f.two_byte_encoding for f in factories})
+        self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
+                                       self.retention, renderings, self.limiter, ReactorLag(clock),
+                                       clock.seconds()), make_registry(store))
         self.api = HttpApi([
             HealthRoutes(store, self.printers, self.forwarder, self.authenticator),
             SessionRoutes(self.authenticator),
@@ -58,7 +60,7 @@ class Api:
             StreamRoutes(self.hub),
             PrinterRoutes(self.printers),
             ForwarderRoutes(clock, store, self.forwarder),
-            MetricsRoutes(self.stats, self.registry),
+            MetricsRoutes(self.figures),
             PageRoutes(),
         ], self.authenticator, self.limiter)
         self.stub = StubTreq(self.api.resource())

@@ -8,8 +8,8 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.internet.address import IPv4Address
 
-from helpers import Api, committed, get
-from printerd.metrics import ReactorLag
+from helpers import Api, committed, get, get_json
+from printerd.metrics import FIGURES, ReactorLag
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 
 
@@ -49,6 +49,29 @@ async def test_metrics_follow_jobs_receipts_and_status_queries(store):
     assert 'printer="kitchen"' in body.decode()
 
 
+@pytest_twisted.ensureDeferred
+async def test_every_figure_of_the_table_is_in_both_stats_and_metrics_and_nothing_else_is(store):
+    """/api/stats and /metrics come from one table (printerd.metrics.FIGURES): no drift."""
+    from printerd.config import WebhookTarget
+    from printerd.forwarder.service import Forwarder
+
+    forwarder = Forwarder(Clock(), store, (WebhookTarget("cloud", "http://x/", "s"),), http=None)
+    stub = Api(store, forwarder=forwarder).stub
+    code, stats = await get_json(stub, "/api/stats")
+    response, body = await get(stub, "/metrics")
+    families = {family.name for family in text_string_to_metric_families(body.decode())}
+    assert set(stats) == {figure.stats_key for figure in FIGURES}
+    for figure in FIGURES:
+        assert figure.metric in families, figure.metric
+    own = {name for name in families if name.startswith("printerd_")}
+    # The commit latency histogram (and its _created time) is a distribution: Prometheus only.
+    assert own == {f.metric for f in FIGURES if f.metric.startswith("printerd_")} | {
+        "printerd_db_commit_seconds", "printerd_db_commit_seconds_created"}
+    assert stats["junk_connections_total"] == {}
+    assert stats["webhook_attempts_total"] == {"delivered": 0, "failed": 0}
+    assert stats["forwarder_pending"] == 0
+
+
 def test_reactor_lag_measures_late_timers():
     clock = Clock()
     lag = ReactorLag(clock, interval=1.0)
@@ -73,3 +96,12 @@ def test_json_log_observer_writes_one_json_object_per_event(capsys):
     line = capsys.readouterr().out.strip("\x1e\n")
     event = json.loads(line)
     assert event["log_namespace"] == "printerd.test" and event["job"] == 7
+
+
+def test_every_figure_is_documented_in_the_readme():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [f.stats_key for f in FIGURES if f"`{f.stats_key}`" not in readme]
+    missing += [f.metric for f in FIGURES if f"`{f.metric}" not in readme]
+    assert missing == []

@@ -38,7 +38,7 @@ from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
-from printerd.metrics import ReactorLag, Stats, make_registry
+from printerd.metrics import Figures, ReactorLag, Sources, make_registry
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.render.service import Renderings
 from printerd.retention import Retention
@@ -210,12 +210,13 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
-    factories = [p.factory for p in printers]
-    registry = make_registry(store, factories, hub, lag, forwarder, retention)
     authenticator = Authenticator(reactor, tokens)
     limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
     renderings = Renderings(store, {p.factory.printer: p.factory.two_byte_encoding
                                     for p in printers})
+    figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
+                              retention, renderings, limiter, lag, reactor.seconds()),
+                      make_registry(store))
     api = HttpApi([
         HealthRoutes(store, printers, forwarder, authenticator),
         SessionRoutes(authenticator),
@@ -223,7 +224,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         StreamRoutes(hub),
         PrinterRoutes(printers),
         ForwarderRoutes(reactor, store, forwarder),
-        MetricsRoutes(Stats(reactor, store, factories, hub, forwarder, limiter), registry),
+        MetricsRoutes(figures),
         PageRoutes(),
     ], authenticator, limiter)
     site = Site(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
