@@ -23,6 +23,7 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
+from printerd.config import DEFAULTS
 from printerd.periodic import PeriodicJob
 from printerd.store.receipts import Receipt
 
@@ -175,9 +176,11 @@ class StreamHub(Service):
     log = Logger()
     name = "stream-hub"
 
-    def __init__(self, clock: IReactorTime, read_after: ReadAfter, keepalive: float = 15.0,
-                 max_duration: float = 300.0, max_buffer: int = 1024 * 1024,
-                 max_subscribers: int = 10_000, retry_ms: int = 3000,
+    def __init__(self, clock: IReactorTime, read_after: ReadAfter,
+                 keepalive: float = DEFAULTS.sse_keepalive,
+                 max_duration: float = DEFAULTS.sse_max_duration,
+                 max_buffer: int = DEFAULTS.sse_max_buffer,
+                 max_subscribers: int = DEFAULTS.sse_max_subscribers, retry_ms: int = 3000,
                  slice_size: int = 1000) -> None:
         self.clock = clock
         self.read_after = read_after
