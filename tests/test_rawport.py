@@ -235,14 +235,14 @@ def test_automatic_status_back_reports_each_state_change(store):
     asb, asb_transport = connect(factory, 1)
     quiet, quiet_transport = connect(factory, 2)
     asb.dataReceived(b"\x1da\xff")
-    assert asb_transport.value() == b"\x10\x00\x00\x00"
+    assert asb_transport.value() == b"\x14\x00\x00\x00"  # online, drawer shut (pin 3 HIGH)
     factory.set_state(PrinterState(paper="out"))
-    assert asb_transport.value() == b"\x10\x00\x00\x00" + b"\x10\x00\x0f\x00"
+    assert asb_transport.value() == b"\x14\x00\x00\x00" + b"\x1c\x00\x0f\x00"  # offline
     assert quiet_transport.value() == b""  # never asked
     quiet.dataReceived(b"\x10\x04\x04")
     assert quiet_transport.value() == b"\x7e"  # DLE EOT 4: paper out
     factory.set_state(PrinterState(paper="out"))  # no change: nothing sent
-    assert asb_transport.value().count(b"\x10\x00") == 2
+    assert len(asb_transport.value()) == 8
 
 
 @pytest.mark.parametrize("first_bytes, kind", [
