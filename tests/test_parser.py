@@ -475,3 +475,39 @@ def test_runs_of_lines_decode_as_line_by_line(job):
     assert whole == by_byte
     assert [r.details["line_styles"] for r in whole] == [r.details["line_styles"] for r in by_byte]
 
+
+def _pairs(digits: str) -> str:
+    """Code set C data as Epson takes it: one byte per two digits."""
+    return "".join(chr(int(digits[i:i + 2])) for i in range(0, len(digits), 2))
+
+
+def test_code128_barcodes_store_what_they_encode_with_the_bytes_beside_it():
+    """python-escpos sends CODE128 as Epson wants it: a code set selector first, code set C as
+    one byte per digit pair, "{1" for FNC1. The receipt keeps what a scanner reads."""
+    from escpos.printer import Dummy
+
+    printer = Dummy()
+    printer.barcode("{BRIO-128", "CODE128", function_type="B")
+    printer.barcode("{C" + _pairs("20240102"), "CODE128", function_type="B")
+    # GS1-128 through CODE128: FNC1 first, GTIN (01), lot (10, variable: FNC1 after it), expiry.
+    gs1 = "{C{1" + _pairs("0109501101530003" + "10") + "{BAB1{1{C" + _pairs("17261231")
+    printer.barcode(gs1, "CODE128", function_type="B")
+    printer.barcode("{A{Sa{4A{{X", "CODE128", function_type="B", check=False)
+    printer.cut()
+    whole = parse(printer.output)
+    assert whole == parse(printer.output, chunk=1)
+    (receipt,) = receipts(whole)
+    assert [(b["type"], b["data"], b["raw"]) for b in receipt.details["barcodes"]] == [
+        ("CODE128", "RIO-128", "{BRIO-128"),
+        ("CODE128", "20240102", "{C" + _pairs("20240102")),
+        ("GS1-128", "0109501101530003" + "10AB1" + "\x1d" + "17261231", gs1),
+        ("CODE128", "aÁ{X", "{A{Sa{4A{{X"),  # shift to B for one letter, FNC4: +128, "{{"
+    ]
+
+
+def test_barcodes_receipt_printer_encoder_sends_store_what_they_encode():
+    (receipt,) = receipts(parse((ENCODER_FIXTURES / "barcodes.bin").read_bytes()))
+    assert [(b["type"], b["data"]) for b in receipt.details["barcodes"]] == [
+        ("CODE128", "RIO-128"), ("CODE128", "20240102"),
+        ("GS1-128", "010950110153000317261231"),  # GS k 74: the printer adds the FNC1
+    ]
