@@ -276,7 +276,7 @@ def test_a_failing_retention_run_logs_and_the_job_keeps_running(harness):
 
 
 def test_forwarder_api_lists_targets_dead_letters_and_retries_them(harness):
-    from helpers import Api
+    from support import Api
 
     receiver = Receiver([500])
     h = harness(receiver)
