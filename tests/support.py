@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
+from printerd.http.hosts import AllowedHosts
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
@@ -178,8 +179,8 @@ class Api:
             ForwarderRoutes(clock, store, self.forwarder),
             MetricsRoutes(self.figures),
             PageRoutes(),
-        ], self.authenticator, self.limiter)
-        self.stub = StubTreq(self.api.resource())
+        ], self.authenticator, self.limiter, AllowedHosts(["printerd"]))
+        self.stub = StubTreq(self.api.resource())  # its requests say Host: printerd
 
 
 async def wait_until(condition: Callable[[], Any], timeout: float = 5.0,

@@ -6,20 +6,19 @@ Used by the twistd plugin (``twistd printerd ...``) and by ``printerd.tac``.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
+import resource
 import sqlite3
 import sys
-from typing import Any, Optional, Sequence, cast
+from typing import Any, Callable, Optional, Sequence, cast
 
 import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IAddress
 from twisted.logger import Logger
 from twisted.python import usage
-from twisted.web.server import Site
 
 from printerd import __version__
 from printerd.config import (
@@ -28,8 +27,11 @@ from printerd.config import (
 from printerd.escpos.status import PrinterIdentity
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
-from printerd.http.auth import Authenticator, LimitedRequest
+from printerd.http.auth import Authenticator
+from printerd.http.hosts import AllowedHosts
+from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.site import PrinterdSite
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.metrics import MetricsRoutes
@@ -89,12 +91,6 @@ class Options(usage.Options):
         for setting, _, description in listeners(self.settings):
             check_endpoint(setting, description)
         self.tokens = read_tokens(self.settings)
-        settings = self.settings
-        if not self.tokens and not settings.insecure \
-                and not listens_only_on_loopback(settings.http_listen):
-            raise usage.UsageError(
-                f"http_listen: {settings.http_listen!r} is reachable from other machines and no "
-                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
 
 
 def listeners(settings: Settings) -> list[tuple[str, str, str]]:
@@ -176,21 +172,33 @@ def check_endpoint(setting: str, description: str) -> None:
             from None
 
 
-def listens_only_on_loopback(description: str) -> bool:
-    """Whether an endpoint string is reachable only from this machine (unix, or loopback IP)."""
-    kind = description.split(":", 1)[0].lower()
-    if kind == "unix":
-        return True
-    match = re.search(r"(?:^|:)interface=((?:\\.|[^:])*)", description)
-    if match is None:
-        return False  # no interface: every interface
-    host = match.group(1).replace("\\", "")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def lan_without_tokens(tokens: tuple[str, ...], insecure: bool,
+                       description: str) -> Callable[[IAddress], Optional[str]]:
+    """
+    The HTTP listener's check of the address it bound: without tokens (and without
+    ``insecure``) only loopback or a unix socket will do.  It reads the address bound, not the
+    endpoint string, which Twisted may read differently (of two ``interface=``, the last wins).
+    """
+    def check(address: IAddress) -> Optional[str]:
+        host = getattr(address, "host", None)
+        if tokens or insecure or host is None:  # a unix socket has no host
+            return None
+        parsed = parse_address(host)
+        if parsed is not None and parsed.is_loopback:
+            return None
+        return (f"{description!r} listens on {host}, reachable from other machines, and no "
+                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
+
+    return check
+
+
+def http_connection_cap(settings: Settings) -> int:
+    """http_max_connections, or by default half of the descriptors left after a reserve."""
+    if settings.http_max_connections:
+        return settings.http_max_connections
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    usable = soft - max(64, soft // 8)
+    return max(16, usable - usable // 2)
 
 
 def read_tokens(settings: Settings) -> tuple[str, ...]:
@@ -243,7 +251,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
     hub = StreamHub(reactor, store.receipts_after, keepalive=settings.sse_keepalive,
                     max_duration=settings.sse_max_duration, max_buffer=settings.sse_max_buffer,
-                    max_subscribers=settings.sse_max_subscribers)
+                    max_subscribers=settings.sse_max_subscribers,
+                    max_per_client=settings.sse_max_per_client)
     store.on_commit(hub.publish)
     hub.setServiceParent(root)
 
@@ -283,10 +292,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         ForwarderRoutes(reactor, store, forwarder),
         MetricsRoutes(figures),
         PageRoutes(),
-    ], authenticator, limiter)
-    site = Site(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
-    site.displayTracebacks = False
+    ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts))
+    site = PrinterdSite(api.resource(), reactor, timeout=settings.http_timeout,
+                        request_timeout=settings.http_request_timeout,
+                        max_connections=http_connection_cap(settings),
+                        proxies=TrustedProxies(settings.trusted_proxies))
     ListenerService("http_listen", settings.http_listen,
-                    serverFromString(reactor, settings.http_listen), site).setServiceParent(root)
+                    serverFromString(reactor, settings.http_listen), site,
+                    check=lan_without_tokens(options.tokens, settings.insecure,
+                                             settings.http_listen)).setServiceParent(root)
     root.stopping_order()  # every service has its place in the stop order
     return root
