@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import sqlite3
 import sys
 from typing import Any, Optional
 
@@ -33,9 +32,8 @@ from printerd.listener import ListenerService
 from printerd.metrics import ReactorLag, make_registry
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.retention import Retention
-from printerd.store.schema import SchemaTooNew, prepare_database
+from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
-from printerd.store.sqlite import SQLiteConnector
 from printerd.store.threads import DatabaseThreads
 
 
@@ -155,18 +153,16 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     raw_endpoints = [_endpoint(reactor, setting, description)
                      for setting, _, description in raw_listeners]
     http_endpoint = _endpoint(reactor, "http_listen", settings.http_listen)
+    engine = open_engine(settings.database, settings.synchronous)
     try:
-        summary = prepare_database(settings.database, settings.synchronous, settings.recent_size)
-    except SchemaTooNew as e:
+        summary = engine.prepare(settings.recent_size)
+    except (SchemaTooNew, DatabaseUnavailable) as e:
         fail(f"database: {e}")
-    except (OSError, sqlite3.Error) as e:
-        fail(f"database: cannot open {settings.database} for writing: {e}")
 
     root = SequentialMultiService()
     targets = settings.webhooks
-    threads = DatabaseThreads(reactor, SQLiteConnector(settings.database, settings.synchronous),
-                              readers=settings.db_readers)
-    store = ReceiptStore(reactor, settings.database, summary, threads,
+    threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
+    store = ReceiptStore(reactor, engine, summary, threads,
                          commit_delay=settings.commit_delay, recent_size=settings.recent_size,
                          outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
     store.setServiceParent(root)

@@ -25,7 +25,6 @@ from werkzeug.exceptions import HTTPException
 
 from printerd import process
 from printerd.escpos.status import PAPER_NEAR_END, PAPER_OK, PAPER_OUT
-from printerd.forwarder import outbox
 from printerd.http.auth import (
     COOKIE, SESSION_SECONDS, ApiGate, Authenticator, bearer_token,
 )
@@ -36,6 +35,7 @@ from printerd.http.stream import StreamHub, SubscriberLimit, encode_event
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.render.service import FORMATS, Renderings
+from printerd.store import outbox
 from printerd.store.receipts import Receipt, ReceiptQuery, parse_time
 from printerd.store.service import ReceiptStore
 from printerd.web.files import CONTENT_SECURITY_POLICY, static_file
@@ -374,13 +374,13 @@ class PrinterdAPI:
     async def dead_letters(self, request: IRequest) -> bytes:
         self._forwarder()
         limit = QueryParams(request, {"limit"}).integer("limit", 100, 1, MAX_PAGE)
-        return json_body(request, {"dead": await self.store.read(outbox.dead_letters, limit)})
+        return json_body(request, {"dead": await self.store.dead_letters(limit)})
 
     @app.route("/api/forwarder/dead/<int:delivery_id>/retry", methods=["POST"])
     async def retry_dead_letter(self, request: IRequest, delivery_id: int) -> bytes:
         forwarder = self._forwarder()
         delivery_id = _receipt_id(delivery_id)
-        changed = await self.store.write(outbox.retry_dead, self.clock.seconds(), delivery_id)
+        changed = await self.store.retry_dead(self.clock.seconds(), delivery_id)
         if not changed:
             raise ApiError(404, f"no dead delivery {delivery_id}")
         forwarder.wake()
@@ -389,7 +389,7 @@ class PrinterdAPI:
     @app.route("/api/forwarder/dead/retry", methods=["POST"])
     async def retry_all_dead_letters(self, request: IRequest) -> bytes:
         forwarder = self._forwarder()
-        changed = await self.store.write(outbox.retry_dead, self.clock.seconds(), None)
+        changed = await self.store.retry_dead(self.clock.seconds(), None)
         forwarder.wake()
         return json_body(request, {"retried": changed})
 
@@ -397,7 +397,7 @@ class PrinterdAPI:
     async def stats(self, request: IRequest) -> bytes:
         stats = self.collect_stats()
         if self.forwarder is not None:
-            counts = await self.store.read(outbox.counts)
+            counts = await self.store.delivery_counts()
             stats["forwarder_pending"] = sum(c.get(outbox.PENDING, 0) for c in counts.values())
             stats["forwarder_dead"] = sum(c.get(outbox.DEAD, 0) for c in counts.values())
         return json_body(request, stats)
