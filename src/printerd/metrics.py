@@ -75,7 +75,9 @@ class PrinterdCollector:
         def per_printer(name: str, doc: str, attribute: str, kind: type = CounterMetricFamily):
             family = kind(name, doc, labels=["printer"])
             for factory in self.factories:
-                family.add_metric([factory.printer], getattr(factory, attribute))
+                # Counters live in each printer's PrinterCounters; the gauges on its factory.
+                source = factory.counters if hasattr(factory.counters, attribute) else factory
+                family.add_metric([factory.printer], getattr(source, attribute))
             return family
 
         def counter(name: str, doc: str, value: float):
@@ -106,7 +108,7 @@ class PrinterdCollector:
                                    "Printer-port connections that spoke another protocol",
                                    labels=["printer", "protocol"])
         for factory in self.factories:
-            for kind, count in factory.junk_total.items():
+            for kind, count in factory.counters.junk_total.items():
                 junk.add_metric([factory.printer, kind], count)
         yield junk
         yield gauge("printerd_threads", "OS threads of the process", process.thread_count())

@@ -23,7 +23,6 @@ from twisted.web.server import Site
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
-from printerd.escpos.status import PrinterIdentity
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import PrinterdAPI
 from printerd.http.auth import Authenticator, LimitedRequest
@@ -31,7 +30,9 @@ from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.metrics import ReactorLag, make_registry
-from printerd.rawport.factory import RawPrintFactory, RawPrinter
+from printerd.rawport.factory import (
+    RawPrintFactory, RawPrinter, admission_limits, job_settings,
+)
 from printerd.retention import Retention
 from printerd.store.schema import SchemaTooNew, prepare_database
 from printerd.store.service import ReceiptStore
@@ -181,17 +182,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     store.on_commit(hub.publish)
     hub.setServiceParent(root)
 
-    identity = PrinterIdentity(maker=settings.printer_maker, model=settings.printer_model,
-                               serial=settings.printer_serial)
     printers = []
     for (setting, name, description), endpoint in zip(raw_listeners, raw_endpoints, strict=True):
-        factory = RawPrintFactory(reactor, store, printer=name,
-                                  max_connections=settings.max_connections,
-                                  idle_timeout=settings.idle_timeout,
-                                  max_job_bytes=settings.max_job_bytes,
-                                  allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer,
-                                  identity=identity,
-                                  two_byte_encoding=settings.two_byte_encoding)
+        factory = RawPrintFactory(reactor, store, printer=name, job=job_settings(settings),
+                                  limits=admission_limits(settings), allow=settings.raw_allow)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
         raw = ListenerService(setting, description, endpoint, factory,

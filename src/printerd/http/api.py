@@ -106,7 +106,7 @@ class PrinterdAPI:
         self.authenticator = authenticator or Authenticator(clock, ())
         self.limiter = limiter
         self.started_at = clock.seconds()
-        self.renderings = Renderings(store, {name: p.factory.two_byte_encoding
+        self.renderings = Renderings(store, {name: p.factory.job_settings.two_byte_encoding
                                              for name, p in self._printers.items()})
 
     def resource(self):
@@ -300,15 +300,16 @@ class PrinterdAPI:
 
     def _printer_json(self, printer: RawPrinter) -> dict[str, Any]:
         factory = printer.factory
+        identity, counters = factory.job_settings.identity, factory.counters
         listener = printer.listener.description if printer.listener else None
         return {"name": factory.printer, "listener": listener,
-                "model": {"maker": factory.identity.maker, "model": factory.identity.model,
-                          "serial": factory.identity.serial},
+                "model": {"maker": identity.maker, "model": identity.model,
+                          "serial": identity.serial},
                 "state": factory.state.to_json(),
-                "counters": {"jobs": factory.jobs_total, "receipts": factory.receipts_total,
-                             "bytes": factory.bytes_total,
-                             "status_replies": factory.status_replies_total,
-                             "unknown_commands": factory.unknown_commands_total}}
+                "counters": {"jobs": counters.jobs_total, "receipts": counters.receipts_total,
+                             "bytes": counters.bytes_total,
+                             "status_replies": counters.status_replies_total,
+                             "unknown_commands": counters.unknown_commands_total}}
 
     @app.route("/api/printers/<name>/state", methods=["PUT"])
     def set_printer_state(self, request: IRequest, name: str) -> bytes:
@@ -406,11 +407,13 @@ class PrinterdAPI:
         factories = [p.factory for p in self._printers.values()]
 
         def total(attribute: str) -> int:
-            return sum(getattr(f, attribute) for f in factories)
+            # Counters live in each printer's PrinterCounters; the gauges on its factory.
+            return sum(getattr(f.counters if hasattr(f.counters, attribute) else f, attribute)
+                       for f in factories)
 
         junk: Counter[str] = Counter()
         for factory in factories:
-            junk.update(factory.junk_total)
+            junk.update(factory.counters.junk_total)
         stats: dict[str, Any] = {
             "receipts_total": self.store.receipts_total,
             "receipts_pending": self.store.pending_count,
