@@ -30,10 +30,11 @@ class Daemon:
     """A running printerd; ``raw_port`` and ``http_port`` are where it listens."""
 
     def __init__(self, workdir: Path, *options: str, env: dict | None = None,
-                 tac: bool = False) -> None:
+                 tac: bool = False, wrapper: tuple[str, ...] = ()) -> None:
+        """``wrapper``: a command that execs twistd, e.g. ``("prlimit", "--nofile=1024")``."""
         self.workdir = workdir
         self.log_path = workdir / f"twistd-{time.monotonic_ns()}.log"
-        command = [TWISTD, "--nodaemon", "--pidfile=", f"--logfile={self.log_path}"]
+        command = [*wrapper, TWISTD, "--nodaemon", "--pidfile=", f"--logfile={self.log_path}"]
         if tac:
             command += ["-y", str(ROOT / "printerd.tac")]
         else:

@@ -23,6 +23,7 @@ from twisted.web.server import Site
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
+from printerd.descriptors import raise_open_file_limit
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import PrinterdAPI
 from printerd.http.auth import Authenticator, LimitedRequest
@@ -143,6 +144,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
+    raise_open_file_limit()
     tokens = read_tokens(settings)
     if not tokens and not settings.insecure and not listens_only_on_loopback(settings.http_listen):
         fail(f"http_listen: {settings.http_listen!r} is reachable from other machines and no "
