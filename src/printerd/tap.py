@@ -7,8 +7,6 @@ Used by the twistd plugin (``twistd printerd ...``) and by ``printerd.tac``.
 from __future__ import annotations
 
 import os
-import resource
-import sqlite3
 import sys
 from typing import Any, Callable, Optional, Sequence, cast
 
@@ -24,7 +22,7 @@ from printerd import __version__
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
-from printerd.escpos.status import PrinterIdentity
+from printerd.descriptors import DescriptorBudget, raise_open_file_limit
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
@@ -43,12 +41,13 @@ from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.metrics import Figures, ReactorLag, Sources, make_registry
-from printerd.rawport.factory import RawPrintFactory, RawPrinter
+from printerd.rawport.factory import (
+    RawPrintFactory, RawPrinter, admission_limits, job_settings,
+)
 from printerd.render.service import Renderings
 from printerd.retention import Retention
-from printerd.store.schema import SchemaTooNew, prepare_database
+from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
-from printerd.store.sqlite import SQLiteConnector
 from printerd.store.threads import DatabaseThreads
 
 
@@ -192,13 +191,9 @@ def lan_without_tokens(tokens: tuple[str, ...], insecure: bool,
     return check
 
 
-def http_connection_cap(settings: Settings) -> int:
-    """http_max_connections, or by default half of the descriptors left after a reserve."""
-    if settings.http_max_connections:
-        return settings.http_max_connections
-    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    usable = soft - max(64, soft // 8)
-    return max(16, usable - usable // 2)
+def http_connection_cap(settings: Settings, budget: DescriptorBudget) -> int:
+    """http_max_connections, or by default the HTTP share of the descriptors."""
+    return settings.http_max_connections or max(1, budget.http)
 
 
 def read_tokens(settings: Settings) -> tuple[str, ...]:
@@ -219,12 +214,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
+    budget = DescriptorBudget.for_limit(raise_open_file_limit())
+    engine = open_engine(settings.database, settings.synchronous)
     try:
-        summary = prepare_database(settings.database, settings.synchronous, settings.recent_size)
-    except SchemaTooNew as e:
+        summary = engine.prepare(settings.recent_size)
+    except (SchemaTooNew, DatabaseUnavailable) as e:
         fail(f"database: {e}")
-    except (OSError, sqlite3.Error) as e:
-        fail(f"database: cannot open {settings.database} for writing: {e}")
 
     # Stop taking requests and jobs, let jobs in flight finish, end streams and deliveries,
     # then commit what is queued and close the database.
@@ -235,9 +230,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "startup-log"))
     StartupLog(settings).setServiceParent(root)
     targets = settings.webhooks
-    threads = DatabaseThreads(reactor, SQLiteConnector(settings.database, settings.synchronous),
-                              readers=settings.db_readers)
-    store = ReceiptStore(reactor, settings.database, summary, threads,
+    threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
+    store = ReceiptStore(reactor, engine, summary, threads,
                          commit_delay=settings.commit_delay, recent_size=settings.recent_size,
                          outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
     store.setServiceParent(root)
@@ -256,17 +250,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     store.on_commit(hub.publish)
     hub.setServiceParent(root)
 
-    identity = PrinterIdentity(maker=settings.printer_maker, model=settings.printer_model,
-                               serial=settings.printer_serial)
     printers = []
     for setting, name, description in raw_listeners:
-        factory = RawPrintFactory(reactor, store, printer=name,
-                                  max_connections=settings.max_connections,
-                                  idle_timeout=settings.idle_timeout,
-                                  max_job_bytes=settings.max_job_bytes,
-                                  allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer,
-                                  identity=identity,
-                                  two_byte_encoding=settings.two_byte_encoding)
+        factory = RawPrintFactory(reactor, store, printer=name, job=job_settings(settings),
+                                  limits=admission_limits(settings), allow=settings.raw_allow)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
         raw = ListenerService(setting, description, serverFromString(reactor, description),
@@ -278,7 +265,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     lag.setServiceParent(root)
     authenticator = Authenticator(reactor, options.tokens)
     limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
-    renderings = Renderings(store, {p.factory.printer: p.factory.two_byte_encoding
+    renderings = Renderings(store, {p.factory.printer: p.factory.job_settings.two_byte_encoding
                                     for p in printers})
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, reactor.seconds()),
@@ -295,7 +282,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts))
     site = PrinterdSite(api.resource(), reactor, timeout=settings.http_timeout,
                         request_timeout=settings.http_request_timeout,
-                        max_connections=http_connection_cap(settings),
+                        max_connections=http_connection_cap(settings, budget),
                         proxies=TrustedProxies(settings.trusted_proxies))
     ListenerService("http_listen", settings.http_listen,
                     serverFromString(reactor, settings.http_listen), site,
