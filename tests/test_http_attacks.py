@@ -369,3 +369,37 @@ def test_slowloris_connections_are_cut_at_the_request_deadline(tmp_path):
         for sock in sockets:
             sock.close()
         daemon.stop()
+
+
+def test_under_a_1024_descriptor_limit_1020_slow_http_connections_stop_neither_port(tmp_path):
+    """Today each slow connection holds a descriptor until the process runs out: then the API
+    stops answering and another peer's print job fails.  Now HTTP has a share of the
+    descriptors, where a new connection replaces the one that has waited longest."""
+    import resource
+    import time
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    daemon = Daemon(tmp_path, wrapper=("prlimit", "--nofile=1024:1024"))
+    slow = []
+    try:
+        for _ in range(1020):
+            sock = socket.create_connection(("127.0.0.1", daemon.http_port), timeout=10)
+            sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+            slow.append(sock)
+        time.sleep(1)  # the daemon has accepted what it will
+        assert daemon.get("/api/health")[0] == 200
+        job = socket.socket()
+        job.bind(("127.0.0.2", 0))  # another peer
+        job.settimeout(10)
+        job.connect(("127.0.0.1", daemon.raw_port))
+        job.sendall(b"\x1b@printed during the attack\n\x1dV\x00")
+        job.close()
+        found = daemon.wait_for(lambda: daemon.get("/api/receipts")[1]["receipts"])
+        assert found[0]["text"] == "printed during the attack"
+        assert found[0]["peer"].startswith("127.0.0.2:")
+    finally:
+        for sock in slow:
+            sock.close()
+        daemon.stop()
