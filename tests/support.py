@@ -25,6 +25,7 @@ from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
 from printerd.http.hosts import AllowedHosts
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.site import HttpConnections
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.metrics import MetricsRoutes
@@ -170,7 +171,8 @@ class Api:
                                         for f in factories})
         self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
                                        self.retention, renderings, self.limiter,
-                                       ReactorLag(clock), clock.seconds()), make_registry(store))
+                                       ReactorLag(clock), HttpConnections(), clock.seconds()),
+                               make_registry(store))
         self.api = HttpApi([
             HealthRoutes(store, self.printers, self.forwarder, self.authenticator),
             SessionRoutes(self.authenticator),

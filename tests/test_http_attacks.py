@@ -365,6 +365,7 @@ def test_slowloris_connections_are_cut_at_the_request_deadline(tmp_path):
                 answers.append(0)
         assert answers == [408] * 100
         assert daemon.get("/api/health")[0] == 200
+        assert daemon.get("/api/stats")[1]["http_requests_timed_out_total"] == 100
     finally:
         for sock in sockets:
             sock.close()
@@ -399,6 +400,8 @@ def test_under_a_1024_descriptor_limit_1020_slow_http_connections_stop_neither_p
         found = daemon.wait_for(lambda: daemon.get("/api/receipts")[1]["receipts"])
         assert found[0]["text"] == "printed during the attack"
         assert found[0]["peer"].startswith("127.0.0.2:")
+        stats = daemon.get("/api/stats")[1]
+        assert stats["http_connections"] < 1020 and stats["http_connections_evicted_total"] > 0
     finally:
         for sock in slow:
             sock.close()

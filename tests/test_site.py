@@ -159,7 +159,7 @@ def test_at_the_cap_a_new_connection_replaces_the_one_waiting_longest(clock):
     assert slow[0].closed and not slow[1].closed and not slow[2].closed
     newcomer.send(GET)
     assert newcomer.status() == 200
-    assert site.evicted_total == 1
+    assert site.connections.evicted_total == 1 and site.connections.open == 3
 
 
 def test_at_the_cap_with_every_connection_answering_a_new_one_gets_503(clock):

@@ -29,7 +29,7 @@ from printerd.http.auth import Authenticator
 from printerd.http.hosts import AllowedHosts
 from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
-from printerd.http.site import PrinterdSite
+from printerd.http.site import HttpConnections, PrinterdSite
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.metrics import MetricsRoutes
@@ -267,9 +267,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
     renderings = Renderings(store, {p.factory.printer: p.factory.job_settings.two_byte_encoding
                                     for p in printers})
+    connections = HttpConnections()
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
-                              retention, renderings, limiter, lag, reactor.seconds()),
-                      make_registry(store))
+                              retention, renderings, limiter, lag, connections,
+                              reactor.seconds()), make_registry(store))
     api = HttpApi([
         HealthRoutes(store, printers, forwarder, authenticator),
         SessionRoutes(authenticator),
@@ -283,7 +284,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     site = PrinterdSite(api.resource(), reactor, timeout=settings.http_timeout,
                         request_timeout=settings.http_request_timeout,
                         max_connections=http_connection_cap(settings, budget),
-                        proxies=TrustedProxies(settings.trusted_proxies))
+                        proxies=TrustedProxies(settings.trusted_proxies), connections=connections)
     ListenerService("http_listen", settings.http_listen,
                     serverFromString(reactor, settings.http_listen), site,
                     check=lan_without_tokens(options.tokens, settings.insecure,

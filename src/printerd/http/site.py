@@ -19,6 +19,7 @@ The HTTP server around the API: Twisted's ``Site`` with the limits a published A
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, Optional, cast
 
 from twisted.internet.address import IPv4Address, IPv6Address
@@ -44,6 +45,17 @@ def error_response(code: int, message: str, **headers: bytes) -> bytes:
     return (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
             b"X-Content-Type-Options: nosniff\r\nContent-Length: %d\r\nConnection: close\r\n"
             b"%s\r\n" % (code, RESPONSES.get(code, b"Error"), len(body), extra)) + body
+
+
+@dataclass
+class HttpConnections:
+    """What the HTTP listener's connection cap has done (the figures read it)."""
+
+    open: int = 0
+    evicted_total: int = 0  # closed at the cap to make room for a new connection
+    refused_total: int = 0  # answered 503 at the cap: every connection was busy
+    timed_out_total: int = 0  # requests not received within request_timeout (408)
+    malformed_total: int = 0  # requests answered 400 before they reached a route
 
 
 class PrinterdRequest(Request):
@@ -137,17 +149,20 @@ class PrinterdChannel(HTTPChannel):
         # The same count as Twisted's own cap, checked first so that the answer names it.
         self._head_bytes += len(line)
         if self._head_bytes > self.totalHeadersSize:
+            self.site.connections.malformed_total += 1
             self.refuse(400, f"request line and headers over {self.totalHeadersSize} bytes")
             return
         super().lineReceived(line)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         # Twisted's LineReceiver would close without a word.
+        self.site.connections.malformed_total += 1
         self.refuse(400, f"request line or header over {self.MAX_LENGTH} bytes")
 
     def _respondToBadRequestAndDisconnect(self) -> None:
         # Twisted's one answer to every request it cannot parse (bad request line, header,
         # length or chunk, too many headers) is a bare 400; ours is JSON like every other.
+        self.site.connections.malformed_total += 1
         self.refuse(400, "malformed HTTP request")
 
     def allContentReceived(self) -> None:
@@ -163,6 +178,7 @@ class PrinterdChannel(HTTPChannel):
 
     def _too_slow(self) -> None:
         self._deadline = None
+        self.site.connections.timed_out_total += 1
         self.refuse(408, f"request not received within {self.site.request_timeout:g} s "
                          "of its first byte")
 
@@ -208,7 +224,8 @@ class PrinterdSite(Site):
 
     def __init__(self, resource: IResource, clock: IReactorTime, *, timeout: float,
                  request_timeout: float, max_connections: int,
-                 proxies: Optional[TrustedProxies] = None) -> None:
+                 proxies: Optional[TrustedProxies] = None,
+                 connections: Optional[HttpConnections] = None) -> None:
         super().__init__(resource, requestFactory=PrinterdRequest, timeout=timeout,
                          reactor=clock)
         self.displayTracebacks = False
@@ -217,14 +234,13 @@ class PrinterdSite(Site):
         self.max_connections = max_connections
         self.proxies = proxies or TrustedProxies()
         self.channels: set[PrinterdChannel] = set()
-        self.evicted_total = 0
-        self.refused_total = 0
+        self.connections = connections or HttpConnections()
 
     def connection_made(self, channel: PrinterdChannel) -> None:
         if len(self.channels) >= self.max_connections:
             waiting = [c for c in self.channels if not c.busy and not c.refused]
             if not waiting:
-                self.refused_total += 1
+                self.connections.refused_total += 1
                 channel.refused = True
                 channel.setTimeout(None)
                 channel.tcp.write(error_response(
@@ -233,18 +249,20 @@ class PrinterdSite(Site):
                 channel.close_gently()
                 return
             oldest = min(waiting, key=lambda c: c.waiting_since)
-            self.evicted_total += 1
-            if self.evicted_total % 1000 == 1:  # once, then every 1,000th: an attack is long
+            self.connections.evicted_total += 1
+            if self.connections.evicted_total % 1000 == 1:  # once, then every 1,000th: an attack is long
                 self.logger.warn("{n} HTTP connections, the cap: closing the one that waited "
                               "longest for a new one ({total} so far)", n=len(self.channels),
-                              total=self.evicted_total)
+                              total=self.connections.evicted_total)
             self.channels.discard(oldest)
             oldest.refused = True
             oldest.tcp.abortConnection()
         self.channels.add(channel)
+        self.connections.open = len(self.channels)
 
     def connection_lost(self, channel: PrinterdChannel) -> None:
         self.channels.discard(channel)
+        self.connections.open = len(self.channels)
 
 
 def local_host(request: Any) -> Optional[str]:
