@@ -255,11 +255,12 @@ def keep_alive_statuses(port: int, requests: list[bytes]) -> list[int]:
 
 
 def test_strangers_failing_at_the_owners_address_do_not_lock_the_owner_out(tmp_path):
-    """Today 260 unauthenticated requests put the token holder at 429 (default rate limit)."""
-    daemon = Daemon(tmp_path, f"--api-tokens={TOKEN}")
+    """Today 260 unauthenticated requests put the token holder at 429 (the default burst of
+    200; a slow refill here, so that the figure does not depend on the machine's speed)."""
+    daemon = Daemon(tmp_path, f"--api-tokens={TOKEN}", "--api-rate=0.1")
     try:
-        strangers = keep_alive_statuses(daemon.http_port, [b"GET\n/api/receipts"] * 300)
-        assert strangers.count(401) >= 200 and strangers[-1] == 429
+        strangers = keep_alive_statuses(daemon.http_port, [b"GET\n/api/receipts"] * 260)
+        assert strangers == [401] * 200 + [429] * 60
         owner = keep_alive_statuses(
             daemon.http_port, [b"GET\n/api/receipts\nAuthorization: Bearer " + TOKEN.encode()] * 5)
         assert owner == [200] * 5
@@ -321,7 +322,7 @@ def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit(tmp_path
 
 
 def test_forwarding_headers_from_a_peer_that_is_not_trusted_are_ignored(tmp_path):
-    daemon = Daemon(tmp_path, f"--api-tokens={TOKEN}")
+    daemon = Daemon(tmp_path, f"--api-tokens={TOKEN}", "--api-rate=0.1", "--api-burst=5")
     try:
         session = b'{"token": "%s"}' % TOKEN.encode()
         plain = get(daemon.http_port, b"/api/session", b"X-Forwarded-Proto: https",
@@ -329,8 +330,8 @@ def test_forwarding_headers_from_a_peer_that_is_not_trusted_are_ignored(tmp_path
         assert plain.status == 200 and "Secure" not in plain.headers["set-cookie"]
         statuses = keep_alive_statuses(
             daemon.http_port, [b"GET\n/api/recent\nX-Forwarded-For: 198.51.100.%d" % n
-                               for n in range(300)])
-        assert statuses[-1] == 429  # one bucket, however many addresses it claims
+                               for n in range(6)])
+        assert statuses == [401] * 4 + [429] * 2  # one bucket (the session took a token)
     finally:
         daemon.stop()
 
