@@ -106,8 +106,9 @@ class PrinterdAPI:
         self.authenticator = authenticator or Authenticator(clock, ())
         self.limiter = limiter
         self.started_at = clock.seconds()
-        self.renderings = Renderings(store, {name: p.factory.two_byte_encoding
-                                             for name, p in self._printers.items()})
+        self.renderings = Renderings(
+            store, {name: p.factory.two_byte_encoding for name, p in self._printers.items()},
+            models={name: p.factory.identity.model for name, p in self._printers.items()})
 
     def resource(self):
         """The API, behind the body cap, the rate limit and the token check."""
@@ -219,7 +220,8 @@ class PrinterdAPI:
 
     @app.route("/api/receipts/<int:receipt_id>.txt", methods=["GET"])
     async def receipt_text(self, request: IRequest, receipt_id: int) -> bytes:
-        """Plain text at the paper's width (``width``: 32, 42, 48, 56 or 64; default 48)."""
+        """Plain text at the paper's width (``width``: 32, 42, 48, 56 or 64; default: the
+        printer model's columns)."""
         return await self._rendering(request, receipt_id, "txt")
 
     @app.route("/api/receipts/<int:receipt_id>.html", methods=["GET"])
@@ -232,12 +234,13 @@ class PrinterdAPI:
 
     @app.route("/api/receipts/<int:receipt_id>.png", methods=["GET"])
     async def receipt_png(self, request: IRequest, receipt_id: int) -> bytes:
-        """A PNG at the paper's dot width (``width``: 576 or 512; default 576)."""
+        """A PNG at the paper's dot width (``width``: 576, 512 or 384; default: the printer
+        model's)."""
         return await self._rendering(request, receipt_id, "png")
 
     async def _rendering(self, request: IRequest, receipt_id: int, fmt: str) -> bytes:
-        _, sizes, default, content_type = FORMATS[fmt]
-        size = QueryParams(request, {"width"}).choice("width", default, sizes)
+        _, sizes, _, content_type = FORMATS[fmt]
+        size = QueryParams(request, {"width"}).optional_choice("width", sizes)
         body = await self.renderings.get(_receipt_id(receipt_id), fmt, size)
         if body is None:
             raise ApiError(404, f"no receipt {receipt_id}")
