@@ -21,10 +21,17 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 $(NODE_CLIENTS): tests/node/package.json tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 
+# The PNG renderer's CJK glyphs (Debian's fonts-droid-fallback); without it PNGs draw boxes.
+CJK_FONT := /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
+
 # The package itself is reinstalled every time so the twistd plugin matches the source tree.
-setup: $(STAMP) $(NODE_CLIENTS)
+setup: $(STAMP) $(CJK_FONT) $(NODE_CLIENTS)
 	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall .
 	@rm -rf build
+
+$(CJK_FONT):
+	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq fonts-droid-fallback \
+	    || echo "could not install fonts-droid-fallback: PNG renderings will draw CJK as boxes"
 
 run: setup
 	mkdir -p var

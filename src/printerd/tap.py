@@ -17,9 +17,11 @@ import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.server import Site
 
+from printerd import __version__
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
@@ -35,6 +37,8 @@ from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.retention import Retention
 from printerd.store.schema import SchemaTooNew, prepare_database
 from printerd.store.service import ReceiptStore
+from printerd.store.sqlite import SQLiteConnector
+from printerd.store.threads import DatabaseThreads
 
 
 class Options(usage.Options):
@@ -52,6 +56,11 @@ class Options(usage.Options):
     ]
 
     settings: Settings
+
+    def opt_version(self) -> None:
+        """Print printerd's version and exit."""
+        print(f"printerd {__version__}")
+        raise SystemExit(0)
 
     def parseOptions(self, options: Optional[list[str]] = None) -> None:
         # One clear line and a non-zero exit, rather than twistd's usage dump.
@@ -99,6 +108,20 @@ class DrainJobs(Service):
     def stopService(self) -> Deferred[None]:
         super().stopService()
         return self.factory.drain(self.timeout)
+
+
+class StartupLog(Service):
+    """Says at start which printerd runs, and where its data goes."""
+
+    log = Logger()
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def startService(self) -> None:
+        super().startService()
+        self.log.info("printerd {version} starting; database {database}",
+                      version=__version__, database=self.settings.database)
 
 
 def _endpoint(reactor: Any, setting: str, description: str) -> Any:
@@ -161,10 +184,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         fail(f"database: cannot open {settings.database} for writing: {e}")
 
     root = SequentialMultiService()
+    StartupLog(settings).setServiceParent(root)
     targets = settings.webhooks
-    store = ReceiptStore(reactor, settings.database, summary, synchronous=settings.synchronous,
-                         commit_delay=settings.commit_delay, readers=settings.db_readers,
-                         recent_size=settings.recent_size,
+    threads = DatabaseThreads(reactor, SQLiteConnector(settings.database, settings.synchronous),
+                              readers=settings.db_readers)
+    store = ReceiptStore(reactor, settings.database, summary, threads,
+                         commit_delay=settings.commit_delay, recent_size=settings.recent_size,
                          outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
     store.setServiceParent(root)
     retention = Retention(reactor, store, days=settings.retention_days,

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from printerd.escpos.profiles import DEFAULT_MODEL, PrinterProfile, profile_for
 from printerd.render.budget import release_memory
 from printerd.render.html import render_html
+from printerd.render.pdf import render_pdf
 from printerd.render.png import PAPER_WIDTHS, render_png
 from printerd.render.text import WIDTHS, render_text
 from printerd.store.receipts import get_printer_and_raw
@@ -37,12 +38,17 @@ def _png(raw: bytes, width: int, encoding: str, profile: PrinterProfile) -> byte
     return render_png(raw, width, encoding, profile)
 
 
+def _pdf(raw: bytes, width: int, encoding: str, profile: PrinterProfile) -> bytes:
+    return render_pdf(raw, width, encoding, profile)
+
+
 FORMATS: dict[str, tuple[Render, tuple[int, ...], Callable[[PrinterProfile], int], bytes]] = {
     # format: (render(raw, size, encoding, profile), allowed sizes, the printer's own size,
     # content type)
     "txt": (_text, WIDTHS, lambda profile: profile.columns, b"text/plain; charset=utf-8"),
     "html": (_html, WIDTHS, lambda profile: profile.columns, b"text/html; charset=utf-8"),
     "png": (_png, PAPER_WIDTHS, lambda profile: profile.dots, b"image/png"),
+    "pdf": (_pdf, PAPER_WIDTHS, lambda profile: profile.dots, b"application/pdf"),
 }
 DEFAULT_ENCODING = "gb18030"
 
