@@ -398,11 +398,12 @@ def test_scanner_probes_against_the_real_daemon_store_nothing_and_real_jobs_stil
         printer.text("Scanned, still printing\n")
         printer.cut()
         printer.close()
-        stored = daemon.wait_for(lambda: daemon.get("/api/receipts?limit=500")[1]["receipts"]
-                                 if daemon.get("/api/stats")[1]["jobs_total"] >= len(jobs) + 1
-                                 else None)
+        # A job is counted when it ends, its receipts are listed once committed: wait for both.
+        stored = daemon.wait_for(lambda: (lambda receipts: receipts if any(
+            receipt["text"] == "Scanned, still printing" for receipt in receipts) else None)(
+                daemon.get("/api/receipts?limit=500")[1]["receipts"]))
+        assert daemon.get("/api/stats")[1]["jobs_total"] >= len(jobs) + 1
         texts = [receipt["text"] for receipt in stored]
-        assert "Scanned, still printing" in texts
         assert any("default" in text for text in texts)  # LPD's "\x01default\n"
         assert any("Ticket 7" in text for text in texts)
         assert daemon.get("/api/stats")[1]["junk_connections_total"] == dict(expected)

@@ -349,3 +349,41 @@ def test_a_receipt_in_huge_characters_renders_within_its_memory_budget(tmp_path)
         print(f"RSS before {before:.0f} MB, peak {peak:.0f} MB, after {after:.0f} MB")
     finally:
         daemon.stop()
+
+
+# -- column bit images (issue 14.11) ---------------------------------------------------------
+
+def column_image_job(spacing: bytes | None = None) -> bytes:
+    """python-escpos printing a 64 x 72 black box with ESC * (three 24-dot bands, each ended
+    by a line feed, after ESC 3 16); ``spacing`` replaces that line spacing command."""
+    from escpos.printer import Dummy
+
+    printer = Dummy()
+    printer.hw("INIT")
+    printer.text("Logo\n")
+    printer.image(Image.new("1", (64, 72), 0), impl="bitImageColumn")
+    printer.text("After\n")
+    printer.cut()
+    job = printer.output
+    assert job.count(b"\x1b*!") == 3 and b"\x1b3\x10" in job
+    return job if spacing is None else job.replace(b"\x1b3\x10", spacing)
+
+
+def black_rows(png: bytes) -> list[int]:
+    image = Image.open(io.BytesIO(png)).convert("L")
+    return [y for y in range(image.height)
+            if image.crop((224, y, 288, y + 1)).getextrema()[0] == 0]
+
+
+def test_column_image_bands_join_up_at_the_line_spacing_the_job_set():
+    # ESC 3 16 is 8 dots, less than a band: each band feeds its own 24 dots, no gap.
+    rows = black_rows(render_png(column_image_job(), 512))
+    assert len(rows) == 72 and rows[-1] - rows[0] == 71
+    html = render_html(column_image_job(), 42)
+    assert html.count('class="g band" style="height:2ch"') == 3
+    # One after the other: no blank text rows between the bands.
+    assert re.search(r'(<div class="g band"[^>]*><img[^>]*></div>){3}<div class="l">', html)
+    # ESC 2 (1/6 inch, 30 dots at 180 dpi): each band leaves 6 dots of paper, as printed.
+    rows = black_rows(render_png(column_image_job(b"\x1b2"), 512))
+    assert len(rows) == 72 and rows[-1] - rows[0] == 71 + 2 * 6
+    assert render_html(column_image_job(b"\x1b2"), 42).count('style="height:2.5ch"') == 3
