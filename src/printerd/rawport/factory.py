@@ -25,6 +25,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from printerd.escpos.parser import ParsedReceipt
+from printerd.escpos.profiles import profile_for
 from printerd.escpos.status import DEFAULT_IDENTITY, PrinterIdentity, PrinterState
 from printerd.rawport.protocol import RawPrintProtocol
 from printerd.store.receipts import NewReceipt, format_time
@@ -58,6 +59,8 @@ class RawPrintFactory(Factory):
         self.max_job_bytes = max_job_bytes
         self.state = PrinterState()
         self.identity = identity
+        # The model's paper: where print positions may go in the jobs this printer takes.
+        self.profile = profile_for(identity.model)
         self.two_byte_encoding = two_byte_encoding
         self.receipts_total = 0
         self.allow = [ipaddress.ip_network(n, strict=False) for n in allow]

@@ -33,7 +33,7 @@ class RawPrintProtocol(Protocol):
         self.peer = peer
         self.host = peer  # the peer's address without port: the per-peer cap's key
         self.job: Optional[int] = None
-        self.parser = JobParser(factory.two_byte_encoding)
+        self.parser = JobParser(factory.two_byte_encoding, profile=factory.profile)
         self.bytes_received = 0
         self.receipts = 0
         self.started_at = 0.0
