@@ -174,6 +174,11 @@ PIECES = [
     GS + b"(k\x05\x001P0\x00\x00", GS + b"(k\x03\x001E9", GS + b"k\x02123\x00",
     GS + b"kI\x05{Babc", GS + b"k\x41\x00", GS + b"Z\x02" + ESC + b"Z\x00L\x06\x03\x00abc",
     b"\x1cp\x01\x00", b"\x00" * 30, b"\xff" * 10,
+    # print positions and page mode
+    ESC + b"$\x20\x01", ESC + b"$\xfa\x01", ESC + b"\\\xe8\xff", b"\t", ESC + b"D\x02\x05\x00",
+    GS + b"L\xf0\x01", GS + b"W\x10\x00", ESC + b" \xff", ESC + b"L", ESC + b"T\x01", ESC + b"T\x02",
+    ESC + b"W\x10\x00\x10\x00\x00\x01\x80\x00", GS + b"$\x00\x02", b"\x0c", ESC + b"\x0c",
+    ESC + b"3\x00", ESC + b"*\x21\x02\x00" + b"\xff" * 6, b"\x1c&\xb5\xda\xb5\xda\x1c.",
 ]
 
 

@@ -160,28 +160,42 @@ def printed_rows(line: Line, paper: int) -> list[Row]:
     if line.width:
         area = max(min(line.width, area), 1)
     rows: list[list[Piece]] = [[]]
+    ends = [0]  # where each row's last character ends, in the row's own dots
     shift = 0  # where the current row starts, in the line's own dots
     cursor = 0
     for style, text, x in line.runs:
         if x is not None:
             cursor = x
-        start = cursor
-        piece: list[str] = []
-        for char in text:
-            width = char_dots(char, style)
-            if (cursor - shift + width > area or cursor < shift) and (rows[-1] or piece):
-                if piece:
-                    rows[-1].append((start - shift, style, "".join(piece)))
-                rows.append([])
-                shift, start, piece = cursor, cursor, []
-            piece.append(char)
+        unit = cell_dots(style, 0)
+        # Most text is ASCII: every character one cell, so a row's share is a division.
+        widths = None if text.isascii() else [unit * char_cells(ch) for ch in text]
+        start = 0
+        while start < len(text):
+            room = area - (cursor - shift)
+            if cursor < shift:
+                count = 0  # placed left of where this row starts (after a wrap)
+            elif widths is None:
+                count = min(max(room // unit, 0), len(text) - start)
+            else:
+                count, used = 0, 0
+                while start + count < len(text) and used + widths[start + count] <= room:
+                    used += widths[start + count]
+                    count += 1
+            if count == 0:
+                if rows[-1]:
+                    rows.append([])
+                    ends.append(0)
+                    shift = cursor
+                    continue
+                count = 1  # wider than the whole area: alone on its row, as printed
+            piece = text[start:start + count]
+            width = unit * count if widths is None else sum(widths[start:start + count])
+            rows[-1].append((cursor - shift, style, piece))
             cursor += width
-        if piece:
-            rows[-1].append((start - shift, style, "".join(piece)))
+            ends[-1] = max(ends[-1], cursor - shift)
+            start += count
     placed = []
-    for pieces in rows:
-        end = max((x + sum(char_dots(ch, style) for ch in text) for x, style, text in pieces),
-                  default=0)
+    for pieces, end in zip(rows, ends, strict=True):
         offset = margin + {"center": max(area - end, 0) // 2,
                            "right": max(area - end, 0)}.get(line.align, 0)
         height = max((CELLS.get(style.font, CELLS["A"])[1] * style.height

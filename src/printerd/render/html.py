@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import io
+from functools import lru_cache
 from html import escape
 
 from typing import Optional
@@ -146,6 +147,16 @@ def _page(page: PageArea, paper: int) -> str:
 
 
 def _piece(style: Style, text: str, position: str) -> str:
+    class_attr, css = _style_attributes(style)
+    if position:
+        css = f"{position};{css}" if css else position
+    style_attr = f' style="{css}"' if css else ""
+    return f"<span{class_attr}{style_attr}>{_escape(text)}</span>"
+
+
+@lru_cache(maxsize=512)
+def _style_attributes(style: Style) -> tuple[str, str]:
+    """A style's class attribute and inline CSS (styles are few and shared: built once)."""
     classes = []
     if style.bold:
         classes.append("b")
@@ -153,7 +164,7 @@ def _piece(style: Style, text: str, position: str) -> str:
         classes.append(f"u{style.underline}")
     if style.invert:
         classes.append("inv")
-    css = [position] if position else []
+    css = []
     # Font B/C cells are 9 dots wide against font A's 12: three quarters of the size.
     size = style.height * (1 if style.font == "A" else 0.75)
     if size != 1:
@@ -162,8 +173,7 @@ def _piece(style: Style, text: str, position: str) -> str:
         # Glyphs drawn at the height, squeezed or stretched to the width.
         css.append(f"transform:scaleX({style.width / style.height:g});transform-origin:0 0")
     class_attr = f' class="{" ".join(classes)}"' if classes else ""
-    style_attr = f' style="{";".join(css)}"' if css else ""
-    return f"<span{class_attr}{style_attr}>{_escape(text)}</span>"
+    return class_attr, ";".join(css)
 
 
 def _image(image: Image) -> str:

@@ -63,6 +63,10 @@ def _columns(row: Row) -> str:
         elif column < used and parts and not parts[-1].endswith(" "):
             parts.append(" ")
             used += 1
+        if text.isascii() and style.width == 1:
+            parts.append(text)
+            used += len(text)
+            continue
         for char in text:
             # A character takes as many columns as cells, times its width multiple.
             cells = char_cells(char)
