@@ -147,11 +147,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         fail(f"http_listen: {settings.http_listen!r} is reachable from other machines and no "
              "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
     # One printer on raw_listen, or several from the printers setting; endpoints checked first.
-    raw_listeners = [(f"printers.{name}", name, description)
-                     for name, description in settings.printers] \
-        or [("raw_listen", settings.printer_name, settings.raw_listen)]
-    raw_endpoints = [_endpoint(reactor, setting, description)
-                     for setting, _, description in raw_listeners]
+    printer_configs = settings.printer_configs()
+    raw_settings = [f"printers.{p.name}" if settings.printers else "raw_listen"
+                    for p in printer_configs]
+    raw_endpoints = [_endpoint(reactor, setting, p.listen)
+                     for setting, p in zip(raw_settings, printer_configs, strict=True)]
     http_endpoint = _endpoint(reactor, "http_listen", settings.http_listen)
     try:
         summary = prepare_database(settings.database, settings.synchronous, settings.recent_size)
@@ -181,20 +181,20 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     store.on_commit(hub.publish)
     hub.setServiceParent(root)
 
-    identity = PrinterIdentity(maker=settings.printer_maker, model=settings.printer_model,
-                               serial=settings.printer_serial)
     printers = []
-    for (setting, name, description), endpoint in zip(raw_listeners, raw_endpoints, strict=True):
-        factory = RawPrintFactory(reactor, store, printer=name,
+    for config, setting, endpoint in zip(printer_configs, raw_settings, raw_endpoints,
+                                         strict=True):
+        identity = PrinterIdentity(maker=config.maker, model=config.model, serial=config.serial)
+        factory = RawPrintFactory(reactor, store, printer=config.name,
                                   max_connections=settings.max_connections,
                                   idle_timeout=settings.idle_timeout,
                                   max_job_bytes=settings.max_job_bytes,
                                   allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer,
                                   identity=identity,
-                                  two_byte_encoding=settings.two_byte_encoding)
+                                  two_byte_encoding=config.two_byte_encoding)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
-        raw = ListenerService(setting, description, endpoint, factory,
+        raw = ListenerService(setting, config.listen, endpoint, factory,
                               on_listening=factory.set_port)
         raw.setServiceParent(root)
         printers.append(RawPrinter(factory, raw))
