@@ -1,4 +1,4 @@
-"""Shared helpers: sample jobs, a store on a real SQLite file."""
+"""Fixtures shared by the tests; the helpers behind them live in ``support``."""
 
 from __future__ import annotations
 
@@ -6,25 +6,11 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
-from twisted.internet import reactor
+from twisted.internet.task import Clock
 
-from printerd.store.schema import prepare_database
-from printerd.store.service import ReceiptStore
-
-# Real jobs from public ESC/POS generators, kept in the repository (origin and licence beside them).
-SAMPLES = Path(__file__).resolve().parent / "fixtures" / "escpos-samples"
-
-
-def sample_files() -> list[Path]:
-    files = sorted(SAMPLES.glob("*.bin"))
-    assert files, f"no ESC/POS samples in {SAMPLES}"
-    return files
-
-
-def make_store(path: str, clock=reactor, **kwargs) -> ReceiptStore:
-    summary = prepare_database(path, kwargs.get("synchronous", "FULL"),
-                               kwargs.get("recent_size", 500))
-    return ReceiptStore(clock, path, summary, **kwargs)
+# Re-exported for test modules that import them from here.
+from support import SAMPLES, make_store, sample_files  # noqa: F401
+from support import make_inline_store
 
 
 @pytest.fixture
@@ -34,7 +20,26 @@ def db_path(tmp_path: Path) -> str:
 
 @pytest_twisted.async_yield_fixture()
 async def store(db_path: str):
+    """A started store on real threads and the real reactor."""
     store = make_store(db_path, commit_delay=0.001)
     store.startService()
     yield store
     await store.stopService()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock that starts at a plausible time (14 November 2023)."""
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    return clock
+
+
+@pytest.fixture
+def inline_store(db_path: str, clock: Clock):
+    """A started store whose database calls run inline; it commits on ``clock.advance(0)``."""
+    store = make_inline_store(db_path, clock)
+    store.startService()
+    yield store
+    result = store.stopService()
+    assert result.called, "an inline store stops at once"

@@ -5,21 +5,17 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 
+import threading
+
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 
-from conftest import make_store
-from printerd.store.receipts import NewReceipt, ReceiptQuery, format_time
+from printerd.store.receipts import ReceiptQuery, format_time
 from printerd.store.schema import SCHEMA_VERSION, SchemaTooNew, prepare_database
-
-
-def draft(text: str, printer: str = "default", job: int = 1, at: float = 1_700_000_000.0,
-          raw: bytes | None = None) -> NewReceipt:
-    return NewReceipt(printer=printer, peer="127.0.0.1:5000", received_at=format_time(at),
-                      job=job, raw=raw if raw is not None else text.encode() + b"\n\x1dV\x00",
-                      text=text, cut="full", truncated=False)
+from printerd.store.sqlite import SQLiteConnector
+from printerd.store.threads import DatabaseThreads, InlineRunner
+from support import draft, make_store, result_of, wait_until
 
 
 @pytest_twisted.ensureDeferred
@@ -100,14 +96,6 @@ async def test_stop_commits_everything_queued(db_path):
     assert conn.execute("SELECT count(*) FROM receipts").fetchone() == (5,)
 
 
-async def wait_until(condition, timeout=5.0):
-    for _ in range(int(timeout / 0.01)):
-        if condition():
-            return
-        await deferLater(reactor, 0.01, lambda: None)
-    raise AssertionError("condition not met in time")
-
-
 @pytest_twisted.ensureDeferred
 async def test_a_full_disk_loses_nothing_and_recovers_by_itself(db_path):
     store = make_store(db_path, commit_delay=0.001, retry_delay=0.05)
@@ -145,3 +133,86 @@ def test_new_database_uses_wal_and_incremental_vacuum(db_path):
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert conn.execute("PRAGMA auto_vacuum").fetchone() == (2,)
     assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+
+
+def thread_and_connection(conn):
+    return threading.current_thread().name, id(conn)
+
+
+@pytest_twisted.ensureDeferred
+async def test_database_threads_write_on_one_thread_and_read_on_the_others(db_path):
+    prepare_database(db_path)
+    threads = DatabaseThreads(reactor, SQLiteConnector(db_path), readers=3)
+    assert threads.thread_count == 4
+    threads.start()
+    try:
+        writes = [await threads.run_write(thread_and_connection) for _ in range(5)]
+        reads = [threads.run_read(thread_and_connection) for _ in range(30)]
+        reads = [await d for d in reads]
+        # One writer thread with one connection, kept from call to call.
+        assert len(set(writes)) == 1
+        assert "writer" in writes[0][0]
+        reader_threads = {name for name, _ in reads}
+        assert reader_threads and all("reader" in name for name in reader_threads)
+        assert len(reader_threads) <= 3
+        # One connection per reader thread.
+        assert len({conn for _, conn in reads}) == len(reader_threads)
+        assert threading.current_thread().name not in reader_threads | {writes[0][0]}
+    finally:
+        threads.stop()
+
+
+class FlakyConnector(SQLiteConnector):
+    """Counts connections; a ConnectionError stands for a dropped server connection."""
+
+    opened = 0
+
+    def connect(self):
+        self.opened += 1
+        return super().connect()
+
+    def is_disconnect(self, error):
+        return isinstance(error, ConnectionError)
+
+
+def test_a_lost_connection_is_opened_again_on_the_next_call(db_path):
+    prepare_database(db_path)
+    connector = FlakyConnector(db_path)
+    runner = InlineRunner(connector)
+
+    def drop(conn):
+        raise ConnectionError("server closed the connection")
+
+    def fails(conn):
+        raise ValueError("a statement's own error")
+
+    first = result_of(runner.run_read(thread_and_connection))
+    with pytest.raises(ValueError):
+        result_of(runner.run_read(fails))
+    assert result_of(runner.run_read(thread_and_connection)) == first  # kept
+    with pytest.raises(ConnectionError):
+        result_of(runner.run_read(drop))
+    assert connector.opened == 1
+    result_of(runner.run_read(thread_and_connection))
+    assert connector.opened == 2  # a new one
+    runner.stop()
+
+
+def test_an_inline_runner_answers_at_once_on_the_calling_thread(db_path):
+    prepare_database(db_path)
+    runner = InlineRunner(SQLiteConnector(db_path))
+    d = runner.run_write(thread_and_connection)
+    assert d.called
+    assert result_of(d)[0] == threading.current_thread().name
+    runner.stop()
+
+
+def test_an_inline_store_commits_on_its_clock_and_reads_at_once(inline_store, clock):
+    seen = []
+    inline_store.on_commit(seen.append)
+    first, second = inline_store.add_receipt(draft("a")), inline_store.add_receipt(draft("b"))
+    assert not first.called
+    clock.advance(0)
+    assert [result_of(first).id, result_of(second).id] == [1, 2]
+    assert [[r.text for r in group] for group in seen] == [["a", "b"]]  # one group commit
+    assert [r.text for r in result_of(inline_store.find_receipts(ReceiptQuery()))] == ["b", "a"]

@@ -12,12 +12,10 @@ from typing import Iterator, Optional, Sequence
 
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from twisted.application.service import Service
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
-from twisted.logger import Logger
 
 from printerd import process
+from printerd.periodic import PeriodicJob
 from printerd.forwarder.service import Forwarder
 from printerd.http.stream import StreamHub
 from printerd.rawport.factory import RawPrintFactory
@@ -25,29 +23,18 @@ from printerd.retention import Retention
 from printerd.store.service import ReceiptStore
 
 
-class ReactorLag(Service):
+class ReactorLag(PeriodicJob):
     """Measures how late a periodic timer fires: a busy reactor delays everything."""
 
-    log = Logger()
-
     def __init__(self, clock: IReactorTime, interval: float = 1.0) -> None:
-        self.clock = clock
-        self.interval = interval
+        super().__init__("reactor-lag", clock, interval, self._tick, now=False)
         self.last_lag = 0.0
         self.max_lag = 0.0
         self._expected: Optional[float] = None
-        self._loop = LoopingCall(self._tick)
-        self._loop.clock = clock
 
     def startService(self) -> None:
-        super().startService()
         self._expected = self.clock.seconds() + self.interval
-        self._loop.start(self.interval, now=False)
-
-    def stopService(self) -> None:
-        super().stopService()
-        if self._loop.running:
-            self._loop.stop()
+        super().startService()
 
     def _tick(self) -> None:
         now = self.clock.seconds()

@@ -14,8 +14,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from printerd.forwarder import outbox
-from printerd.store.receipts import format_time
+from printerd.store.receipts import format_time, purge_batch, reclaim_space
 from printerd.store.service import ReceiptStore
 
 DAY = 86400.0
@@ -58,12 +57,12 @@ class Retention(Service):
         try:
             while True:
                 receipts, deliveries = await self.store.write(
-                    outbox.purge_batch, cutoff, self.batch)
+                    purge_batch, cutoff, self.batch)
                 deleted += receipts
                 self.store.forget(receipts, cutoff)
                 if receipts < self.batch and deliveries < self.batch:
                     break
-            await self.store.write(outbox.reclaim_space)
+            await self.store.write(reclaim_space)
         except Exception:
             self.runs_failed += 1
             self.log.failure("retention run failed; the next one runs as scheduled")

@@ -35,6 +35,8 @@ from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.retention import Retention
 from printerd.store.schema import SchemaTooNew, prepare_database
 from printerd.store.service import ReceiptStore
+from printerd.store.sqlite import SQLiteConnector
+from printerd.store.threads import DatabaseThreads
 
 
 class Options(usage.Options):
@@ -162,9 +164,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
     root = SequentialMultiService()
     targets = settings.webhooks
-    store = ReceiptStore(reactor, settings.database, summary, synchronous=settings.synchronous,
-                         commit_delay=settings.commit_delay, readers=settings.db_readers,
-                         recent_size=settings.recent_size,
+    threads = DatabaseThreads(reactor, SQLiteConnector(settings.database, settings.synchronous),
+                              readers=settings.db_readers)
+    store = ReceiptStore(reactor, settings.database, summary, threads,
+                         commit_delay=settings.commit_delay, recent_size=settings.recent_size,
                          outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
     store.setServiceParent(root)
     retention = Retention(reactor, store, days=settings.retention_days,

@@ -69,35 +69,3 @@ def retry_dead(conn: sqlite3.Connection, now: float, delivery_id: Optional[int] 
         sql += " AND id = ?"
         args += (delivery_id,)
     return conn.execute(sql, args).rowcount
-
-
-def purge_batch(conn: sqlite3.Connection, cutoff: str, batch: int) -> tuple[int, int]:
-    """
-    One short write transaction of retention: delivered outbox rows, then receipts older
-    than ``cutoff`` with no pending delivery (with their finished delivery rows).
-    Returns (receipts deleted, delivery rows deleted).
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        deliveries = conn.execute(
-            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
-            " WHERE state = 'delivered' LIMIT ?)", (batch,)).rowcount
-        old = [row[0] for row in conn.execute(
-            "SELECT id FROM receipts r WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM"
-            " deliveries d WHERE d.receipt_id = r.id AND d.state = 'pending') ORDER BY id LIMIT ?",
-            (cutoff, batch))]
-        if old:
-            marks = ",".join("?" * len(old))
-            deliveries += conn.execute(
-                f"DELETE FROM deliveries WHERE receipt_id IN ({marks})", old).rowcount
-            conn.execute(f"DELETE FROM receipts WHERE id IN ({marks})", old)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return len(old), deliveries
-
-
-def reclaim_space(conn: sqlite3.Connection, pages: int = 1000) -> None:
-    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()

@@ -19,11 +19,11 @@ from typing import Optional
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
+from printerd.periodic import PeriodicJob
 from printerd.store.receipts import Receipt
 
 KEEPALIVE = b": keepalive\n\n"
@@ -188,17 +188,16 @@ class StreamHub(Service):
         self.subscribers: set[Subscriber] = set()
         self.events_total = 0
         self.dropped_slow_total = 0
-        self._keepalive_loop = LoopingCall(self._send_keepalive)
-        self._keepalive_loop.clock = clock
+        self._keepalive = PeriodicJob("stream-keepalive", clock, keepalive, self._send_keepalive,
+                                      now=False)
 
     def startService(self) -> None:
         super().startService()
-        self._keepalive_loop.start(self.keepalive, now=False)
+        self._keepalive.startService()
 
     def stopService(self) -> None:
         super().stopService()
-        if self._keepalive_loop.running:
-            self._keepalive_loop.stop()
+        self._keepalive.stopService()
         for subscriber in list(self.subscribers):
             subscriber.end()
 

@@ -15,6 +15,8 @@ from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
+from printerd.store.sqlite import write_transaction
+
 
 def format_time(seconds: float) -> str:
     """UTC ISO 8601 with microseconds and a Z: fixed width, so it sorts as text."""
@@ -111,8 +113,7 @@ def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt],
     delivery row for each is written in the same transaction, due at once (time 0).
     """
     stored = []
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with write_transaction(conn):
         for draft in drafts:
             digest = hashlib.sha256(draft.raw).hexdigest()
             cursor = conn.execute(
@@ -130,11 +131,6 @@ def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt],
                 draft.job, len(draft.raw), draft.text, draft.cut, draft.truncated, digest,
                 draft.details,
             ))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
     return stored
 
 
@@ -214,3 +210,30 @@ def summarize(conn: sqlite3.Connection, newest: int) -> StoreSummary:
     rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?", (newest,))
     return StoreSummary(count, last_job,
                         [receipt_from_row(r) for r in reversed(rows.fetchall())])
+
+
+def purge_batch(conn: sqlite3.Connection, cutoff: str, batch: int) -> tuple[int, int]:
+    """
+    One short write transaction of retention: delivered outbox rows, then receipts older
+    than ``cutoff`` with no pending delivery (with their finished delivery rows).
+    Returns (receipts deleted, delivery rows deleted).
+    """
+    with write_transaction(conn):
+        deliveries = conn.execute(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
+            " WHERE state = 'delivered' LIMIT ?)", (batch,)).rowcount
+        old = [row[0] for row in conn.execute(
+            "SELECT id FROM receipts r WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM"
+            " deliveries d WHERE d.receipt_id = r.id AND d.state = 'pending') ORDER BY id LIMIT ?",
+            (cutoff, batch))]
+        if old:
+            marks = ",".join("?" * len(old))
+            deliveries += conn.execute(
+                f"DELETE FROM deliveries WHERE receipt_id IN ({marks})", old).rowcount
+            conn.execute(f"DELETE FROM receipts WHERE id IN ({marks})", old)
+    return len(old), deliveries
+
+
+def reclaim_space(conn: sqlite3.Connection, pages: int = 1000) -> None:
+    """Give up to ``pages`` free pages back to the file system (retention, after purging)."""
+    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()

@@ -11,6 +11,7 @@ import os
 import sqlite3
 
 from printerd.store.receipts import StoreSummary, summarize
+from printerd.store.sqlite import connect, write_transaction
 
 MIGRATIONS: list[str] = [
     # 1: receipts.  AUTOINCREMENT so ids are never reused after old receipts are purged
@@ -62,20 +63,6 @@ class SchemaTooNew(Exception):
     """The database was written by a newer printerd."""
 
 
-def connect(path: str, synchronous: str = "FULL") -> sqlite3.Connection:
-    """
-    Open the database with printerd's connection settings.
-
-    ``check_same_thread`` is off because the store closes its pool threads' connections
-    from the reactor thread once those threads have stopped; each connection is still
-    used by one thread at a time.
-    """
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA busy_timeout = 5000")
-    conn.execute(f"PRAGMA synchronous = {synchronous}")
-    return conn
-
-
 def migrate(conn: sqlite3.Connection, path: str = "database") -> int:
     """Bring the schema up to date; return the version it had before."""
     (version,) = conn.execute("PRAGMA user_version").fetchone()
@@ -89,15 +76,10 @@ def migrate(conn: sqlite3.Connection, path: str = "database") -> int:
         conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
         conn.execute("PRAGMA journal_mode = WAL")
     for number in range(version + 1, SCHEMA_VERSION + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with write_transaction(conn):
             for statement in _statements(MIGRATIONS[number - 1]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     return version
 
 
@@ -126,8 +108,8 @@ def prepare_database(path: str, synchronous: str = "FULL", newest: int = 500) ->
     try:
         migrate(conn, path)
         # Prove we can write: an unwritable file or folder fails here, not at the first receipt.
-        conn.execute("BEGIN IMMEDIATE")
-        conn.execute("COMMIT")
+        with write_transaction(conn):
+            pass
         return summarize(conn, newest)
     finally:
         conn.close()

@@ -4,7 +4,8 @@ The receipt store: owns the SQLite database and the fixed threads that use it.
 One writer thread commits receipts in groups (group commit): receipts that arrive while a
 commit is running, or within ``commit_delay`` of the first one, share the next transaction.
 A fixed pool of reader threads answers queries; WAL lets them read while the writer writes.
-Nothing touches SQLite on the reactor thread.
+Nothing touches SQLite on the reactor thread.  The threads are the store's ``ThreadRunner``
+(``threads.py``), given to it: the daemon's fixed pools, or an inline runner in tests.
 
 A receipt is announced to listeners (the memory cache, the stream hub, ...) only after its
 transaction has committed.  A failed commit loses nothing: the batch goes back to the head
@@ -14,56 +15,24 @@ of the queue and is retried.
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
 from collections import deque
-from typing import Callable, Optional, TypeVar, cast
+from typing import Callable, Optional, TypeVar
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IDelayedCall, IReactorFromThreads, IReactorTime
-from twisted.internet.threads import deferToThreadPool
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from printerd.store import receipts as sql
 from printerd.store.receipts import NewReceipt, Receipt, ReceiptQuery, StoreSummary
-from printerd.store.schema import connect
+from printerd.store.threads import ThreadRunner
 
 T = TypeVar("T")
 
 MAX_BATCH = 500
 
 CommitListener = Callable[[list[Receipt]], None]
-
-
-class _ConnectionPool:
-    """A fixed ThreadPool whose threads each hold one SQLite connection."""
-
-    def __init__(self, path: str, synchronous: str, threads: int, name: str) -> None:
-        self.path = path
-        self.synchronous = synchronous
-        self.threads = ThreadPool(minthreads=threads, maxthreads=threads, name=name)
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-
-    def connection(self) -> sqlite3.Connection:
-        """This thread's connection (pool threads only)."""
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self._local.conn = connect(self.path, self.synchronous)
-            with self._lock:
-                self._all.append(conn)
-        return conn
-
-    def close(self) -> None:
-        """Close every connection; call once the pool's threads have stopped."""
-        with self._lock:
-            for conn in self._all:
-                conn.close()
-            self._all.clear()
 
 
 class ReceiptStore(Service):
@@ -73,19 +42,19 @@ class ReceiptStore(Service):
     name = "store"
 
     def __init__(self, reactor: IReactorTime, path: str, summary: StoreSummary,
-                 synchronous: str = "FULL", commit_delay: float = 0.002, readers: int = 2,
-                 recent_size: int = 500, retry_delay: float = 1.0,
+                 runner: ThreadRunner, commit_delay: float = 0.002, recent_size: int = 500,
+                 retry_delay: float = 1.0,
                  outbox: Callable[[str], list[str]] = lambda printer: []) -> None:
-        """``summary`` is what ``schema.prepare_database`` read at start-up."""
+        """
+        ``summary`` is what ``schema.prepare_database`` read at start-up; ``runner`` runs the
+        thread functions (``threads.DatabaseThreads`` in the daemon).
+        """
         self._reactor = reactor
-        # The same reactor: deferToThreadPool needs it as IReactorFromThreads.
-        self._threads_reactor = cast(IReactorFromThreads, reactor)
         self.path = path
-        self._commit_delay = commit_delay
+        self.commit_delay = commit_delay
         self._retry_delay = retry_delay
         self._outbox = outbox
-        self._writer = _ConnectionPool(path, synchronous, 1, "printerd-db-writer")
-        self._readers = _ConnectionPool(path, synchronous, readers, "printerd-db-reader")
+        self._runner = runner
         self._pending: list[tuple[NewReceipt, Deferred[Receipt]]] = []
         self._flush_call: Optional[IDelayedCall] = None
         self._writing: Optional[Deferred[None]] = None
@@ -106,8 +75,7 @@ class ReceiptStore(Service):
         """Start the pool threads."""
         super().startService()
         self._stopping = False
-        self._writer.threads.start()
-        self._readers.threads.start()
+        self._runner.start()
 
     async def _stop(self) -> None:
         self._stopping = True
@@ -121,9 +89,7 @@ class ReceiptStore(Service):
                         "stopping with {n} receipts not written: {error}",
                         n=len(self._pending), error=self.write_error)
                     break
-        for pool in (self._writer, self._readers):
-            pool.threads.stop()
-            pool.close()
+        self._runner.stop()
 
     def stopService(self) -> Deferred[None]:
         """Commit every receipt received, then stop the threads and close the database."""
@@ -164,7 +130,7 @@ class ReceiptStore(Service):
         d: Deferred[Receipt] = Deferred()
         self._pending.append((draft, d))
         if self._writing is None and self._flush_call is None and not self._stopping:
-            self._flush_call = self._reactor.callLater(self._commit_delay, self._flush)
+            self._flush_call = self._reactor.callLater(self.commit_delay, self._flush)
         return d
 
     def _flush(self) -> Deferred[None]:
@@ -175,14 +141,15 @@ class ReceiptStore(Service):
             return succeed(None)
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         started = self._reactor.seconds()
-        written = deferToThreadPool(
-            self._threads_reactor, self._writer.threads, self._write, [draft for draft, _ in batch])
-        self._writing = written.addCallbacks(self._committed, self._failed,
-                                             callbackArgs=(batch, started), errbackArgs=(batch,))
-        return self._writing
-
-    def _write(self, drafts: list[NewReceipt]) -> list[Receipt]:
-        return sql.insert_receipts(self._writer.connection(), drafts, self._outbox)
+        written = self._runner.run_write(sql.insert_receipts, [draft for draft, _ in batch],
+                                         self._outbox)
+        # Set before the callbacks: an inline runner has fired already, and _committed may
+        # start the next batch's write.
+        writing: Deferred[None] = Deferred()
+        self._writing = writing
+        written.addCallbacks(self._committed, self._failed, callbackArgs=(batch, started),
+                             errbackArgs=(batch,)).addBoth(writing.callback)
+        return writing
 
     def _committed(self, stored: list[Receipt], batch: list, started: float) -> None:
         self._writing = None
@@ -233,19 +200,13 @@ class ReceiptStore(Service):
 
     def write(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
         """Run ``fn(connection, *args)`` on the writer thread (other modules' writes)."""
-        def run() -> T:
-            return fn(self._writer.connection(), *args)
-
-        return deferToThreadPool(self._threads_reactor, self._writer.threads, run)
+        return self._runner.run_write(fn, *args)
 
     # -- reading -----------------------------------------------------------------------------
 
     def read(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
         """Run ``fn(connection, *args)`` on a reader thread."""
-        def run() -> T:
-            return fn(self._readers.connection(), *args)
-
-        return deferToThreadPool(self._threads_reactor, self._readers.threads, run)
+        return self._runner.run_read(fn, *args)
 
     def get_receipt(self, receipt_id: int) -> Deferred[Optional[Receipt]]:
         return self.read(sql.get_receipt, receipt_id)
