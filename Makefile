@@ -16,8 +16,17 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q '.[test,lint]'
 	touch $(STAMP)
 
+# The Star client libraries (npm) that the Star tests generate jobs and read status with.
+STAR_CLIENTS := tests/star_clients
+NODE_STAMP   := $(STAR_CLIENTS)/node_modules/.installed
+
+$(NODE_STAMP): $(STAR_CLIENTS)/package.json $(STAR_CLIENTS)/package-lock.json
+	@if command -v npm >/dev/null; then \
+		cd $(STAR_CLIENTS) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; \
+	else echo "npm not found: Star client tests skip (apt-get install nodejs npm)"; fi
+
 # The package itself is reinstalled every time so the twistd plugin matches the source tree.
-setup: $(STAMP)
+setup: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall .
 	@rm -rf build
 
