@@ -79,6 +79,26 @@ def test_html_draws_qr_codes_barcodes_and_images_from_their_data():
     assert image.convert("L").getextrema() == (0, 255)  # black dots on white paper
 
 
+def test_code128_renders_from_what_the_barcode_encodes():
+    """Code set C digits and GS1-128 fields (python-escpos's bytes) are drawn by python-barcode
+    from the decoded data, not from the selector and raw code set C bytes."""
+    from escpos.printer import Dummy
+
+    from printerd.render.codes import barcode_svg
+
+    printer = Dummy()
+    printer.barcode("{C" + "".join(map(chr, (20, 24, 1, 2))), "CODE128", function_type="B")
+    printer.barcode("{C{1" + "".join(map(chr, (1, 9, 50, 11, 1, 53, 0, 3, 10))) + "{BAB1",
+                    "CODE128", function_type="B")
+    printer.cut()
+    html = render_html(printer.output)
+    assert 'aria-label="CODE128 20240102"' in html and "{C" not in html
+    assert barcode_svg("CODE128", "20240102").decode() in html
+    assert 'aria-label="GS1-128 010950110153000310AB1"' in html
+    assert barcode_svg("GS1-128", "010950110153000310AB1").decode() in html
+    assert "20240102" in render_text(printer.output)
+
+
 def test_text_keeps_alignment_and_double_width():
     job = (ESC + b"a\x01" + b"Mid\n" + ESC + b"a\x02" + b"Right\n" + ESC + b"a\x00"
            + GS + b"!\x10" + b"Wide\n" + GS + b"!\x00" + b"x" * 12 + b"\n" + CUT)

@@ -17,9 +17,11 @@ import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
 from twisted.python import usage
 from twisted.web.server import Site
 
+from printerd import __version__
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
@@ -54,6 +56,11 @@ class Options(usage.Options):
     ]
 
     settings: Settings
+
+    def opt_version(self) -> None:
+        """Print printerd's version and exit."""
+        print(f"printerd {__version__}")
+        raise SystemExit(0)
 
     def parseOptions(self, options: Optional[list[str]] = None) -> None:
         # One clear line and a non-zero exit, rather than twistd's usage dump.
@@ -101,6 +108,20 @@ class DrainJobs(Service):
     def stopService(self) -> Deferred[None]:
         super().stopService()
         return self.factory.drain(self.timeout)
+
+
+class StartupLog(Service):
+    """Says at start which printerd runs, and where its data goes."""
+
+    log = Logger()
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def startService(self) -> None:
+        super().startService()
+        self.log.info("printerd {version} starting; database {database}",
+                      version=__version__, database=self.settings.database)
 
 
 def _endpoint(reactor: Any, setting: str, description: str) -> Any:
@@ -163,6 +184,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         fail(f"database: cannot open {settings.database} for writing: {e}")
 
     root = SequentialMultiService()
+    StartupLog(settings).setServiceParent(root)
     targets = settings.webhooks
     threads = DatabaseThreads(reactor, SQLiteConnector(settings.database, settings.synchronous),
                               readers=settings.db_readers)
