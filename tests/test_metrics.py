@@ -35,7 +35,7 @@ async def test_metrics_follow_jobs_receipts_and_status_queries(store):
                                 registry=make_registry(store, factory, hub, lag)).resource())
     protocol = factory.buildProtocol(IPv4Address("TCP", "10.1.1.1", 5))
     protocol.makeConnection(StringTransport())
-    job = b"\x10\x04\x01\x1b\x07A\nB\n\x1dV\x00"
+    job = b"\x10\x04\x01\x1b\x01A\nB\n\x1dV\x00"
     protocol.dataReceived(job)
     protocol.connectionLost(None)
     await committed(store, 1)
