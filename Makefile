@@ -25,10 +25,17 @@ $(NODE_STAMP): $(STAR_CLIENTS)/package.json $(STAR_CLIENTS)/package-lock.json
 		cd $(STAR_CLIENTS) && npm ci --no-audit --no-fund --silent && touch node_modules/.installed; \
 	else echo "npm not found: Star client tests skip (apt-get install nodejs npm)"; fi
 
+# The PNG renderer's CJK glyphs (Debian's fonts-droid-fallback); without it PNGs draw boxes.
+CJK_FONT := /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
+
 # The package itself is reinstalled every time so the twistd plugin matches the source tree.
-setup: $(STAMP) $(NODE_STAMP)
+setup: $(STAMP) $(CJK_FONT) $(NODE_STAMP)
 	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall .
 	@rm -rf build
+
+$(CJK_FONT):
+	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq fonts-droid-fallback \
+	    || echo "could not install fonts-droid-fallback: PNG renderings will draw CJK as boxes"
 
 run: setup
 	mkdir -p var

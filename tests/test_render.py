@@ -99,6 +99,21 @@ def test_code128_renders_from_what_the_barcode_encodes():
     assert "20240102" in render_text(printer.output)
 
 
+def test_png_draws_cjk_text_with_real_glyphs_two_cells_wide():
+    """Two-byte (GB18030, Shift-JIS) text gets each character's own glyph, not the same empty
+    box, and each character takes two 12-dot cells."""
+    from printerd.render.png import CJK_FONT_FILES
+
+    assert any(path.exists() for path in CJK_FONT_FILES), "make setup installs the CJK font"
+    for encoding, text in (("gb18030", "收据合计"), ("shift_jis", "領収書計")):
+        job = b"\x1c&" + text.encode(encoding) + b"\x1c.\n" + CUT
+        image = Image.open(io.BytesIO(render_png(job, two_byte_encoding=encoding))).convert("L")
+        cells = [image.crop((24 * i, 0, 24 * i + 24, 24)) for i in range(4)]
+        assert all(cell.getextrema()[0] == 0 for cell in cells)  # ink in each 24-dot cell
+        assert len({cell.tobytes() for cell in cells}) == 4  # four different glyphs
+        assert image.crop((96, 0, 576, 24)).getextrema() == (255, 255)  # nothing past 4 x 24
+
+
 def test_text_keeps_alignment_and_double_width():
     job = (ESC + b"a\x01" + b"Mid\n" + ESC + b"a\x02" + b"Right\n" + ESC + b"a\x00"
            + GS + b"!\x10" + b"Wide\n" + GS + b"!\x00" + b"x" * 12 + b"\n" + CUT)
