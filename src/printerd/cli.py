@@ -53,6 +53,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="which receipt of the job, counted from 1 at its cuts (default 1)")
     render.add_argument("--two-byte-encoding", default="gb18030",
                         help="encoding of FS & two-byte mode (default gb18030)")
+    render.add_argument("--emulation", default="epson", choices=("epson", "star"),
+                        help="the printer's command set (default epson: ESC/POS)")
     render.add_argument("-o", "--output", default="-", metavar="OUT",
                         help="file to write ('-', the default: standard output)")
     render.set_defaults(render_parser=render)  # its own usage line in error messages
@@ -62,7 +64,9 @@ def _parser() -> argparse.ArgumentParser:
 
 def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from printerd.escpos.parser import JobParser, ParsedReceipt
+    from printerd.render.document import parsing
     from printerd.render.service import FORMATS
+    from printerd.star.parser import StarJobParser
 
     render, sizes, default, _ = FORMATS[options.format]
     width = default if options.width is None else options.width
@@ -78,7 +82,8 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
     except OSError as e:
         return _error(f"cannot read {options.file}: {e.strerror}")
     try:
-        job = JobParser(options.two_byte_encoding)
+        job = (StarJobParser if options.emulation == "star" else JobParser)(
+            options.two_byte_encoding)
     except LookupError:
         parser.error(f"--two-byte-encoding: unknown encoding {options.two_byte_encoding!r}")
     # The job splits at its cuts as the raw port splits it; each part is rendered on its own.
@@ -89,7 +94,8 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
     if len(receipts) > 1:
         print(f"printerd: {options.file} holds {len(receipts)} receipts; rendering number "
               f"{options.receipt} (--receipt N picks another)", file=sys.stderr)
-    body = render(receipts[options.receipt - 1], width, options.two_byte_encoding)
+    body = render(receipts[options.receipt - 1], width,
+                  parsing(options.emulation, options.two_byte_encoding))
     if options.output == "-":
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()

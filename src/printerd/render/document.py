@@ -11,6 +11,7 @@ from typing import Any, Optional, Union
 from printerd.escpos.content import Bitmap
 from printerd.escpos.parser import JobParser, ParsedReceipt
 from printerd.escpos.styles import Style
+from printerd.star.parser import StarJobParser
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,19 @@ class Image:
 Block = Union[Line, Barcode, Code2D, Image]
 
 
+def parsing(emulation: str, two_byte_encoding: str) -> str:
+    """
+    How a printer's receipts are parsed, as the renderers pass it along in place of the two-byte
+    encoding: the encoding alone for ESC/POS, "star:<encoding>" for a Star printer.
+    """
+    return two_byte_encoding if emulation == "epson" else f"{emulation}:{two_byte_encoding}"
+
+
 def parse_receipt(raw: bytes, two_byte_encoding: str = "gb18030") -> Optional[ParsedReceipt]:
-    """The first receipt in ``raw`` (a stored receipt holds exactly one), with its layout."""
-    parser = JobParser(two_byte_encoding, keep_bitmaps=True)
+    """The first receipt in ``raw`` (a stored receipt holds exactly one), with its layout;
+    ``two_byte_encoding`` may name the printer's emulation first (see ``parsing``)."""
+    emulation, _, encoding = two_byte_encoding.rpartition(":")
+    parser = (StarJobParser if emulation == "star" else JobParser)(encoding, keep_bitmaps=True)
     receipts = [e for e in parser.feed(raw) + parser.close() if isinstance(e, ParsedReceipt)]
     return receipts[0] if receipts else None
 
