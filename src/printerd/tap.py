@@ -25,6 +25,7 @@ from printerd import __version__
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
+from printerd.emulations import EMULATIONS
 from printerd.escpos.status import PrinterIdentity
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import PrinterdAPI
@@ -216,7 +217,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                                   max_job_bytes=settings.max_job_bytes,
                                   allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer,
                                   identity=identity,
-                                  two_byte_encoding=config.two_byte_encoding)
+                                  two_byte_encoding=config.two_byte_encoding,
+                                  emulation=EMULATIONS[config.emulation])
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
         raw = ListenerService(setting, config.listen, endpoint, factory,

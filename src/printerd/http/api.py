@@ -35,6 +35,7 @@ from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub, SubscriberLimit, encode_event
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
+from printerd.render.document import parsing
 from printerd.render.service import FORMATS, Renderings
 from printerd.store.receipts import Receipt, ReceiptQuery, parse_time
 from printerd.store.service import ReceiptStore
@@ -106,8 +107,9 @@ class PrinterdAPI:
         self.authenticator = authenticator or Authenticator(clock, ())
         self.limiter = limiter
         self.started_at = clock.seconds()
-        self.renderings = Renderings(store, {name: p.factory.two_byte_encoding
-                                             for name, p in self._printers.items()})
+        self.renderings = Renderings(store, {
+            name: parsing(p.factory.emulation.name, p.factory.two_byte_encoding)
+            for name, p in self._printers.items()})
 
     def resource(self):
         """The API, behind the body cap, the rate limit and the token check."""

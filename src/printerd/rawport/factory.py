@@ -24,6 +24,7 @@ from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from printerd.emulations import ESCPOS, Emulation
 from printerd.escpos.parser import ParsedReceipt
 from printerd.escpos.status import DEFAULT_IDENTITY, PrinterIdentity, PrinterState
 from printerd.rawport.protocol import RawPrintProtocol
@@ -49,7 +50,7 @@ class RawPrintFactory(Factory):
                  max_job_bytes: int = 64 * 1024 * 1024,
                  allow: tuple[str, ...] = ("0.0.0.0/0", "::/0"), max_per_peer: int = 0,
                  identity: PrinterIdentity = DEFAULT_IDENTITY,
-                 two_byte_encoding: str = "gb18030") -> None:
+                 two_byte_encoding: str = "gb18030", emulation: Emulation = ESCPOS) -> None:
         self.clock = clock
         self.store = store
         self.printer = printer
@@ -59,6 +60,7 @@ class RawPrintFactory(Factory):
         self.state = PrinterState()
         self.identity = identity
         self.two_byte_encoding = two_byte_encoding
+        self.emulation = emulation
         self.receipts_total = 0
         self.allow = [ipaddress.ip_network(n, strict=False) for n in allow]
         self.max_per_peer = max_per_peer

@@ -1,7 +1,7 @@
 """
 One raw print job: a TCP connection on the printer port.
 
-The protocol only connects a ``JobParser`` to the transport: bytes in, status replies out,
+The protocol only connects a job parser to the transport: bytes in, status replies out,
 parsed receipts handed to the factory.  It enforces the per-job limits (idle timeout, job
 size); the factory enforces the connection limit.
 """
@@ -16,8 +16,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from printerd.escpos.junk import NEED_MORE, classify
-from printerd.escpos.parser import Event, JobParser, ParsedReceipt, StatusQuery
-from printerd.escpos.status import automatic_status, reply_to
+from printerd.escpos.parser import Event, ParsedReceipt, StatusQuery
 
 if TYPE_CHECKING:
     from printerd.rawport.factory import RawPrintFactory
@@ -33,13 +32,14 @@ class RawPrintProtocol(Protocol):
         self.peer = peer
         self.host = peer  # the peer's address without port: the per-peer cap's key
         self.job: Optional[int] = None
-        self.parser = JobParser(factory.two_byte_encoding)
+        # The printer's emulation: its parser, and this connection's status replies.
+        self.parser = factory.emulation.new_parser(factory.two_byte_encoding)
+        self.status = factory.emulation.new_status()
         self.bytes_received = 0
         self.receipts = 0
         self.started_at = 0.0
         self._idle_call: Optional[IDelayedCall] = None
         self._ended = False
-        self.auto_status = False  # GS a: send status on every change
         self._prefix: Optional[bytearray] = bytearray()  # first bytes, until classified
 
     # -- lifecycle, driven by the factory ----------------------------------------------------
@@ -95,9 +95,8 @@ class RawPrintProtocol(Protocol):
         replies = []
         for event in events:
             if isinstance(event, StatusQuery):
-                if event.command[:2] == b"\x1da":
-                    self.auto_status = bool(event.command[2])
-                reply = reply_to(event.command, self.factory.state, self.factory.identity)
+                reply = self.status.reply(event.command, self.factory.state,
+                                          self.factory.identity)
                 if reply is not None:
                     replies.append(reply)
             elif isinstance(event, ParsedReceipt):
@@ -110,8 +109,9 @@ class RawPrintProtocol(Protocol):
 
     def state_changed(self) -> None:
         """The printer's state was set: with automatic status back enabled, report it."""
-        if self.auto_status and not self._ended:
-            self.transport.write(automatic_status(self.factory.state))  # type: ignore
+        update = self.status.state_changed(self.factory.state)
+        if update is not None and not self._ended:
+            self.transport.write(update)  # type: ignore[union-attr]
 
     # -- ending ------------------------------------------------------------------------------
 
