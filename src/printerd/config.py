@@ -318,6 +318,9 @@ class Settings:
         return tuple(configs)
 
 
+DEFAULTS = Settings()  # every default, for constructors that default to the same
+
+
 def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 
