@@ -39,9 +39,8 @@ from printerd.render.document import parsing
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.receipts import NewReceipt, format_time
-from printerd.store.schema import prepare_database
 from printerd.store.service import ReceiptStore
-from printerd.store.sqlite import SQLiteConnector
+from printerd.store.sqlite import SQLiteEngine
 from printerd.store.threads import DatabaseThreads, InlineRunner
 
 T = TypeVar("T")
@@ -69,9 +68,10 @@ def make_store(path: str, clock: Any = None, readers: int = 2, synchronous: str 
                **kwargs: Any) -> ReceiptStore:
     """A store on a real SQLite file and real threads (call startService to start them)."""
     clock = reactor if clock is None else clock
-    summary = prepare_database(path, synchronous, kwargs.get("recent_size", 500))
-    threads = DatabaseThreads(clock, SQLiteConnector(path, synchronous), readers=readers)
-    return ReceiptStore(clock, path, summary, threads, **kwargs)
+    engine = SQLiteEngine(path, synchronous)
+    summary = engine.prepare(kwargs.get("recent_size", 500))
+    threads = DatabaseThreads(clock, engine, readers=readers)
+    return ReceiptStore(clock, engine, summary, threads, **kwargs)
 
 
 def make_inline_store(path: str, clock: Clock, **kwargs: Any) -> ReceiptStore:
@@ -81,9 +81,9 @@ def make_inline_store(path: str, clock: Clock, **kwargs: Any) -> ReceiptStore:
     (``commit_delay`` is 0 unless given).
     """
     kwargs.setdefault("commit_delay", 0.0)
-    summary = prepare_database(path, "NORMAL", kwargs.get("recent_size", 500))
-    return ReceiptStore(clock, path, summary, InlineRunner(SQLiteConnector(path, "NORMAL")),
-                        **kwargs)
+    engine = SQLiteEngine(path, "NORMAL")
+    summary = engine.prepare(kwargs.get("recent_size", 500))
+    return ReceiptStore(clock, engine, summary, InlineRunner(engine), **kwargs)
 
 
 def result_of(d: Deferred[T]) -> T:

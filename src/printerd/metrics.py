@@ -18,7 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from twisted.internet.interfaces import IReactorTime
 
 from printerd import process
-from printerd.forwarder import outbox
+from printerd.store import outbox
 from printerd.forwarder.service import Forwarder
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub
@@ -192,7 +192,7 @@ class Figures:
         self.table = tuple(table)
 
     async def read(self) -> Reading:
-        counts = await self.sources.store.read(outbox.counts)
+        counts = await self.sources.store.delivery_counts()
         sources = replace(self.sources, outbox=counts)
         return {figure.stats_key: figure.read(sources) for figure in self.table}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import sqlite3
 import sys
 from typing import Any, Optional, Sequence, cast
 
@@ -46,9 +45,8 @@ from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.render.document import parsing
 from printerd.render.service import Renderings
 from printerd.retention import Retention
-from printerd.store.schema import SchemaTooNew, prepare_database
+from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
-from printerd.store.sqlite import SQLiteConnector
 from printerd.store.threads import DatabaseThreads
 
 
@@ -213,12 +211,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
+    engine = open_engine(settings.database, settings.synchronous)
     try:
-        summary = prepare_database(settings.database, settings.synchronous, settings.recent_size)
-    except SchemaTooNew as e:
+        summary = engine.prepare(settings.recent_size)
+    except (SchemaTooNew, DatabaseUnavailable) as e:
         fail(f"database: {e}")
-    except (OSError, sqlite3.Error) as e:
-        fail(f"database: cannot open {settings.database} for writing: {e}")
 
     # Stop taking requests and jobs, let jobs in flight finish, end streams and deliveries,
     # then commit what is queued and close the database.
@@ -229,9 +226,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "startup-log"))
     StartupLog(settings).setServiceParent(root)
     targets = settings.webhooks
-    threads = DatabaseThreads(reactor, SQLiteConnector(settings.database, settings.synchronous),
-                              readers=settings.db_readers)
-    store = ReceiptStore(reactor, settings.database, summary, threads,
+    threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
+    store = ReceiptStore(reactor, engine, summary, threads,
                          commit_delay=settings.commit_delay, recent_size=settings.recent_size,
                          outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
     store.setServiceParent(root)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
-from printerd.forwarder import outbox
 from printerd.forwarder.service import Forwarder
 from printerd.http.params import ApiError, QueryParams
 from printerd.http.responses import json_app, json_body, stored_id
@@ -31,12 +30,12 @@ class ForwarderRoutes:
     @app.route("/api/forwarder/dead", methods=["GET"])
     async def dead_letters(self, request: IRequest) -> bytes:
         limit = QueryParams(request, {"limit"}).integer("limit", 100, 1, MAX_DEAD_PAGE)
-        return json_body(request, {"dead": await self.store.read(outbox.dead_letters, limit)})
+        return json_body(request, {"dead": await self.store.dead_letters(limit)})
 
     @app.route("/api/forwarder/dead/<int:delivery_id>/retry", methods=["POST"])
     async def retry_dead_letter(self, request: IRequest, delivery_id: int) -> bytes:
-        changed = await self.store.write(outbox.retry_dead, self.clock.seconds(),
-                                         stored_id(delivery_id, "delivery"))
+        changed = await self.store.retry_dead(self.clock.seconds(),
+                                           stored_id(delivery_id, "delivery"))
         if not changed:
             raise ApiError(404, f"no dead delivery {delivery_id}")
         self.forwarder.wake()
@@ -44,6 +43,6 @@ class ForwarderRoutes:
 
     @app.route("/api/forwarder/dead/retry", methods=["POST"])
     async def retry_all_dead_letters(self, request: IRequest) -> bytes:
-        changed = await self.store.write(outbox.retry_dead, self.clock.seconds(), None)
+        changed = await self.store.retry_dead(self.clock.seconds(), None)
         self.forwarder.wake()
         return json_body(request, {"retried": changed})
