@@ -5,19 +5,28 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-installed
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint bench crash-test clean
+.PHONY: setup run test lint lock bench crash-test clean
+
+# Exact versions with hashes: dev.lock (runtime, test and lint extras, build tools) for make
+# setup and CI; runtime.lock (the same versions: runtime and build tools) for the container image.
+DEV_LOCK     := requirements/dev.lock
+RUNTIME_LOCK := requirements/runtime.lock
+COMPILE      := $(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
+                --no-emit-index-url --no-emit-find-links
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Dependencies are reinstalled only when the packaging files change.
-$(STAMP): setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q '.[test,lint]'
+# Dependencies are reinstalled only when the lock changes; a lock older than setup.cfg's
+# dependencies stops here (make lock refreshes it).
+$(STAMP): setup.cfg pyproject.toml $(DEV_LOCK) | $(BIN)/python
+	$(PYTHON) requirements/lockcheck.py check $(DEV_LOCK) $(RUNTIME_LOCK)
+	$(BIN)/pip install -q --require-hashes -r $(DEV_LOCK)
 	touch $(STAMP)
 
 # The package itself is reinstalled every time so the twistd plugin matches the source tree.
 setup: $(STAMP)
+	@$(PYTHON) requirements/lockcheck.py check $(DEV_LOCK) $(RUNTIME_LOCK)
 	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall .
 	@rm -rf build
 
@@ -32,6 +41,13 @@ test: setup
 lint: setup
 	$(BIN)/ruff check src tests bench twisted
 	$(BIN)/mypy
+
+# Re-resolves every dependency to its newest allowed version and rewrites both locks.
+lock: | $(BIN)/python
+	$(BIN)/pip install -q 'pip-tools>=7.4'
+	$(COMPILE) --extra test --extra lint -o $(DEV_LOCK) setup.cfg requirements/build.in
+	$(COMPILE) -c $(DEV_LOCK) -o $(RUNTIME_LOCK) setup.cfg requirements/build.in
+	$(PYTHON) requirements/lockcheck.py stamp $(DEV_LOCK) $(RUNTIME_LOCK)
 
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
