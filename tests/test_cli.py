@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from importlib.metadata import version as installed_version
@@ -109,3 +110,30 @@ def test_render_of_a_missing_file_or_receipt_fails_with_one_line(tmp_path, capsy
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("printerd: error: cannot read ") and "No such file" in lines[0]
     assert lines[-1].endswith("holds 14 receipt(s); --receipt 15 is not one of them")
+
+
+@pytest.mark.parametrize("http_listen, url", [
+    ("tcp:8000", "http://127.0.0.1:8000/api/health"),
+    ("tcp:8000:interface=0.0.0.0", "http://127.0.0.1:8000/api/health"),
+    ("tcp:8001:interface=192.0.2.7:backlog=50", "http://192.0.2.7:8001/api/health"),
+    ("tcp6:8002:interface=\\:\\:1", "http://[::1]:8002/api/health"),
+])
+def test_the_health_check_finds_the_http_listener_from_the_setting(http_listen, url):
+    from printerd.cli import health_url
+
+    assert health_url(http_listen) == url
+
+
+@pytest.mark.e2e
+def test_printerd_healthcheck_passes_against_the_daemon_and_fails_without_it(tmp_path):
+    daemon = Daemon(tmp_path, "--database=var/printerd.sqlite3", cli=True)
+    listen = {"PRINTERD_HTTP_LISTEN": f"tcp:{daemon.http_port}:interface=127.0.0.1"}
+    try:
+        result = subprocess.run([PRINTERD, "healthcheck"], env={**os.environ, **listen},
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and '{"status":"ok"' in result.stdout
+    finally:
+        daemon.stop()
+    result = subprocess.run([PRINTERD, "healthcheck"], env={**os.environ, **listen},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Connection refused" in result.stdout
