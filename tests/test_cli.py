@@ -56,7 +56,7 @@ def test_printerd_run_serves_the_api_and_logs_which_version_runs(tmp_path):
     daemon = Daemon(tmp_path, "--database=var/printerd.sqlite3", cli=True)
     try:
         assert daemon.get("/api/health")[0] == 200
-        assert f"{EXPECTED_VERSION} starting" in daemon.log()
+        assert f"{EXPECTED_VERSION} ready: " in daemon.log()
     finally:
         assert daemon.stop() in (0, -15)
 

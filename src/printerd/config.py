@@ -144,6 +144,13 @@ def _two_byte_encoding(value: Any) -> str:
     return text
 
 
+def _log_format(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("text", "json"):
+        raise ValueError("must be text or json")
+    return text
+
+
 def _printers(value: Any) -> tuple[tuple[str, str], ...]:
     """A table name -> raw listener (TOML), or the same as a JSON object (option, environment)."""
     if isinstance(value, str):
@@ -224,6 +231,8 @@ class Settings:
         30.0, _positive_float, "seconds an HTTP client may idle or dawdle sending a request")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
+    log_format: str = _setting(
+        "text", _log_format, "log lines: text, or json (one JSON object per line on stdout)")
 
 
 def env_name(name: str) -> str:

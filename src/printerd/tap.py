@@ -17,11 +17,13 @@ import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
+from twisted.logger import ILogObserver
+from twisted.python.components import Componentized
 from twisted.python import usage
 from twisted.web.server import Site
 
 from printerd import __version__
+from printerd.banner import Banner, Listening
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
@@ -32,6 +34,7 @@ from printerd.http.auth import Authenticator, LimitedRequest
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
+from printerd.logs import observer_for
 from printerd.metrics import ReactorLag, make_registry
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.retention import Retention
@@ -110,18 +113,20 @@ class DrainJobs(Service):
         return self.factory.drain(self.timeout)
 
 
-class StartupLog(Service):
-    """Says at start which printerd runs, and where its data goes."""
+class DaemonService(SequentialMultiService):
+    """printerd's root service; under twistd it also chooses the log observer (log_format)."""
 
-    log = Logger()
+    def __init__(self, log_observer: Optional[ILogObserver] = None) -> None:
+        super().__init__()
+        self.log_observer = log_observer
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def startService(self) -> None:
-        super().startService()
-        self.log.info("printerd {version} starting; database {database}",
-                      version=__version__, database=self.settings.database)
+    def setServiceParent(self, parent: Any) -> Any:
+        # twistd starts logging after makeService, to the application's ILogObserver component
+        # when it has one (the hook documented for .tac files). Here is where the plugin meets
+        # the application; twistd's own --logger option still wins.
+        if self.log_observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.log_observer)
+        return super().setServiceParent(parent)
 
 
 def _endpoint(reactor: Any, setting: str, description: str) -> Any:
@@ -183,8 +188,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     except (OSError, sqlite3.Error) as e:
         fail(f"database: cannot open {settings.database} for writing: {e}")
 
-    root = SequentialMultiService()
-    StartupLog(settings).setServiceParent(root)
+    root = DaemonService(observer_for(settings.log_format))
     targets = settings.webhooks
     threads = DatabaseThreads(reactor, SQLiteConnector(settings.database, settings.synchronous),
                               readers=settings.db_readers)
@@ -209,6 +213,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     identity = PrinterIdentity(maker=settings.printer_maker, model=settings.printer_model,
                                serial=settings.printer_serial)
     printers = []
+    listeners: list[ListenerService] = []
     for (setting, name, description), endpoint in zip(raw_listeners, raw_endpoints, strict=True):
         factory = RawPrintFactory(reactor, store, printer=name,
                                   max_connections=settings.max_connections,
@@ -222,6 +227,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         raw = ListenerService(setting, description, endpoint, factory,
                               on_listening=factory.set_port)
         raw.setServiceParent(root)
+        listeners.append(raw)
         printers.append(RawPrinter(factory, raw))
 
     lag = ReactorLag(reactor)
@@ -233,5 +239,16 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                       RateLimiter(reactor, settings.api_rate, settings.api_burst))
     site = Site(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
     site.displayTracebacks = False
-    ListenerService("http_listen", settings.http_listen, http_endpoint, site).setServiceParent(root)
+    http = ListenerService("http_listen", settings.http_listen, http_endpoint, site)
+    http.setServiceParent(root)
+    listeners.append(http)
+    Banner(__version__, settings.database,
+           lambda: [listening(service) for service in listeners]).setServiceParent(root)
     return root
+
+
+def listening(service: ListenerService) -> Listening:
+    """Where a started listener listens, for the banner."""
+    address = service.port.getHost() if service.port is not None else None
+    return Listening(service.setting, service.description, getattr(address, "host", None),
+                     getattr(address, "port", None))
