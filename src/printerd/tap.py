@@ -42,6 +42,7 @@ from printerd.store.schema import SchemaTooNew, prepare_database
 from printerd.store.service import ReceiptStore
 from printerd.store.sqlite import SQLiteConnector
 from printerd.store.threads import DatabaseThreads
+from printerd.systemd import SystemdNotifier
 
 
 class Options(usage.Options):
@@ -244,6 +245,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     listeners.append(http)
     Banner(__version__, settings.database,
            lambda: [listening(service) for service in listeners]).setServiceParent(root)
+    # Last: READY=1 goes out once every listener above is up.
+    SystemdNotifier(reactor, os.environ, status=f"printerd {__version__} serving") \
+        .setServiceParent(root)
     return root
 
 
