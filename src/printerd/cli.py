@@ -31,6 +31,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if options.command == "render":
         return render_command(options, options.render_parser)
+    if options.command == "webhook-secret":
+        from printerd.forwarder.signing import new_secret
+
+        print(new_secret())
+        return 0
     if options.command == "healthcheck":
         return healthcheck(options.url, options.timeout)
     parser.print_help(sys.stderr)
@@ -60,6 +65,7 @@ def _parser() -> argparse.ArgumentParser:
                         help="file to write ('-', the default: standard output)")
     render.set_defaults(render_parser=render)  # its own usage line in error messages
     commands.add_parser("version", help="print the version")
+    commands.add_parser("webhook-secret", help="print a new random webhook secret (whsec_...)")
     check = commands.add_parser(
         "healthcheck", help="ask the running daemon's /api/health (exit 0: healthy)",
         description="GET /api/health of the daemon configured by the same settings "

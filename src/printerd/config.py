@@ -17,6 +17,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from printerd.forwarder.signing import secret_key
+
 ENV_PREFIX = "PRINTERD_"
 
 
@@ -94,8 +96,13 @@ def _webhooks(value: Any) -> tuple[WebhookTarget, ...]:
         url = str(item["url"])
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook {index + 1}: url must be http:// or https://")
+        name = _printer_name(item.get("name", f"webhook{index + 1}"))
+        try:
+            secret_key(str(item["secret"]))
+        except ValueError as e:
+            raise ValueError(f"webhook {name!r}: {e}") from None
         targets.append(WebhookTarget(
-            name=_printer_name(item.get("name", f"webhook{index + 1}")), url=url,
+            name=name, url=url,
             secret=str(item["secret"]), printers=tuple(item.get("printers", ())),
             include_raw=bool(item.get("include_raw", False))))
     if len({t.name for t in targets}) != len(targets):
@@ -247,12 +254,17 @@ def setting_fields() -> tuple[dataclasses.Field, ...]:
     return dataclasses.fields(Settings)
 
 
+# Settings holding secrets: an error about them never repeats the value.
+_SECRET_SETTINGS = {"webhooks", "api_tokens"}
+
+
 def _parse(name: str, value: Any, source: str) -> Any:
     spec = Settings.__dataclass_fields__[name]
     try:
         return spec.metadata["parse"](value)
     except (TypeError, ValueError) as e:
-        raise ConfigError(source, f"{value!r} is not valid: {e}") from None
+        shown = "the value" if name in _SECRET_SETTINGS else repr(value)
+        raise ConfigError(source, f"{shown} is not valid: {e}") from None
 
 
 def read_toml(path: str) -> dict[str, Any]:
