@@ -90,6 +90,7 @@ class Banner(Service):
     def __init__(self, version: str, database: str,
                  listeners: Callable[[], list[Listening]],
                  lan: Callable[[], list[str]] = lan_addresses) -> None:
+        self.name = "banner"
         self.version = version
         self.database = database
         self.listeners = listeners

@@ -242,6 +242,9 @@ class Settings:
         "text", _log_format, "log lines: text, or json (one JSON object per line on stdout)")
 
 
+DEFAULTS = Settings()  # every default, for constructors that default to the same
+
+
 def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 

@@ -54,6 +54,7 @@ class SystemdNotifier(MultiService):
     def __init__(self, clock: IReactorTime, environ: Mapping[str, str],
                  pid: Optional[int] = None, status: str = "") -> None:
         super().__init__()
+        self.name = "systemd-notify"
         self.address = notify_address(environ)
         self.status = status
         pid = os.getpid() if pid is None else pid

@@ -18,7 +18,6 @@ from printerd.render.html import render_html
 from printerd.render.pdf import render_pdf
 from printerd.render.png import PAPER_WIDTHS, render_png
 from printerd.render.text import WIDTHS, render_text
-from printerd.store.receipts import get_printer_and_raw
 from printerd.store.service import ReceiptStore
 
 Render = Callable[[bytes, int, str], bytes]
@@ -64,11 +63,7 @@ class Renderings:
         render = FORMATS[fmt][0]
         encodings = self.encodings
 
-        def fetch_and_render(conn) -> Optional[bytes]:
-            found = get_printer_and_raw(conn, receipt_id)
-            if found is None:
-                return None
-            printer, raw = found
+        def render_raw(printer: str, raw: bytes) -> bytes:
             return render(raw, size, encodings.get(printer, DEFAULT_ENCODING))
 
         def remember(body: Optional[bytes]) -> Optional[bytes]:
@@ -88,4 +83,5 @@ class Renderings:
                     waiter.callback(result)
             return result
 
-        return self.store.read(fetch_and_render).addCallback(remember).addBoth(answer_waiters)
+        return (self.store.with_raw(receipt_id, render_raw)
+                .addCallback(remember).addBoth(answer_waiters))
