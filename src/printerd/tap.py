@@ -26,7 +26,7 @@ from printerd.banner import Banner, Listening
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
-from printerd.escpos.status import PrinterIdentity
+from printerd.descriptors import raise_open_file_limit
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator, LimitedRequest
@@ -43,7 +43,9 @@ from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.logs import observer_for
 from printerd.metrics import Figures, ReactorLag, Sources, make_registry
-from printerd.rawport.factory import RawPrintFactory, RawPrinter
+from printerd.rawport.factory import (
+    RawPrintFactory, RawPrinter, admission_limits, job_settings,
+)
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
@@ -215,6 +217,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
+    raise_open_file_limit()
     engine = open_engine(settings.database, settings.synchronous)
     try:
         summary = engine.prepare(settings.recent_size)
@@ -249,18 +252,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     store.on_commit(hub.publish)
     hub.setServiceParent(root)
 
-    identity = PrinterIdentity(maker=settings.printer_maker, model=settings.printer_model,
-                               serial=settings.printer_serial)
     printers = []
     listening_services: list[ListenerService] = []
     for setting, name, description in raw_listeners:
-        factory = RawPrintFactory(reactor, store, printer=name,
-                                  max_connections=settings.max_connections,
-                                  idle_timeout=settings.idle_timeout,
-                                  max_job_bytes=settings.max_job_bytes,
-                                  allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer,
-                                  identity=identity,
-                                  two_byte_encoding=settings.two_byte_encoding)
+        factory = RawPrintFactory(reactor, store, printer=name, job=job_settings(settings),
+                                  limits=admission_limits(settings), allow=settings.raw_allow)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
         raw = ListenerService(setting, description, serverFromString(reactor, description),
@@ -273,7 +269,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     lag.setServiceParent(root)
     authenticator = Authenticator(reactor, options.tokens)
     limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
-    renderings = Renderings(store, {p.factory.printer: p.factory.two_byte_encoding
+    renderings = Renderings(store, {p.factory.printer: p.factory.job_settings.two_byte_encoding
                                     for p in printers})
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, reactor.seconds()),
