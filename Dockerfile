@@ -35,6 +35,7 @@ VOLUME /var/lib/printerd
 WORKDIR /var/lib/printerd
 USER printerd
 EXPOSE 9100 8000
+# /livez: fails only when printerd does not answer (a full disk makes it not ready, not dead).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["printerd", "healthcheck"]
 # SIGTERM: the listeners close, jobs in flight finish (shutdown_timeout), everything is committed.
 STOPSIGNAL SIGTERM

@@ -22,7 +22,7 @@ PROTECTED = [
     ("GET", "/api/receipts/1.pdf"),
     ("GET", "/api/no-such-route"),
 ]
-OPEN_ROUTES = {"/", "/static/<name>", "/api/health", "/api/session"}
+OPEN_ROUTES = {"/", "/static/<name>", "/api/health", "/api/session", "/livez", "/readyz"}
 
 
 def test_the_protected_list_covers_every_route_but_the_open_ones(inline_store, clock):

@@ -113,15 +113,15 @@ def test_render_of_a_missing_file_or_receipt_fails_with_one_line(tmp_path, capsy
 
 
 @pytest.mark.parametrize("http_listen, url", [
-    ("tcp:8000", "http://127.0.0.1:8000/api/health"),
-    ("tcp:8000:interface=0.0.0.0", "http://127.0.0.1:8000/api/health"),
-    ("tcp:8001:interface=192.0.2.7:backlog=50", "http://192.0.2.7:8001/api/health"),
-    ("tcp6:8002:interface=\\:\\:1", "http://[::1]:8002/api/health"),
+    ("tcp:8000", "http://127.0.0.1:8000"),
+    ("tcp:8000:interface=0.0.0.0", "http://127.0.0.1:8000"),
+    ("tcp:8001:interface=192.0.2.7:backlog=50", "http://192.0.2.7:8001"),
+    ("tcp6:8002:interface=\\:\\:1", "http://[::1]:8002"),
 ])
 def test_the_health_check_finds_the_http_listener_from_the_setting(http_listen, url):
-    from printerd.cli import health_url
+    from printerd.cli import http_base_url
 
-    assert health_url(http_listen) == url
+    assert http_base_url(http_listen) == url
 
 
 @pytest.mark.e2e
@@ -131,7 +131,11 @@ def test_printerd_healthcheck_passes_against_the_daemon_and_fails_without_it(tmp
     try:
         result = subprocess.run([PRINTERD, "healthcheck"], env={**os.environ, **listen},
                                 capture_output=True, text=True, timeout=60)
-        assert result.returncode == 0 and '{"status":"ok"' in result.stdout
+        assert result.returncode == 0 and '/livez: 200 {"status":"alive"}' in result.stdout
+        result = subprocess.run([PRINTERD, "healthcheck", "--ready"],
+                                env={**os.environ, **listen}, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0 and '/readyz: 200 {"status":"ready"' in result.stdout
     finally:
         daemon.stop()
     result = subprocess.run([PRINTERD, "healthcheck"], env={**os.environ, **listen},

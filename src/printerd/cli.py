@@ -37,7 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(new_secret())
         return 0
     if options.command == "healthcheck":
-        return healthcheck(options.url, options.timeout)
+        return healthcheck(options.url, options.timeout, "/readyz" if options.ready else "/livez")
     parser.print_help(sys.stderr)
     return 2
 
@@ -67,11 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("version", help="print the version")
     commands.add_parser("webhook-secret", help="print a new random webhook secret (whsec_...)")
     check = commands.add_parser(
-        "healthcheck", help="ask the running daemon's /api/health (exit 0: healthy)",
-        description="GET /api/health of the daemon configured by the same settings "
-                    "(PRINTERD_* variables, PRINTERD_CONFIG): the container's HEALTHCHECK.")
+        "healthcheck", help="probe the running daemon: /livez, or /readyz (exit 0: it passed)",
+        description="GET /livez (or /readyz with --ready) of the daemon configured by the same "
+                    "settings (PRINTERD_* variables, PRINTERD_CONFIG): the container's "
+                    "HEALTHCHECK. /livez fails only when the daemon does not answer.")
+    check.add_argument("--ready", action="store_true",
+                       help="ask /readyz: can it take and store jobs now")
     check.add_argument("--url", default=None,
-                       help="the health URL (default: from http_listen, on 127.0.0.1)")
+                       help="the probe's full URL (default: from http_listen, on 127.0.0.1)")
     check.add_argument("--timeout", type=float, default=4.0, help="seconds (default 4)")
     return parser
 
@@ -118,7 +121,7 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
     return 0
 
 
-def health_url(http_listen: str) -> str:
+def http_base_url(http_listen: str) -> str:
     """Where this machine reaches the HTTP listener ``http_listen`` (a tcp endpoint string)."""
     # Endpoint strings escape the colons inside a value (an IPv6 address) with a backslash.
     kind, port, *parameters = [part.replace("\\:", ":")
@@ -130,10 +133,10 @@ def health_url(http_listen: str) -> str:
         name, _, value = parameter.partition("=")
         if name == "interface" and value not in ("", "0.0.0.0", "::"):
             host = f"[{value}]" if ":" in value else value
-    return f"http://{host}:{port}/api/health"
+    return f"http://{host}:{port}"
 
 
-def healthcheck(url: Optional[str], timeout: float) -> int:
+def healthcheck(url: Optional[str], timeout: float, path: str) -> int:
     import os
     import urllib.error
     import urllib.request
@@ -142,7 +145,7 @@ def healthcheck(url: Optional[str], timeout: float) -> int:
 
     if url is None:
         try:
-            url = health_url(load_settings({}, os.environ).http_listen)
+            url = http_base_url(load_settings({}, os.environ).http_listen) + path
         except (ConfigError, ValueError) as e:
             return _error(str(e))
     try:
