@@ -19,6 +19,7 @@ from escpos.printer import Network
 from bench.daemon import TWISTD, Daemon
 
 pytestmark = pytest.mark.e2e
+WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWtleQ=="
 
 
 @pytest.fixture
@@ -190,7 +191,7 @@ async def test_webhook_receiver_that_fails_first_gets_each_receipt_once_signed(t
     receiver = Receiver([503, 200])  # the first attempt fails
     port = reactor.listenTCP(0, Site(receiver), interface="127.0.0.1")
     hooks = json.dumps([{"name": "cloud", "url": f"http://127.0.0.1:{port.getHost().port}/hook",
-                         "secret": "s3cret"}])
+                         "secret": WEBHOOK_SECRET}])
     daemon = Daemon(tmp_path, f"--webhooks={hooks}")
     try:
         send_job(daemon.raw_port, b"forward me\n\x1dV\x00")
@@ -202,8 +203,8 @@ async def test_webhook_receiver_that_fails_first_gets_each_receipt_once_signed(t
         assert len(receiver.requests) == 2
         (first, _), (second, body) = receiver.requests
         assert first["webhook-id"] == second["webhook-id"] == "msg_cloud_1"
-        assert verify("s3cret", second["webhook-id"], int(second["webhook-timestamp"]), body,
-                      second["webhook-signature"])
+        assert verify(WEBHOOK_SECRET, second["webhook-id"], int(second["webhook-timestamp"]),
+                      body, second["webhook-signature"])
         assert json.loads(body)["receipt"]["text"] == "forward me"
         code, status = daemon.get("/api/forwarder")
         (target,) = status["targets"]
@@ -219,7 +220,7 @@ def test_a_refused_webhook_degrades_health_and_keeps_the_delivery(tmp_path):
     closed.bind(("127.0.0.1", 0))
     dead_port = closed.getsockname()[1]
     closed.close()
-    hooks = json.dumps([{"url": f"http://127.0.0.1:{dead_port}/", "secret": "s"}])
+    hooks = json.dumps([{"url": f"http://127.0.0.1:{dead_port}/", "secret": WEBHOOK_SECRET}])
     daemon = Daemon(tmp_path, f"--webhooks={hooks}")
     try:
         send_job(daemon.raw_port, b"nobody listens\n\x1dV\x00")
@@ -330,7 +331,8 @@ def test_python_escpos_sees_the_state_set_through_the_api(daemon):
 
 def test_several_printers_each_on_its_own_port(tmp_path):
     printers = json.dumps({"kitchen": "tcp:0:interface=127.0.0.1",
-                           "bar": "tcp:0:interface=127.0.0.1"})
+                           "bar": {"listen": "tcp:0:interface=127.0.0.1", "model": "TM-T20III",
+                                   "serial": "BAR1"}})
     daemon = Daemon(tmp_path, f"--printers={printers}")
     try:
         send_job(daemon.ports["printers.kitchen"], b"2x soup\n\x1dV\x00")
@@ -340,7 +342,9 @@ def test_several_printers_each_on_its_own_port(tmp_path):
         assert {(r["printer"], r["text"]) for r in found} == {("kitchen", "2x soup"),
                                                               ("bar", "1x beer")}
         code, body = daemon.get("/api/printers")
-        assert sorted(p["name"] for p in body["printers"]) == ["bar", "kitchen"]
+        assert {p["name"]: p["model"] for p in body["printers"]} == {
+            "bar": {"maker": "EPSON", "model": "TM-T20III", "serial": "BAR1"},
+            "kitchen": {"maker": "EPSON", "model": "TM-T88V", "serial": "PRINTERD0001"}}
         bar = Network("127.0.0.1", port=daemon.ports["printers.bar"], timeout=10)
         import urllib.request
         request = urllib.request.Request(daemon.url("/api/printers/bar/state"),

@@ -26,7 +26,7 @@ def test_metrics_follow_jobs_receipts_and_status_queries(inline_store, clock):
     stub = Api(store, clock, printers=[RawPrinter(factory)]).stub
     protocol = factory.buildProtocol(IPv4Address("TCP", "10.1.1.1", 5))
     protocol.makeConnection(StringTransport())
-    job = b"\x10\x04\x01\x1b\x07A\nB\n\x1dV\x00"
+    job = b"\x10\x04\x01\x1b\x01A\nB\n\x1dV\x00"
     protocol.dataReceived(job)
     protocol.connectionLost(None)
     clock.advance(store.commit_delay)
@@ -81,20 +81,6 @@ def test_reactor_lag_measures_late_timers():
     assert lag.last_lag == 2.5
     assert lag.max_lag == 2.5
     lag.stopService()
-
-
-def test_json_log_observer_writes_one_json_object_per_event(capsys):
-    import json
-
-    from twisted.logger import Logger
-
-    from printerd.logs import json_stdout
-
-    observer = json_stdout()
-    Logger(namespace="printerd.test", observer=observer).info("job {job} stored", job=7)
-    line = capsys.readouterr().out.strip("\x1e\n")
-    event = json.loads(line)
-    assert event["log_namespace"] == "printerd.test" and event["job"] == 7
 
 
 def test_every_figure_is_documented_in_the_readme():

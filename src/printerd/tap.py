@@ -15,10 +15,12 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.interfaces import IAddress
-from twisted.logger import Logger
+from twisted.logger import ILogObserver
+from twisted.python.components import Componentized
 from twisted.python import usage
 
 from printerd import __version__
+from printerd.banner import Banner, Listening
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
@@ -40,15 +42,18 @@ from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
+from printerd.logs import observer_for
 from printerd.metrics import Figures, ReactorLag, Sources, make_registry
 from printerd.rawport.factory import (
     RawPrintFactory, RawPrinter, admission_limits, job_settings,
 )
+from printerd.render.document import parsing
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
 from printerd.store.threads import DatabaseThreads
+from printerd.systemd import SystemdNotifier
 
 
 class Options(usage.Options):
@@ -94,8 +99,8 @@ class Options(usage.Options):
 
 def listeners(settings: Settings) -> list[tuple[str, str, str]]:
     """(setting, printer name or "", endpoint string) of every listener, HTTP first."""
-    raw = [(f"printers.{name}", name, description) for name, description in settings.printers] \
-        or [("raw_listen", settings.printer_name, settings.raw_listen)]
+    raw = [(f"printers.{p.name}" if settings.printers else "raw_listen", p.name, p.listen)
+           for p in settings.printer_configs()]
     return [("http_listen", "", settings.http_listen), *raw]
 
 
@@ -146,19 +151,21 @@ class DrainJobs(Service):
         return self.factory.drain(self.timeout)
 
 
-class StartupLog(Service):
-    """Says at start which printerd runs, and where its data goes."""
+class DaemonService(SequentialMultiService):
+    """printerd's root service; under twistd it also chooses the log observer (log_format)."""
 
-    log = Logger()
-    name = "startup-log"
+    def __init__(self, stop_order: Sequence[str] = (),
+                 log_observer: Optional[ILogObserver] = None) -> None:
+        super().__init__(stop_order)
+        self.log_observer = log_observer
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def startService(self) -> None:
-        super().startService()
-        self.log.info("printerd {version} starting; database {database}",
-                      version=__version__, database=self.settings.database)
+    def setServiceParent(self, parent: Any) -> Any:
+        # twistd starts logging after makeService, to the application's ILogObserver component
+        # when it has one (the hook documented for .tac files). Here is where the plugin meets
+        # the application; twistd's own --logger option still wins.
+        if self.log_observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.log_observer)
+        return super().setServiceParent(parent)
 
 
 def check_endpoint(setting: str, description: str) -> None:
@@ -221,14 +228,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     except (SchemaTooNew, DatabaseUnavailable) as e:
         fail(f"database: {e}")
 
-    # Stop taking requests and jobs, let jobs in flight finish, end streams and deliveries,
-    # then commit what is queued and close the database.
+    # Tell systemd first, stop taking requests and jobs, let jobs in flight finish, end streams
+    # and deliveries, then commit what is queued and close the database.
     raw_listeners = listeners(settings)[1:]
-    root = SequentialMultiService(stop_order=(
-        "http_listen", *(setting for setting, _, _ in raw_listeners),
+    root = DaemonService(stop_order=(
+        "systemd-notify", "http_listen", *(setting for setting, _, _ in raw_listeners),
         *(f"drain:{name}" for _, name, _ in raw_listeners),
-        "reactor-lag", "stream-hub", "forwarder", "retention", "store", "startup-log"))
-    StartupLog(settings).setServiceParent(root)
+        "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
+        log_observer=observer_for(settings.log_format))
     targets = settings.webhooks
     threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
     store = ReceiptStore(reactor, engine, summary, threads,
@@ -251,22 +258,29 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     hub.setServiceParent(root)
 
     printers = []
-    for setting, name, description in raw_listeners:
-        factory = RawPrintFactory(reactor, store, printer=name, job=job_settings(settings),
+    listening_services: list[ListenerService] = []
+    for (setting, name, description), config in zip(raw_listeners, settings.printer_configs(),
+                                                     strict=True):
+        factory = RawPrintFactory(reactor, store, printer=name,
+                                  job=job_settings(settings, config),
                                   limits=admission_limits(settings), allow=settings.raw_allow)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
         raw = ListenerService(setting, description, serverFromString(reactor, description),
                               factory, on_listening=factory.set_port)
         raw.setServiceParent(root)
+        listening_services.append(raw)
         printers.append(RawPrinter(factory, raw))
 
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
     authenticator = Authenticator(reactor, options.tokens)
     limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
-    renderings = Renderings(store, {p.factory.printer: p.factory.job_settings.two_byte_encoding
-                                    for p in printers})
+    renderings = Renderings(
+        store, {p.factory.printer: parsing(p.factory.job_settings.emulation.name,
+                                           p.factory.job_settings.two_byte_encoding)
+                for p in printers},
+        models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
     connections = HttpConnections()
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, connections,
@@ -285,9 +299,23 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                         request_timeout=settings.http_request_timeout,
                         max_connections=http_connection_cap(settings, budget),
                         proxies=TrustedProxies(settings.trusted_proxies), connections=connections)
-    ListenerService("http_listen", settings.http_listen,
-                    serverFromString(reactor, settings.http_listen), site,
-                    check=lan_without_tokens(options.tokens, settings.insecure,
-                                             settings.http_listen)).setServiceParent(root)
+    http = ListenerService("http_listen", settings.http_listen,
+                           serverFromString(reactor, settings.http_listen), site,
+                           check=lan_without_tokens(options.tokens, settings.insecure,
+                                                    settings.http_listen))
+    http.setServiceParent(root)
+    listening_services.append(http)
+    Banner(__version__, settings.database,
+           lambda: [listening(service) for service in listening_services]).setServiceParent(root)
+    # Last: READY=1 goes out once every listener above is up.
+    SystemdNotifier(reactor, os.environ, status=f"printerd {__version__} serving") \
+        .setServiceParent(root)
     root.stopping_order()  # every service has its place in the stop order
     return root
+
+
+def listening(service: ListenerService) -> Listening:
+    """Where a started listener listens, for the banner."""
+    address = service.port.getHost() if service.port is not None else None
+    return Listening(service.setting, service.description, getattr(address, "host", None),
+                     getattr(address, "port", None))

@@ -26,9 +26,10 @@ from printerd.http.site import MAX_BODY, local_host
 
 COOKIE = b"printerd_session"
 SESSION_SECONDS = 12 * 3600
-OPEN_PATHS = {b"/api/health", b"/api/session", b"/"}  # "/": the page, which shows a login form
+# Probes a supervisor calls without a token; they are not rate limited either.
+PROBE_PATHS = {b"/api/health", b"/livez", b"/readyz"}
+OPEN_PATHS = PROBE_PATHS | {b"/api/session", b"/"}  # "/": the page, which shows a login form
 STATIC_PREFIX = b"/static/"  # the page's scripts and styles: no data in them
-HEALTH = b"/api/health"  # never rate limited: supervisors poll it
 # Not charged to the REST rate limit once authenticated: the stream has caps of its own (a
 # browser's EventSource never reconnects after a 429).
 STREAM = b"/api/stream"
@@ -120,7 +121,8 @@ class ApiGate(Resource):
         path = request.path
         token = self.authenticator.token_of(request) if self.authenticator.enabled else None
         authenticated = not self.authenticator.enabled or token is not None
-        if self.limiter is not None and path != HEALTH and (path != STREAM or not authenticated):
+        limited = path not in PROBE_PATHS and (path != STREAM or not authenticated)
+        if self.limiter is not None and limited:
             client = f"token {token}" if token is not None \
                 else f"address {getattr(request.getClientAddress(), 'host', '-')}"
             allowed, wait = self.limiter.allow(client)
