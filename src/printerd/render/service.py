@@ -14,6 +14,7 @@ from typing import Callable, Mapping, Optional
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.profiles import DEFAULT_MODEL, PrinterProfile, profile_for
 from printerd.render.budget import release_memory
 from printerd.render.html import render_html
@@ -49,7 +50,7 @@ FORMATS: dict[str, tuple[Render, tuple[int, ...], Callable[[PrinterProfile], int
     "png": (_png, PAPER_WIDTHS, lambda profile: profile.dots, b"image/png"),
     "pdf": (_pdf, PAPER_WIDTHS, lambda profile: profile.dots, b"application/pdf"),
 }
-DEFAULT_ENCODING = "gb18030"
+DEFAULT_ENCODING = DEFAULT_TWO_BYTE_ENCODING
 
 
 class Renderings:
