@@ -16,10 +16,17 @@ $(STAMP): setup.cfg pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q '.[test,lint]'
 	touch $(STAMP)
 
+# The PNG renderer's CJK glyphs (Debian's fonts-droid-fallback); without it PNGs draw boxes.
+CJK_FONT := /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
+
 # The package itself is reinstalled every time so the twistd plugin matches the source tree.
-setup: $(STAMP)
+setup: $(STAMP) $(CJK_FONT)
 	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall .
 	@rm -rf build
+
+$(CJK_FONT):
+	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq fonts-droid-fallback \
+	    || echo "could not install fonts-droid-fallback: PNG renderings will draw CJK as boxes"
 
 run: setup
 	mkdir -p var

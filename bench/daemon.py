@@ -14,6 +14,7 @@ import urllib.request
 from pathlib import Path
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
+PRINTERD = str(Path(sys.executable).parent / "printerd")
 ROOT = Path(__file__).resolve().parents[1]
 _LISTENING = re.compile(r"(raw_listen|http_listen|printers\.[\w.-]+) listening on .*port=(\d+)")
 
@@ -30,17 +31,24 @@ class Daemon:
     """A running printerd; ``raw_port`` and ``http_port`` are where it listens."""
 
     def __init__(self, workdir: Path, *options: str, env: dict | None = None,
-                 tac: bool = False) -> None:
+                 tac: bool = False, cli: bool = False) -> None:
+        """``cli``: start it as ``printerd run`` (logging to stdout) instead of twistd."""
         self.workdir = workdir
         self.log_path = workdir / f"twistd-{time.monotonic_ns()}.log"
-        command = [TWISTD, "--nodaemon", "--pidfile=", f"--logfile={self.log_path}"]
-        if tac:
-            command += ["-y", str(ROOT / "printerd.tac")]
+        listeners = ["--raw-listen=tcp:0:interface=127.0.0.1:backlog=512",
+                     "--http-listen=tcp:0:interface=127.0.0.1"]
+        if cli:
+            command = [PRINTERD, "run", *listeners, *options]
         else:
-            command += ["printerd", "--raw-listen=tcp:0:interface=127.0.0.1:backlog=512",
-                        "--http-listen=tcp:0:interface=127.0.0.1", *options]
-        self.process = subprocess.Popen(command, cwd=workdir, env={**os.environ, **(env or {})},
-                                        stderr=subprocess.PIPE, text=True)
+            command = [TWISTD, "--nodaemon", "--pidfile=", f"--logfile={self.log_path}"]
+            command += ["-y", str(ROOT / "printerd.tac")] if tac \
+                else ["printerd", *listeners, *options]
+        # printerd run logs to its standard output: that is its log file here.
+        with open(self.log_path, "w") if cli else open(os.devnull, "w") as log:
+            self.process = subprocess.Popen(command, cwd=workdir,
+                                            env={**os.environ, **(env or {})},
+                                            stdout=log if cli else None,
+                                            stderr=subprocess.PIPE, text=True)
         self.ports = self._wait_for_ports(1 + _printer_count(options))
         self.http_port = self.ports["http_listen"]
         self.raw_port = self.ports.get("raw_listen") or next(

@@ -285,15 +285,13 @@ def test_a_failing_retention_run_logs_and_the_job_keeps_running(harness):
 
 
 def test_forwarder_api_lists_targets_dead_letters_and_retries_them(harness):
-    from printerd.http.api import PrinterdAPI
-    from printerd.rawport.factory import RawPrintFactory
+    from support import Api
 
     receiver = Receiver([500])
     h = harness(receiver)
     h.forwarder.schedule = RetrySchedule(delays=(0,), jitter=0)  # one attempt, then dead
     h.forwarder.startService()
-    api = StubTreq(PrinterdAPI(h.clock, h.store, RawPrintFactory(h.clock, h.store),
-                               forwarder=h.forwarder).resource())
+    api = Api(h.store, h.clock, forwarder=h.forwarder).stub
     h.print(draft(), draft("second"))
     h.pump()
     assert h.target.failed == 2

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -228,7 +231,8 @@ def test_tcvn3_pages_decode_vietnamese():
     assert unassigned.text == "\ufffd"  # 0x80-0x9F: no letter in TCVN-3
 
 
-@pytest.mark.parametrize("page, charmap, first", [(30, "TCVN5712-1", 0xA0), (11, "IBM851", 0x80)])
+# PC851 is checked against Epson's table below: Epson orders 0xB7/0xB8 unlike glibc's IBM851.
+@pytest.mark.parametrize("page, charmap, first", [(30, "TCVN5712-1", 0xA0)])
 def test_our_code_page_tables_agree_with_the_c_librarys_charmaps(page, charmap, first):
     import shutil
     import subprocess
@@ -246,6 +250,126 @@ def test_our_code_page_tables_agree_with_the_c_librarys_charmaps(page, charmap, 
             pytest.skip(f"iconv has no {charmap}")
         expected = done.stdout.decode() if done.returncode == 0 else "\ufffd"
         assert decoder.decode(bytes([byte])) == expected, hex(byte)
+
+
+ENCODER_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "receipt-printer-encoder"
+
+
+def _encoder_job(name: str) -> tuple[bytes, list[str]]:
+    return ((ENCODER_FIXTURES / f"{name}.bin").read_bytes(),
+            (ENCODER_FIXTURES / f"{name}.txt").read_text(encoding="utf-8").splitlines())
+
+
+@pytest.mark.parametrize("name", ["auto-codepages", "katakana"])
+def test_text_a_code_page_picking_encoder_sent_decodes_to_what_it_was_given(name):
+    """receipt-printer-encoder (npm) for a TM-T88V: with codepage "auto" it switches pages by
+    itself (€ goes out as ESC t 13 0xD5, PC857); with the Katakana page it draws rules and
+    kanji from 0x80-0x9F and 0xE0-0xFF."""
+    job, lines = _encoder_job(name)
+    whole = parse(job)
+    assert whole == parse(job, chunk=1)
+    (receipt,) = receipts(whole)
+    assert receipt.text.splitlines() == lines
+
+
+def test_katakana_page_rules_and_pc857_euro():
+    (receipt,) = receipts(parse(ESC + b"t\x01" + b"\x95\x95\x95 1200\xf1\n"
+                                + ESC + b"t\x0d" + b"5,00 \xd5\n" + CUT))
+    assert receipt.text == "─── 1200円\n5,00 €"
+
+
+def _reference(codepoint: int | None) -> str | None:
+    """A reference table's character, None where it assigns none (C1 controls included)."""
+    if codepoint is None or codepoint == 0xFFFD or 0x80 <= codepoint <= 0x9F:
+        return None
+    return chr(codepoint)
+
+
+# Where printerd knowingly differs from a reference, (page, byte) -> why.
+_TCVN3_EXTRA = "glibc's TCVN5712-1 assigns more of TCVN-3 than the reference"
+_KNOWN_DIFFERENCES = {
+    **{(15, b): "the reference fills ISO 8859-7's unassigned bytes from ISO 8859-1"
+       for b in (0xAE, 0xD2, 0xFF)},
+    (31, 0xA7): "the reference has Ð (U+00D0, Icelandic eth) for the Vietnamese Đ (U+0110)",
+    **{(41, b): "the reference leaves ASCII % and * unassigned in PC1098" for b in (0x25, 0x2A)},
+}
+# Epson numbers Thai character codes 13/14/16/18 as ESC t 22/23/24/26; the encoder maps 26 to
+# code 13 and leaves out the others.
+_EPSON_THAI = {22: "thai13", 23: "thai14", 24: "thai16", 26: "thai18"}
+_PRINTABLE = [*range(0x20, 0x7F), *range(0x80, 0x100)]
+
+
+def _decode_page(page: int) -> str:
+    from printerd.escpos.codepages import CharacterDecoder
+
+    decoder = CharacterDecoder()
+    decoder.page = page
+    return decoder.decode(bytes(_PRINTABLE))
+
+
+def test_every_epson_page_matches_epsons_tables_as_receipt_printer_encoder_keeps_them():
+    """Every ESC t page printerd knows, byte for byte, against @point-of-sale/codepage-encoder's
+    tables (Epson's character code tables) under receipt-printer-encoder's Epson numbering."""
+    data = json.loads((ENCODER_FIXTURES / "epson-codepages.json").read_text(encoding="utf-8"))
+    mapping = {int(n): name for n, name in data["mapping"].items()} | _EPSON_THAI
+    assert len(mapping) == 45
+    wrong = []
+    for page, name in sorted(mapping.items()):
+        table = data["tables"][name]
+        for byte, ours in zip(_PRINTABLE, _decode_page(page), strict=True):
+            theirs = _reference(table[byte])
+            if (page, byte) in _KNOWN_DIFFERENCES:
+                assert ours != theirs, f"page {page} 0x{byte:02X} now agrees: drop the exception"
+            elif theirs is None:
+                assert ours == "\ufffd" or page in (30, 31), (_TCVN3_EXTRA, page, hex(byte))
+            elif ours != theirs:
+                wrong.append((page, name, hex(byte), ours, theirs))
+    assert wrong == []
+
+
+def test_epson_pages_match_escpos_printer_db_as_python_escpos_ships_it():
+    """The escpos-printer-db data in python-escpos's capabilities.json (TM-T88V profile): pages
+    with a table or a Python codec agree with ours wherever the database assigns a character."""
+    import importlib.resources
+
+    capabilities = json.loads(
+        (importlib.resources.files("escpos") / "capabilities.json").read_text(encoding="utf-8"))
+    encodings = capabilities["encodings"]
+    pages = {int(n): name for n, name in capabilities["profiles"]["TM-T88V"]["codePages"].items()}
+    # The database names CP932 (Shift-JIS) for page 1; Epson's page 1 is the one-byte Katakana
+    # page, which the database keeps as KATAKANA.
+    assert pages[1] == "CP932"
+    pages[1] = "KATAKANA"
+    known = {
+        (1, 0x94): "the database has ¯ (macron), codepage-encoder ▔ (upper block)",
+        (1, 0xFE): "the database has ▓, codepage-encoder ▒",
+        (13, 0xD5): "the database uses Python's cp857, which predates the euro",
+        (30, 0xA0): "glibc's TCVN5712-1 has a no-break space, the database a blank",
+        (31, 0xA0): "glibc's TCVN5712-1 has a no-break space, the database a blank",
+        (31, 0xA7): _KNOWN_DIFFERENCES[(31, 0xA7)],
+    }
+    compared = 0
+    for page, name in sorted(pages.items()):
+        encoding = encodings[name]
+        high = bytes(range(0x80, 0x100))
+        if "data" in encoding:
+            # 8 rows of 16 for 0x80-0xFF; a blank is a byte with no character (0xA0: a space).
+            theirs = [None if c == " " and b != 0xA0 else c
+                      for b, c in zip(high, "".join(encoding["data"]), strict=True)]
+        elif "python_encode" in encoding:
+            theirs = [_reference(ord(c)) for c in high.decode(encoding["python_encode"], "replace")]
+        else:
+            continue
+        compared += 1
+        ours = _decode_page(page)[-128:]
+        for byte, mine, their in zip(high, ours, theirs, strict=True):
+            if (page, byte) in known:
+                assert mine != their
+            elif their is None:
+                assert mine == "\ufffd" or page in (30, 31, 39), (page, hex(byte), mine)
+            else:
+                assert mine == their, (page, name, hex(byte), mine, their)
+    assert compared >= 30
 
 
 def test_two_byte_mode_uses_the_printer_encoding():
@@ -350,3 +474,40 @@ def test_runs_of_lines_decode_as_line_by_line(job):
     whole, by_byte = receipts(parse(job)), receipts(parse(job, chunk=1))
     assert whole == by_byte
     assert [r.details["line_styles"] for r in whole] == [r.details["line_styles"] for r in by_byte]
+
+
+def _pairs(digits: str) -> str:
+    """Code set C data as Epson takes it: one byte per two digits."""
+    return "".join(chr(int(digits[i:i + 2])) for i in range(0, len(digits), 2))
+
+
+def test_code128_barcodes_store_what_they_encode_with_the_bytes_beside_it():
+    """python-escpos sends CODE128 as Epson wants it: a code set selector first, code set C as
+    one byte per digit pair, "{1" for FNC1. The receipt keeps what a scanner reads."""
+    from escpos.printer import Dummy
+
+    printer = Dummy()
+    printer.barcode("{BRIO-128", "CODE128", function_type="B")
+    printer.barcode("{C" + _pairs("20240102"), "CODE128", function_type="B")
+    # GS1-128 through CODE128: FNC1 first, GTIN (01), lot (10, variable: FNC1 after it), expiry.
+    gs1 = "{C{1" + _pairs("0109501101530003" + "10") + "{BAB1{1{C" + _pairs("17261231")
+    printer.barcode(gs1, "CODE128", function_type="B")
+    printer.barcode("{A{Sa{4A{{X", "CODE128", function_type="B", check=False)
+    printer.cut()
+    whole = parse(printer.output)
+    assert whole == parse(printer.output, chunk=1)
+    (receipt,) = receipts(whole)
+    assert [(b["type"], b["data"], b["raw"]) for b in receipt.details["barcodes"]] == [
+        ("CODE128", "RIO-128", "{BRIO-128"),
+        ("CODE128", "20240102", "{C" + _pairs("20240102")),
+        ("GS1-128", "0109501101530003" + "10AB1" + "\x1d" + "17261231", gs1),
+        ("CODE128", "aÁ{X", "{A{Sa{4A{{X"),  # shift to B for one letter, FNC4: +128, "{{"
+    ]
+
+
+def test_barcodes_receipt_printer_encoder_sends_store_what_they_encode():
+    (receipt,) = receipts(parse((ENCODER_FIXTURES / "barcodes.bin").read_bytes()))
+    assert [(b["type"], b["data"]) for b in receipt.details["barcodes"]] == [
+        ("CODE128", "RIO-128"), ("CODE128", "20240102"),
+        ("GS1-128", "010950110153000317261231"),  # GS k 74: the printer adds the FNC1
+    ]

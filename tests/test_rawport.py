@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import re
+import socket
+from collections import Counter
+from pathlib import Path
+
 import pytest
 import pytest_twisted
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import deferLater
@@ -235,14 +243,14 @@ def test_automatic_status_back_reports_each_state_change(store):
     asb, asb_transport = connect(factory, 1)
     quiet, quiet_transport = connect(factory, 2)
     asb.dataReceived(b"\x1da\xff")
-    assert asb_transport.value() == b"\x10\x00\x00\x00"
+    assert asb_transport.value() == b"\x14\x00\x00\x00"  # online, drawer shut (pin 3 HIGH)
     factory.set_state(PrinterState(paper="out"))
-    assert asb_transport.value() == b"\x10\x00\x00\x00" + b"\x10\x00\x0f\x00"
+    assert asb_transport.value() == b"\x14\x00\x00\x00" + b"\x1c\x00\x0f\x00"  # offline
     assert quiet_transport.value() == b""  # never asked
     quiet.dataReceived(b"\x10\x04\x04")
     assert quiet_transport.value() == b"\x7e"  # DLE EOT 4: paper out
     factory.set_state(PrinterState(paper="out"))  # no change: nothing sent
-    assert asb_transport.value().count(b"\x10\x00") == 2
+    assert len(asb_transport.value()) == 8
 
 
 @pytest.mark.parametrize("first_bytes, kind", [
@@ -279,3 +287,151 @@ async def test_print_jobs_that_look_a_little_like_http_are_kept(store, job, text
     await committed(store, 1)
     assert store.newest[-1].text == text
     assert not factory.junk_total
+
+
+# nmap's service probes, read from Debian's nmap-common (.ci/run installs it) rather than copied
+# here: that file is under the Nmap Public Source License.
+NMAP_PROBES = Path("/usr/share/nmap/nmap-service-probes")
+_ESCAPES = {"0": 0, "r": 13, "n": 10, "t": 9, "\\": 92, "|": 124}
+
+
+def nmap_probes() -> dict[str, bytes]:
+    """The probe bytes of nmap-service-probes lines (`Probe TCP name q|...|`), unescaped."""
+    if not NMAP_PROBES.exists():
+        message = f"{NMAP_PROBES} is missing: apt-get install nmap-common"
+        if os.environ.get("PRINTERD_REQUIRE_NMAP"):
+            pytest.fail(message)
+        pytest.skip(message)
+    probes = {}
+    for line in NMAP_PROBES.read_text(encoding="latin-1").splitlines():
+        match = re.match(r"Probe TCP (\S+) q\|(.*)\|", line)
+        if match is None:
+            continue
+        name, quoted = match.groups()
+        data, at = bytearray(), 0
+        while at < len(quoted):
+            if quoted[at] == "\\" and quoted[at + 1] == "x":
+                data.append(int(quoted[at + 2:at + 4], 16))
+                at += 4
+            elif quoted[at] == "\\":
+                data.append(_ESCAPES[quoted[at + 1]])
+                at += 2
+            else:
+                data.append(ord(quoted[at]))
+                at += 1
+        probes[name] = bytes(data)
+    return probes
+
+
+# Telnet's opening negotiation (RFC 854): IAC DO SUPPRESS-GO-AHEAD, IAC WILL TERMINAL-TYPE,
+# IAC WILL NAWS.
+TELNET = b"\xff\xfd\x03\xff\xfb\x18\xff\xfb\x1f"
+SCANNER_PROBES = {
+    "RTSPRequest": "rtsp", "SIPOptions": "sip", "Help": "help", "HELP4STOMP": "help",
+    "X11Probe": "x11", "DNSVersionBindReqTCP": "dns", "DNSStatusRequestTCP": "dns",
+    "SSLv23SessionReq": "sslv2", "RPCCheck": "rpc", "redis-server": "redis",
+    "TerminalServerCookie": "rdp", "TerminalServer": "rdp", "SMBProgNeg": "smb",
+    "GetRequest": "http", "TLSSessionReq": "tls",
+}
+
+
+@pytest.mark.parametrize("name, kind", [*SCANNER_PROBES.items(), ("telnet", "telnet")])
+@pytest_twisted.ensureDeferred
+async def test_scanner_probes_are_counted_by_kind_and_never_stored(store, name, kind):
+    probe = TELNET if name == "telnet" else nmap_probes()[name]
+    factory, _ = make_factory(store)
+    protocol, transport = connect(factory)
+    for i in range(len(probe)):  # byte at a time: the verdict waits for enough bytes
+        protocol.dataReceived(probe[i:i + 1])
+    assert transport.value() == b""
+    hang_up(protocol)  # a bare HELP line is a probe only once the scanner hangs up
+    await deferLater(reactor, 0.05, lambda: None)
+    assert store.receipts_total == 0 and store.pending_count == 0
+    assert dict(factory.junk_total) == {kind: 1}
+
+
+@pytest.mark.parametrize("job, text", [
+    (b"HELP ME\nTable 4\n\x1dV\x00", "HELP ME\nTable 4"),
+    (b"HELP\r\nTable 4 needs a hand\r\n", "HELP\nTable 4 needs a hand"),
+    (b"OPTIONS:\n- no onions\n", "OPTIONS:\n- no onions"),
+    (b"*1 Espresso\r\n$4.00\r\n", "*1 Espresso\n$4.00"),
+    (b"PLAY AREA 3\n", "PLAY AREA 3"),
+])
+@pytest_twisted.ensureDeferred
+async def test_jobs_that_start_like_a_probe_but_are_text_are_kept(store, job, text):
+    factory, _ = make_factory(store)
+    protocol, transport = connect(factory)
+    protocol.dataReceived(job)
+    hang_up(protocol)
+    await committed(store, 1)
+    assert store.newest[-1].text == text
+    assert not factory.junk_total
+
+
+@pytest.mark.e2e
+def test_scanner_probes_against_the_real_daemon_store_nothing_and_real_jobs_still_print(tmp_path):
+    """Each probe on its own connection to the running daemon: nothing stored, counted by kind;
+    then printer traffic (LPD and PJL probes, the sample jobs, python-escpos) is stored."""
+    from escpos.printer import Network
+
+    from bench.daemon import Daemon
+    from conftest import sample_files
+
+    probes = nmap_probes()
+    daemon = Daemon(tmp_path, "--database=var/printerd.sqlite3")
+    try:
+        expected: Counter[str] = Counter()
+        for name, kind in [*SCANNER_PROBES.items(), ("telnet", "telnet")]:
+            with socket.create_connection(("127.0.0.1", daemon.raw_port), timeout=10) as sock:
+                sock.sendall(TELNET if name == "telnet" else probes[name])
+            expected[kind] += 1
+        daemon.wait_for(lambda: daemon.get("/api/stats")[1]["junk_connections_total"]
+                        == dict(expected))
+        assert daemon.get("/api/stats")[1]["receipts_total"] == 0
+
+        jobs = [probes["LPDString"], probes["hp-pjl"] + b"Ticket 7\n"]
+        jobs += [path.read_bytes() for path in sample_files()]
+        for job in jobs:
+            with socket.create_connection(("127.0.0.1", daemon.raw_port), timeout=10) as sock:
+                sock.sendall(job)
+        printer = Network("127.0.0.1", port=daemon.raw_port, timeout=10)
+        printer.text("Scanned, still printing\n")
+        printer.cut()
+        printer.close()
+        stored = daemon.wait_for(lambda: daemon.get("/api/receipts?limit=500")[1]["receipts"]
+                                 if daemon.get("/api/stats")[1]["jobs_total"] >= len(jobs) + 1
+                                 else None)
+        texts = [receipt["text"] for receipt in stored]
+        assert "Scanned, still printing" in texts
+        assert any("default" in text for text in texts)  # LPD's "\x01default\n"
+        assert any("Ticket 7" in text for text in texts)
+        assert daemon.get("/api/stats")[1]["junk_connections_total"] == dict(expected)
+    finally:
+        daemon.stop()
+
+
+def test_no_prefix_of_a_real_job_is_taken_for_another_protocol():
+    """Every prefix of the sample jobs and of python-escpos's bytes is a job or undecided."""
+    from escpos.printer import Dummy
+
+    from conftest import sample_files
+    from printerd.escpos.junk import NEED_MORE, classify
+
+    printer = Dummy()
+    printer.text("HELP\n")
+    printer.barcode("{BRIO-128", "CODE128", function_type="B")
+    printer.cut()
+    for job in [printer.output, *(path.read_bytes() for path in sample_files())]:
+        for end in range(1, min(len(job), 600)):
+            assert classify(job[:end]) in (None, NEED_MORE)
+        assert classify(job, complete=True) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=1, max_size=700))
+def test_the_verdict_never_waits_past_the_prefix_limit(data):
+    from printerd.escpos.junk import MAX_PREFIX, NEED_MORE, classify
+
+    assert classify(data, complete=True) != NEED_MORE
+    if len(data) >= MAX_PREFIX:
+        assert classify(data) != NEED_MORE

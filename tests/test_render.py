@@ -79,6 +79,41 @@ def test_html_draws_qr_codes_barcodes_and_images_from_their_data():
     assert image.convert("L").getextrema() == (0, 255)  # black dots on white paper
 
 
+def test_code128_renders_from_what_the_barcode_encodes():
+    """Code set C digits and GS1-128 fields (python-escpos's bytes) are drawn by python-barcode
+    from the decoded data, not from the selector and raw code set C bytes."""
+    from escpos.printer import Dummy
+
+    from printerd.render.codes import barcode_svg
+
+    printer = Dummy()
+    printer.barcode("{C" + "".join(map(chr, (20, 24, 1, 2))), "CODE128", function_type="B")
+    printer.barcode("{C{1" + "".join(map(chr, (1, 9, 50, 11, 1, 53, 0, 3, 10))) + "{BAB1",
+                    "CODE128", function_type="B")
+    printer.cut()
+    html = render_html(printer.output)
+    assert 'aria-label="CODE128 20240102"' in html and "{C" not in html
+    assert barcode_svg("CODE128", "20240102").decode() in html
+    assert 'aria-label="GS1-128 010950110153000310AB1"' in html
+    assert barcode_svg("GS1-128", "010950110153000310AB1").decode() in html
+    assert "20240102" in render_text(printer.output)
+
+
+def test_png_draws_cjk_text_with_real_glyphs_two_cells_wide():
+    """Two-byte (GB18030, Shift-JIS) text gets each character's own glyph, not the same empty
+    box, and each character takes two 12-dot cells."""
+    from printerd.render.png import CJK_FONT_FILES
+
+    assert any(path.exists() for path in CJK_FONT_FILES), "make setup installs the CJK font"
+    for encoding, text in (("gb18030", "收据合计"), ("shift_jis", "領収書計")):
+        job = b"\x1c&" + text.encode(encoding) + b"\x1c.\n" + CUT
+        image = Image.open(io.BytesIO(render_png(job, two_byte_encoding=encoding))).convert("L")
+        cells = [image.crop((24 * i, 0, 24 * i + 24, 24)) for i in range(4)]
+        assert all(cell.getextrema()[0] == 0 for cell in cells)  # ink in each 24-dot cell
+        assert len({cell.tobytes() for cell in cells}) == 4  # four different glyphs
+        assert image.crop((96, 0, 576, 24)).getextrema() == (255, 255)  # nothing past 4 x 24
+
+
 def test_text_keeps_alignment_and_double_width():
     job = (ESC + b"a\x01" + b"Mid\n" + ESC + b"a\x02" + b"Right\n" + ESC + b"a\x00"
            + GS + b"!\x10" + b"Wide\n" + GS + b"!\x00" + b"x" * 12 + b"\n" + CUT)

@@ -226,6 +226,9 @@ class Settings:
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
 
 
+DEFAULTS = Settings()  # every default, for constructors that default to the same
+
+
 def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 

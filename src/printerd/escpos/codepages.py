@@ -2,9 +2,12 @@
 Character decoding as an Epson printer does it: ``ESC t`` code pages, ``ESC R`` international
 character sets, and ``FS &`` / ``FS .`` two-byte mode.
 
-Pages Python has a codec for decode with it; Katakana, PC851 and TCVN-3 with tables of our own;
-pages with neither (PC853, PC1098, PC1118, PC1119, user-defined) decode ASCII as ASCII and every
-other byte as U+FFFD (a clear placeholder, never a wrong letter).
+Every page is one 256-character table built at import: from a Python codec with Epson's
+differences applied (``_EPSON_CHANGES``), or from a table of our own (``_OWN_TABLES``). Bytes a
+page leaves unassigned, and C1 control characters a codec would give for 0x80-0x9F, decode as
+U+FFFD (a clear placeholder, never a wrong letter); so does every byte >= 0x80 on pages with no
+table (Thai character code 17, user-defined). tests/test_parser.py checks every page against
+Epson's tables as the receipt-printer-encoder project keeps them, and against escpos-printer-db.
 """
 
 from __future__ import annotations
@@ -12,21 +15,29 @@ from __future__ import annotations
 import codecs
 from typing import Optional
 
-# Epson ESC t numbers -> Python codecs, or tables of our own (_TABLES); None: no table,
-# placeholder for bytes >= 0x80.
+# Epson ESC t numbers -> a Python codec, or the name of a table of our own (_OWN_TABLES, bytes
+# 0x80-0xFF); None: no table, placeholder for bytes >= 0x80.
 CODE_PAGES: dict[int, Optional[str]] = {
     0: "cp437", 1: "katakana", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865",
-    11: "pc851",  # Greek: our own table, below
-    12: None,  # PC853 Turkish
-    13: "cp857", 14: "cp737", 15: "iso8859_7", 16: "cp1252", 17: "cp866", 18: "cp852",
-    19: "cp858", 20: "cp874", 21: "cp874", 26: "cp874",  # Thai character codes 42/11/18
-    30: "tcvn3", 31: "tcvn3-capital",  # Vietnamese: our own tables, below
+    11: "pc851", 12: "pc853", 13: "cp857", 14: "cp737", 15: "iso8859_7", 16: "cp1252",
+    17: "cp866", 18: "cp852", 19: "cp858",
+    # Thai character codes 42, 11, 13, 14, 16, 17 (no table), 18.
+    20: "thai42", 21: "thai11", 22: "thai13", 23: "thai14", 24: "thai16", 25: None, 26: "thai18",
+    30: "tcvn3", 31: "tcvn3-capital",  # Vietnamese
     32: "cp720", 33: "cp775", 34: "cp855", 35: "cp861", 36: "cp862", 37: "cp864", 38: "cp869",
-    39: "iso8859_2", 40: "iso8859_15",
-    41: None, 42: None, 43: None,  # PC1098 Farsi, PC1118 / PC1119 Lithuanian
+    39: "iso8859_2-epson", 40: "iso8859_15",
+    41: "pc1098", 42: "pc1118", 43: "pc1119",  # Farsi, Lithuanian (LST 1283, LST 1284)
     44: "cp1125", 45: "cp1250", 46: "cp1251", 47: "cp1253", 48: "cp1254", 49: "cp1255",
     50: "cp1256", 51: "cp1257", 52: "cp1258", 53: "kz1048",
     255: None,  # user-defined page
+}
+
+# Where Epson's page differs from the Python codec of the same name (Epson's character code
+# tables, as receipt-printer-encoder's data has them): byte -> character, U+FFFE: unassigned.
+_EPSON_CHANGES: dict[str, dict[int, str]] = {
+    "cp857": {0xD5: "€"},  # IBM added the euro to PC857 after Python's and glibc's tables
+    "cp864": {0x25: "%"},  # Python's cp864 has the Arabic percent sign here; Epson prints ASCII
+    "cp1125": {0xFA: "÷", 0xFB: "±"},  # RUSCII as Epson prints it (Python: "·", "√")
 }
 
 # ESC R n: the 12 ASCII positions an international set replaces, in this order.
@@ -56,43 +67,176 @@ INTERNATIONAL_SETS: dict[int, str] = {
 _ASCII = "".join(map(chr, range(0x80)))
 _UNDEFINED = "\ufffe"  # charmap_decode's mark for a byte with no character: U+FFFD comes out
 
-# Epson page 1: ASCII, and JIS X 0201 half-width katakana at 0xA1..0xDF.
-_KATAKANA_HIGH = "".join(chr(0xFF61 + b - 0xA1) if 0xA1 <= b <= 0xDF else _UNDEFINED
-                         for b in range(0x80, 0x100))
-
-# Pages Python has no codec for, bytes 0x80-0xFF, as the GNU C library's charmaps give them
-# (`iconv -f <charmap>`; tests/test_parser.py checks them against iconv where it is installed).
-# PC851 (Greek): glibc's IBM851; 0x91 has no character there.
-_PC851_HIGH = (
-    "ÇüéâäàΆçêëèïîΈÄΉ"
-    "Ί\ufffeΌôöΎûùΏÖÜά£έήί"
-    "ϊΐόύΑΒΓΔΕΖΗ\u00bdΘΙ\u00ab\u00bb"
-    "░▒▓│┤ΚΛΝΜ╣║╗╝ΞΟ┐"
-    "└┴┬├─┼ΠΡ╚╔╩╦╠═╬Σ"
-    "ΤΥΦΧΨΩαβγ┘┌█▄δε▀"
-    "ζηθικλμνξοπρσςτ´"
-    "\u00ad±υφχ\u00a7ψ˛°¨ωϋΰώ■\u00a0"
-)
-# TCVN-3 (Vietnamese), 0xA0-0xFF: glibc's TCVN5712-1 (0xB0-0xB4 are combining tone marks);
-# 0x80-0x9F hold no letters in TCVN-3. Page 31 is the "capital" font: the same positions in
-# capitals.
-_TCVN3_HIGH = _UNDEFINED * 32 + (
-    "\u00a0ĂÂÊÔƠƯĐăâêôơưđẰ"
-    "\u0300\u0309\u0303\u0301\u0323àảãáạẲằẳẵắẴ"
-    "ẮẦẨẪẤỀặầẩẫấậèỂẻẽ"
-    "éẹềểễếệìỉỄẾỒĩíịò"
-    "Ổỏõóọồổỗốộờởỡớợù"
-    "ỖủũúụừửữứựỳỷỹýỵỐ"
-)
-
-# Decoding tables (256 characters) for charmap_decode.
-_TABLES: dict[Optional[str], str] = {
-    "katakana": _ASCII + _KATAKANA_HIGH,
-    "pc851": _ASCII + _PC851_HIGH,
-    "tcvn3": _ASCII + _TCVN3_HIGH,
-    "tcvn3-capital": _ASCII + _TCVN3_HIGH.upper(),
-    None: _ASCII + _UNDEFINED * 128,  # no table: ASCII, and a clear placeholder for the rest
+# Pages Python has no codec for, and the pages Epson changed beyond a few bytes, bytes 0x80-0xFF.
+_OWN_TABLES: dict[str, str] = {
+    # Katakana: block elements and line drawing (0x80-0x9F), JIS X 0201 half-width katakana,
+    # symbols, suits and kanji for dates, times and prices (0xE0-0xFF).
+    "katakana": (
+        "▁▂▃▄▅▆▇█▏▎▍▌▋▊▉┼"
+        "┴┬┤├▔─│▕┌┐└┘╭╮╰╯"
+        " ｡｢｣､･ｦｧｨｩｪｫｬｭｮｯ"
+        "ｰｱｲｳｴｵｶｷｸｹｺｻｼｽｾｿ"
+        "ﾀﾁﾂﾃﾄﾅﾆﾇﾈﾉﾊﾋﾌﾍﾎﾏ"
+        "ﾐﾑﾒﾓﾔﾕﾖﾗﾘﾙﾚﾛﾜﾝﾞﾟ"
+        "═╞╪╡◢◣◥◤♠♥♦♣●○╱╲"
+        "╳円年月日時分秒〒市区町村人▒\u00a0"
+    ),
+    "pc853": (
+        "ÇüéâäàĉçêëèïîìÄĈ"
+        "ÉċĊôöòûùİÖÜĝ£Ĝ×ĵ"
+        "áíóúñÑĞğĤĥ\ufffe½Ĵş«»"
+        "░▒▓│┤ÁÂÀŞ╣║╗╝Żż┐"
+        "└┴┬├─┼Ŝŝ╚╔╩╦╠═╬¤"
+        "\ufffe\ufffeÊËÈıÍÎÏ┘┌█▄\ufffeÌ▀"
+        "ÓßÔÒĠġµĦħÚÛÙŬŭ\ufffe´"
+        "\u00ad\ufffeℓŉ˘§÷¸°¨˙\ufffe³²■\u00a0"
+    ),
+    "pc1098": (
+        "\ufffe\ufffe،؛؟\u064bآﺂاﺎءأﺄ"
+        "ؤﺋبﺑﭖﭘتﺗثﺛجﺟﭺﭼ×ح"
+        "ﺣخﺧدذرزﮊسﺳشﺷصﺻ«»"
+        "░▒▓│┤ضﺿﻁﻃ╣║╗╝¤ﻅ┐"
+        "└┴┬├─┼ﻇع╚╔╩╦╠═╬\ufffe"
+        "ﻊﻋﻌغﻎﻏﻐفﻓ┘┌█▄قﻗ▀"
+        "ﮎﻛﮒﮔلﻟمﻣنﻧوهﻫﻬﮤﯼ"
+        "\u00adﯽﯾـ٠١٢٣٤٥٦٧٨٩■\u00a0"
+    ),
+    "pc1118": (
+        "ÇüéâäàåçêëèïîìÄÅ"
+        "ÉæÆôöòûùÿÖÜ¢£¥₧ƒ"
+        "áíóúñÑªº¿⌐¬½¼¡«»"
+        "░▒▓│┤ĄČĘĖ╣║╗╝ĮŠ┐"
+        "└┴┬├─┼ŲŪ╚╔╩╦╠═╬Ž"
+        "ąčęėįšųūž┘┌█▄▌▐▀"
+        "αβΓπΣσµτΦΘΩδ∞φε⋂"
+        "≡±≥≤„“÷≈°∙˙√ⁿ²■\u00a0"
+    ),
+    "pc1119": (
+        "АБВГДЕЖЗИЙКЛМНОП"
+        "РСТУФХЦЧШЩЪЫЬЭЮЯ"
+        "абвгдежзийклмноп"
+        "░▒▓│┤ĄČĘĖ╣║╗╝ĮŠ┐"
+        "└┴┬├─┼ŲŪ╚╔╩╦╠═╬Ž"
+        "ąčęėįšųūž┘┌█▄▌▐▀"
+        "рстуфхцчшщъыьэюя"
+        "Ёё≥≤„“÷≈°∙·√ⁿ²■\u00a0"
+    ),
+    "iso8859_2-epson": (
+        "░▒▓│┤┘┌█©╣║╗╝¢¥┐"
+        "└┴┬├─┼▄▀╚╔╩╦╠═╬®"
+        "\u00a0Ą˘Ł¤ĽŚ§¨ŠŞŤŹ\u00adŽŻ"
+        "°ą˛ł´ľśˇ¸šşťź˝žż"
+        "ŔÁÂĂÄĹĆÇČÉĘËĚÍÎĎ"
+        "ĐŃŇÓÔŐÖ×ŘŮÚŰÜÝŢß"
+        "ŕáâăäĺćçčéęëěíîď"
+        "đńňóôőö÷řůúűüýţ˙"
+    ),
+    "thai42": (
+        "┌┐└┘│─├┤┴┬┼█←↑→↓"
+        "๐๑๒๓๔๕๖๗๘๙ฃฅราไเ"
+        "\u00a0กขคฆงจฉชซฌญฎฏฐฑ"
+        "ฒณดตถทธนบปผฝพฟภม"
+        "ยรฤลวศษสหฬอฮะฦาำ"
+        "เแโใไๆฯ\u0e38\u0e39\u0e34\u0e35\u0e36\u0e37\u0e4a\u0e4d\u0e47"
+        "\u0e48\u0e49\u0e4a\u0e4b\u0e4c\ufffe\ufffe\ufffe\ufffe\ufffe\ufffeะ\ufffe\ufffe\ufffe\ufffe"
+        "\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\u00a0"
+    ),
+    "thai11": (
+        "\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe"
+        "\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe┌┐└┘│├┤"
+        "\u00a0กขฃคฅฆงจฉชซฌญฎฏ"
+        "ฐฑฒณดตถทธนบปผฝพฟ"
+        "ภมยรฤลฦวศษสหฬอฮฯ"
+        "ะ\u0e31าำ\u0e34\u0e35\u0e36\u0e37\u0e38\u0e39\u0e3a─┴┬┼฿"
+        "เแโใไๅๆ\u0e47\u0e48\u0e49\u0e4a\u0e4b\u0e4c\u0e4d\u0e4e๏"
+        "๐๑๒๓๔๕๖๗๘๙๚\u0e4aโใไ\ufffe"
+    ),
+    "thai13": (
+        "\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe"
+        "\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe"
+        "\u00a0กขฃคฅฆงจฉชซฌญฎฏ"
+        "ฐฑฒณดตถทธนบปผฝพฟ"
+        "ภมยรฤลฦวศษสหฬอฮฯ"
+        "ะ\u0e31าำ\u0e34\u0e35\u0e36\u0e37\u0e38\u0e39\u0e3aร\ufffe\ufffeเ฿"
+        "เแโใไๅๆ\u0e47\u0e48\u0e49\u0e4a\u0e4b\u0e4c\u0e4d\u0e4e๏"
+        "๐๑๒๓๔๕๖๗๘๙๚๛←↑→↓"
+    ),
+    "thai14": (
+        "┌┐└┘│─├┤┴┬┼█\ufffe\ufffe\ufffe\ufffe"
+        "รา\ufffeะ\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffeเ"
+        "\u00a0กขฃคฅฆงจฉชซฌญฎฏ"
+        "ฐฑฒณดตถทธนบปผฝพฟ"
+        "ภมยรฤลฦวศษสหฬอฮฯ"
+        "ะ\u0e31าำ\u0e34\u0e35\u0e36\u0e37\u0e38\u0e39\u0e3a\ufffe\ufffe\ufffe\ufffe฿"
+        "เแโใไๅๆ\u0e47\u0e48\u0e49\u0e4a\u0e4b\u0e4c\u0e4d\u0e4e๏"
+        "๐๑๒๓๔๕๖๗๘๙๛\ufffe\ufffe\ufffe\ufffeไ"
+    ),
+    "thai16": (
+        "┌┐└┘│─├┤┴┬┼█←↑→↓"
+        "โใ\ufffeะ\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffeเ"
+        "\u00a0กขฃคฅฆงจฉชซฌญฎฏ"
+        "ฐฑฒณดตถทธนบปผฝพฟ"
+        "ภมยรฤลฦวศษสหฬอฮฯ"
+        "ะ\u0e31าำ\u0e34\u0e35\u0e36\u0e37\u0e38\u0e39\u0e3a\ufffe\ufffe\ufffe\ufffe฿"
+        "เแโใไๅๆ\u0e47\u0e48\u0e49\u0e4a\u0e4b\u0e4c\u0e4dไ๏"
+        "๐๑๒๓๔๕๖๗๘๙๛\ufffe\ufffe\ufffe\ufffe\ufffe"
+    ),
+    "thai18": (
+        "┌┐└┘│─├┤┴┬┼█←↑→↓"
+        "รา\ufffeะ\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffe\ufffeเ"
+        "\u00a0กขฃคฅฆงจฉชซฌญฎฏ"
+        "ฐฑฒณดตถทธนบปผฝพฟ"
+        "ภมยรฤลฦวศษสหฬอฮฯ"
+        "ะ\u0e31าำ\u0e34\u0e35\u0e36\u0e37\u0e38\u0e39\u0e3a\ufffe\ufffe\ufffe\ufffe฿"
+        "เแโใไๅๆ\u0e47\u0e48\u0e49\u0e4a\u0e4b\u0e4c\u0e4dไ๏"
+        "๐๑๒๓๔๕๖๗๘๙๛\ufffe\ufffe\ufffe\ufffe\ufffe"
+    ),
+    # PC851 (Greek): glibc's IBM851 with Epson's order at 0xB7/0xB8 (Μ before Ν, alphabetical)
+    # and a cedilla at 0xF7 where glibc has an ogonek; 0x91 has no character.
+    "pc851": (
+        "ÇüéâäàΆçêëèïîΈÄΉ"
+        "Ί\ufffeΌôöΎûùΏÖÜά£έήί"
+        "ϊΐόύΑΒΓΔΕΖΗ\u00bdΘΙ\u00ab\u00bb"
+        "░▒▓│┤ΚΛΜΝ╣║╗╝ΞΟ┐"
+        "└┴┬├─┼ΠΡ╚╔╩╦╠═╬Σ"
+        "ΤΥΦΧΨΩαβγ┘┌█▄δε▀"
+        "ζηθικλμνξοπρσςτ´"
+        "\u00ad±υφχ\u00a7ψ¸°¨ωϋΰώ■\u00a0"
+    ),
+    # TCVN-3 (Vietnamese), 0xA0-0xFF: glibc's TCVN5712-1 (0xB0-0xB4 are combining tone marks);
+    # 0x80-0x9F hold no letters in TCVN-3. Page 31 is the "capital" font: the same positions in
+    # capitals.
+    "tcvn3": _UNDEFINED * 32 + (
+        "\u00a0ĂÂÊÔƠƯĐăâêôơưđẰ"
+        "\u0300\u0309\u0303\u0301\u0323àảãáạẲằẳẵắẴ"
+        "ẮẦẨẪẤỀặầẩẫấậèỂẻẽ"
+        "éẹềểễếệìỉỄẾỒĩíịò"
+        "Ổỏõóọồổỗốộờởỡớợù"
+        "ỖủũúụừửữứựỳỷỹýỵỐ"
+    ),
 }
+_OWN_TABLES["tcvn3-capital"] = _OWN_TABLES["tcvn3"].upper()
+
+
+def _page_table(name: Optional[str]) -> str:
+    """The 256 characters of one page, for charmap_decode."""
+    if name is None:
+        return _ASCII + _UNDEFINED * 128
+    if name in _OWN_TABLES:
+        high = _OWN_TABLES[name]
+    else:
+        high = bytes(range(0x80, 0x100)).decode(name, "replace")
+        changes = _EPSON_CHANGES.get(name, {})
+        high = "".join(changes.get(0x80 + i, c) for i, c in enumerate(high))
+    low = "".join(_EPSON_CHANGES.get(name, {}).get(b, chr(b)) for b in range(0x80))
+    # Unassigned bytes (U+FFFD from the codec) and C1 controls print nothing on an Epson.
+    high = "".join(_UNDEFINED if c == "\ufffd" or "\x80" <= c <= "\x9f" else c for c in high)
+    assert len(high) == 128, name
+    return low + high
+
+
+_PAGE_TABLES: dict[int, str] = {n: _page_table(name) for n, name in CODE_PAGES.items()}
+_NO_TABLE = _page_table(None)
 
 
 class CharacterDecoder:
@@ -112,12 +256,7 @@ class CharacterDecoder:
     def decode(self, data: bytes | bytearray) -> str:
         if self.two_byte:
             return data.decode(self.two_byte_encoding, "replace")
-        codec = CODE_PAGES.get(self.page)
-        table = _TABLES.get(codec)
-        if table is not None or codec is None:
-            text = codecs.charmap_decode(bytes(data), "replace", table or _TABLES[None])[0]
-        else:
-            text = data.decode(codec, "replace")
+        text = codecs.charmap_decode(data, "replace", _PAGE_TABLES.get(self.page, _NO_TABLE))[0]
         if self.international:
             table = INTERNATIONAL_SETS.get(self.international)
             if table:

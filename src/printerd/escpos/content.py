@@ -86,8 +86,14 @@ class ContentCollector:
     def _barcode(self, command: bytes) -> None:
         m = command[2]
         data = command[3:-1] if m <= 6 else command[4:4 + command[3]]
-        self._add("barcodes", {"type": BARCODE_TYPES.get(m, f"m={m}"),
-                               "data": data.decode("latin-1")})
+        kind = BARCODE_TYPES.get(m, f"m={m}")
+        if kind not in ("CODE128", "GS1-128"):
+            self._add("barcodes", {"type": kind, "data": data.decode("latin-1")})
+            return
+        text, gs1 = decode_code128(data) if kind == "CODE128" else decode_gs1_128(data)
+        # A CODE128 symbol that starts with FNC1 is a GS1-128 symbol.
+        self._add("barcodes", {"type": "GS1-128" if gs1 else kind, "data": text,
+                               "raw": data.decode("latin-1")})
 
     def _symbol(self, command: bytes) -> None:
         # GS ( k pL pH cn fn [parameters]
@@ -176,6 +182,65 @@ class ContentCollector:
         if command[2] == 1:
             self.drawer_kicks.append({"pin": 5 if command[3] == 1 else 2,
                                       "on_ms": command[4] * 100, "off_ms": command[4] * 100})
+
+
+GS1_SEPARATOR = "\x1d"  # FNC1 after the first position: GS, as a scanner sends it
+_CODE_SETS = {ord("A"): "A", ord("B"): "B", ord("C"): "C"}
+
+
+def _code128_char(code_set: str, byte: int) -> str:
+    if code_set == "C":
+        return f"{byte:02d}" if byte < 100 else "\ufffd"
+    if code_set == "A":
+        return chr(byte) if byte < 0x60 else "\ufffd"
+    return chr(byte) if 0x20 <= byte < 0x80 else "\ufffd"
+
+
+def decode_code128(data: bytes) -> tuple[str, bool]:
+    """
+    What a GS k CODE128 barcode encodes, as a scanner reads it, and whether it is GS1-128.
+
+    Epson's data: "{A", "{B" or "{C" picks the code set, later "{A/B/C" switch, "{S" shifts
+    A<->B for one character, "{1".."{4" are FNC1-4, "{{" is "{"; in code set C each byte 0-99
+    is two digits. FNC1 first marks GS1-128 (dropped, as scanners do); later FNC1s separate
+    variable-length GS1 fields (GS, 0x1D). FNC4 adds 128 to the next character; FNC2/3 are
+    reader instructions and carry no data. Bytes no code set holds come out as U+FFFD.
+    """
+    out: list[str] = []
+    code_set, shift, extend, gs1 = "B", False, False, False
+    at = 0
+    while at < len(data):
+        byte = data[at]
+        if byte == 0x7B and at + 1 < len(data):  # "{" + function
+            function = data[at + 1]
+            at += 2
+            if function in _CODE_SETS:
+                code_set = _CODE_SETS[function]
+            elif function == ord("S"):
+                shift = True
+            elif function == ord("1"):
+                if at == 2 or (at == 4 and data[0] == 0x7B and data[1] in _CODE_SETS):
+                    gs1 = True
+                else:
+                    out.append(GS1_SEPARATOR)
+            elif function == ord("4"):
+                extend = True
+            elif function == ord("{"):
+                out.append("{")
+            continue
+        at += 1
+        current = ("B" if code_set == "A" else "A") if shift and code_set != "C" else code_set
+        char = _code128_char(current, byte)
+        if extend and len(char) == 1 and char != "\ufffd":
+            char = chr(ord(char) + 128)
+        out.append(char)
+        shift = extend = False
+    return "".join(out), gs1
+
+
+def decode_gs1_128(data: bytes) -> tuple[str, bool]:
+    """GS k 74 (GS1-128): the printer adds the leading FNC1; "{1" separates fields."""
+    return data.decode("latin-1").replace("{1", GS1_SEPARATOR).replace("{{", "{"), True
 
 
 def _bitmap_size(bitmap: Bitmap) -> int:

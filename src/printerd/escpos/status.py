@@ -43,37 +43,63 @@ class PrinterIdentity:
 DEFAULT_IDENTITY = PrinterIdentity()
 
 
+# How each state switch shows in Epson's status bits (TM-T88V / TM-T20 references):
+# - The printer is offline while its cover is open, while printing is stopped by the paper end,
+#   and while an error is pending. ``online: false`` with neither of the other two is reported as
+#   an automatically recoverable error (as a print head that overheated), the one offline cause
+#   that needs no other switch; it shows in the error bits too.
+# - Every reply reports the drawer as the level of kick-out connector pin 3. Epson's drivers
+#   take LOW as "drawer open" unless told otherwise (ePOS SDK drawerOpenLevel, default
+#   DRAWER_OPEN_LEVEL_LOW), so a closed drawer reads HIGH in DLE EOT 1, GS r 2 and GS a alike.
+# - Paper out also trips the near-end sensor: both sensor pairs report no paper.
+
+
+def _offline(state: PrinterState) -> bool:
+    return not state.online or state.cover_open or state.paper == PAPER_OUT
+
+
+def _pin3_high(state: PrinterState) -> bool:
+    return not state.drawer_open
+
+
+def _near_end(state: PrinterState) -> bool:
+    return state.paper in (PAPER_NEAR_END, PAPER_OUT)
+
+
 def automatic_status(state: PrinterState) -> bytes:
     """The 4 bytes of automatic status back (GS a), sent when enabled and on every change."""
-    first = 0x10  # always set
-    first |= 0x04 if state.drawer_open else 0
-    first |= 0 if state.online else 0x08
+    # Byte 1 has 0x10 set and the two low bits clear, the bytes after it 0x10 clear: that is
+    # how a client tells an ASB block from other replies.
+    first = 0x10
+    first |= 0x04 if _pin3_high(state) else 0
+    first |= 0x08 if _offline(state) else 0
     first |= 0x20 if state.cover_open else 0
-    third = {PAPER_OK: 0, PAPER_NEAR_END: 0x03, PAPER_OUT: 0x0F}[state.paper]
-    return bytes([first, 0x00, third, 0x00])
+    errors = 0 if state.online else 0x40  # automatically recoverable error
+    paper = (0x03 if _near_end(state) else 0) | (0x0C if state.paper == PAPER_OUT else 0)
+    return bytes([first, errors, paper, 0x00])
+
 
 def _dle_eot(n: int, state: PrinterState) -> Optional[bytes]:
     # Bits 0x02 and 0x10 are fixed to 1 in every DLE EOT reply.
     fixed = 0x12
-    if n == 1:
-        # The reference table's healthy reply is 0x16: pin 3 reads high while the drawer is shut.
-        drawer = 0 if state.drawer_open else 0x04
-        return bytes([fixed | drawer | (0 if state.online else 0x08)])
-    if n == 2:
-        cover = 0x04 if state.cover_open else 0
-        paper_stop = 0x20 if state.paper == PAPER_OUT else 0
-        return bytes([fixed | cover | paper_stop])
-    if n == 3:
-        return bytes([fixed])
-    if n == 4:
-        paper = {PAPER_OK: 0, PAPER_NEAR_END: 0x0C, PAPER_OUT: 0x6C}[state.paper]
-        return bytes([fixed | paper])
+    if n == 1:  # printer status
+        return bytes([fixed | (0x04 if _pin3_high(state) else 0)
+                      | (0x08 if _offline(state) else 0)])
+    if n == 2:  # offline cause
+        return bytes([fixed | (0x04 if state.cover_open else 0)
+                      | (0x20 if state.paper == PAPER_OUT else 0)
+                      | (0 if state.online else 0x40)])
+    if n == 3:  # error cause
+        return bytes([fixed | (0 if state.online else 0x40)])
+    if n == 4:  # roll paper sensors
+        return bytes([fixed | (0x0C if _near_end(state) else 0)
+                      | (0x60 if state.paper == PAPER_OUT else 0)])
     return None
 
 
 def _paper_sensor(state: PrinterState) -> bytes:
     # GS r 1 and ESC v: 0x03 near end, 0x0C paper out.
-    return bytes([{PAPER_OK: 0, PAPER_NEAR_END: 0x03, PAPER_OUT: 0x0F}[state.paper]])
+    return bytes([(0x03 if _near_end(state) else 0) | (0x0C if state.paper == PAPER_OUT else 0)])
 
 
 def _gs_i(n: int, identity: PrinterIdentity) -> Optional[bytes]:
@@ -105,8 +131,8 @@ def reply_to(query: bytes, state: PrinterState,
         if query[2] in (1, 49):
             return _paper_sensor(state)
         if query[2] in (2, 50):
-            # ...whereas GS r 2 answers 0x00 for a healthy printer, 0x01 with the drawer open.
-            return bytes([0x01 if state.drawer_open else 0x00])
+            # Drawer kick-out connector pin 3, as in DLE EOT 1.
+            return bytes([0x01 if _pin3_high(state) else 0x00])
         return None
     if query == b"\x1bv":
         return _paper_sensor(state)

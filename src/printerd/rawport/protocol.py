@@ -145,9 +145,14 @@ class RawPrintProtocol(Protocol):
         if self._ended:
             return
         if self._prefix:
-            # The job ended while its first bytes were still ambiguous: they are a job.
+            # The job ended while its first bytes were still ambiguous: they are a job, unless
+            # they are a whole probe (a bare "HELP" line).
             data, self._prefix = bytes(self._prefix), None
-            self._feed(data)
+            verdict = classify(data, complete=True)
+            if verdict is not None:
+                self.factory.junk_connection(self, verdict)
+            else:
+                self._feed(data)
         self._prefix = None
         if self._ended:
             return

@@ -15,14 +15,13 @@ import segno
 from barcode.writer import ImageWriter, SVGWriter
 from PIL import Image
 
-from printerd.escpos.content import Bitmap
+from printerd.escpos.content import GS1_SEPARATOR, Bitmap
 
 # ESC/POS barcode type -> python-barcode name.
 _SYMBOLOGIES = {
     "UPC-A": "upca", "EAN13": "ean13", "EAN8": "ean8", "CODE39": "code39", "ITF": "itf",
     "CODABAR": "codabar", "CODE128": "code128", "GS1-128": "gs1_128",
 }
-_CODE_SET_PREFIX = re.compile(r"^\{[ABC]")  # GS k CODE128 data starts by choosing a code set
 _XML_PROLOGUE = re.compile(rb"^.*?(?=<svg)", re.S)
 
 
@@ -39,8 +38,10 @@ def _barcode(kind: str, data: str, writer):
     name = _SYMBOLOGIES.get(kind)
     if name is None:
         return None
-    if name in ("code128", "gs1_128"):
-        data = _CODE_SET_PREFIX.sub("", data).replace("{{", "{")
+    if name == "gs1_128":
+        # The receipt's data is what a scanner reads (fields separated by GS); python-barcode
+        # adds the leading FNC1 itself and takes "\xf1" for the ones between fields.
+        data = data.replace(GS1_SEPARATOR, "\xf1")
     options = {"add_checksum": False} if name == "code39" else {}
     try:
         return barcode.get_barcode_class(name)(data, writer=writer, **options)

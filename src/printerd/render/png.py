@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import io
 import threading
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
 import barcode
 from PIL import Image, ImageDraw, ImageFont
+from twisted.logger import Logger
 
 from printerd.escpos.styles import Style
 from printerd.render.codes import barcode_image, bitmap_image, qr_image
@@ -24,27 +26,46 @@ CELLS = {"A": (12, 24), "B": (9, 17), "C": (9, 17)}
 LINE_GAP = 6  # Epson's default 1/6-inch line spacing leaves about this much between lines
 # python-barcode ships DejaVu Sans Mono for its own captions: a font we always have.
 _FONT_FILE = Path(barcode.__file__).parent / "fonts" / "DejaVuSansMono.ttf"
+# DejaVu has no CJK glyphs: Debian's fonts-droid-fallback (Droid Sans Fallback, Apache 2.0) has
+# the Chinese, Japanese and Korean ones; `make setup` and .ci/run install it.
+CJK_FONT_FILES = (Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),)
 # Renders run on both database reader threads; a FreeType face must not draw in two at once.
 _FONT_LOCK = threading.Lock()
+log = Logger()
 
 
-@lru_cache(maxsize=4)
-def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+@lru_cache(maxsize=8)
+def _font(size: int, wide: bool = False) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """DejaVu Sans Mono, or for wide (CJK) characters the first CJK font installed."""
+    if wide:
+        for path in CJK_FONT_FILES:
+            if path.exists():
+                return ImageFont.truetype(str(path), size)
+        log.warn("no CJK font ({paths}): PNG renderings draw boxes for CJK text; install "
+                 "Debian's fonts-droid-fallback", paths=", ".join(map(str, CJK_FONT_FILES)))
     try:
         return ImageFont.truetype(str(_FONT_FILE), size)
     except OSError:
         return ImageFont.load_default(size)
 
 
+def _is_wide(char: str) -> bool:
+    """Double-byte characters print two cells wide."""
+    return unicodedata.east_asian_width(char) in ("W", "F")
+
+
 @lru_cache(maxsize=4096)
 def _glyph(char: str, style: Style) -> Image.Image:
     """One character cell, black on white (or inverted), scaled by the character size."""
     cell_w, cell_h = CELLS.get(style.font, CELLS["A"])
+    wide = _is_wide(char)
+    cell_w *= 2 if wide else 1
     ink, paper = (255, 0) if style.invert else (0, 255)
     cell = Image.new("L", (cell_w, cell_h), paper)
     draw = ImageDraw.Draw(cell)
     with _FONT_LOCK:
-        draw.text((cell_w / 2, cell_h - 4), char, fill=ink, font=_font(cell_h - 4), anchor="ms",
+        draw.text((cell_w / 2, cell_h - 4), char, fill=ink, font=_font(cell_h - 4, wide),
+                  anchor="ms",
                   stroke_width=1 if style.bold else 0, stroke_fill=ink)
     for row in range(style.underline):
         draw.line([(0, cell_h - 1 - row), (cell_w, cell_h - 1 - row)], fill=ink)

@@ -15,6 +15,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from printerd.render.html import render_html
+from printerd.render.pdf import render_pdf
 from printerd.render.png import PAPER_WIDTHS, render_png
 from printerd.render.text import WIDTHS, render_text
 from printerd.store.service import ReceiptStore
@@ -28,6 +29,7 @@ FORMATS: dict[str, tuple[Render, tuple[int, ...], int, bytes]] = {
     "html": (lambda raw, width, enc: render_html(raw, width, two_byte_encoding=enc).encode(),
              WIDTHS, 48, b"text/html; charset=utf-8"),
     "png": (render_png, PAPER_WIDTHS, 576, b"image/png"),
+    "pdf": (render_pdf, PAPER_WIDTHS, 576, b"application/pdf"),
 }
 DEFAULT_ENCODING = "gb18030"
 

@@ -1,0 +1,137 @@
+"""
+The ``printerd`` command (also ``python -m printerd``).
+
+``printerd run [options]`` is the daemon: twistd's own machinery (signals, logging, privileges)
+running printerd's ``Options``/``makeService`` in the foreground, with the same options as
+``twistd printerd``. ``printerd render`` draws a saved job offline; ``printerd version`` prints
+the version.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Optional, Sequence
+
+from printerd import __version__
+
+RUN_HELP = "run the daemon in the foreground (options: printerd run --help)"
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    # ``run`` hands every further argument to the daemon's own option parser, untouched.
+    if args[:1] == ["run"]:
+        return run_daemon(args[1:])
+    parser = _parser()
+    options = parser.parse_args(args)
+    if options.version or options.command == "version":
+        print(f"printerd {__version__}")
+        return 0
+    if options.command == "render":
+        return render_command(options, options.render_parser)
+    parser.print_help(sys.stderr)
+    return 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    from printerd.render.service import FORMATS
+
+    parser = argparse.ArgumentParser(
+        prog="printerd", description="A network receipt printer stand-in.")
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.add_parser("run", help=RUN_HELP)
+    render = commands.add_parser(
+        "render", help="draw a saved ESC/POS job (e.g. captured from a POS) offline",
+        description="Render one receipt of a saved ESC/POS job, as the HTTP API's renderings do.")
+    render.add_argument("file", metavar="FILE", help="the job's raw bytes ('-': standard input)")
+    render.add_argument("--format", required=True, choices=sorted(FORMATS))
+    render.add_argument("--width", type=int, default=None,
+                        help="columns (txt, html) or dots (png, pdf); default: as the API's")
+    render.add_argument("--receipt", type=int, default=1, metavar="N",
+                        help="which receipt of the job, counted from 1 at its cuts (default 1)")
+    render.add_argument("--two-byte-encoding", default="gb18030",
+                        help="encoding of FS & two-byte mode (default gb18030)")
+    render.add_argument("-o", "--output", default="-", metavar="OUT",
+                        help="file to write ('-', the default: standard output)")
+    render.set_defaults(render_parser=render)  # its own usage line in error messages
+    commands.add_parser("version", help="print the version")
+    return parser
+
+
+def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from printerd.escpos.parser import JobParser, ParsedReceipt
+    from printerd.render.service import FORMATS
+
+    render, sizes, default, _ = FORMATS[options.format]
+    width = default if options.width is None else options.width
+    if width not in sizes:
+        parser.error(f"--width {width}: {options.format} is drawn at "
+                     f"{', '.join(map(str, sizes))}")
+    try:
+        if options.file == "-":
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(options.file, "rb") as f:
+                raw = f.read()
+    except OSError as e:
+        return _error(f"cannot read {options.file}: {e.strerror}")
+    try:
+        job = JobParser(options.two_byte_encoding)
+    except LookupError:
+        parser.error(f"--two-byte-encoding: unknown encoding {options.two_byte_encoding!r}")
+    # The job splits at its cuts as the raw port splits it; each part is rendered on its own.
+    receipts = [e.raw for e in job.feed(raw) + job.close() if isinstance(e, ParsedReceipt)]
+    if not 1 <= options.receipt <= len(receipts):
+        return _error(f"{options.file} holds {len(receipts)} receipt(s); "
+                      f"--receipt {options.receipt} is not one of them")
+    if len(receipts) > 1:
+        print(f"printerd: {options.file} holds {len(receipts)} receipts; rendering number "
+              f"{options.receipt} (--receipt N picks another)", file=sys.stderr)
+    body = render(receipts[options.receipt - 1], width, options.two_byte_encoding)
+    if options.output == "-":
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+    else:
+        try:
+            with open(options.output, "wb") as f:
+                f.write(body)
+        except OSError as e:
+            return _error(f"cannot write {options.output}: {e.strerror}")
+    return 0
+
+
+def _error(message: str) -> int:
+    print(f"printerd: error: {message}", file=sys.stderr)
+    return 1
+
+
+def run_daemon(arguments: list[str]) -> int:
+    """twistd in the foreground, without a pid file, with printerd as its only plugin."""
+    from twisted.application.service import ServiceMaker
+    from twisted.python import usage
+    from twisted.scripts.twistd import ServerOptions, runApp
+
+    from twisted.plugins.printerd_plugin import printerd as plugin
+
+    # The twistd plugin under the name "run", so twistd's messages read "printerd run".
+    service_maker = ServiceMaker(plugin.name, plugin.module, plugin.description, "run")
+
+    class PrinterdServerOptions(ServerOptions):
+        # twistd's plugin search, narrowed to printerd's own plugin.
+        @staticmethod
+        def _getPlugins(interface, package=None):
+            return [service_maker]
+
+        def getSynopsis(self) -> str:
+            return "Usage: printerd"
+
+    config = PrinterdServerOptions()
+    try:
+        config.parseOptions(["--nodaemon", "--pidfile=", "run", *arguments])
+    except usage.error as e:
+        print(f"printerd: error: {e}", file=sys.stderr)
+        return 2
+    runApp(config)
+    return 0

@@ -1,0 +1,111 @@
+"""The printerd command: run, render, version, and the one version it reports everywhere."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from importlib.metadata import version as installed_version
+
+import pytest
+from PIL import Image
+
+import printerd
+from bench.daemon import PRINTERD, TWISTD, Daemon
+from conftest import SAMPLES
+from printerd.cli import main
+from printerd.escpos.parser import JobParser, ParsedReceipt
+from printerd.render.text import render_text
+
+DEMO = SAMPLES / "escpos-php__demo.bin"  # 14 receipts, text and styles
+LOGO = SAMPLES / "escpos-php__receipt-with-logo.bin"
+EXPECTED_VERSION = f"printerd {printerd.__version__}"
+
+
+def receipts_of(path) -> list[bytes]:
+    parser = JobParser()
+    return [e.raw for e in parser.feed(path.read_bytes()) + parser.close()
+            if isinstance(e, ParsedReceipt)]
+
+
+def output_of(*command: str) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+@pytest.mark.parametrize("command", [
+    [PRINTERD, "version"],
+    [PRINTERD, "--version"],
+    [sys.executable, "-m", "printerd", "version"],
+    [TWISTD, "printerd", "--version"],
+    [PRINTERD, "run", "--version"],
+], ids=["printerd version", "printerd --version", "python -m printerd", "twistd printerd",
+        "printerd run"])
+def test_every_way_to_ask_prints_printerds_version(command):
+    assert output_of(*command) == EXPECTED_VERSION
+
+
+def test_the_installed_package_version_is_printerd_version():
+    assert installed_version("printerd") == printerd.__version__
+
+
+@pytest.mark.e2e
+def test_printerd_run_serves_the_api_and_logs_which_version_runs(tmp_path):
+    daemon = Daemon(tmp_path, "--database=var/printerd.sqlite3", cli=True)
+    try:
+        assert daemon.get("/api/health")[0] == 200
+        assert f"{EXPECTED_VERSION} starting" in daemon.log()
+    finally:
+        assert daemon.stop() in (0, -15)
+
+
+def test_printerd_run_with_a_bad_option_says_so_in_one_line():
+    result = subprocess.run([PRINTERD, "run", "--no-such-option"], capture_output=True,
+                            text=True, timeout=60)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "printerd: error: option --no-such-option not recognized"]
+
+
+def test_render_txt_writes_the_first_receipt_to_stdout_as_the_api_renders_it(capsysbinary):
+    assert main(["render", str(DEMO), "--format", "txt", "--width", "42"]) == 0
+    captured = capsysbinary.readouterr()
+    assert captured.out.decode() == render_text(receipts_of(DEMO)[0], 42)
+    assert b"holds 14 receipts" in captured.err
+
+
+def test_render_picks_a_receipt_and_writes_a_png_file(tmp_path):
+    out = tmp_path / "receipt.png"
+    assert main(["render", str(DEMO), "--format", "png", "--receipt", "3", "-o", str(out)]) == 0
+    image = Image.open(io.BytesIO(out.read_bytes()))
+    assert image.format == "PNG" and image.width == 576
+
+
+def test_render_html_reads_standard_input_and_draws_the_logo(tmp_path):
+    result = subprocess.run([PRINTERD, "render", "-", "--format", "html"],
+                            input=LOGO.read_bytes(), capture_output=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(b"<!DOCTYPE html>") and b"data:image/png;base64," in \
+        result.stdout
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--format", "txt", "--width", "3"], "--width 3: txt is drawn at 32, 42, 48, 56, 64"),
+    (["--format", "png", "--width", "48"], "png is drawn at 576, 512"),
+    (["--format", "gif"], "invalid choice: 'gif'"),
+])
+def test_render_refuses_a_bad_format_or_width_naming_what_is_allowed(arguments, message,
+                                                                     capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["render", str(DEMO), *arguments])
+    assert exit.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_render_of_a_missing_file_or_receipt_fails_with_one_line(tmp_path, capsys):
+    assert main(["render", str(tmp_path / "missing.bin"), "--format", "txt"]) == 1
+    assert main(["render", str(DEMO), "--format", "txt", "--receipt", "15"]) == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert lines[0].startswith("printerd: error: cannot read ") and "No such file" in lines[0]
+    assert lines[-1].endswith("holds 14 receipt(s); --receipt 15 is not one of them")
