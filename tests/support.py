@@ -23,7 +23,9 @@ from twisted.python.failure import Failure
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
+from printerd.http.hosts import AllowedHosts
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.site import HttpConnections
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.metrics import MetricsRoutes
@@ -239,7 +241,8 @@ class Api:
                                         for f in factories})
         self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
                                        self.retention, renderings, self.limiter,
-                                       ReactorLag(clock), clock.seconds()), make_registry(store))
+                                       ReactorLag(clock), HttpConnections(), clock.seconds()),
+                               make_registry(store))
         self.api = HttpApi([
             HealthRoutes(store, self.printers, self.forwarder, self.authenticator),
             SessionRoutes(self.authenticator),
@@ -249,8 +252,8 @@ class Api:
             ForwarderRoutes(clock, store, self.forwarder),
             MetricsRoutes(self.figures),
             PageRoutes(),
-        ], self.authenticator, self.limiter)
-        self.stub = StubTreq(self.api.resource())
+        ], self.authenticator, self.limiter, AllowedHosts(["printerd"]))
+        self.stub = StubTreq(self.api.resource())  # its requests say Host: printerd
 
 
 async def wait_until(condition: Callable[[], Any], timeout: float = 5.0,
