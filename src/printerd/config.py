@@ -224,6 +224,12 @@ class Settings:
         30.0, _positive_float, "seconds an HTTP client may idle or dawdle sending a request")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
+    epos: bool = _setting(
+        True, _boolean, "answer Epson ePOS-Print (POST /cgi-bin/epos/service.cgi) over HTTP")
+    epos_listen: str = _setting(
+        "", str, "a listener of ePOS-Print's own, e.g. tcp:8008 or ssl:8043:... (empty: none)")
+    epos_max_body: int = _setting(
+        2 * 1024 * 1024, _positive_int, "bytes an ePOS-Print request may carry")
 
 
 def env_name(name: str) -> str:

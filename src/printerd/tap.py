@@ -11,7 +11,7 @@ import os
 import re
 import sqlite3
 import sys
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import treq
 from twisted.application.service import IService, MultiService, Service
@@ -25,7 +25,10 @@ from printerd import __version__
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
-from printerd.escpos.status import PrinterIdentity
+from printerd.epos.http import EposEndpoint, HttpRoot, request_factory
+from printerd.epos.metrics import EposCollector
+from printerd.epos.service import EposPrinter, EposPrinting
+from printerd.escpos.status import PrinterIdentity, PrinterState
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import PrinterdAPI
 from printerd.http.auth import Authenticator, LimitedRequest
@@ -160,6 +163,11 @@ def read_tokens(settings: Settings) -> tuple[str, ...]:
     return tuple(tokens)
 
 
+def _state_of(factory: RawPrintFactory) -> Callable[[], PrinterState]:
+    """The raw printer's current state, as status replies report it (ePOS-Print too)."""
+    return lambda: factory.state
+
+
 def makeService(options: Options, reactor: Any = None) -> IService:
     """Build printerd's service tree from parsed options."""
     if reactor is None:
@@ -176,6 +184,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     raw_endpoints = [_endpoint(reactor, setting, description)
                      for setting, _, description in raw_listeners]
     http_endpoint = _endpoint(reactor, "http_listen", settings.http_listen)
+    epos_endpoint = (_endpoint(reactor, "epos_listen", settings.epos_listen)
+                     if settings.epos_listen else None)
     try:
         summary = prepare_database(settings.database, settings.synchronous, settings.recent_size)
     except SchemaTooNew as e:
@@ -231,7 +241,23 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     api = PrinterdAPI(reactor, store, printers, None, hub, registry, forwarder,
                       Authenticator(reactor, tokens),
                       RateLimiter(reactor, settings.api_rate, settings.api_burst))
-    site = Site(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
+    # ePOS-Print: on the HTTP listener beside the API, and on its own listener if asked.
+    printing = EposPrinting(reactor, store, [
+        EposPrinter(p.factory.printer, state=_state_of(p.factory),
+                    two_byte_encoding=p.factory.two_byte_encoding, allow=settings.raw_allow)
+        for p in printers])
+    epos = EposEndpoint(printing)
+    registry.register(EposCollector(epos))
+    request_class = request_factory(settings.epos_max_body) if settings.epos else LimitedRequest
+    http_root = HttpRoot(epos.resource(), api.resource()) if settings.epos else api.resource()
+    site = Site(http_root, requestFactory=request_class, timeout=settings.http_timeout)
     site.displayTracebacks = False
     ListenerService("http_listen", settings.http_listen, http_endpoint, site).setServiceParent(root)
+    if epos_endpoint is not None:
+        epos_site = Site(HttpRoot(epos.resource()),
+                         requestFactory=request_factory(settings.epos_max_body),
+                         timeout=settings.http_timeout)
+        epos_site.displayTracebacks = False
+        ListenerService("epos_listen", settings.epos_listen, epos_endpoint,
+                        epos_site).setServiceParent(root)
     return root

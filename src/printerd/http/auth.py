@@ -115,14 +115,15 @@ class ApiGate(Resource):
 
 
 class LimitedRequest(Request):
-    """A request whose body is dropped past MAX_BODY bytes (the gate then answers 413)."""
+    """A request whose body is dropped past max_body bytes (the gate then answers 413)."""
 
     body_too_large = False
+    max_body = MAX_BODY
     _body_bytes = 0
 
     def handleContentChunk(self, data: bytes) -> None:
         self._body_bytes += len(data)
-        if self._body_bytes > MAX_BODY:
+        if self._body_bytes > self.max_body:
             self.body_too_large = True
             return
         super().handleContentChunk(data)

@@ -8,6 +8,7 @@ bytes (no extra threads). Receipts never change, so a rendering is cached by (id
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from typing import Callable, Mapping, Optional
 
@@ -18,7 +19,8 @@ from printerd.render.html import render_html
 from printerd.render.pdf import render_pdf
 from printerd.render.png import PAPER_WIDTHS, render_png
 from printerd.render.text import WIDTHS, render_text
-from printerd.store.receipts import get_printer_and_raw
+from printerd.epos.translate import printable_escpos
+from printerd.store.receipts import get_printer_and_raw, get_receipt
 from printerd.store.service import ReceiptStore
 
 Render = Callable[[bytes, int, str], bytes]
@@ -69,7 +71,12 @@ class Renderings:
             if found is None:
                 return None
             printer, raw = found
-            return render(raw, size, encodings.get(printer, DEFAULT_ENCODING))
+            encoding = encodings.get(printer, DEFAULT_ENCODING)
+            receipt = get_receipt(conn, receipt_id)
+            if receipt is not None and '"source":"epos-print"' in receipt.details:
+                # Printed from an ePOS-Print document: draw the ESC/POS it translates to.
+                raw = printable_escpos(raw, json.loads(receipt.details), encoding)
+            return render(raw, size, encoding)
 
         def remember(body: Optional[bytes]) -> Optional[bytes]:
             if body is not None and key not in self._cache and len(body) <= self.cache_bytes:
