@@ -153,6 +153,31 @@ def _printers(value: Any) -> tuple[tuple[str, str], ...]:
     return tuple((_printer_name(name), str(listener)) for name, listener in value.items())
 
 
+def _server_direct_print(value: Any) -> tuple:
+    """A list of tables (TOML) or the same as a JSON string: the servers printers poll."""
+    from printerd.epos.sdp import ServerDirectPrintConfig
+
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else []
+    if not isinstance(value, list):
+        raise ValueError("must be a list of {printer, url, interval, id, name}")
+    entries = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or not {"printer", "url"} <= set(item):
+            raise ValueError(f"entry {index + 1} needs at least printer and url")
+        unknown = set(item) - {"printer", "url", "interval", "id", "name"}
+        if unknown:
+            raise ValueError(f"entry {index + 1}: unknown keys {sorted(unknown)}")
+        url = str(item["url"])
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"entry {index + 1}: url must be http:// or https://")
+        entries.append(ServerDirectPrintConfig(
+            printer=_printer_name(item["printer"]), url=url,
+            interval=_positive_float(item.get("interval", 5)),
+            id=str(item.get("id", "")), name=str(item.get("name", ""))))
+    return tuple(entries)
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -230,6 +255,9 @@ class Settings:
         "", str, "a listener of ePOS-Print's own, e.g. tcp:8008 or ssl:8043:... (empty: none)")
     epos_max_body: int = _setting(
         2 * 1024 * 1024, _positive_int, "bytes an ePOS-Print request may carry")
+    server_direct_print: tuple = _setting(
+        (), _server_direct_print, "Epson Server Direct Print: JSON list of {printer, url, "
+        "interval, id, name}; each printer polls its URL for ePOS-Print jobs")
 
 
 def env_name(name: str) -> str:

@@ -11,7 +11,7 @@ import os
 import re
 import sqlite3
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, NoReturn, Optional
 
 import treq
 from twisted.application.service import IService, MultiService, Service
@@ -27,6 +27,7 @@ from printerd.config import (
 )
 from printerd.epos.http import EposEndpoint, HttpRoot, request_factory
 from printerd.epos.metrics import EposCollector
+from printerd.epos.sdp import ServerDirectPrint
 from printerd.epos.service import EposPrinter, EposPrinting
 from printerd.escpos.status import PrinterIdentity, PrinterState
 from printerd.forwarder.service import Forwarder
@@ -80,7 +81,7 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     print(f"printerd: error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
@@ -247,7 +248,15 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                     two_byte_encoding=p.factory.two_byte_encoding, allow=settings.raw_allow)
         for p in printers])
     epos = EposEndpoint(printing)
-    registry.register(EposCollector(epos))
+    pollers = []
+    for config in settings.server_direct_print:
+        printer = printing.printers.get(config.printer)
+        if printer is None:
+            fail(f"server_direct_print: no printer named {config.printer!r}")
+        poller = ServerDirectPrint(reactor, printing, printer, config, treq)
+        poller.setServiceParent(root)
+        pollers.append(poller)
+    registry.register(EposCollector(epos, pollers))
     request_class = request_factory(settings.epos_max_body) if settings.epos else LimitedRequest
     http_root = HttpRoot(epos.resource(), api.resource()) if settings.epos else api.resource()
     site = Site(http_root, requestFactory=request_class, timeout=settings.http_timeout)

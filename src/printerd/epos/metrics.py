@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterator, Sequence
 
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from printerd.epos.http import EposEndpoint
+from printerd.epos.sdp import ServerDirectPrint
 
 
 class EposCollector:
-    """A Prometheus collector over the ePOS-Print endpoint's counters."""
+    """A Prometheus collector over the ePOS-Print endpoint's and Server Direct Print's counters."""
 
-    def __init__(self, endpoint: EposEndpoint) -> None:
+    def __init__(self, endpoint: EposEndpoint, pollers: Sequence[ServerDirectPrint] = ()) -> None:
         self.endpoint = endpoint
+        self.pollers = pollers
 
     def collect(self) -> Iterator[Metric]:
         printing = self.endpoint.printing
@@ -28,3 +30,18 @@ class EposCollector:
         yield CounterMetricFamily("printerd_epos_forbidden",
                                   "ePOS-Print requests refused: address not in raw_allow",
                                   value=self.endpoint.forbidden_total)
+        polls = CounterMetricFamily("printerd_sdp_polls", "Server Direct Print exchanges "
+                                    "started", labels=["printer", "url"])
+        jobs = CounterMetricFamily("printerd_sdp_jobs", "Server Direct Print jobs received",
+                                   labels=["printer", "url"])
+        errors = CounterMetricFamily("printerd_sdp_errors", "Server Direct Print exchanges "
+                                     "that failed (retried with backoff)", labels=["printer", "url"])
+        failing = GaugeMetricFamily("printerd_sdp_failures_in_a_row", "failed exchanges since "
+                                    "the last good one", labels=["printer", "url"])
+        for poller in self.pollers:
+            labels = [poller.printer.name, poller.config.url]
+            polls.add_metric(labels, poller.polls_total)
+            jobs.add_metric(labels, poller.jobs_total)
+            errors.add_metric(labels, poller.errors_total)
+            failing.add_metric(labels, poller.failures)
+        yield from (polls, jobs, errors, failing)
