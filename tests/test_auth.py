@@ -5,19 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-import pytest_twisted
-from treq.testing import StubTreq
 from twisted.internet.task import Clock
-from twisted.internet.testing import MemoryReactorClock
 
-from printerd.forwarder.service import Forwarder
-from printerd.http.api import PrinterdAPI
-from printerd.http.auth import SESSION_SECONDS, Authenticator
-from printerd.http.stream import StreamHub
-from printerd.metrics import make_registry
-from printerd.rawport.factory import RawPrintFactory
+from support import Api, request, request_json
+from printerd.http.auth import SESSION_SECONDS
 from printerd.tap import listens_only_on_loopback
-from test_api import get, get_json
 
 TOKEN = "s3cret-token"
 PROTECTED = [
@@ -29,85 +21,81 @@ PROTECTED = [
     ("GET", "/api/receipts/1.txt"), ("GET", "/api/receipts/1.html"), ("GET", "/api/receipts/1.png"),
     ("GET", "/api/no-such-route"),
 ]
+OPEN_ROUTES = {"/", "/static/<name>", "/api/health", "/api/session"}
+
+
+def test_the_protected_list_covers_every_route_but_the_open_ones(inline_store, clock):
+    """A new route is protected unless listed as open: this list must name it to be tested."""
+    import re
+
+    routes = set()
+    for rule, methods in Api(inline_store, clock).api.routes.rules():
+        example = re.sub(r"<int:\w+>", "1", re.sub(r"<(?:string:)?name>", "default", rule))
+        routes |= {(method, example) for method in methods - {"HEAD", "OPTIONS"}
+                   if rule not in OPEN_ROUTES}
+    assert routes == set(PROTECTED) - {("GET", "/api/no-such-route")}
 
 
 @pytest.fixture
-def clock():
-    return Clock()
-
-
-@pytest.fixture
-def stub(store, clock):
-    factory = RawPrintFactory(MemoryReactorClock(), store)
-    hub = StreamHub(clock)
-    forwarder = Forwarder(clock, store, (), http=None)
-    api = PrinterdAPI(clock, store, factory, hub=hub, forwarder=forwarder,
-                      registry=make_registry(store, factory, hub, None),
-                      authenticator=Authenticator(clock, (TOKEN, "second-token")))
-    return StubTreq(api.resource())
+def stub(inline_store, clock):
+    return Api(inline_store, clock, tokens=(TOKEN, "second-token")).stub
 
 
 @pytest.mark.parametrize("method, path", PROTECTED)
 @pytest.mark.parametrize("authorization", [None, "Bearer wrong", "Basic czNjcmV0LXRva2Vu",
                                            "Bearer " + TOKEN[:-1]])
-@pytest_twisted.ensureDeferred
-async def test_protected_routes_refuse_missing_and_wrong_tokens(stub, method, path,
+def test_protected_routes_refuse_missing_and_wrong_tokens(stub, method, path,
                                                                 authorization):
     headers = {"Authorization": [authorization]} if authorization else {}
-    code, body = await get_json(stub, path, method=method, headers=headers)
+    code, body = request_json(stub, path, method=method, headers=headers)
     assert code == 401
     assert "authentication required" in body["error"]
 
 
 @pytest.mark.parametrize("method, path", [("GET", "/api/receipts"), ("GET", "/api/stats"),
                                           ("POST", "/api/forwarder/dead/retry")])
-@pytest_twisted.ensureDeferred
-async def test_the_right_token_opens_them(stub, method, path):
+def test_the_right_token_opens_them(stub, method, path):
     for token in (TOKEN, "second-token"):
-        code, _ = await get_json(stub, path, method=method,
+        code, _ = request_json(stub, path, method=method,
                                  headers={"Authorization": [f"Bearer {token}"]})
         assert code == 200
 
 
-@pytest_twisted.ensureDeferred
-async def test_tokens_are_never_read_from_the_query_string(stub):
+def test_tokens_are_never_read_from_the_query_string(stub):
     for name in ("token", "access_token", "api_token"):
-        code, _ = await get_json(stub, f"/api/receipts?{name}={TOKEN}")
+        code, _ = request_json(stub, f"/api/receipts?{name}={TOKEN}")
         assert code == 401
 
 
-@pytest_twisted.ensureDeferred
-async def test_health_tells_only_the_status_without_a_token(stub):
-    assert await get_json(stub, "/api/health") == (200, {"status": "ok"})
-    code, body = await get_json(stub, "/api/health",
+def test_health_tells_only_the_status_without_a_token(stub):
+    assert request_json(stub, "/api/health") == (200, {"status": "ok"})
+    code, body = request_json(stub, "/api/health",
                                 headers={"Authorization": [f"Bearer {TOKEN}"]})
     assert "checks" in body
 
 
-@pytest_twisted.ensureDeferred
-async def test_session_cookie_for_browsers(stub, clock):
-    response, body = await get(stub, "/api/session", method="POST",
+def test_session_cookie_for_browsers(stub, clock):
+    response, body = request(stub, "/api/session", method="POST",
                                data=json.dumps({"token": "nope"}).encode())
     assert response.code == 401
-    response, body = await get(stub, "/api/session", method="POST",
+    response, body = request(stub, "/api/session", method="POST",
                                data=json.dumps({"token": TOKEN}).encode())
     assert response.code == 200
     (cookie,) = response.headers.getRawHeaders("set-cookie")
     assert "HttpOnly" in cookie and "samesite=strict" in cookie.lower() and "Path=/" in cookie
     session = cookie.split(";")[0]
-    code, _ = await get_json(stub, "/api/receipts", headers={"Cookie": [session]})
+    code, _ = request_json(stub, "/api/receipts", headers={"Cookie": [session]})
     assert code == 200
-    code, _ = await get_json(stub, "/api/receipts", headers={"Cookie": ["printerd_session=x"]})
+    code, _ = request_json(stub, "/api/receipts", headers={"Cookie": ["printerd_session=x"]})
     assert code == 401
     clock.advance(SESSION_SECONDS + 1)  # sessions expire
-    code, _ = await get_json(stub, "/api/receipts", headers={"Cookie": [session]})
+    code, _ = request_json(stub, "/api/receipts", headers={"Cookie": [session]})
     assert code == 401
 
 
 @pytest.mark.parametrize("body", [b"", b"not json", b"[1]", b'{"tok": 1}', b"x" * 5000])
-@pytest_twisted.ensureDeferred
-async def test_bad_session_bodies_are_4xx(stub, body):
-    response, _ = await get(stub, "/api/session", method="POST", data=body)
+def test_bad_session_bodies_are_4xx(stub, body):
+    response, _ = request(stub, "/api/session", method="POST", data=body)
     assert response.code in (400, 413)
 
 
@@ -134,18 +122,15 @@ def test_token_bucket_refills_with_the_clock():
     assert limiter.limited_total == 2
 
 
-@pytest_twisted.ensureDeferred
-async def test_rate_limited_clients_get_429_with_retry_after(store, clock):
+def test_rate_limited_clients_get_429_with_retry_after(inline_store, clock):
     from printerd.http.ratelimit import RateLimiter
 
-    factory = RawPrintFactory(MemoryReactorClock(), store)
-    stub = StubTreq(PrinterdAPI(clock, store, factory,
-                                limiter=RateLimiter(clock, rate=1, burst=2)).resource())
-    codes = [(await get_json(stub, "/api/recent"))[0] for _ in range(3)]
+    stub = Api(inline_store, clock, limiter=RateLimiter(clock, rate=1, burst=2)).stub
+    codes = [(request_json(stub, "/api/recent"))[0] for _ in range(3)]
     assert codes == [200, 200, 429]
-    response, body = await get(stub, "/api/recent")
+    response, body = request(stub, "/api/recent")
     assert response.headers.getRawHeaders("retry-after") == ["1"]
     assert "too many requests" in json.loads(body)["error"]
-    assert (await get_json(stub, "/api/health"))[0] == 200  # health is never limited
+    assert (request_json(stub, "/api/health"))[0] == 200  # health is never limited
     clock.advance(1)
-    assert (await get_json(stub, "/api/recent"))[0] == 200
+    assert (request_json(stub, "/api/recent"))[0] == 200

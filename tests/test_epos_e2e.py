@@ -107,7 +107,7 @@ def test_the_epos_client_prints_a_receipt_the_api_serves_like_any_other(daemon):
     assert "C A F É   D U   P O R T" in text and "Espresso        2.50 €" in text
     with urllib.request.urlopen(daemon.url(f"/api/receipts/{receipt['id']}.png")) as png:
         assert png.read().startswith(b"\x89PNG")
-    assert metric(daemon, 'printerd_epos_documents_total{code=""}') == 2
+    assert metric(daemon, 'printerd_epos_documents_total{result="printed"}') == 2
     assert metric(daemon, "printerd_epos_receipts_total") == 1
 
 
@@ -149,7 +149,7 @@ def test_a_printer_with_its_cover_open_refuses_and_keeps_nothing(daemon):
     urllib.request.urlopen(request, timeout=10).read()
     assert printer.print(receipt_document()).code == "EPTR_REC_EMPTY"
     assert daemon.get("/api/receipts")[1]["receipts"] == []
-    assert metric(daemon, 'printerd_epos_documents_total{code="EPTR_COVER_OPEN"}') == 2
+    assert metric(daemon, 'printerd_epos_documents_total{result="EPTR_COVER_OPEN"}') == 2
 
 
 @pytest.mark.parametrize("body, code", [
@@ -164,7 +164,7 @@ def test_bad_documents_get_epsons_error_response_never_a_5xx(daemon, body, code)
     assert status == 200 and headers["Content-Type"].startswith("text/xml")
     assert response_attributes(answer)["success"] == "false"
     assert response_attributes(answer)["code"] == code
-    assert metric(daemon, f'printerd_epos_documents_total{{code="{code}"}}') == 1
+    assert metric(daemon, f'printerd_epos_documents_total{{result="{code}"}}') == 1
 
 
 def test_an_unknown_device_id_is_device_not_found_and_a_named_printer_prints(tmp_path):

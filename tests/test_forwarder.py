@@ -14,11 +14,11 @@ from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
 
 from printerd.config import ConfigError, WebhookTarget, load_settings
-from printerd.forwarder import outbox
 from printerd.forwarder.schedule import DEFAULT_DELAYS, RetrySchedule
 from printerd.forwarder.service import Forwarder
 from printerd.forwarder.signing import sign, verify
 from printerd.retention import Retention
+from printerd.store import outbox
 from support import add_receipts, draft, make_inline_store, pump, request_json, result_of
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -165,10 +165,10 @@ def test_failures_follow_the_schedule_then_dead_letter_and_retry(harness):
             assert len(receiver.requests) == attempt  # not early
             h.advance(1)
     assert len(receiver.requests) == 8
-    dead = result_of(h.store.read(outbox.dead_letters, 10))
+    dead = result_of(h.store.dead_letters(10))
     assert [d["attempts"] for d in dead] == [8]
     receiver.codes[:] = [200]
-    assert result_of(h.store.write(outbox.retry_dead, h.clock.seconds(), dead[0]["id"])) == 1
+    assert result_of(h.store.retry_dead(h.clock.seconds(), dead[0]["id"])) == 1
     h.forwarder.wake()
     h.pump()
     assert h.target.delivered == 1
@@ -248,7 +248,7 @@ def test_retention_purges_old_receipts_but_keeps_undelivered_ones(harness, db_pa
     old_delivered, old_pending, recent = h.print(
         draft("old, delivered", at=now - 40 * day), draft("old, pending", at=now - 40 * day),
         draft("recent", at=now - 2 * day))
-    result_of(h.store.write(outbox.record_attempt, 1, now, outbox.DELIVERED, None, None))
+    result_of(h.store.record_attempt(1, now, outbox.DELIVERED, None, None))
     h.clock.advance(now - h.clock.seconds())
     retention = Retention(h.clock, h.store, days=30, interval=3600, batch=1)
     result_of(retention.run())
@@ -276,15 +276,13 @@ def test_a_failing_retention_run_logs_and_the_job_keeps_running(harness):
 
 
 def test_forwarder_api_lists_targets_dead_letters_and_retries_them(harness):
-    from printerd.http.api import PrinterdAPI
-    from printerd.rawport.factory import RawPrintFactory
+    from support import Api
 
     receiver = Receiver([500])
     h = harness(receiver)
     h.forwarder.schedule = RetrySchedule(delays=(0,), jitter=0)  # one attempt, then dead
     h.forwarder.startService()
-    api = StubTreq(PrinterdAPI(h.clock, h.store, RawPrintFactory(h.clock, h.store),
-                               forwarder=h.forwarder).resource())
+    api = Api(h.store, h.clock, forwarder=h.forwarder).stub
     h.print(draft(), draft("second"))
     h.pump()
     assert h.target.failed == 2

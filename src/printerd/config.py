@@ -260,6 +260,9 @@ class Settings:
         "interval, id, name}; each printer polls its URL for ePOS-Print jobs")
 
 
+DEFAULTS = Settings()  # every default, for constructors that default to the same
+
+
 def env_name(name: str) -> str:
     return ENV_PREFIX + name.upper()
 

@@ -30,6 +30,7 @@ class ListenerService(Service):
     def __init__(self, setting: str, description: str, endpoint: IStreamServerEndpoint,
                  factory: IProtocolFactory,
                  on_listening: Optional[Callable[[IListeningPort], None]] = None) -> None:
+        self.name = setting
         self.setting = setting
         self.description = description
         self.endpoint = endpoint

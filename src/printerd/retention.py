@@ -14,7 +14,7 @@ from twisted.internet.interfaces import IReactorTime
 from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
-from printerd.store.receipts import format_time, purge_batch, reclaim_space
+from printerd.store.receipts import format_time
 from printerd.store.service import ReceiptStore
 
 DAY = 86400.0
@@ -56,13 +56,11 @@ class Retention(Service):
         deleted = 0
         try:
             while True:
-                receipts, deliveries = await self.store.write(
-                    purge_batch, cutoff, self.batch)
+                receipts, deliveries = await self.store.purge_batch(cutoff, self.batch)
                 deleted += receipts
-                self.store.forget(receipts, cutoff)
                 if receipts < self.batch and deliveries < self.batch:
                     break
-            await self.store.write(reclaim_space)
+            await self.store.reclaim_space()
         except Exception:
             self.runs_failed += 1
             self.log.failure("retention run failed; the next one runs as scheduled")

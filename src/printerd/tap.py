@@ -9,9 +9,8 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import sqlite3
 import sys
-from typing import Any, Callable, NoReturn, Optional
+from typing import Any, Callable, NoReturn, Optional, Sequence, cast
 
 import treq
 from twisted.application.service import IService, MultiService, Service
@@ -26,22 +25,30 @@ from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
 from printerd.epos.http import EposEndpoint, HttpRoot, request_factory
-from printerd.epos.metrics import EposCollector
+from printerd.epos.metrics import epos_figures
 from printerd.epos.sdp import ServerDirectPrint
 from printerd.epos.service import EposPrinter, EposPrinting
 from printerd.escpos.status import PrinterIdentity, PrinterState
 from printerd.forwarder.service import Forwarder
-from printerd.http.api import PrinterdAPI
+from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator, LimitedRequest
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.routes.forwarder import ForwarderRoutes
+from printerd.http.routes.health import HealthRoutes
+from printerd.http.routes.metrics import MetricsRoutes
+from printerd.http.routes.page import PageRoutes
+from printerd.http.routes.printers import PrinterRoutes
+from printerd.http.routes.receipts import ReceiptRoutes
+from printerd.http.routes.session import SessionRoutes
+from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
-from printerd.metrics import ReactorLag, make_registry
+from printerd.metrics import FIGURES, Figures, ReactorLag, Sources, make_registry
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
+from printerd.render.service import Renderings
 from printerd.retention import Retention
-from printerd.store.schema import SchemaTooNew, prepare_database
+from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
-from printerd.store.sqlite import SQLiteConnector
 from printerd.store.threads import DatabaseThreads
 
 
@@ -60,6 +67,7 @@ class Options(usage.Options):
     ]
 
     settings: Settings
+    tokens: tuple[str, ...]
 
     def opt_version(self) -> None:
         """Print printerd's version and exit."""
@@ -74,11 +82,34 @@ class Options(usage.Options):
             fail(str(e), code=2)
 
     def postOptions(self) -> None:
+        """Settings merged and checked across fields; every problem is a UsageError."""
         given = {f.name: self[option_name(f.name)] for f in setting_fields()}
         try:
             self.settings = load_settings(given, os.environ, self["config"])
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        for setting, _, description in listeners(self.settings):
+            check_endpoint(setting, description)
+        if self.settings.epos_listen:
+            check_endpoint("epos_listen", self.settings.epos_listen)
+        known = {name for _, name, _ in listeners(self.settings)[1:]}
+        for config in self.settings.server_direct_print:
+            if config.printer not in known:
+                raise usage.UsageError(f"server_direct_print: no printer named {config.printer!r}")
+        self.tokens = read_tokens(self.settings)
+        settings = self.settings
+        if not self.tokens and not settings.insecure \
+                and not listens_only_on_loopback(settings.http_listen):
+            raise usage.UsageError(
+                f"http_listen: {settings.http_listen!r} is reachable from other machines and no "
+                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
+
+
+def listeners(settings: Settings) -> list[tuple[str, str, str]]:
+    """(setting, printer name or "", endpoint string) of every listener, HTTP first."""
+    raw = [(f"printers.{name}", name, description) for name, description in settings.printers] \
+        or [("raw_listen", settings.printer_name, settings.raw_listen)]
+    return [("http_listen", "", settings.http_listen), *raw]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -88,24 +119,38 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 class SequentialMultiService(MultiService):
     """
-    Stops its children one after another, last added first, each after the previous one
-    has finished (MultiService stops them all at once): the HTTP and raw listeners close,
-    then jobs in flight drain, then the store commits what they produced and closes.
+    Starts its children in the order they were added, and stops them one after another in
+    ``stop_order`` (their names), each once the previous one has finished (MultiService
+    stops them all at once).
     """
 
-    async def _stop_children(self) -> None:
-        for child in reversed(list(self)):
+    def __init__(self, stop_order: Sequence[str] = ()) -> None:
+        super().__init__()
+        self.stop_order = tuple(stop_order)
+
+    def stopping_order(self) -> list[IService]:
+        """The children in the order stopService stops them; each must be named in stop_order."""
+        by_name = {child.name: child for child in self}
+        if set(by_name) != set(self.stop_order) or len(by_name) != len(list(self)):
+            raise ValueError(f"stop order {self.stop_order} does not name exactly the "
+                             f"children {sorted(map(str, by_name))}")
+        return [by_name[name] for name in self.stop_order]
+
+    async def _stop_children(self, children: list[IService]) -> None:
+        for child in children:
             await maybeDeferred(child.stopService)
 
     def stopService(self) -> Deferred[None]:
+        children = self.stopping_order()
         Service.stopService(self)
-        return Deferred.fromCoroutine(self._stop_children())
+        return Deferred.fromCoroutine(self._stop_children(children))
 
 
 class DrainJobs(Service):
     """On stop, lets raw jobs in flight finish (up to a deadline) before the store closes."""
 
     def __init__(self, factory: RawPrintFactory, timeout: float) -> None:
+        self.name = f"drain:{factory.printer}"
         self.factory = factory
         self.timeout = timeout
 
@@ -118,6 +163,7 @@ class StartupLog(Service):
     """Says at start which printerd runs, and where its data goes."""
 
     log = Logger()
+    name = "startup-log"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -128,11 +174,14 @@ class StartupLog(Service):
                       version=__version__, database=self.settings.database)
 
 
-def _endpoint(reactor: Any, setting: str, description: str) -> Any:
+def check_endpoint(setting: str, description: str) -> None:
+    """A UsageError naming the setting unless ``description`` is an endpoint string."""
     try:
-        return serverFromString(reactor, description)
+        # Parsed only to check it: makeService builds it again on the reactor it is given.
+        serverFromString(cast(Any, None), description)
     except Exception as e:  # serverFromString raises many kinds for bad strings
-        fail(f"{setting}: {description!r} is not a valid endpoint: {e}")
+        raise usage.UsageError(f"{setting}: {description!r} is not a valid endpoint: {e}") \
+            from None
 
 
 def listens_only_on_loopback(description: str) -> bool:
@@ -160,7 +209,8 @@ def read_tokens(settings: Settings) -> tuple[str, ...]:
                 tokens += [line.strip() for line in f if line.strip()
                            and not line.lstrip().startswith("#")]
         except OSError as e:
-            fail(f"api_tokens_file: cannot read {settings.api_tokens_file}: {e.strerror}")
+            raise usage.UsageError(f"api_tokens_file: cannot read {settings.api_tokens_file}: "
+                                   f"{e.strerror}") from None
     return tuple(tokens)
 
 
@@ -174,32 +224,25 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
-    tokens = read_tokens(settings)
-    if not tokens and not settings.insecure and not listens_only_on_loopback(settings.http_listen):
-        fail(f"http_listen: {settings.http_listen!r} is reachable from other machines and no "
-             "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
-    # One printer on raw_listen, or several from the printers setting; endpoints checked first.
-    raw_listeners = [(f"printers.{name}", name, description)
-                     for name, description in settings.printers] \
-        or [("raw_listen", settings.printer_name, settings.raw_listen)]
-    raw_endpoints = [_endpoint(reactor, setting, description)
-                     for setting, _, description in raw_listeners]
-    http_endpoint = _endpoint(reactor, "http_listen", settings.http_listen)
-    epos_endpoint = (_endpoint(reactor, "epos_listen", settings.epos_listen)
-                     if settings.epos_listen else None)
+    engine = open_engine(settings.database, settings.synchronous)
     try:
-        summary = prepare_database(settings.database, settings.synchronous, settings.recent_size)
-    except SchemaTooNew as e:
+        summary = engine.prepare(settings.recent_size)
+    except (SchemaTooNew, DatabaseUnavailable) as e:
         fail(f"database: {e}")
-    except (OSError, sqlite3.Error) as e:
-        fail(f"database: cannot open {settings.database} for writing: {e}")
 
-    root = SequentialMultiService()
+    # Stop taking requests and jobs, let jobs in flight finish, end streams and deliveries,
+    # then commit what is queued and close the database.
+    raw_listeners = listeners(settings)[1:]
+    pollers = [f"server-direct-print:{n + 1}" for n in range(len(settings.server_direct_print))]
+    root = SequentialMultiService(stop_order=(
+        "http_listen", *(["epos_listen"] if settings.epos_listen else []),
+        *(setting for setting, _, _ in raw_listeners), *pollers,
+        *(f"drain:{name}" for _, name, _ in raw_listeners),
+        "reactor-lag", "stream-hub", "forwarder", "retention", "store", "startup-log"))
     StartupLog(settings).setServiceParent(root)
     targets = settings.webhooks
-    threads = DatabaseThreads(reactor, SQLiteConnector(settings.database, settings.synchronous),
-                              readers=settings.db_readers)
-    store = ReceiptStore(reactor, settings.database, summary, threads,
+    threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
+    store = ReceiptStore(reactor, engine, summary, threads,
                          commit_delay=settings.commit_delay, recent_size=settings.recent_size,
                          outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
     store.setServiceParent(root)
@@ -211,7 +254,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     store.on_commit(forwarder.wake)
     forwarder.setServiceParent(root)
 
-    hub = StreamHub(reactor, keepalive=settings.sse_keepalive,
+    hub = StreamHub(reactor, store.receipts_after, keepalive=settings.sse_keepalive,
                     max_duration=settings.sse_max_duration, max_buffer=settings.sse_max_buffer,
                     max_subscribers=settings.sse_max_subscribers)
     store.on_commit(hub.publish)
@@ -220,7 +263,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     identity = PrinterIdentity(maker=settings.printer_maker, model=settings.printer_model,
                                serial=settings.printer_serial)
     printers = []
-    for (setting, name, description), endpoint in zip(raw_listeners, raw_endpoints, strict=True):
+    for setting, name, description in raw_listeners:
         factory = RawPrintFactory(reactor, store, printer=name,
                                   max_connections=settings.max_connections,
                                   idle_timeout=settings.idle_timeout,
@@ -230,43 +273,57 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                                   two_byte_encoding=settings.two_byte_encoding)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
-        raw = ListenerService(setting, description, endpoint, factory,
-                              on_listening=factory.set_port)
+        raw = ListenerService(setting, description, serverFromString(reactor, description),
+                              factory, on_listening=factory.set_port)
         raw.setServiceParent(root)
         printers.append(RawPrinter(factory, raw))
 
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
-    registry = make_registry(store, [p.factory for p in printers], hub, lag, forwarder,
-                             retention)
-    api = PrinterdAPI(reactor, store, printers, None, hub, registry, forwarder,
-                      Authenticator(reactor, tokens),
-                      RateLimiter(reactor, settings.api_rate, settings.api_burst))
-    # ePOS-Print: on the HTTP listener beside the API, and on its own listener if asked.
+    authenticator = Authenticator(reactor, options.tokens)
+    limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
+    renderings = Renderings(store, {p.factory.printer: p.factory.two_byte_encoding
+                                    for p in printers})
+    # ePOS-Print (HTTP, and Server Direct Print polling) prints on the same printers.
     printing = EposPrinting(reactor, store, [
         EposPrinter(p.factory.printer, state=_state_of(p.factory),
                     two_byte_encoding=p.factory.two_byte_encoding, allow=settings.raw_allow)
         for p in printers])
     epos = EposEndpoint(printing)
-    pollers = []
-    for config in settings.server_direct_print:
-        printer = printing.printers.get(config.printer)
-        if printer is None:
-            fail(f"server_direct_print: no printer named {config.printer!r}")
-        poller = ServerDirectPrint(reactor, printing, printer, config, treq)
+    servers = []
+    for name, config in zip(pollers, settings.server_direct_print, strict=True):
+        poller = ServerDirectPrint(reactor, printing, printing.printers[config.printer], config,
+                                   treq)
+        poller.setName(name)
         poller.setServiceParent(root)
-        pollers.append(poller)
-    registry.register(EposCollector(epos, pollers))
+        servers.append(poller)
+    figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
+                              retention, renderings, limiter, lag, reactor.seconds()),
+                      make_registry(store), FIGURES + epos_figures(epos, servers))
+    api = HttpApi([
+        HealthRoutes(store, printers, forwarder, authenticator),
+        SessionRoutes(authenticator),
+        ReceiptRoutes(store, renderings),
+        StreamRoutes(hub),
+        PrinterRoutes(printers),
+        ForwarderRoutes(reactor, store, forwarder),
+        MetricsRoutes(figures),
+        PageRoutes(),
+    ], authenticator, limiter)
+    # ePOS-Print answers on the HTTP listener beside the API, and on its own listener if asked.
     request_class = request_factory(settings.epos_max_body) if settings.epos else LimitedRequest
     http_root = HttpRoot(epos.resource(), api.resource()) if settings.epos else api.resource()
     site = Site(http_root, requestFactory=request_class, timeout=settings.http_timeout)
     site.displayTracebacks = False
-    ListenerService("http_listen", settings.http_listen, http_endpoint, site).setServiceParent(root)
-    if epos_endpoint is not None:
+    ListenerService("http_listen", settings.http_listen,
+                    serverFromString(reactor, settings.http_listen), site).setServiceParent(root)
+    if settings.epos_listen:
         epos_site = Site(HttpRoot(epos.resource()),
                          requestFactory=request_factory(settings.epos_max_body),
                          timeout=settings.http_timeout)
         epos_site.displayTracebacks = False
-        ListenerService("epos_listen", settings.epos_listen, epos_endpoint,
+        ListenerService("epos_listen", settings.epos_listen,
+                        serverFromString(reactor, settings.epos_listen),
                         epos_site).setServiceParent(root)
+    root.stopping_order()  # every service has its place in the stop order
     return root

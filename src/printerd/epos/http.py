@@ -23,7 +23,7 @@ from klein import Klein
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
-from twisted.web.resource import Resource
+from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import HTTPException
 
 from printerd.epos.document import SchemaError, read_request
@@ -166,7 +166,7 @@ class HttpRoot(Resource):
 
     isLeaf = True
 
-    def __init__(self, epos: Resource, api: Optional[Resource] = None) -> None:
+    def __init__(self, epos: IResource, api: Optional[IResource] = None) -> None:
         super().__init__()
         self.epos = epos
         self.api = api

@@ -1,47 +1,46 @@
-"""ePOS-Print's figures for ``GET /metrics``, read at scrape time."""
+"""ePOS-Print's and Server Direct Print's rows for the figures table (``/api/stats``, ``/metrics``)."""
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
-
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from typing import Callable, Sequence
 
 from printerd.epos.http import EposEndpoint
 from printerd.epos.sdp import ServerDirectPrint
+from printerd.metrics import Figure, Samples
 
 
-class EposCollector:
-    """A Prometheus collector over the ePOS-Print endpoint's and Server Direct Print's counters."""
+def epos_figures(endpoint: EposEndpoint,
+                 pollers: Sequence[ServerDirectPrint] = ()) -> tuple[Figure, ...]:
+    """Rows reading the endpoint's and the pollers' counters (the sources are closed over)."""
+    printing = endpoint.printing
 
-    def __init__(self, endpoint: EposEndpoint, pollers: Sequence[ServerDirectPrint] = ()) -> None:
-        self.endpoint = endpoint
-        self.pollers = pollers
+    def documents(_: object) -> Samples:
+        return [((code or "printed",), count)
+                for code, count in sorted(printing.documents_total.items())]
 
-    def collect(self) -> Iterator[Metric]:
-        printing = self.endpoint.printing
-        documents = CounterMetricFamily(
-            "printerd_epos_documents", "ePOS-Print requests answered, by response code "
-            "(empty: printed; SchemaError: bad XML; ...)", labels=["code"])
-        for code, count in sorted(printing.documents_total.items()):
-            documents.add_metric([code], count)
-        yield documents
-        yield CounterMetricFamily("printerd_epos_receipts", "receipts printed from ePOS-Print",
-                                  value=printing.receipts_total)
-        yield CounterMetricFamily("printerd_epos_forbidden",
-                                  "ePOS-Print requests refused: address not in raw_allow",
-                                  value=self.endpoint.forbidden_total)
-        polls = CounterMetricFamily("printerd_sdp_polls", "Server Direct Print exchanges "
-                                    "started", labels=["printer", "url"])
-        jobs = CounterMetricFamily("printerd_sdp_jobs", "Server Direct Print jobs received",
-                                   labels=["printer", "url"])
-        errors = CounterMetricFamily("printerd_sdp_errors", "Server Direct Print exchanges "
-                                     "that failed (retried with backoff)", labels=["printer", "url"])
-        failing = GaugeMetricFamily("printerd_sdp_failures_in_a_row", "failed exchanges since "
-                                    "the last good one", labels=["printer", "url"])
-        for poller in self.pollers:
-            labels = [poller.printer.name, poller.config.url]
-            polls.add_metric(labels, poller.polls_total)
-            jobs.add_metric(labels, poller.jobs_total)
-            errors.add_metric(labels, poller.errors_total)
-            failing.add_metric(labels, poller.failures)
-        yield from (polls, jobs, errors, failing)
+    def per_poller(attribute: str) -> Callable[[object], Samples]:
+        return lambda _: [((p.printer.name, p.config.url), getattr(p, attribute))
+                          for p in pollers]
+
+    by_server = ("printer", "url")
+    return (
+        Figure("epos_documents_total", "printerd_epos_documents",
+               "ePOS-Print documents answered, by result (printed, or Epson's error code)",
+               "counter", documents, ("result",), stats_by="result"),
+        Figure("epos_receipts_total", "printerd_epos_receipts",
+               "Receipts printed from ePOS-Print documents", "counter",
+               lambda _: printing.receipts_total),
+        Figure("epos_forbidden_total", "printerd_epos_forbidden",
+               "ePOS-Print requests refused: address not in raw_allow", "counter",
+               lambda _: endpoint.forbidden_total),
+        Figure("sdp_polls_total", "printerd_sdp_polls", "Server Direct Print exchanges started",
+               "counter", per_poller("polls_total"), by_server),
+        Figure("sdp_jobs_total", "printerd_sdp_jobs", "Server Direct Print jobs received",
+               "counter", per_poller("jobs_total"), by_server),
+        Figure("sdp_errors_total", "printerd_sdp_errors",
+               "Server Direct Print exchanges that failed (retried with backoff)", "counter",
+               per_poller("errors_total"), by_server),
+        Figure("sdp_failures_in_a_row", "printerd_sdp_failures_in_a_row",
+               "Server Direct Print exchanges failed since the last good one", "gauge",
+               per_poller("failures"), by_server),
+    )

@@ -22,9 +22,9 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from printerd.config import WebhookTarget
-from printerd.forwarder import outbox
 from printerd.forwarder.schedule import RetrySchedule, parse_retry_after
 from printerd.forwarder.signing import sign
+from printerd.store import outbox
 from printerd.store.receipts import format_time
 from printerd.store.service import ReceiptStore
 
@@ -112,8 +112,7 @@ class Forwarder(Service):
                         if state.disabled is None and state.in_flight < self.concurrency]
         if not open_targets:
             return
-        due = await self.store.read(outbox.due_deliveries, self.clock.seconds(), open_targets,
-                                    FETCH_LIMIT)
+        due = await self.store.due_deliveries(self.clock.seconds(), open_targets, FETCH_LIMIT)
         self.due = len(due)
         for delivery in due:
             state = self.targets[delivery.target]
@@ -172,14 +171,14 @@ class Forwarder(Service):
         now = self.clock.seconds()
         name = state.target.name
         if error is None:
-            await self.store.write(outbox.record_attempt, delivery.id, now, outbox.DELIVERED,
+            await self.store.record_attempt(delivery.id, now, outbox.DELIVERED,
                                    None, None)
             state.delivered += 1
             state.failing = False
             return
         if code == 410:
             # The receiver says it is gone for good: stop sending, keep the deliveries.
-            await self.store.write(outbox.record_attempt, delivery.id, now, outbox.PENDING,
+            await self.store.record_attempt(delivery.id, now, outbox.PENDING,
                                    None, error, False)
             state.disabled = f"{format_time(now)}: 410 Gone"
             self.log.error("webhook {target} answered 410 Gone: target disabled", target=name)
@@ -190,10 +189,10 @@ class Forwarder(Service):
                 self.log.warn("delivery of receipt {receipt} to {target} is dead after {n} "
                               "attempts: {error}", receipt=delivery.receipt.id, target=name,
                               n=delivery.attempts + 1, error=error)
-                await self.store.write(outbox.record_attempt, delivery.id, now, outbox.DEAD,
+                await self.store.record_attempt(delivery.id, now, outbox.DEAD,
                                        None, error)
             else:
-                await self.store.write(outbox.record_attempt, delivery.id, now,
+                await self.store.record_attempt(delivery.id, now,
                                        outbox.PENDING, now + delay, error)
         state.failed += 1
         state.failing = True
@@ -202,7 +201,7 @@ class Forwarder(Service):
     # -- reporting ---------------------------------------------------------------------------
 
     async def report(self) -> list[dict[str, Any]]:
-        counts = await self.store.read(outbox.counts)
+        counts = await self.store.delivery_counts()
         return [{
             "name": name, "url": state.target.url, "printers": list(state.target.printers),
             "disabled": state.disabled, "in_flight": state.in_flight,

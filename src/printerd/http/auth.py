@@ -104,10 +104,9 @@ class ApiGate(Resource):
             if not allowed:
                 return _refuse(request, 429, f"too many requests: retry in {wait} s",
                                Retry_After=str(wait).encode())
-        request.printerd_authenticated = self.authenticator.authenticated(request)  # type: ignore
         path = request.path
         is_open = path in OPEN_PATHS or path.startswith(STATIC_PREFIX)
-        if not request.printerd_authenticated and not is_open:  # type: ignore
+        if not is_open and not self.authenticator.authenticated(request):
             return _refuse(request, 401, "authentication required: send Authorization: "
                                          "Bearer <token>, or log in with POST /api/session",
                            WWW_Authenticate=b'Bearer realm="printerd"')

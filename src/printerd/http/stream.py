@@ -14,7 +14,7 @@ backed up, events queue in the subscriber, and past ``max_buffer`` bytes it is d
 from __future__ import annotations
 
 from collections import deque
-from typing import Optional
+from typing import Callable, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -23,10 +23,15 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
+from printerd.config import DEFAULTS
 from printerd.periodic import PeriodicJob
 from printerd.store.receipts import Receipt
 
 KEEPALIVE = b": keepalive\n\n"
+REPLAY_PAGE = 500  # receipts read per replay query
+
+# The store's receipts_after(after_id, limit, printer): committed receipts in id order.
+ReadAfter = Callable[[int, int, Optional[str]], Deferred[list[Receipt]]]
 
 
 def encode_event(receipt: Receipt) -> bytes:
@@ -171,11 +176,14 @@ class StreamHub(Service):
     log = Logger()
     name = "stream-hub"
 
-    def __init__(self, clock: IReactorTime, keepalive: float = 15.0,
-                 max_duration: float = 300.0, max_buffer: int = 1024 * 1024,
-                 max_subscribers: int = 10_000, retry_ms: int = 3000,
+    def __init__(self, clock: IReactorTime, read_after: ReadAfter,
+                 keepalive: float = DEFAULTS.sse_keepalive,
+                 max_duration: float = DEFAULTS.sse_max_duration,
+                 max_buffer: int = DEFAULTS.sse_max_buffer,
+                 max_subscribers: int = DEFAULTS.sse_max_subscribers, retry_ms: int = 3000,
                  slice_size: int = 1000) -> None:
         self.clock = clock
+        self.read_after = read_after
         self.keepalive = keepalive
         self.max_duration = max_duration
         self.max_buffer = max_buffer
@@ -211,6 +219,22 @@ class StreamHub(Service):
         subscriber.start_timer(self.clock, self.max_duration)
         return subscriber
 
+    async def serve(self, subscriber: Subscriber) -> bytes:
+        """
+        Replay what a resuming subscriber missed, a page at a time as its socket takes them,
+        then keep it live; fires with b"" when the stream ends (maximum duration, shutdown).
+        """
+        if not subscriber.live:
+            while not subscriber.closed:
+                page = await self.read_after(subscriber.last_id, REPLAY_PAGE, subscriber.printer)
+                for receipt in page:
+                    subscriber.send(receipt.id, encode_event(receipt))
+                if len(page) < REPLAY_PAGE:
+                    break
+                await subscriber.writable()
+            subscriber.go_live()
+        return await subscriber.done
+
     def remove(self, subscriber: Subscriber) -> None:
         self.subscribers.discard(subscriber)
 
@@ -241,12 +265,21 @@ class StreamHub(Service):
             batch = pending[-budget:]  # from the end: taking them off costs no copying
             del pending[-budget:]
             for subscriber in batch:
-                for receipt_id, printer, event, chunk in events:
-                    subscriber.deliver(receipt_id, printer, event, chunk)
+                self._deliver(subscriber, events)
             budget -= len(batch)
             if not pending:
                 self._fanout.popleft()
         self._fanout_call = self.clock.callLater(0, self._fan_out) if self._fanout else None
+
+    def _deliver(self, subscriber: Subscriber,
+                 events: list[tuple[int, str, bytes, bytes]]) -> None:
+        # One subscriber's failure ends its stream only, never the fan-out to the others.
+        try:
+            for receipt_id, printer, event, chunk in events:
+                subscriber.deliver(receipt_id, printer, event, chunk)
+        except Exception:
+            self.log.failure("delivery to a stream subscriber failed: dropping it")
+            subscriber.close()
 
     def drop_slow(self, subscriber: Subscriber) -> None:
         self.dropped_slow_total += 1

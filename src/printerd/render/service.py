@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from functools import partial
 from typing import Callable, Mapping, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
+from printerd.epos.translate import printable_escpos
 from printerd.render.html import render_html
 from printerd.render.pdf import render_pdf
 from printerd.render.png import PAPER_WIDTHS, render_png
 from printerd.render.text import WIDTHS, render_text
-from printerd.epos.translate import printable_escpos
-from printerd.store.receipts import get_printer_and_raw, get_receipt
 from printerd.store.service import ReceiptStore
 
 Render = Callable[[bytes, int, str], bytes]
@@ -66,17 +66,19 @@ class Renderings:
         render = FORMATS[fmt][0]
         encodings = self.encodings
 
-        def fetch_and_render(conn) -> Optional[bytes]:
-            found = get_printer_and_raw(conn, receipt_id)
-            if found is None:
-                return None
-            printer, raw = found
+        def render_raw(details: str, printer: str, raw: bytes) -> bytes:
             encoding = encodings.get(printer, DEFAULT_ENCODING)
-            receipt = get_receipt(conn, receipt_id)
-            if receipt is not None and '"source":"epos-print"' in receipt.details:
+            if '"source":"epos-print"' in details:
                 # Printed from an ePOS-Print document: draw the ESC/POS it translates to.
-                raw = printable_escpos(raw, json.loads(receipt.details), encoding)
+                raw = printable_escpos(raw, json.loads(details), encoding)
             return render(raw, size, encoding)
+
+        async def read_and_render() -> Optional[bytes]:
+            # Two reads: the receipt's JSON says how to read its raw data (ePOS-Print or not).
+            receipt = await self.store.get_receipt(receipt_id)
+            if receipt is None:
+                return None
+            return await self.store.with_raw(receipt_id, partial(render_raw, receipt.details))
 
         def remember(body: Optional[bytes]) -> Optional[bytes]:
             if body is not None and key not in self._cache and len(body) <= self.cache_bytes:
@@ -95,4 +97,5 @@ class Renderings:
                     waiter.callback(result)
             return result
 
-        return self.store.read(fetch_and_render).addCallback(remember).addBoth(answer_waiters)
+        return (Deferred.fromCoroutine(read_and_render())
+                .addCallback(remember).addBoth(answer_waiters))
