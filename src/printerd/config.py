@@ -255,6 +255,12 @@ class Settings:
         "", str, "a listener of ePOS-Print's own, e.g. tcp:8008 or ssl:8043:... (empty: none)")
     epos_max_body: int = _setting(
         2 * 1024 * 1024, _positive_int, "bytes an ePOS-Print request may carry")
+    ocr: bool = _setting(
+        False, _boolean, "read the text of image-only receipts with Tesseract (ocr_text)")
+    ocr_command: str = _setting("tesseract", str, "the tesseract program (a name on PATH, or a path)")
+    ocr_languages: str = _setting("eng", str, "Tesseract languages, e.g. eng or eng+fra")
+    ocr_queue: int = _setting(100, _positive_int, "receipts waiting for OCR; more are skipped")
+    ocr_timeout: float = _setting(60.0, _positive_float, "seconds one OCR run may take")
     server_direct_print: tuple = _setting(
         (), _server_direct_print, "Epson Server Direct Print: JSON list of {printer, url, "
         "interval, id, name}; each printer polls its URL for ePOS-Print jobs")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import shutil
 import sys
 from typing import Any, Callable, NoReturn, Optional, Sequence, cast
 
@@ -44,6 +45,7 @@ from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.metrics import FIGURES, Figures, ReactorLag, Sources, make_registry
+from printerd.ocr import OcrWorker, ocr_figure_rows
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.render.service import Renderings
 from printerd.retention import Retention
@@ -92,6 +94,9 @@ class Options(usage.Options):
             check_endpoint(setting, description)
         if self.settings.epos_listen:
             check_endpoint("epos_listen", self.settings.epos_listen)
+        if self.settings.ocr and shutil.which(self.settings.ocr_command) is None:
+            raise usage.UsageError(f"ocr_command: {self.settings.ocr_command!r} not found (install "
+                                   "Debian's tesseract-ocr, or set ocr = false)")
         known = {name for _, name, _ in listeners(self.settings)[1:]}
         for config in self.settings.server_direct_print:
             if config.printer not in known:
@@ -237,7 +242,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     root = SequentialMultiService(stop_order=(
         "http_listen", *(["epos_listen"] if settings.epos_listen else []),
         *(setting for setting, _, _ in raw_listeners), *pollers,
-        *(f"drain:{name}" for _, name, _ in raw_listeners),
+        *(f"drain:{name}" for _, name, _ in raw_listeners), *(["ocr"] if settings.ocr else []),
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "startup-log"))
     StartupLog(settings).setServiceParent(root)
     targets = settings.webhooks
@@ -297,9 +302,17 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         poller.setName(name)
         poller.setServiceParent(root)
         servers.append(poller)
+    ocr_figures: tuple = ()
+    if settings.ocr:
+        ocr = OcrWorker(reactor, store, lambda receipt_id: renderings.get(receipt_id, "png", 576),
+                        hub.publish_update, cast(str, shutil.which(settings.ocr_command)),
+                        settings.ocr_languages, settings.ocr_queue, settings.ocr_timeout)
+        store.on_commit(ocr.receipts_committed)
+        ocr.setServiceParent(root)
+        ocr_figures = ocr_figure_rows(ocr)
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, reactor.seconds()),
-                      make_registry(store), FIGURES + epos_figures(epos, servers))
+                      make_registry(store), FIGURES + epos_figures(epos, servers) + ocr_figures)
     api = HttpApi([
         HealthRoutes(store, printers, forwarder, authenticator),
         SessionRoutes(authenticator),

@@ -73,6 +73,9 @@ class Engine(Protocol):
         skips one).
         """
 
+    def set_ocr_text(self, conn: Connection, receipt_id: int, text: str) -> Optional[Receipt]:
+        """Store the text OCR read from a receipt's images; the updated receipt, or None."""
+
     def record_attempt(self, conn: Connection, delivery_id: int, now: float, state: str,
                        next_attempt_at: Optional[float], error: Optional[str],
                        count_attempt: bool = True) -> None:

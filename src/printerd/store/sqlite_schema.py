@@ -49,6 +49,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE receipts ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
     """,
+    # 4: text read by OCR from a receipt's images, filled in after the receipt is stored
+    # (NULL: not read).
+    """
+    ALTER TABLE receipts ADD COLUMN ocr_text TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
