@@ -145,3 +145,38 @@ def test_an_odoo_style_image_receipt_gets_its_text_read_and_announced(tmp_path):
         assert stats["ocr_read_total"] == 1 and stats["threads"] == threads
     finally:
         daemon.stop()
+
+
+def test_an_ocr_update_reaches_live_streams_of_its_printer_without_an_id(inline_store, clock):
+    from test_stream import Harness, draft
+
+    from support import result_of
+
+    harness = Harness(inline_store, clock)
+    _, everything = harness.open()
+    _, kitchen = harness.open("/api/stream?printer=kitchen")
+    (receipt,) = harness.commit(draft(1))
+    updated = result_of(inline_store.set_ocr_text(receipt.id, "TOTAL 8.20"))
+    harness.hub.publish_update(updated)
+    harness.pump()
+    body = b"".join(everything)
+    update = body[body.index(b"event: receipt.ocr"):]
+    assert update.startswith(b'event: receipt.ocr\ndata: {"id":%d' % receipt.id)
+    assert b'"ocr_text":"TOTAL 8.20"' in update and b"\nid:" not in update
+    assert b"receipt.ocr" not in b"".join(kitchen)
+    assert inline_store.newest[-1].ocr_text == "TOTAL 8.20"  # /api/recent has it too
+
+
+def test_an_update_waits_while_a_stream_replays(clock):
+    from twisted.internet.defer import succeed
+    from twisted.web.test.requesthelper import DummyRequest
+
+    from printerd.http.stream import StreamHub
+
+    hub = StreamHub(clock, lambda after, limit, printer: succeed([]))
+    request = DummyRequest([b"api", b"stream"])
+    subscriber = hub.subscribe(request, None, after=5)  # replaying from id 5
+    subscriber.update("default", b"event: receipt.ocr\ndata: {}\n\n")
+    assert request.written == []
+    subscriber.go_live()
+    assert request.written == [b"event: receipt.ocr\ndata: {}\n\n"]
