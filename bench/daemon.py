@@ -33,16 +33,21 @@ class Daemon:
     """A running printerd; ``raw_port`` and ``http_port`` are where it listens."""
 
     def __init__(self, workdir: Path, *options: str, env: dict | None = None,
-                 tac: bool = False, cli: bool = False) -> None:
-        """``cli``: start it as ``printerd run`` (logging to stdout) instead of twistd."""
+                 tac: bool = False, cli: bool = False,
+                 wrapper: tuple[str, ...] = ()) -> None:
+        """
+        ``cli``: start it as ``printerd run`` (logging to stdout) instead of twistd.
+        ``wrapper``: a command that execs the daemon, e.g. ``("prlimit", "--nofile=1024")``.
+        """
         self.workdir = workdir
         self.log_path = workdir / f"twistd-{time.monotonic_ns()}.log"
         listeners = ["--raw-listen=tcp:0:interface=127.0.0.1:backlog=512",
                      "--http-listen=tcp:0:interface=127.0.0.1"]
         if cli:
-            command = [PRINTERD, "run", *listeners, *options]
+            command = [*wrapper, PRINTERD, "run", *listeners, *options]
         else:
-            command = [TWISTD, "--nodaemon", "--pidfile=", f"--logfile={self.log_path}"]
+            command = [*wrapper, TWISTD, "--nodaemon", "--pidfile=",
+                       f"--logfile={self.log_path}"]
             command += ["-y", str(ROOT / "printerd.tac")] if tac \
                 else ["printerd", *listeners, *options]
         # printerd run logs to its standard output: that is its log file here.

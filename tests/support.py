@@ -165,7 +165,8 @@ class Api:
         self.limiter = limiter or RateLimiter(clock, rate=0, burst=1)
         factories = tuple(p.factory for p in self.printers)
         self.retention = Retention(clock, store)
-        renderings = Renderings(store, {f.printer: f.two_byte_encoding for f in factories})
+        renderings = Renderings(store, {f.printer: f.job_settings.two_byte_encoding
+                                        for f in factories})
         self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
                                        self.retention, renderings, self.limiter,
                                        ReactorLag(clock), clock.seconds()), make_registry(store))

@@ -89,7 +89,13 @@ class Figure:
 
 
 def _per_printer(attribute: str) -> Callable[[Sources], Samples]:
+    """A gauge each printer's factory reports (connections active, waiting)."""
     return lambda s: [((f.printer,), getattr(f, attribute)) for f in s.factories]
+
+
+def _printer_counter(attribute: str) -> Callable[[Sources], Samples]:
+    """A counter of each printer's PrinterCounters."""
+    return lambda s: [((f.printer,), getattr(f.counters, attribute)) for f in s.factories]
 
 
 def _per_target(read: Callable[[Sources, str], Number]) -> Callable[[Sources], Samples]:
@@ -97,7 +103,7 @@ def _per_target(read: Callable[[Sources, str], Number]) -> Callable[[Sources], S
 
 
 def _junk(s: Sources) -> Samples:
-    return [((f.printer, kind), count) for f in s.factories for kind, count in f.junk_total.items()]
+    return [((f.printer, kind), count) for f in s.factories for kind, count in f.counters.junk_total.items()]
 
 
 def _attempts(s: Sources) -> Samples:
@@ -111,30 +117,30 @@ FIGURES: tuple[Figure, ...] = (
     Figure("receipts_pending", "printerd_receipts_pending", "Receipts waiting for their commit",
            "gauge", lambda s: s.store.pending_count),
     Figure("receipts_received_total", "printerd_receipts", "Receipts received on the raw port",
-           "counter", _per_printer("receipts_total"), ("printer",)),
+           "counter", _printer_counter("receipts_total"), ("printer",)),
     Figure("receipts_committed_total", "printerd_receipts_committed",
            "Receipts committed since start", "counter", lambda s: s.store.committed_total),
     Figure("jobs_total", "printerd_jobs", "Raw print jobs started", "counter",
-           _per_printer("jobs_total"), ("printer",)),
+           _printer_counter("jobs_total"), ("printer",)),
     Figure("bytes_total", "printerd_received_bytes", "Bytes received on the raw port", "counter",
-           _per_printer("bytes_total"), ("printer",)),
+           _printer_counter("bytes_total"), ("printer",)),
     Figure("connections_active", "printerd_connections_active", "Raw jobs in flight", "gauge",
            _per_printer("connections_active"), ("printer",)),
     Figure("connections_waiting", "printerd_connections_waiting",
            "Raw connections waiting for a slot (accepted, and in the kernel's backlog)", "gauge",
            _per_printer("connections_waiting"), ("printer",)),
     Figure("connections_total", "printerd_connections", "Raw connections accepted", "counter",
-           _per_printer("connections_total"), ("printer",)),
+           _printer_counter("connections_total"), ("printer",)),
     Figure("connections_refused_total", "printerd_connections_refused",
            "Raw connections refused (peer not in raw_allow)", "counter",
-           _per_printer("connections_refused_total"), ("printer",)),
+           _printer_counter("connections_refused_total"), ("printer",)),
     Figure("junk_connections_total", "printerd_junk_connections",
            "Printer-port connections that spoke another protocol", "counter", _junk,
            ("printer", "protocol"), stats_by="protocol"),
     Figure("unknown_commands_total", "printerd_unknown_commands", "Unknown ESC/POS commands seen",
-           "counter", _per_printer("unknown_commands_total"), ("printer",)),
+           "counter", _printer_counter("unknown_commands_total"), ("printer",)),
     Figure("status_replies_total", "printerd_status_queries", "Real-time status queries answered",
-           "counter", _per_printer("status_replies_total"), ("printer",)),
+           "counter", _printer_counter("status_replies_total"), ("printer",)),
     Figure("uptime_s", "printerd_uptime_seconds", "Seconds since printerd started", "gauge",
            lambda s: round(s.clock.seconds() - s.started_at, 3)),
     Figure("threads", "printerd_threads", "OS threads of the process", "gauge",

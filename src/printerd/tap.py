@@ -25,11 +25,12 @@ from printerd import __version__
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
+from printerd.descriptors import raise_open_file_limit
 from printerd.epos.http import EposEndpoint, HttpRoot, request_factory
 from printerd.epos.metrics import epos_figures
 from printerd.epos.sdp import ServerDirectPrint
 from printerd.epos.service import EposPrinter, EposPrinting
-from printerd.escpos.status import PrinterIdentity, PrinterState
+from printerd.escpos.status import PrinterState
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator, LimitedRequest
@@ -46,7 +47,9 @@ from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.metrics import FIGURES, Figures, ReactorLag, Sources, make_registry
 from printerd.ocr import OcrWorker, ocr_figure_rows
-from printerd.rawport.factory import RawPrintFactory, RawPrinter
+from printerd.rawport.factory import (
+    RawPrintFactory, RawPrinter, admission_limits, job_settings,
+)
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
@@ -229,6 +232,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
+    raise_open_file_limit()
     engine = open_engine(settings.database, settings.synchronous)
     try:
         summary = engine.prepare(settings.recent_size)
@@ -265,17 +269,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     store.on_commit(hub.publish)
     hub.setServiceParent(root)
 
-    identity = PrinterIdentity(maker=settings.printer_maker, model=settings.printer_model,
-                               serial=settings.printer_serial)
     printers = []
     for setting, name, description in raw_listeners:
-        factory = RawPrintFactory(reactor, store, printer=name,
-                                  max_connections=settings.max_connections,
-                                  idle_timeout=settings.idle_timeout,
-                                  max_job_bytes=settings.max_job_bytes,
-                                  allow=settings.raw_allow, max_per_peer=settings.raw_max_per_peer,
-                                  identity=identity,
-                                  two_byte_encoding=settings.two_byte_encoding)
+        factory = RawPrintFactory(reactor, store, printer=name, job=job_settings(settings),
+                                  limits=admission_limits(settings), allow=settings.raw_allow)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
         raw = ListenerService(setting, description, serverFromString(reactor, description),
@@ -287,12 +284,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     lag.setServiceParent(root)
     authenticator = Authenticator(reactor, options.tokens)
     limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
-    renderings = Renderings(store, {p.factory.printer: p.factory.two_byte_encoding
-                                    for p in printers})
+    renderings = Renderings(
+        store, {p.factory.printer: p.factory.job_settings.two_byte_encoding for p in printers},
+        models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
     # ePOS-Print (HTTP, and Server Direct Print polling) prints on the same printers.
     printing = EposPrinting(reactor, store, [
         EposPrinter(p.factory.printer, state=_state_of(p.factory),
-                    two_byte_encoding=p.factory.two_byte_encoding, allow=settings.raw_allow)
+                    two_byte_encoding=p.factory.job_settings.two_byte_encoding,
+                    allow=settings.raw_allow, profile=p.factory.job_settings.profile)
         for p in printers])
     epos = EposEndpoint(printing)
     servers = []

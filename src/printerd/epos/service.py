@@ -29,6 +29,7 @@ from printerd.epos.response import (
     refused,
 )
 from printerd.epos.translate import parse_translation, translate
+from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.status import PrinterState
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
@@ -45,6 +46,7 @@ class EposPrinter:
     state: Callable[[], PrinterState]
     two_byte_encoding: str = "gb18030"
     allow: tuple[str, ...] = ("0.0.0.0/0", "::/0")
+    profile: PrinterProfile = DEFAULT_PROFILE  # the model's paper, as the raw port parses on
 
 
 def address_allowed(host: str, networks: Sequence[str]) -> bool:
@@ -113,7 +115,8 @@ class EposPrinting:
         job = self.store.next_job_id()
         received_at = format_time(self.clock.seconds())
         for index, translation in translations:
-            receipts = parse_translation(translation.escpos, printer.two_byte_encoding)
+            receipts = parse_translation(translation.escpos, printer.two_byte_encoding,
+                                         profile=printer.profile)
             for part, parsed in enumerate(receipts):
                 epos = {"document": index, "part": part, **(parameters or {})}
                 if translation.skipped:

@@ -34,6 +34,7 @@ from typing import Callable, Mapping, Optional, TypeVar
 from printerd.epos.document import Element, SchemaError, find_documents, parse_xml
 from printerd.epos.encoder import TextEncoder
 from printerd.escpos.parser import CAPTURE_LIMIT, JobParser, ParsedReceipt
+from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 
 ESC, GS, FS = b"\x1b", b"\x1d", b"\x1c"
 T = TypeVar("T")
@@ -463,9 +464,10 @@ def translate(document: Element, two_byte_encoding: str = "gb18030") -> Translat
 
 
 def parse_translation(escpos: bytes, two_byte_encoding: str = "gb18030",
-                      keep_bitmaps: bool = False) -> list[ParsedReceipt]:
+                      keep_bitmaps: bool = False,
+                      profile: PrinterProfile = DEFAULT_PROFILE) -> list[ParsedReceipt]:
     """The receipts a translated document prints, as the raw port's parser reads them."""
-    parser = JobParser(two_byte_encoding, keep_bitmaps=keep_bitmaps)
+    parser = JobParser(two_byte_encoding, keep_bitmaps=keep_bitmaps, profile=profile)
     events = parser.feed(escpos) + parser.close()
     return [event for event in events if isinstance(event, ParsedReceipt)]
 

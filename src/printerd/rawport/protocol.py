@@ -1,26 +1,92 @@
 """
 One raw print job: a TCP connection on the printer port.
 
-The protocol only connects a ``JobParser`` to the transport: bytes in, status replies out,
-parsed receipts handed to the factory.  It enforces the per-job limits (idle timeout, job
-size); the factory enforces the connection limit.
+The protocol only connects a parser to the transport: bytes in, status replies out, parsed
+receipts handed on.  It knows nothing of the factory: its settings (``JobSettings``), where its
+results go (a ``JobSink``) and who hands out slots (a ``Gate``) come in through the constructor.
+It enforces the per-job limits (idle timeout, job size); the gate enforces the connection limit.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Optional, Protocol as Interface
 
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from printerd.escpos.junk import NEED_MORE, classify
-from printerd.escpos.parser import Event, JobParser, ParsedReceipt, StatusQuery
-from printerd.escpos.status import automatic_status, reply_to
+from printerd.escpos.parser import Event, ParsedReceipt, StatusQuery
+from printerd.escpos.profiles import PrinterProfile, profile_for
+from printerd.escpos.status import PrinterIdentity, PrinterState
+from printerd.rawport.emulation import ESCPOS, Emulation
 
-if TYPE_CHECKING:
-    from printerd.rawport.factory import RawPrintFactory
+
+@dataclass(frozen=True)
+class JobSettings:
+    """What one job on a printer's raw port may do, and how its bytes are understood."""
+
+    idle_timeout: float  # seconds without bytes before the job is ended
+    max_job_bytes: int  # bytes per job; past it the job is ended, truncated
+    two_byte_encoding: str  # FS & two-byte mode
+    identity: PrinterIdentity  # what GS I reports
+    emulation: Emulation = ESCPOS
+
+    @cached_property
+    def profile(self) -> PrinterProfile:
+        """The model's paper: where print positions may go in this printer's jobs."""
+        return profile_for(self.identity.model)
+
+
+@dataclass(frozen=True)
+class EndedJob:
+    """What a finished job did (for the job's log line)."""
+
+    job: int
+    peer: str
+    receipts: int
+    received: int  # bytes
+    duration: float  # seconds
+
+
+class JobSink(Interface):
+    """Where a raw job's results go: the printer's factory (tests use an in-memory one)."""
+
+    @property
+    def state(self) -> PrinterState:
+        """The printer's state, which status replies report."""
+
+    def start_job(self, peer: str) -> int:
+        """A connection got its slot: count the job and return its id."""
+
+    def receipt(self, job: int, peer: str, parsed: ParsedReceipt) -> Deferred[object]:
+        """Keep a parsed receipt; the Deferred fires once it is committed."""
+
+    def received(self, count: int) -> None:
+        """Count job bytes received."""
+
+    def replied(self, count: int) -> None:
+        """Count status replies sent."""
+
+    def junk(self, peer: str, kind: str) -> None:
+        """A connection spoke another protocol (``kind``): it was dropped, nothing stored."""
+
+    def end_job(self, ended: EndedJob) -> None:
+        """A job has ended."""
+
+
+class Gate(Interface):
+    """Hands out job slots: calls ``start_job`` or ``wait_for_slot`` on each admitted one."""
+
+    def admit(self, connection: RawPrintProtocol) -> None:
+        """A connection was made: start it, or make it wait."""
+
+    def release(self, connection: RawPrintProtocol) -> None:
+        """A connection has closed: its slot (or its place in the queue) is free."""
 
 
 class RawPrintProtocol(Protocol):
@@ -28,34 +94,38 @@ class RawPrintProtocol(Protocol):
 
     log = Logger()
 
-    def __init__(self, factory: RawPrintFactory, peer: str) -> None:
-        self.factory = factory
-        self.peer = peer
-        self.host = peer  # the peer's address without port: the per-peer cap's key
+    def __init__(self, settings: JobSettings, sink: JobSink, gate: Gate, clock: IReactorTime,
+                 peer: str, host: str) -> None:
+        self.settings = settings
+        self.sink = sink
+        self.gate = gate
+        self.clock = clock
+        self.peer = peer  # address and port, for logs and receipts
+        self.host = host  # the peer's address without port: the per-peer key
         self.job: Optional[int] = None
-        self.parser = JobParser(factory.two_byte_encoding)
+        self.parser = settings.emulation.new_parser(settings.two_byte_encoding, settings.profile)
         self.bytes_received = 0
         self.receipts = 0
         self.started_at = 0.0
         self._idle_call: Optional[IDelayedCall] = None
         self._ended = False
-        self.auto_status = False  # GS a: send status on every change
+        self.auto_status = False  # automatic status back: send status on every change
         self._prefix: Optional[bytearray] = bytearray()  # first bytes, until classified
 
-    # -- lifecycle, driven by the factory ----------------------------------------------------
+    # -- lifecycle, driven by the gate -------------------------------------------------------
 
     def connectionMade(self) -> None:
-        self.factory.admit(self)
+        self.gate.admit(self)
 
     def start_job(self) -> None:
-        """Called by the factory when this connection gets a slot: start reading."""
-        self.job = self.factory.store.next_job_id()
-        self.started_at = self.factory.clock.seconds()
+        """Called by the gate when this connection gets a slot: start reading."""
+        self.job = self.sink.start_job(self.peer)
+        self.started_at = self.clock.seconds()
         self._reset_idle_timer()
         self.transport.resumeProducing()  # type: ignore[union-attr]
 
     def wait_for_slot(self) -> None:
-        """Called by the factory at the connection limit: leave the bytes in the kernel."""
+        """Called by the gate at the connection limit: leave the bytes in the kernel."""
         self.transport.pauseProducing()  # type: ignore[union-attr]
 
     # -- bytes in ----------------------------------------------------------------------------
@@ -71,7 +141,7 @@ class RawPrintProtocol(Protocol):
                 return
             data, self._prefix = bytes(self._prefix), None
             if verdict is not None:
-                self.factory.junk_connection(self, verdict)
+                self.sink.junk(self.peer, verdict)
                 self._ended = True
                 self._cancel_idle_timer()
                 self.transport.loseConnection()  # type: ignore[union-attr]
@@ -79,53 +149,56 @@ class RawPrintProtocol(Protocol):
         self._feed(data)
 
     def _feed(self, data: bytes) -> None:
-        room = self.factory.max_job_bytes - self.bytes_received
+        room = self.settings.max_job_bytes - self.bytes_received
         self.bytes_received += min(len(data), room)
-        self.factory.bytes_received(min(len(data), room))
+        self.sink.received(min(len(data), room))
         if len(data) > room:
             self._handle(self.parser.feed(data[:room]))
             self.log.warn("job {job} from {peer} exceeds {limit} bytes: truncated",
-                          job=self.job, peer=self.peer, limit=self.factory.max_job_bytes)
+                          job=self.job, peer=self.peer, limit=self.settings.max_job_bytes)
             self._end_job(truncated=True)
             self.transport.loseConnection()  # type: ignore[union-attr]
             return
         self._handle(self.parser.feed(data))
 
     def _handle(self, events: list[Event]) -> None:
+        emulation = self.settings.emulation
         replies = []
         for event in events:
             if isinstance(event, StatusQuery):
-                if event.command[:2] == b"\x1da":
-                    self.auto_status = bool(event.command[2])
-                reply = reply_to(event.command, self.factory.state, self.factory.identity)
+                switch = emulation.automatic_status_switch(event.command)
+                if switch is not None:
+                    self.auto_status = switch
+                reply = emulation.reply(event.command, self.sink.state, self.settings.identity)
                 if reply is not None:
                     replies.append(reply)
             elif isinstance(event, ParsedReceipt):
                 self.receipts += 1
-                self.factory.receipt_parsed(self, event)
+                self.sink.receipt(self.job or 0, self.peer, event)
         if replies:
-            self.factory.status_replies_total += len(replies)
+            self.sink.replied(len(replies))
             # Queries that arrive together are answered in one write, as a printer would.
             self.transport.write(b"".join(replies))  # type: ignore[union-attr]
 
     def state_changed(self) -> None:
         """The printer's state was set: with automatic status back enabled, report it."""
         if self.auto_status and not self._ended:
-            self.transport.write(automatic_status(self.factory.state))  # type: ignore
+            self.transport.write(  # type: ignore[union-attr]
+                self.settings.emulation.automatic_status(self.sink.state))
 
     # -- ending ------------------------------------------------------------------------------
 
     def _reset_idle_timer(self) -> None:
         if self._idle_call is not None and self._idle_call.active():
-            self._idle_call.reset(self.factory.idle_timeout)
+            self._idle_call.reset(self.settings.idle_timeout)
         else:
-            self._idle_call = self.factory.clock.callLater(
-                self.factory.idle_timeout, self._idle_timed_out)
+            self._idle_call = self.clock.callLater(self.settings.idle_timeout,
+                                                   self._idle_timed_out)
 
     def _idle_timed_out(self) -> None:
         self._idle_call = None
         self.log.info("job {job} from {peer} idle for {timeout}s: ending it",
-                      job=self.job, peer=self.peer, timeout=self.factory.idle_timeout)
+                      job=self.job, peer=self.peer, timeout=self.settings.idle_timeout)
         self.end_and_close()
 
     def end_and_close(self, abort: bool = False) -> None:
@@ -150,7 +223,7 @@ class RawPrintProtocol(Protocol):
             data, self._prefix = bytes(self._prefix), None
             verdict = classify(data, complete=True)
             if verdict is not None:
-                self.factory.junk_connection(self, verdict)
+                self.sink.junk(self.peer, verdict)
             else:
                 self._feed(data)
         self._prefix = None
@@ -159,9 +232,10 @@ class RawPrintProtocol(Protocol):
         self._ended = True
         self._cancel_idle_timer()
         self._handle(self.parser.close(truncated=truncated))
-        self.factory.job_ended(self)
+        self.sink.end_job(EndedJob(self.job or 0, self.peer, self.receipts, self.bytes_received,
+                                   self.clock.seconds() - self.started_at))
 
     def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
         if self.job is not None:
             self._end_job(truncated=False)
-        self.factory.release(self)
+        self.gate.release(self)

@@ -19,15 +19,17 @@ STATE_FIELDS = {"online": bool, "cover_open": bool, "drawer_open": bool, "paper"
 
 def printer_json(printer: RawPrinter) -> dict[str, Any]:
     factory = printer.factory
+    identity = factory.job_settings.identity
+    counters = factory.counters
     listener = printer.listener.description if printer.listener else None
     return {"name": factory.printer, "listener": listener,
-            "model": {"maker": factory.identity.maker, "model": factory.identity.model,
-                      "serial": factory.identity.serial},
+            "model": {"maker": identity.maker, "model": identity.model,
+                      "serial": identity.serial},
             "state": factory.state.to_json(),
-            "counters": {"jobs": factory.jobs_total, "receipts": factory.receipts_total,
-                         "bytes": factory.bytes_total,
-                         "status_replies": factory.status_replies_total,
-                         "unknown_commands": factory.unknown_commands_total}}
+            "counters": {"jobs": counters.jobs_total, "receipts": counters.receipts_total,
+                         "bytes": counters.bytes_total,
+                         "status_replies": counters.status_replies_total,
+                         "unknown_commands": counters.unknown_commands_total}}
 
 
 class PrinterRoutes:

@@ -81,12 +81,14 @@ class ReceiptRoutes:
 
     @app.route("/api/receipts/<int:receipt_id>.png", methods=["GET"])
     async def png_rendering(self, request: IRequest, receipt_id: int) -> bytes:
-        """A PNG at the paper's dot width (``width``: 576 or 512; default 576)."""
+        """A PNG at the paper's dot width (``width``: 576, 512 or 384; default: the printer
+        model's)."""
         return await self._rendering(request, receipt_id, "png")
 
     async def _rendering(self, request: IRequest, receipt_id: int, fmt: str) -> bytes:
-        _, sizes, default, content_type = FORMATS[fmt]
-        size = QueryParams(request, {"width"}).choice("width", default, sizes)
+        _, sizes, _, content_type = FORMATS[fmt]
+        # No width: the paper of the printer that printed the receipt.
+        size = QueryParams(request, {"width"}).optional_choice("width", sizes)
         body = await self.renderings.get(stored_id(receipt_id), fmt, size)
         if body is None:
             raise ApiError(404, f"no receipt {receipt_id}")
