@@ -27,7 +27,9 @@ from twisted.web.resource import IResource, Resource
 from werkzeug.exceptions import HTTPException
 
 from printerd.epos.document import SchemaError, read_request
-from printerd.epos.response import TOO_LARGE, PrintResult, failed, soap_response
+from printerd.epos.response import (
+    PRINT_SYSTEM_ERROR, TOO_LARGE, PrintResult, failed, soap_response,
+)
 from printerd.epos.service import EposPrinting, address_allowed
 from printerd.http.auth import LimitedRequest
 
@@ -144,7 +146,7 @@ class EposEndpoint:
         # A POS reads the SOAP body whatever happens: it gets Epson's code for a failure of
         # the printing system, and the log gets the traceback.
         self.log.failure("error answering an ePOS-Print request", failure)
-        return self._answer(request, self.printing.count(failed("PrintSystemError")))
+        return self._answer(request, self.printing.count(failed(PRINT_SYSTEM_ERROR)))
 
 
 def _argument(request: IRequest, name: bytes) -> Optional[str]:

@@ -136,4 +136,6 @@ class EposPrinting:
         return self.count(printed(printer.state()))
 
     def unknown_device(self, devid: Optional[str]) -> PrintResult:
+        self.log.warn("ePOS-Print document for unknown device {devid!r}: DeviceNotFound",
+                      devid=devid)
         return self.count(failed(DEVICE_NOT_FOUND))
