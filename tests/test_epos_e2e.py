@@ -307,3 +307,18 @@ def test_a_browser_page_of_another_origin_prints_and_reads_the_answer(tmp_path):
         assert receipts[0]["text"] == "from the browser"
     finally:
         daemon.stop()
+
+
+def test_a_star_printer_prints_epos_documents_and_renders_them(tmp_path):
+    daemon = Daemon(tmp_path, '--printers={"bar": {"listen": "tcp:0:interface=127.0.0.1", '
+                              '"emulation": "star"}}')
+    try:
+        _, _, answer = post(daemon.url(SERVICE + "?devid=bar"),
+                            envelope('<text em="true">Star bar&#10;</text><cut/>'))
+        assert response_attributes(answer)["success"] == "true"
+        receipt = daemon.wait_for(lambda: daemon.get("/api/receipts")[1]["receipts"])[0]
+        assert (receipt["printer"], receipt["text"]) == ("bar", "Star bar")
+        with urllib.request.urlopen(daemon.url(f"/api/receipts/{receipt['id']}.txt")) as txt:
+            assert "Star bar" in txt.read().decode()
+    finally:
+        daemon.stop()

@@ -102,7 +102,9 @@ class Renderings:
             encoding = encodings.get(printer, DEFAULT_ENCODING)
             try:
                 if '"source":"epos-print"' in details:
-                    # Printed from an ePOS-Print document: draw the ESC/POS it translates to.
+                    # Printed from an ePOS-Print document: draw the ESC/POS it translates to,
+                    # whatever the printer's emulation (parsing names it before a colon).
+                    encoding = encoding.rpartition(":")[2]
                     raw = printable_escpos(raw, json.loads(details), encoding)
                 return render(raw, own_size(profile) if size is None else size, encoding,
                               profile)
