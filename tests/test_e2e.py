@@ -19,6 +19,7 @@ from escpos.printer import Network
 from bench.daemon import TWISTD, Daemon
 
 pytestmark = pytest.mark.e2e
+WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWtleQ=="
 
 
 @pytest.fixture
@@ -190,7 +191,7 @@ async def test_webhook_receiver_that_fails_first_gets_each_receipt_once_signed(t
     receiver = Receiver([503, 200])  # the first attempt fails
     port = reactor.listenTCP(0, Site(receiver), interface="127.0.0.1")
     hooks = json.dumps([{"name": "cloud", "url": f"http://127.0.0.1:{port.getHost().port}/hook",
-                         "secret": "s3cret"}])
+                         "secret": WEBHOOK_SECRET}])
     daemon = Daemon(tmp_path, f"--webhooks={hooks}")
     try:
         send_job(daemon.raw_port, b"forward me\n\x1dV\x00")
@@ -202,8 +203,8 @@ async def test_webhook_receiver_that_fails_first_gets_each_receipt_once_signed(t
         assert len(receiver.requests) == 2
         (first, _), (second, body) = receiver.requests
         assert first["webhook-id"] == second["webhook-id"] == "msg_cloud_1"
-        assert verify("s3cret", second["webhook-id"], int(second["webhook-timestamp"]), body,
-                      second["webhook-signature"])
+        assert verify(WEBHOOK_SECRET, second["webhook-id"], int(second["webhook-timestamp"]),
+                      body, second["webhook-signature"])
         assert json.loads(body)["receipt"]["text"] == "forward me"
         code, status = daemon.get("/api/forwarder")
         (target,) = status["targets"]
@@ -219,7 +220,7 @@ def test_a_refused_webhook_degrades_health_and_keeps_the_delivery(tmp_path):
     closed.bind(("127.0.0.1", 0))
     dead_port = closed.getsockname()[1]
     closed.close()
-    hooks = json.dumps([{"url": f"http://127.0.0.1:{dead_port}/", "secret": "s"}])
+    hooks = json.dumps([{"url": f"http://127.0.0.1:{dead_port}/", "secret": WEBHOOK_SECRET}])
     daemon = Daemon(tmp_path, f"--webhooks={hooks}")
     try:
         send_job(daemon.raw_port, b"nobody listens\n\x1dV\x00")

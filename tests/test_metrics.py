@@ -83,20 +83,6 @@ def test_reactor_lag_measures_late_timers():
     lag.stopService()
 
 
-def test_json_log_observer_writes_one_json_object_per_event(capsys):
-    import json
-
-    from twisted.logger import Logger
-
-    from printerd.logs import json_stdout
-
-    observer = json_stdout()
-    Logger(namespace="printerd.test", observer=observer).info("job {job} stored", job=7)
-    line = capsys.readouterr().out.strip("\x1e\n")
-    event = json.loads(line)
-    assert event["log_namespace"] == "printerd.test" and event["job"] == 7
-
-
 def test_every_figure_is_documented_in_the_readme():
     from pathlib import Path
 

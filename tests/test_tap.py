@@ -21,8 +21,8 @@ def test_the_service_tree_stops_listeners_then_jobs_then_streams_then_the_store(
                      '{"kitchen": "tcp:0", "bar": "tcp:0"}')
     root = makeService(options, reactor=MemoryReactorClock())
     assert [service.name for service in root.stopping_order()] == [
-        "http_listen", "printers.kitchen", "printers.bar", "drain:kitchen", "drain:bar",
-        "reactor-lag", "stream-hub", "forwarder", "retention", "store", "startup-log"]
+        "systemd-notify", "http_listen", "printers.kitchen", "printers.bar", "drain:kitchen",
+        "drain:bar", "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"]
 
 
 def test_a_child_missing_from_the_stop_order_is_an_error():

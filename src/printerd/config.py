@@ -17,6 +17,8 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from printerd.forwarder.signing import secret_key
+
 ENV_PREFIX = "PRINTERD_"
 
 
@@ -94,8 +96,13 @@ def _webhooks(value: Any) -> tuple[WebhookTarget, ...]:
         url = str(item["url"])
         if not url.startswith(("http://", "https://")):
             raise ValueError(f"webhook {index + 1}: url must be http:// or https://")
+        name = _printer_name(item.get("name", f"webhook{index + 1}"))
+        try:
+            secret_key(str(item["secret"]))
+        except ValueError as e:
+            raise ValueError(f"webhook {name!r}: {e}") from None
         targets.append(WebhookTarget(
-            name=_printer_name(item.get("name", f"webhook{index + 1}")), url=url,
+            name=name, url=url,
             secret=str(item["secret"]), printers=tuple(item.get("printers", ())),
             include_raw=bool(item.get("include_raw", False))))
     if len({t.name for t in targets}) != len(targets):
@@ -141,6 +148,13 @@ def _two_byte_encoding(value: Any) -> str:
     text = str(value).lower().replace("-", "_")
     if text not in ("gb18030", "shift_jis", "big5", "euc_kr"):
         raise ValueError("must be one of gb18030, shift_jis, big5, euc_kr")
+    return text
+
+
+def _log_format(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in ("text", "json"):
+        raise ValueError("must be text or json")
     return text
 
 
@@ -329,6 +343,8 @@ class Settings:
         30.0, _positive_float, "seconds an HTTP client may idle or dawdle sending a request")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
+    log_format: str = _setting(
+        "text", _log_format, "log lines: text, or json (one JSON object per line on stdout)")
     epos: bool = _setting(
         True, _boolean, "answer Epson ePOS-Print (POST /cgi-bin/epos/service.cgi) over HTTP")
     epos_listen: str = _setting(
@@ -373,6 +389,10 @@ def setting_fields() -> tuple[dataclasses.Field, ...]:
     return dataclasses.fields(Settings)
 
 
+# Settings holding secrets: an error about them never repeats the value.
+_SECRET_SETTINGS = {"webhooks", "api_tokens"}
+
+
 def _parse(name: str, value: Any, source: str) -> Any:
     spec = Settings.__dataclass_fields__[name]
     try:
@@ -380,7 +400,8 @@ def _parse(name: str, value: Any, source: str) -> Any:
     except SettingProblem as e:
         raise ConfigError(source, str(e)) from None
     except (TypeError, ValueError) as e:
-        raise ConfigError(source, f"{value!r} is not valid: {e}") from None
+        shown = "the value" if name in _SECRET_SETTINGS else repr(value)
+        raise ConfigError(source, f"{shown} is not valid: {e}") from None
 
 
 def read_toml(path: str) -> dict[str, Any]:

@@ -17,11 +17,13 @@ import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
-from twisted.logger import Logger
+from twisted.logger import ILogObserver
+from twisted.python.components import Componentized
 from twisted.python import usage
 from twisted.web.server import Site
 
 from printerd import __version__
+from printerd.banner import Banner, Listening
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
@@ -45,6 +47,7 @@ from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
+from printerd.logs import observer_for
 from printerd.metrics import FIGURES, Figures, ReactorLag, Sources, make_registry
 from printerd.ocr import OcrWorker, ocr_figure_rows
 from printerd.rawport.factory import (
@@ -56,6 +59,7 @@ from printerd.retention import Retention
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
 from printerd.store.threads import DatabaseThreads
+from printerd.systemd import SystemdNotifier
 
 
 class Options(usage.Options):
@@ -168,19 +172,21 @@ class DrainJobs(Service):
         return self.factory.drain(self.timeout)
 
 
-class StartupLog(Service):
-    """Says at start which printerd runs, and where its data goes."""
+class DaemonService(SequentialMultiService):
+    """printerd's root service; under twistd it also chooses the log observer (log_format)."""
 
-    log = Logger()
-    name = "startup-log"
+    def __init__(self, stop_order: Sequence[str] = (),
+                 log_observer: Optional[ILogObserver] = None) -> None:
+        super().__init__(stop_order)
+        self.log_observer = log_observer
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-
-    def startService(self) -> None:
-        super().startService()
-        self.log.info("printerd {version} starting; database {database}",
-                      version=__version__, database=self.settings.database)
+    def setServiceParent(self, parent: Any) -> Any:
+        # twistd starts logging after makeService, to the application's ILogObserver component
+        # when it has one (the hook documented for .tac files). Here is where the plugin meets
+        # the application; twistd's own --logger option still wins.
+        if self.log_observer is not None and isinstance(parent, Componentized):
+            parent.setComponent(ILogObserver, self.log_observer)
+        return super().setServiceParent(parent)
 
 
 def check_endpoint(setting: str, description: str) -> None:
@@ -240,16 +246,16 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     except (SchemaTooNew, DatabaseUnavailable) as e:
         fail(f"database: {e}")
 
-    # Stop taking requests and jobs, let jobs in flight finish, end streams and deliveries,
-    # then commit what is queued and close the database.
+    # Tell systemd first, stop taking requests and jobs, let jobs in flight finish, end streams
+    # and deliveries, then commit what is queued and close the database.
     raw_listeners = listeners(settings)[1:]
     pollers = [f"server-direct-print:{n + 1}" for n in range(len(settings.server_direct_print))]
-    root = SequentialMultiService(stop_order=(
-        "http_listen", *(["epos_listen"] if settings.epos_listen else []),
+    root = DaemonService(stop_order=(
+        "systemd-notify", "http_listen", *(["epos_listen"] if settings.epos_listen else []),
         *(setting for setting, _, _ in raw_listeners), *pollers,
         *(f"drain:{name}" for _, name, _ in raw_listeners), *(["ocr"] if settings.ocr else []),
-        "reactor-lag", "stream-hub", "forwarder", "retention", "store", "startup-log"))
-    StartupLog(settings).setServiceParent(root)
+        "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
+        log_observer=observer_for(settings.log_format))
     targets = settings.webhooks
     threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
     store = ReceiptStore(reactor, engine, summary, threads,
@@ -271,6 +277,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     hub.setServiceParent(root)
 
     printers = []
+    listening_services: list[ListenerService] = []
     for (setting, name, description), config in zip(raw_listeners, settings.printer_configs(),
                                                      strict=True):
         factory = RawPrintFactory(reactor, store, printer=name,
@@ -281,6 +288,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         raw = ListenerService(setting, description, serverFromString(reactor, description),
                               factory, on_listening=factory.set_port)
         raw.setServiceParent(root)
+        listening_services.append(raw)
         printers.append(RawPrinter(factory, raw))
 
     lag = ReactorLag(reactor)
@@ -332,15 +340,30 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     http_root = HttpRoot(epos.resource(), api.resource()) if settings.epos else api.resource()
     site = Site(http_root, requestFactory=request_class, timeout=settings.http_timeout)
     site.displayTracebacks = False
-    ListenerService("http_listen", settings.http_listen,
-                    serverFromString(reactor, settings.http_listen), site).setServiceParent(root)
+    http = ListenerService("http_listen", settings.http_listen,
+                           serverFromString(reactor, settings.http_listen), site)
+    http.setServiceParent(root)
+    listening_services.append(http)
     if settings.epos_listen:
         epos_site = Site(HttpRoot(epos.resource()),
                          requestFactory=request_factory(settings.epos_max_body),
                          timeout=settings.http_timeout)
         epos_site.displayTracebacks = False
-        ListenerService("epos_listen", settings.epos_listen,
-                        serverFromString(reactor, settings.epos_listen),
-                        epos_site).setServiceParent(root)
+        epos_listener = ListenerService("epos_listen", settings.epos_listen,
+                                        serverFromString(reactor, settings.epos_listen), epos_site)
+        epos_listener.setServiceParent(root)
+        listening_services.append(epos_listener)
+    Banner(__version__, settings.database,
+           lambda: [listening(service) for service in listening_services]).setServiceParent(root)
+    # Last: READY=1 goes out once every listener above is up.
+    SystemdNotifier(reactor, os.environ, status=f"printerd {__version__} serving") \
+        .setServiceParent(root)
     root.stopping_order()  # every service has its place in the stop order
     return root
+
+
+def listening(service: ListenerService) -> Listening:
+    """Where a started listener listens, for the banner."""
+    address = service.port.getHost() if service.port is not None else None
+    return Listening(service.setting, service.description, getattr(address, "host", None),
+                     getattr(address, "port", None))

@@ -24,7 +24,9 @@ from printerd.http.ratelimit import RateLimiter
 
 COOKIE = b"printerd_session"
 SESSION_SECONDS = 12 * 3600
-OPEN_PATHS = {b"/api/health", b"/api/session", b"/"}  # "/": the page, which shows a login form
+# Probes a supervisor calls without a token; they are not rate limited either.
+PROBE_PATHS = {b"/api/health", b"/livez", b"/readyz"}
+OPEN_PATHS = PROBE_PATHS | {b"/api/session", b"/"}  # "/": the page, which shows a login form
 STATIC_PREFIX = b"/static/"  # the page's scripts and styles: no data in them
 MAX_BODY = 64 * 1024  # the API takes no large bodies
 
@@ -99,7 +101,7 @@ class ApiGate(Resource):
     def render(self, request: IRequest) -> bytes:
         if getattr(request, "body_too_large", False):
             return _refuse(request, 413, f"request body over {MAX_BODY} bytes")
-        if self.limiter is not None and request.path != b"/api/health":
+        if self.limiter is not None and request.path not in PROBE_PATHS:
             allowed, wait = self.limiter.allow(request.getClientAddress().host)
             if not allowed:
                 return _refuse(request, 429, f"too many requests: retry in {wait} s",
