@@ -243,3 +243,20 @@ def test_an_error_nobody_caught_is_a_json_500_not_twisteds_html_page(clock):
     assert connection.status() == 500
     assert b"Content-Type: application/json" in connection.answer
     assert connection.answer.endswith(b'{"error": "internal error"}\n')
+
+
+def test_two_sites_sharing_their_figures_count_open_connections_together(clock):
+    from printerd.http.site import HttpConnections
+
+    shared = HttpConnections()
+    api = make_site(clock, max_connections=2, connections=shared)
+    other = make_site(clock, max_connections=2, connections=shared)
+    first, second = Connection(api), Connection(other)
+    assert shared.open == 2
+    for _ in range(3):  # on the full site each newcomer replaces one: still two there
+        Connection(api).send(b"GET /x HT")
+        clock.advance(1)
+    assert shared.open == 3 and shared.evicted_total == 2
+    second.channel.connectionLost()
+    assert shared.open == 2
+    assert first.closed  # the one that waited longest on the full site

@@ -252,19 +252,23 @@ class PrinterdSite(Site):
                 return
             oldest = min(waiting, key=lambda c: c.waiting_since)
             self.connections.evicted_total += 1
-            if self.connections.evicted_total % 1000 == 1:  # once, then every 1,000th: an attack is long
+            if self.connections.evicted_total % 1000 == 1:  # once, then every 1,000th
                 self.logger.warn("{n} HTTP connections, the cap: closing the one that waited "
-                              "longest for a new one ({total} so far)", n=len(self.channels),
-                              total=self.connections.evicted_total)
-            self.channels.discard(oldest)
+                                 "longest for a new one ({total} so far)", n=len(self.channels),
+                                 total=self.connections.evicted_total)
+            self._forget(oldest)
             oldest.refused = True
             oldest.tcp.abortConnection()
         self.channels.add(channel)
-        self.connections.open = len(self.channels)
+        self.connections.open += 1  # counted, not set: sites may share their figures
 
     def connection_lost(self, channel: PrinterdChannel) -> None:
-        self.channels.discard(channel)
-        self.connections.open = len(self.channels)
+        self._forget(channel)
+
+    def _forget(self, channel: PrinterdChannel) -> None:
+        if channel in self.channels:
+            self.channels.discard(channel)
+            self.connections.open -= 1
 
 
 def local_host(request: Any) -> Optional[str]:
