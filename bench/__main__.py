@@ -2,7 +2,12 @@
 printerd's benchmark suite: ``make bench`` (or ``python -m bench [scenario ...]``).
 
 Each scenario starts the daemon on ephemeral ports in a subprocess and drives it from this
-process; results go to bench/results/<scenario>-<time>.json and a summary to the terminal.
+process (and load-generator processes).  Ingest, REST and stream also run, in the same
+invocation and right beside printerd's run, against a bare-Twisted ceiling (``bench.ceiling``)
+that does only the same I/O, so that each figure is also a ratio that a noisy machine does not
+hide.  Results go to bench/results/<scenario>-<time>.json; the table of every figure, its
+ceiling, the ratio and the goal is printed at the end and written to
+bench/results/table-<time>.md.
 """
 
 from __future__ import annotations
@@ -15,49 +20,74 @@ from pathlib import Path
 
 from bench import ingest, parser as parser_bench, render, rest, soak, stream, webhook
 from bench.common import raise_fd_limit
+from bench.table import Table
 
 RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT = ["parser", "render", "ingest", "rest", "webhook", "stream"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
-    parser.add_argument("scenarios", nargs="*",
-                        default=["parser", "render", "ingest", "rest", "webhook", "stream"],
-                        help="scenarios to run (default: parser render ingest rest webhook "
-                             "stream; soak runs only when named)")
+    parser.add_argument("scenarios", nargs="*", default=DEFAULT,
+                        help=f"scenarios to run (default: {' '.join(DEFAULT)}; soak runs only "
+                             "when named)")
     parser.add_argument("--soak-receipts", type=int, default=1_000_000,
                         help="soak scenario: receipts in all")
     parser.add_argument("--ingest-receipts", type=int, default=10_000,
-                        help="ingest scenario: receipts per run")
+                        help="ingest scenario: receipts per run at one per connection "
+                             "(n/2 times as many at n per connection)")
+    parser.add_argument("--per-connection", type=int, nargs="+", default=[1, 10],
+                        help="ingest scenario: receipts per connection, one run each")
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1000, 10000],
                         help="stream scenario: subscriber counts to run")
     parser.add_argument("--stream-receipts", type=int, default=20,
                         help="stream scenario: receipts per POS client")
-    parser.add_argument("--stream-pos", type=int, default=5,
+    parser.add_argument("--stream-pos", type=int, default=20,
                         help="stream scenario: POS clients printing")
     parser.add_argument("--stream-rate", type=float, default=1.0,
                         help="stream scenario: receipts per second per POS client")
+    parser.add_argument("--rest-seconds", type=float, default=10.0,
+                        help="rest scenario: seconds per path")
+    parser.add_argument("--no-ceiling", action="store_true",
+                        help="skip the bare-Twisted ceiling runs (no ratios)")
     args = parser.parse_args()
     raise_fd_limit()
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
+    table = Table()
+
+    def paired(name: str, run, **kwargs) -> tuple[dict, dict | None]:
+        """printerd's run, and the ceiling's right before it (unless --no-ceiling)."""
+        ceiling = None
+        if not args.no_ceiling:
+            with tempfile.TemporaryDirectory() as workdir:
+                ceiling = run(Path(workdir), target="ceiling", **kwargs)
+            report(f"{name}-ceiling", stamp, ceiling)
+        with tempfile.TemporaryDirectory() as workdir:
+            result = run(Path(workdir), **kwargs)
+        report(name, stamp, result)
+        return result, ceiling
+
     for name in args.scenarios:
         if name == "stream":
             for n in args.subscribers:
-                with tempfile.TemporaryDirectory() as workdir:
-                    result = stream.run(Path(workdir), subscribers=n, printers=args.stream_pos,
-                                        receipts=args.stream_receipts, rate=args.stream_rate)
-                report(f"stream-{n}", stamp, result)
+                result, ceiling = paired(f"stream-{n}", stream.run, subscribers=n,
+                                         printers=args.stream_pos, receipts=args.stream_receipts,
+                                         rate=args.stream_rate)
+                table.stream(n, result, ceiling)
         elif name == "parser":
             report("parser", stamp, parser_bench.run())
         elif name == "render":
             report("render", stamp, render.run())
         elif name == "ingest":
-            for per_connection in (1, 10):
-                with tempfile.TemporaryDirectory() as workdir:
-                    result = ingest.run(Path(workdir), receipts=args.ingest_receipts,
-                                        per_connection=per_connection)
-                report(f"ingest-{per_connection}-per-connection", stamp, result)
+            for per_connection in args.per_connection:
+                # More receipts when they come ten to a connection, so the run lasts long
+                # enough to measure (the ceiling takes 10,000 of them in a third of a second).
+                receipts = args.ingest_receipts * max(1, per_connection // 2)
+                result, ceiling = paired(f"ingest-{per_connection}-per-connection", ingest.run,
+                                         receipts=receipts,
+                                         per_connection=per_connection)
+                table.ingest(per_connection, result, ceiling)
         elif name == "soak":
             with tempfile.TemporaryDirectory() as workdir:
                 report("soak", stamp, soak.run(Path(workdir), receipts=args.soak_receipts))
@@ -66,17 +96,32 @@ def main() -> None:
                 report("webhook", stamp, webhook.run(Path(workdir)))
         elif name == "rest":
             with tempfile.TemporaryDirectory() as workdir:
-                report("rest", stamp, rest.run(Path(workdir)))
+                result = rest.run(Path(workdir), seconds=args.rest_seconds)
+            report("rest", stamp, result)
+            ceiling = None
+            if not args.no_ceiling:
+                with tempfile.TemporaryDirectory() as workdir:
+                    ceiling = rest.run(Path(workdir), seconds=args.rest_seconds,
+                                       target="ceiling",
+                                       body_bytes=result["receipts_page_bytes"])
+                report("rest-ceiling", stamp, ceiling)
+            table.rest(result, ceiling)
         else:
             parser.error(f"unknown scenario {name}")
+    if table.rows:
+        text = table.markdown(time.strftime("%Y-%m-%d %H:%M"))
+        path = RESULTS / f"table-{stamp}.md"
+        path.write_text(text)
+        print(f"\n== results table ({path.relative_to(RESULTS.parent.parent)})\n")
+        print(text)
 
 
 def report(name: str, stamp: str, result: dict) -> None:
     path = RESULTS / f"{name}-{stamp}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"== {name}  ({path.relative_to(RESULTS.parent.parent)})")
+    print(f"== {name}  ({path.relative_to(RESULTS.parent.parent)})", flush=True)
     for key, value in result.items():
-        print(f"  {key:24} {value}")
+        print(f"  {key:24} {value}", flush=True)
 
 
 if __name__ == "__main__":

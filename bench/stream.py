@@ -1,74 +1,30 @@
 """
-Stream scenario: N subscribers hold /api/stream while P POS clients print.
+Stream scenario: N subscribers open ``/api/stream`` all at once, then P POS clients print, each
+at ``rate`` receipts per second, for ``receipts`` receipts each.
 
-Each receipt carries its send time; every subscriber records, per event, the delay from send to
-arrival.  Subscribers are spread over worker processes (asyncio protocols, so the load generator
-is not what is measured).  Reports delivery latency percentiles, deliveries per second, events
-lost (expected deliveries that never arrived), /api/recent latency during the run, and the
-server's threads and RSS idle and during the run.
+Reports how long until every subscriber was streaming (the connect storm), the delivery latency
+from the POS client's send to a subscriber's arrival (measured by one subscriber in
+``subscribers.LATENCY_EVERY``; the rest only count), events lost, ``/api/recent`` latency during
+the run (printerd only), the server's threads, RSS and CPU, and the CPU the load generator used.
+Runs against printerd or, in the same invocation, against the bare SSE ceiling
+(``bench.ceiling stream``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
-import re
 import time
+from typing import Any, Union
 
-from bench.common import http_get, percentiles, process_figures, raise_fd_limit, sample_rest
+from bench.ceiling import Ceiling
+from bench.common import http_get, percentiles, process_figures, sample_rest
 from bench.daemon import Daemon
+from bench.subscribers import worker
 
-_SENT = re.compile(rb"sent=(\d+\.\d+)")
-
-
-class SubscriberProtocol(asyncio.Protocol):
-    def __init__(self, ready: asyncio.Future) -> None:
-        self.ready = ready
-        self.buffer = b""
-        self.received = 0
-        self.latencies: list[float] = []
-
-    def connection_made(self, transport) -> None:
-        transport.write(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        if not self.ready.done() and b"retry: " in data:
-            self.ready.set_result(None)
-        self.buffer += data
-        *blocks, self.buffer = self.buffer.split(b"\n\n")
-        for block in blocks:
-            match = _SENT.search(block)
-            if match:
-                self.received += 1
-                self.latencies.append(now - float(match.group(1)))
-
-
-async def subscribe_worker(port: int, count: int, expected: int, finished, out) -> None:
-    loop = asyncio.get_running_loop()
-    clients = []
-    for batch in range(0, count, 250):
-        readies = []
-        for _ in range(min(250, count - batch)):
-            ready = loop.create_future()
-            readies.append(ready)
-            _, protocol = await loop.create_connection(lambda ready=ready: SubscriberProtocol(ready),
-                                                       "127.0.0.1", port)
-            clients.append(protocol)
-        await asyncio.gather(*readies)
-    deadline = None
-    while sum(c.received for c in clients) < expected * count:
-        if finished.is_set():
-            deadline = deadline or time.monotonic() + 60
-            if time.monotonic() > deadline:
-                break
-        await asyncio.sleep(0.05)
-    out.put((sum(c.received for c in clients), [x for c in clients for x in c.latencies]))
-
-
-def _worker(port, count, expected, finished, out) -> None:
-    raise_fd_limit()
-    asyncio.run(subscribe_worker(port, count, expected, finished, out))
+Target = Union[Daemon, Ceiling]
+WORKERS = 2  # load-generator processes holding the subscribers
 
 
 async def print_receipts(port: int, count: int, rate: float) -> None:
@@ -82,71 +38,97 @@ async def print_receipts(port: int, count: int, rate: float) -> None:
         await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
 
 
-async def drive(daemon: Daemon, printers: int, receipts: int, rate: float) -> dict:
+async def stats(target: Target) -> dict:
+    code, body = await http_get(target.http_port, "/api/stats")
+    return json.loads(body) if code == 200 else {}
+
+
+async def drive(target: Target, printers: int, receipts: int, rate: float,
+                sample_recent: bool) -> dict:
     stop = asyncio.Event()
     rest_latencies: list[float] = []
-    rest = asyncio.create_task(sample_rest(daemon.http_port, "/api/recent?limit=50", stop,
-                                           rest_latencies))
+    if sample_recent:
+        rest = asyncio.create_task(sample_rest(target.http_port, "/api/recent?limit=50", stop,
+                                               rest_latencies))
     started = time.perf_counter()
-    await asyncio.gather(*(print_receipts(daemon.raw_port, receipts, rate)
+    await asyncio.gather(*(print_receipts(target.raw_port, receipts, rate)
                            for _ in range(printers)))
-    during = process_figures(daemon.process.pid)
-    code, stats = await http_get(daemon.http_port, "/api/stats")
     stop.set()
-    await rest
-    return {"print_s": time.perf_counter() - started, "during": during,
-            "rest": rest_latencies}
+    if sample_recent:
+        await rest
+    return {"print_s": time.perf_counter() - started, "rest": rest_latencies,
+            "stats": await stats(target)}
 
 
-def run(workdir, subscribers: int = 1000, printers: int = 5, receipts: int = 20,
-        rate: float = 2.0, workers: int = 2) -> dict:
-    daemon = Daemon(workdir, "--http-listen=tcp:0:interface=127.0.0.1:backlog=4096", "--api-rate=0",
-                    f"--sse-max-subscribers={max(subscribers, 1)}")
+def start_target(kind: str, workdir: Any, subscribers: int, *options: str) -> Target:
+    if kind == "ceiling":
+        return Ceiling("stream")
+    # Connections past the HTTP share of the descriptors would evict the oldest streams: the
+    # machine's hard limit of 20,000 descriptors gives HTTP 8,750 by default.
+    return Daemon(workdir, "--http-listen=tcp:0:interface=127.0.0.1:backlog=4096",
+                  "--api-rate=0", f"--http-max-connections={subscribers + 100}",
+                  f"--sse-max-subscribers={max(subscribers, 1)}",
+                  f"--sse-max-per-client={max(subscribers, 1)}", *options)
+
+
+def run(workdir: Any, subscribers: int = 1000, printers: int = 20, receipts: int = 20,
+        rate: float = 1.0, target: str = "printerd", headers: bytes = b"") -> dict:
+    """One run against ``target`` ("printerd" or "ceiling"); see the module docstring."""
+    server = start_target(target, workdir, subscribers)
     try:
-        idle = process_figures(daemon.process.pid)
-        expected = printers * receipts
-        finished = multiprocessing.Event()
-        out: multiprocessing.Queue = multiprocessing.Queue()
-        shares = [subscribers // workers + (i < subscribers % workers) for i in range(workers)]
-        procs = [multiprocessing.Process(target=_worker, args=(
-            daemon.http_port, share, expected, finished, out))
-            for share in shares]
-        connect_started = time.perf_counter()
-        for proc in procs:
-            proc.start()
-        deadline = time.perf_counter() + 300
-        while time.perf_counter() < deadline:
-            if asyncio.run(_subscribers(daemon)) >= subscribers:
-                break
-            time.sleep(0.2)
-        connect_s = time.perf_counter() - connect_started
-        printed_at = time.perf_counter()
-        driven = asyncio.run(drive(daemon, printers, receipts, rate))
-        finished.set()
-        results = [out.get(timeout=120) for _ in procs]
-        elapsed = time.perf_counter() - printed_at
-        for proc in procs:
-            proc.join(10)
-        delivered = sum(r[0] for r in results)
-        latencies = [x for r in results for x in r[1]]
-        return {
-            "subscribers": subscribers, "pos_clients": printers, "receipts": expected,
-            "connect_s": round(connect_s, 2),
-            "delivery_latency": percentiles(latencies),
-            "deliveries": delivered, "deliveries_per_s": round(delivered / elapsed),
-            "events_lost": expected * subscribers - delivered,
-            "rest_recent_latency": percentiles(driven["rest"]),
-            "server_idle": idle, "server_during": driven["during"],
-        }
+        return measure(server, subscribers, printers, receipts, rate, headers,
+                       sample_recent=target == "printerd")
     finally:
-        daemon.stop()
-        import os
-        if os.environ.get("BENCH_KEEP_LOG"):
-            open("/tmp/bench-daemon.log", "w").write(daemon.log())
+        server.stop()
 
 
-async def _subscribers(daemon: Daemon) -> int:
-    import json
-
-    code, body = await http_get(daemon.http_port, "/api/stats")
-    return json.loads(body)["sse_subscribers"] if code == 200 else 0
+def measure(server: Target, subscribers: int, printers: int, receipts: int, rate: float,
+            headers: bytes = b"", sample_recent: bool = True, expected_replay: int = 0) -> dict:
+    """Connect ``subscribers`` at once to a running server, print, and measure; see above."""
+    idle = process_figures(server.process.pid)
+    expected = printers * receipts + expected_replay
+    context = multiprocessing.get_context("fork")
+    go, finished = context.Event(), context.Event()
+    out: Any = context.Queue()
+    shares = [subscribers // WORKERS + (i < subscribers % WORKERS) for i in range(WORKERS)]
+    firsts = [sum(shares[:i]) for i in range(WORKERS)]
+    procs = [context.Process(target=worker, args=(server.http_port, share, first, headers,
+                                                  expected, go, finished, out))
+             for share, first in zip(shares, firsts, strict=True) if share]
+    for proc in procs:
+        proc.start()
+    time.sleep(0.5)  # the workers are forked and waiting: the storm starts at ``go``
+    storm_started = time.time()
+    go.set()
+    ready = [out.get(timeout=300) for _ in procs]
+    connect_s = max(message[1] for message in ready) - storm_started
+    connected = process_figures(server.process.pid)
+    seen = asyncio.run(stats(server)).get("sse_subscribers")
+    cpu_before = time.process_time()
+    printed_at = time.perf_counter()
+    driven = asyncio.run(drive(server, printers, receipts, rate, sample_recent))
+    during = process_figures(server.process.pid)
+    finished.set()
+    done = [out.get(timeout=300) for _ in procs]
+    elapsed = time.perf_counter() - printed_at
+    generator_cpu = time.process_time() - cpu_before + sum(message[4] for message in done)
+    for proc in procs:
+        proc.join(10)
+    delivered = sum(message[1] for message in done)
+    latencies = [x for message in done for x in message[2]]
+    return {
+        "subscribers": subscribers, "subscribers_seen_by_server": seen,
+        "latency_subscribers": sum(message[3] for message in done),
+        "pos_clients": printers, "receipts": printers * receipts,
+        "receipts_per_s": round(printers * receipts / driven["print_s"], 1),
+        "connect_s": round(connect_s, 2),
+        "delivery_latency": percentiles(latencies),
+        "deliveries": delivered, "deliveries_per_s": round(delivered / elapsed),
+        "events_lost": expected * subscribers - delivered,
+        "rest_recent_latency": percentiles(driven["rest"]) if sample_recent else None,
+        "server_idle": idle, "server_connected": connected, "server_during": during,
+        "server_cpu_s": round(during["cpu_s"] - connected["cpu_s"], 2),
+        "generator_cpu_s": round(generator_cpu, 2),
+        "generator_cores": round(generator_cpu / elapsed, 2),
+        "elapsed_s": round(elapsed, 2),
+    }
