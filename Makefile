@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-installed
+NODE_CLIENTS := tests/node/node_modules/.package-lock.json
 PYTEST_ARGS ?=
 
 .PHONY: setup run test lint lock bench crash-test clean
@@ -24,11 +25,15 @@ $(STAMP): setup.cfg pyproject.toml $(DEV_LOCK) | $(BIN)/python
 	$(BIN)/pip install -q --require-hashes -r $(DEV_LOCK)
 	touch $(STAMP)
 
+# POS client libraries from the npm registry that tests print with (tests/node/package.json).
+$(NODE_CLIENTS): tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
+
 # The PNG renderer's CJK glyphs (Debian's fonts-droid-fallback); without it PNGs draw boxes.
 CJK_FONT := /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
 
 # The package itself is reinstalled every time so the twistd plugin matches the source tree.
-setup: $(STAMP) $(CJK_FONT)
+setup: $(STAMP) $(CJK_FONT) $(NODE_CLIENTS)
 	@$(PYTHON) requirements/lockcheck.py check $(DEV_LOCK) $(RUNTIME_LOCK)
 	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall .
 	@rm -rf build
@@ -60,4 +65,4 @@ bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info tests/node/node_modules

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from PIL import Image
@@ -174,7 +175,9 @@ def test_text_rendering_from_raw_bytes_at_the_paper_width(stub, store, clock):
     assert response.headers.getRawHeaders("content-type") == ["text/plain; charset=utf-8"]
     # Rendered from the raw bytes, not the stored text: a better parser improves old receipts.
     assert body.decode() == "x" * 42 + "\n" + "x" * 8 + "\ncafé    ok\n"
-    assert (request(stub, "/api/receipts/1.txt"))[1].decode().startswith("x" * 48 + "\n")
+    assert (request(stub, "/api/receipts/1.txt?width=48"))[1].decode().startswith("x" * 48 + "\n")
+    # No width: the printer model's (the default TM-T88V: 42 columns).
+    assert (request(stub, "/api/receipts/1.txt"))[1].decode().startswith("x" * 42 + "\n")
     assert (request_json(stub, "/api/receipts/1.txt?width=40"))[0] == 400
     assert (request_json(stub, "/api/receipts/7.txt"))[0] == 404
 
@@ -187,15 +190,16 @@ def test_html_and_png_renderings(stub, store, clock):
     assert response.headers.getRawHeaders("content-type") == ["text/html; charset=utf-8"]
     assert "default-src 'none'" in response.headers.getRawHeaders("content-security-policy")[0]
     html = body.decode()
-    assert 'class="l center">&lt;Café&gt;</div>' in html and "width:42ch" in html
+    assert re.search(r'class="l center"><span[^>]*>&lt;Café&gt;</span></div>', html)
+    assert "width:42.6667ch" in html  # 42 columns on the TM-T88V: its 512 dots
     assert 'aria-label="EAN13 012345678901"><svg' in html
     response, body = request(stub, "/api/receipts/1.png?width=512")
     assert response.headers.getRawHeaders("content-type") == ["image/png"]
     assert Image.open(io.BytesIO(body)).width == 512
-    assert Image.open(io.BytesIO((request(stub, "/api/receipts/1.png"))[1])).width == 576
+    assert Image.open(io.BytesIO((request(stub, "/api/receipts/1.png"))[1])).width == 512
     for bad in ("600", "abc", "", "576.0"):
         code, error = request_json(stub, f"/api/receipts/1.png?width={bad}")
-        assert code == 400 and error["error"] == "width: must be one of 576, 512"
+        assert code == 400 and error["error"] == "width: must be one of 576, 512, 384"
     assert (request_json(stub, "/api/receipts/9.html"))[0] == 404
     assert (request_json(stub, "/api/receipts/9.png"))[0] == 404
 

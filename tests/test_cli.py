@@ -80,7 +80,10 @@ def test_render_picks_a_receipt_and_writes_a_png_file(tmp_path):
     out = tmp_path / "receipt.png"
     assert main(["render", str(DEMO), "--format", "png", "--receipt", "3", "-o", str(out)]) == 0
     image = Image.open(io.BytesIO(out.read_bytes()))
-    assert image.format == "PNG" and image.width == 576
+    assert image.format == "PNG" and image.width == 512  # the default TM-T88V's paper
+    assert main(["render", str(DEMO), "--format", "png", "--model", "TM-T20III", "-o",
+                 str(out)]) == 0
+    assert Image.open(io.BytesIO(out.read_bytes())).width == 576
 
 
 def test_render_html_reads_standard_input_and_draws_the_logo(tmp_path):
@@ -93,7 +96,7 @@ def test_render_html_reads_standard_input_and_draws_the_logo(tmp_path):
 
 @pytest.mark.parametrize("arguments, message", [
     (["--format", "txt", "--width", "3"], "--width 3: txt is drawn at 32, 42, 48, 56, 64"),
-    (["--format", "png", "--width", "48"], "png is drawn at 576, 512"),
+    (["--format", "png", "--width", "48"], "png is drawn at 576, 512, 384"),
     (["--format", "gif"], "invalid choice: 'gif'"),
 ])
 def test_render_refuses_a_bad_format_or_width_naming_what_is_allowed(arguments, message,

@@ -115,6 +115,21 @@ async def test_receipts_are_stored_with_peer_job_and_printer(store):
 
 
 @pytest_twisted.ensureDeferred
+async def test_print_positions_are_placed_on_the_printer_models_paper(store):
+    from printerd.escpos.status import PrinterIdentity
+
+    # Dot 540 is on a TM-T20III's 576-dot paper, past a TM-T88V's 512: there it is ignored.
+    job = b"\x1b@Total\x1b$\x1c\x02" + b"9.99\n\x1dV\x00"
+    for model in ("TM-T20III", "TM-T88V"):
+        factory, _ = make_factory(store, identity=PrinterIdentity(model=model))
+        protocol, _ = connect(factory)
+        protocol.dataReceived(job)
+        hang_up(protocol)
+    await committed(store, 2)
+    assert [r.text for r in store.newest] == ["Total" + " " * 40 + "9.99", "Total9.99"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_status_only_connection_stores_nothing(store):
     factory, _ = make_factory(store)
     protocol, transport = connect(factory)
@@ -492,16 +507,12 @@ def test_scanner_probes_against_the_real_daemon_store_nothing_and_real_jobs_stil
         printer.text("Scanned, still printing\n")
         printer.cut()
         printer.close()
-
-        def stored_texts():
-            # jobs_total counts the junk connections too, and a job's receipts are committed
-            # after it is counted: wait for the receipts themselves.
-            texts = [r["text"] for r in daemon.get("/api/receipts?limit=500")[1]["receipts"]]
-            return texts if "Scanned, still printing" in texts \
-                and any("Ticket 7" in text for text in texts) else None
-
-        texts = daemon.wait_for(stored_texts)
-        assert "Scanned, still printing" in texts
+        # A job is counted when it ends, its receipts are listed once committed: wait for both.
+        stored = daemon.wait_for(lambda: (lambda receipts: receipts if any(
+            receipt["text"] == "Scanned, still printing" for receipt in receipts) else None)(
+                daemon.get("/api/receipts?limit=500")[1]["receipts"]))
+        assert daemon.get("/api/stats")[1]["jobs_total"] >= len(jobs) + 1
+        texts = [receipt["text"] for receipt in stored]
         assert any("default" in text for text in texts)  # LPD's "\x01default\n"
         assert any("Ticket 7" in text for text in texts)
         assert daemon.get("/api/stats")[1]["junk_connections_total"] == dict(expected)

@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="which receipt of the job, counted from 1 at its cuts (default 1)")
     render.add_argument("--two-byte-encoding", default="gb18030",
                         help="encoding of FS & two-byte mode (default gb18030)")
+    render.add_argument("--model", default=None,
+                        help="the printer model whose paper it is drawn on (default TM-T88V: "
+                             "512 dots, 42 columns)")
     render.add_argument("-o", "--output", default="-", metavar="OUT",
                         help="file to write ('-', the default: standard output)")
     render.set_defaults(render_parser=render)  # its own usage line in error messages
@@ -81,10 +84,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from printerd.escpos.parser import JobParser, ParsedReceipt
+    from printerd.escpos.profiles import DEFAULT_MODEL, profile_for
     from printerd.render.service import FORMATS
 
-    render, sizes, default, _ = FORMATS[options.format]
-    width = default if options.width is None else options.width
+    render, sizes, own_size, _ = FORMATS[options.format]
+    profile = profile_for(options.model or DEFAULT_MODEL)
+    width = own_size(profile) if options.width is None else options.width
     if width not in sizes:
         parser.error(f"--width {width}: {options.format} is drawn at "
                      f"{', '.join(map(str, sizes))}")
@@ -97,7 +102,7 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
     except OSError as e:
         return _error(f"cannot read {options.file}: {e.strerror}")
     try:
-        job = JobParser(options.two_byte_encoding)
+        job = JobParser(options.two_byte_encoding, profile=profile)
     except LookupError:
         parser.error(f"--two-byte-encoding: unknown encoding {options.two_byte_encoding!r}")
     # The job splits at its cuts as the raw port splits it; each part is rendered on its own.
@@ -108,7 +113,7 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
     if len(receipts) > 1:
         print(f"printerd: {options.file} holds {len(receipts)} receipts; rendering number "
               f"{options.receipt} (--receipt N picks another)", file=sys.stderr)
-    body = render(receipts[options.receipt - 1], width, options.two_byte_encoding)
+    body = render(receipts[options.receipt - 1], width, options.two_byte_encoding, profile)
     if options.output == "-":
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()

@@ -269,8 +269,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     lag.setServiceParent(root)
     authenticator = Authenticator(reactor, options.tokens)
     limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
-    renderings = Renderings(store, {p.factory.printer: p.factory.job_settings.two_byte_encoding
-                                    for p in printers})
+    renderings = Renderings(
+        store, {p.factory.printer: p.factory.job_settings.two_byte_encoding for p in printers},
+        models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, reactor.seconds()),
                       make_registry(store))

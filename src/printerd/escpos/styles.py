@@ -13,6 +13,9 @@ from typing import Any, Optional
 
 ALIGNMENTS = ("left", "center", "right")
 FONTS = ("A", "B", "C")
+# Character cells in dots (width, height), before the size multiples: Epson's font A is
+# 12 x 24, font B 9 x 17 (font C, where a model has it, is drawn as B).
+CELLS = {"A": (12, 24), "B": (9, 17), "C": (9, 17)}
 
 
 @dataclass(frozen=True)

@@ -59,11 +59,11 @@ class QueryParams:
             raise ApiError(400, f"{name}: must be an integer from {low} to {high}")
         return int(text)
 
-    def choice(self, name: str, default: int, allowed: tuple[int, ...]) -> int:
-        """One of a few integers (a paper width...); the error names them all."""
+    def optional_choice(self, name: str, allowed: tuple[int, ...]) -> Optional[int]:
+        """One of a few integers (a paper width...), or None; the error names them all."""
         text = self._values.get(name)
         if text is None:
-            return default
+            return None
         if text not in {str(value) for value in allowed}:
             raise ApiError(400, f"{name}: must be one of {', '.join(map(str, allowed))}")
         return int(text)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
 from printerd.escpos.parser import Event, JobParser
+from printerd.escpos.profiles import PrinterProfile
 from printerd.escpos.status import PrinterIdentity, PrinterState, automatic_status, reply_to
 
 
@@ -31,7 +32,7 @@ class Emulation:
     """A command set: its parser (given the two-byte encoding) and its status replies."""
 
     name: str
-    new_parser: Callable[[str], JobParserLike]
+    new_parser: Callable[[str, PrinterProfile], JobParserLike]  # (two-byte encoding, paper)
     reply: ReplyFunction  # the reply to one status query, or None (no reply)
     automatic_status: Callable[[PrinterState], bytes]  # sent on each change once enabled
     # Whether a status query turns automatic status on (True) or off (False); None: neither.
@@ -43,5 +44,9 @@ def _epson_automatic_status_switch(query: bytes) -> Optional[bool]:
     return bool(query[2]) if query[:2] == b"\x1da" else None
 
 
-ESCPOS = Emulation("escpos", JobParser, reply_to, automatic_status,
+def _escpos_parser(two_byte_encoding: str, profile: PrinterProfile) -> JobParser:
+    return JobParser(two_byte_encoding, profile=profile)
+
+
+ESCPOS = Emulation("escpos", _escpos_parser, reply_to, automatic_status,
                    _epson_automatic_status_switch)

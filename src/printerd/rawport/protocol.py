@@ -10,6 +10,7 @@ It enforces the per-job limits (idle timeout, job size); the gate enforces the c
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Optional, Protocol as Interface
 
 from twisted.internet.defer import Deferred
@@ -20,6 +21,7 @@ from twisted.python.failure import Failure
 
 from printerd.escpos.junk import NEED_MORE, classify
 from printerd.escpos.parser import Event, ParsedReceipt, StatusQuery
+from printerd.escpos.profiles import PrinterProfile, profile_for
 from printerd.escpos.status import PrinterIdentity, PrinterState
 from printerd.rawport.emulation import ESCPOS, Emulation
 
@@ -33,6 +35,11 @@ class JobSettings:
     two_byte_encoding: str  # FS & two-byte mode
     identity: PrinterIdentity  # what GS I reports
     emulation: Emulation = ESCPOS
+
+    @cached_property
+    def profile(self) -> PrinterProfile:
+        """The model's paper: where print positions may go in this printer's jobs."""
+        return profile_for(self.identity.model)
 
 
 @dataclass(frozen=True)
@@ -96,7 +103,7 @@ class RawPrintProtocol(Protocol):
         self.peer = peer  # address and port, for logs and receipts
         self.host = host  # the peer's address without port: the per-peer key
         self.job: Optional[int] = None
-        self.parser = settings.emulation.new_parser(settings.two_byte_encoding)
+        self.parser = settings.emulation.new_parser(settings.two_byte_encoding, settings.profile)
         self.bytes_received = 0
         self.receipts = 0
         self.started_at = 0.0

@@ -67,12 +67,13 @@ class ReceiptRoutes:
         return raw
 
     # One route for every rendering in the format table: .txt and .html (``width`` in columns:
-    # 32, 42, 48, 56 or 64; default 48), .png and .pdf (``width`` in dots: 576 or 512).
+    # 32, 42, 48, 56 or 64), .png and .pdf (``width`` in dots: 576, 512 or 384); no width: the
+    # paper of the printer that printed the receipt.
     @app.route(f"/api/receipts/<int:receipt_id>.<any({', '.join(FORMATS)}):fmt>",
                methods=["GET"])
     async def rendering(self, request: IRequest, receipt_id: int, fmt: str) -> bytes:
-        _, sizes, default, content_type = FORMATS[fmt]
-        size = QueryParams(request, {"width"}).choice("width", default, sizes)
+        _, sizes, _, content_type = FORMATS[fmt]
+        size = QueryParams(request, {"width"}).optional_choice("width", sizes)
         if fmt == "html":
             # The page has inline styles and data: images only; nothing else may load or run.
             request.setHeader(b"Content-Security-Policy",
