@@ -23,6 +23,7 @@ from twisted.python.failure import Failure
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
+from printerd.http.measure import RequestMetrics
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
@@ -167,9 +168,11 @@ class Api:
         self.retention = Retention(clock, store)
         renderings = Renderings(store, {f.printer: f.job_settings.two_byte_encoding
                                         for f in factories})
+        self.requests = RequestMetrics(clock)
         self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
                                        self.retention, renderings, self.limiter,
-                                       ReactorLag(clock), clock.seconds()), make_registry(store))
+                                       ReactorLag(clock), clock.seconds(), self.requests),
+                               make_registry(store, self.requests))
         self.api = HttpApi([
             HealthRoutes(store, self.printers, self.forwarder, self.authenticator),
             SessionRoutes(self.authenticator),
@@ -179,7 +182,7 @@ class Api:
             ForwarderRoutes(clock, store, self.forwarder),
             MetricsRoutes(self.figures),
             PageRoutes(),
-        ], self.authenticator, self.limiter)
+        ], self.authenticator, self.limiter, self.requests)
         self.stub = StubTreq(self.api.resource())
 
 

@@ -33,6 +33,7 @@ class Retention(Service):
         self.days = days
         self.batch = batch
         self.deleted_total = 0
+        self.runs_total = 0
         self.runs_failed = 0
         self._loop = LoopingCall(self.run)
         self._loop.clock = clock
@@ -52,6 +53,7 @@ class Retention(Service):
         return Deferred.fromCoroutine(self._run())
 
     async def _run(self) -> None:
+        self.runs_total += 1
         cutoff = format_time(self.clock.seconds() - self.days * DAY)
         deleted = 0
         try:

@@ -30,6 +30,7 @@ from printerd.descriptors import raise_open_file_limit
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator, LimitedRequest
+from printerd.http.measure import RequestMetrics
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
@@ -272,9 +273,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     renderings = Renderings(
         store, {p.factory.printer: p.factory.job_settings.two_byte_encoding for p in printers},
         models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
+    requests = RequestMetrics(reactor)
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
-                              retention, renderings, limiter, lag, reactor.seconds()),
-                      make_registry(store))
+                              retention, renderings, limiter, lag, reactor.seconds(), requests),
+                      make_registry(store, requests))
     api = HttpApi([
         HealthRoutes(store, printers, forwarder, authenticator),
         SessionRoutes(authenticator),
@@ -284,7 +286,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         ForwarderRoutes(reactor, store, forwarder),
         MetricsRoutes(figures),
         PageRoutes(),
-    ], authenticator, limiter)
+    ], authenticator, limiter, requests)
     site = Site(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
     site.displayTracebacks = False
     http = ListenerService("http_listen", settings.http_listen,

@@ -9,15 +9,17 @@ a path that no module serves gets the same JSON 404 (or 405) whichever module is
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
 from klein import Klein
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect
 
 from printerd.http.auth import ApiGate, Authenticator
+from printerd.http.measure import RequestMetrics
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.responses import ROUTING_MESSAGES, error_body
 
@@ -48,10 +50,22 @@ class RouteTable(Resource):
         """Every route as (rule, methods), e.g. ("/api/receipts/<int:receipt_id>", {"GET", ...})."""
         return sorted((rule.rule, frozenset(rule.methods or ())) for rule in self._map.iter_rules())
 
-    def render(self, request: IRequest) -> bytes:
+    def _adapter(self, request: IRequest) -> Any:
         path = "/" + "/".join(segment.decode("utf-8", "replace")
                               for segment in request.postpath or ())
-        adapter = self._map.bind("printerd", path_info=path)
+        return self._map.bind("printerd", path_info=path)
+
+    def route_of(self, request: IRequest) -> str:
+        """The rule a request matches (e.g. ``/api/receipts/<int:receipt_id>``), or unmatched."""
+        try:
+            rule, _ = self._adapter(request).match(
+                method=request.method.decode("latin-1"), return_rule=True)
+        except (NotFound, RequestRedirect, MethodNotAllowed):
+            return "unmatched"
+        return str(rule.rule)
+
+    def render(self, request: IRequest) -> bytes:
+        adapter = self._adapter(request)
         try:
             index, _ = adapter.match(method=request.method.decode("latin-1"))
         except (NotFound, RequestRedirect):
@@ -61,15 +75,36 @@ class RouteTable(Resource):
         return self._resources[index].render(request)
 
 
+class MeasuredApi(Resource):
+    """Tells ``RequestMetrics`` of every request, refused ones included, with its route."""
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource, routes: RouteTable, metrics: RequestMetrics) -> None:
+        super().__init__()
+        self.inner = inner
+        self.routes = routes
+        self.metrics = metrics
+
+    def render(self, request: Request) -> bytes:
+        self.metrics.started(request, self.routes.route_of(request))
+        return self.inner.render(request)
+
+
 class HttpApi:
     """All of printerd's routes behind the body cap, the rate limit and the token check."""
 
     def __init__(self, modules: Sequence[RouteModule], authenticator: Authenticator,
-                 limiter: Optional[RateLimiter] = None) -> None:
+                 limiter: Optional[RateLimiter] = None,
+                 requests: Optional[RequestMetrics] = None) -> None:
         self.modules = tuple(modules)
         self.routes = RouteTable(modules)
         self.authenticator = authenticator
         self.limiter = limiter
+        self.requests = requests
 
     def resource(self) -> IResource:
-        return ApiGate(self.routes, self.authenticator, self.limiter)
+        gate = ApiGate(self.routes, self.authenticator, self.limiter)
+        if self.requests is None:
+            return gate
+        return MeasuredApi(gate, self.routes, self.requests)
