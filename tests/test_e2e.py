@@ -333,7 +333,8 @@ def test_python_escpos_sees_the_state_set_through_the_api(daemon):
 
 def test_several_printers_each_on_its_own_port(tmp_path):
     printers = json.dumps({"kitchen": "tcp:0:interface=127.0.0.1",
-                           "bar": "tcp:0:interface=127.0.0.1"})
+                           "bar": {"listen": "tcp:0:interface=127.0.0.1", "model": "TM-T20III",
+                                   "serial": "BAR1"}})
     daemon = Daemon(tmp_path, f"--printers={printers}")
     try:
         send_job(daemon.ports["printers.kitchen"], b"2x soup\n\x1dV\x00")
@@ -343,7 +344,9 @@ def test_several_printers_each_on_its_own_port(tmp_path):
         assert {(r["printer"], r["text"]) for r in found} == {("kitchen", "2x soup"),
                                                               ("bar", "1x beer")}
         code, body = daemon.get("/api/printers")
-        assert sorted(p["name"] for p in body["printers"]) == ["bar", "kitchen"]
+        assert {p["name"]: p["model"] for p in body["printers"]} == {
+            "bar": {"maker": "EPSON", "model": "TM-T20III", "serial": "BAR1"},
+            "kitchen": {"maker": "EPSON", "model": "TM-T88V", "serial": "PRINTERD0001"}}
         bar = Network("127.0.0.1", port=daemon.ports["printers.bar"], timeout=10)
         import urllib.request
         request = urllib.request.Request(daemon.url("/api/printers/bar/state"),

@@ -26,7 +26,7 @@ def test_metrics_follow_jobs_receipts_and_status_queries(inline_store, clock):
     stub = Api(store, clock, printers=[RawPrinter(factory)]).stub
     protocol = factory.buildProtocol(IPv4Address("TCP", "10.1.1.1", 5))
     protocol.makeConnection(StringTransport())
-    job = b"\x10\x04\x01\x1b\x07A\nB\n\x1dV\x00"
+    job = b"\x10\x04\x01\x1b\x01A\nB\n\x1dV\x00"
     protocol.dataReceived(job)
     protocol.connectionLost(None)
     clock.advance(store.commit_delay)

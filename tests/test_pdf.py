@@ -56,7 +56,7 @@ def test_printerd_render_writes_a_pdf(tmp_path):
     assert out.read_bytes() == render_pdf(first_receipt(), 512)
 
 
-def test_get_api_receipt_pdf_serves_the_rendering_at_either_width(inline_store, clock):
+def test_get_api_receipt_pdf_serves_the_rendering_at_each_width(inline_store, clock):
     from support import Api, add_receipts, draft, request, request_json
 
     stub = Api(inline_store, clock).stub

@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--model", default=None,
                         help="the printer model whose paper it is drawn on (default TM-T88V: "
                              "512 dots, 42 columns)")
+    render.add_argument("--emulation", default="epson", choices=("epson", "star"),
+                        help="the printer's command set (default epson: ESC/POS)")
     render.add_argument("-o", "--output", default="-", metavar="OUT",
                         help="file to write ('-', the default: standard output)")
     render.set_defaults(render_parser=render)  # its own usage line in error messages
@@ -85,7 +87,9 @@ def _parser() -> argparse.ArgumentParser:
 def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from printerd.escpos.parser import JobParser, ParsedReceipt
     from printerd.escpos.profiles import DEFAULT_MODEL, profile_for
+    from printerd.render.document import parsing
     from printerd.render.service import FORMATS
+    from printerd.star.parser import StarJobParser
 
     render, sizes, own_size, _ = FORMATS[options.format]
     profile = profile_for(options.model or DEFAULT_MODEL)
@@ -102,7 +106,8 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
     except OSError as e:
         return _error(f"cannot read {options.file}: {e.strerror}")
     try:
-        job = JobParser(options.two_byte_encoding, profile=profile)
+        job = (StarJobParser(options.two_byte_encoding) if options.emulation == "star"
+               else JobParser(options.two_byte_encoding, profile=profile))
     except LookupError:
         parser.error(f"--two-byte-encoding: unknown encoding {options.two_byte_encoding!r}")
     # The job splits at its cuts as the raw port splits it; each part is rendered on its own.
@@ -113,7 +118,8 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
     if len(receipts) > 1:
         print(f"printerd: {options.file} holds {len(receipts)} receipts; rendering number "
               f"{options.receipt} (--receipt N picks another)", file=sys.stderr)
-    body = render(receipts[options.receipt - 1], width, options.two_byte_encoding, profile)
+    body = render(receipts[options.receipt - 1], width,
+                  parsing(options.emulation, options.two_byte_encoding), profile)
     if options.output == "-":
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()

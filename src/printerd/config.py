@@ -158,13 +158,87 @@ def _log_format(value: Any) -> str:
     return text
 
 
-def _printers(value: Any) -> tuple[tuple[str, str], ...]:
-    """A table name -> raw listener (TOML), or the same as a JSON object (option, environment)."""
+EMULATIONS = ("epson", "star")
+
+
+def _emulation(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in EMULATIONS:
+        raise ValueError("must be one of " + ", ".join(EMULATIONS))
+    return text
+
+
+class SettingProblem(ValueError):
+    """A bad value whose message already says where and what: shown without the value."""
+
+
+def _per_printer(setting: str) -> Any:
+    return field(metadata={"setting": setting})
+
+
+@dataclass(frozen=True)
+class PrinterConfig:
+    """
+    One emulated printer, as the rest of printerd sees it (one printer on ``raw_listen``, or
+    each entry of ``printers``).  Each key below names the top-level setting that checks its
+    value and gives its default: adding a per-printer key is one line here.
+    """
+
+    name: str
+    listen: str = _per_printer("raw_listen")
+    emulation: str = _per_printer("emulation")
+    maker: str = _per_printer("printer_maker")
+    model: str = _per_printer("printer_model")
+    serial: str = _per_printer("printer_serial")
+    two_byte_encoding: str = _per_printer("two_byte_encoding")
+
+
+def printer_keys() -> dict[str, str]:
+    """Per-printer key -> the top-level setting behind it."""
+    return {f.name: f.metadata["setting"] for f in dataclasses.fields(PrinterConfig)
+            if "setting" in f.metadata}
+
+
+# What a printer reports when maker and model are left empty: its emulation's own.
+EMULATION_IDENTITIES = {
+    "epson": {"maker": "EPSON", "model": "TM-T88V"},
+    "star": {"maker": "STAR", "model": "TSP143IIIU"},
+}
+
+
+def _printers(value: Any) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]:
+    """
+    A table name -> listener string or table of per-printer keys (TOML), or the same as a
+    JSON object (option, environment). Keeps only the keys given, checked; the rest come
+    from the top-level settings (``Settings.printer_configs``).
+    """
     if isinstance(value, str):
         value = json.loads(value) if value.strip() else {}
     if not isinstance(value, dict):
-        raise ValueError('must map printer names to listeners, e.g. {"kitchen": "tcp:9100"}')
-    return tuple((_printer_name(name), str(listener)) for name, listener in value.items())
+        raise ValueError('must map printer names to listeners or tables, e.g. {"kitchen": '
+                         '"tcp:9100", "bar": {"listen": "tcp:9101", "emulation": "star"}}')
+    keys = printer_keys()
+    printers = []
+    for name, table in value.items():
+        name = _printer_name(name)
+        if isinstance(table, str):
+            table = {"listen": table}
+        if not isinstance(table, dict):
+            raise SettingProblem(f"printers.{name}: must be a listener string or a table of "
+                                 + ", ".join(keys))
+        given = []
+        for key, item in table.items():
+            if key not in keys:
+                raise SettingProblem(f"printers.{name}: unknown key {key!r} (known: "
+                                     + ", ".join(keys) + ")")
+            try:
+                given.append((key, Settings.__dataclass_fields__[keys[key]].metadata["parse"](
+                    item)))
+            except (TypeError, ValueError) as e:
+                raise SettingProblem(f"printers.{name}.{key}: {item!r} is not valid: {e}") \
+                    from None
+        printers.append((name, tuple(given)))
+    return tuple(printers)
 
 
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
@@ -183,12 +257,18 @@ class Settings:
         "var/printerd.sqlite3", str, "SQLite database file (its folder is created)"
     )
     printer_name: str = _setting("default", _printer_name, "name recorded on every receipt")
-    printer_maker: str = _setting("EPSON", str, "maker that GS I 66 reports")
-    printer_model: str = _setting("TM-T88V", str, "model name that GS I 67 reports")
-    printer_serial: str = _setting("PRINTERD0001", str, "serial number that GS I 68 reports")
+    emulation: str = _setting(
+        "epson", _emulation, "command set and status replies: epson (ESC/POS) or star (Star "
+        "Line mode and StarPRNT)")
+    printer_maker: str = _setting(
+        "", str, "maker the printer reports (default: EPSON, or STAR for star emulation)")
+    printer_model: str = _setting(
+        "", str, "model the printer reports (default: TM-T88V, or TSP143IIIU for star emulation)")
+    printer_serial: str = _setting("PRINTERD0001", str, "serial number the printer reports")
     printers: tuple = _setting(
-        (), _printers, "several printers: JSON object name -> raw listener (default: one, "
-        "printer_name on raw_listen)")
+        (), _printers, "several printers: JSON object name -> raw listener, or name -> {listen, "
+        "emulation, maker, model, serial, two_byte_encoding} (default: one, printer_name on "
+        "raw_listen)")
     two_byte_encoding: str = _setting(
         "gb18030", _two_byte_encoding, "encoding of FS & two-byte mode (gb18030, shift_jis, "
         "big5, euc_kr)")
@@ -241,6 +321,18 @@ class Settings:
     log_format: str = _setting(
         "text", _log_format, "log lines: text, or json (one JSON object per line on stdout)")
 
+    def printer_configs(self) -> tuple[PrinterConfig, ...]:
+        """Every printer to emulate, per-printer keys over the top-level settings."""
+        defaults = {key: getattr(self, setting) for key, setting in printer_keys().items()}
+        tables = self.printers or ((self.printer_name, ()),)
+        configs = []
+        for name, given in tables:
+            values = {**defaults, **dict(given)}
+            for key, default in EMULATION_IDENTITIES[values["emulation"]].items():
+                values[key] = values[key] or default
+            configs.append(PrinterConfig(name=name, **values))
+        return tuple(configs)
+
 
 DEFAULTS = Settings()  # every default, for constructors that default to the same
 
@@ -265,6 +357,8 @@ def _parse(name: str, value: Any, source: str) -> Any:
     spec = Settings.__dataclass_fields__[name]
     try:
         return spec.metadata["parse"](value)
+    except SettingProblem as e:
+        raise ConfigError(source, str(e)) from None
     except (TypeError, ValueError) as e:
         shown = "the value" if name in _SECRET_SETTINGS else repr(value)
         raise ConfigError(source, f"{shown} is not valid: {e}") from None

@@ -47,6 +47,7 @@ from printerd.metrics import Figures, ReactorLag, Sources, make_registry
 from printerd.rawport.factory import (
     RawPrintFactory, RawPrinter, admission_limits, job_settings,
 )
+from printerd.render.document import parsing
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
@@ -104,8 +105,8 @@ class Options(usage.Options):
 
 def listeners(settings: Settings) -> list[tuple[str, str, str]]:
     """(setting, printer name or "", endpoint string) of every listener, HTTP first."""
-    raw = [(f"printers.{name}", name, description) for name, description in settings.printers] \
-        or [("raw_listen", settings.printer_name, settings.raw_listen)]
+    raw = [(f"printers.{p.name}" if settings.printers else "raw_listen", p.name, p.listen)
+           for p in settings.printer_configs()]
     return [("http_listen", "", settings.http_listen), *raw]
 
 
@@ -255,8 +256,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
     printers = []
     listening_services: list[ListenerService] = []
-    for setting, name, description in raw_listeners:
-        factory = RawPrintFactory(reactor, store, printer=name, job=job_settings(settings),
+    for (setting, name, description), config in zip(raw_listeners, settings.printer_configs(),
+                                                     strict=True):
+        factory = RawPrintFactory(reactor, store, printer=name,
+                                  job=job_settings(settings, config),
                                   limits=admission_limits(settings), allow=settings.raw_allow)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
@@ -271,7 +274,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     authenticator = Authenticator(reactor, options.tokens)
     limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
     renderings = Renderings(
-        store, {p.factory.printer: p.factory.job_settings.two_byte_encoding for p in printers},
+        store, {p.factory.printer: parsing(p.factory.job_settings.emulation.name,
+                                           p.factory.job_settings.two_byte_encoding)
+                for p in printers},
         models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
     requests = RequestMetrics(reactor)
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,

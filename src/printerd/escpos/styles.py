@@ -87,6 +87,11 @@ _APPLIED_LIMIT = 10_000
 # _INTERNED is bounded by the fields: 2 x 3 x 8 x 8 x 2 x 3 = 2,304 styles at most.
 
 
+def intern(style: Style) -> Style:
+    """The shared object equal to ``style``: parsers compare styles with ``is``."""
+    return _INTERNED.setdefault(style, style)
+
+
 def alignment(command: bytes) -> Optional[str]:
     """ESC a n: 0/48 left, 1/49 center, 2/50 right; anything else is ignored."""
     n = command[2] & 0x03 if command[2] in (0, 1, 2, 48, 49, 50) else None

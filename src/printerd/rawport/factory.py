@@ -19,11 +19,12 @@ from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from printerd.config import Settings
+from printerd.config import PrinterConfig, Settings
 from printerd.escpos.parser import ParsedReceipt
 from printerd.escpos.status import PrinterIdentity, PrinterState
 from printerd.rawport.admission import Admission, AdmissionLimits
 from printerd.rawport.counters import PrinterCounters
+from printerd.rawport.emulation import EMULATIONS
 from printerd.rawport.protocol import EndedJob, JobSettings, RawPrintProtocol
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
@@ -37,13 +38,15 @@ def describe_peer(address: IAddress) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def job_settings(settings: Settings) -> JobSettings:
-    """A printer's job settings from printerd's settings."""
+def job_settings(settings: Settings, printer: Optional[PrinterConfig] = None) -> JobSettings:
+    """A printer's job settings from printerd's settings and the printer's own (by default the
+    one printer the top-level settings describe)."""
+    printer = printer if printer is not None else settings.printer_configs()[0]
     return JobSettings(
         idle_timeout=settings.idle_timeout, max_job_bytes=settings.max_job_bytes,
-        two_byte_encoding=settings.two_byte_encoding,
-        identity=PrinterIdentity(maker=settings.printer_maker, model=settings.printer_model,
-                                 serial=settings.printer_serial))
+        two_byte_encoding=printer.two_byte_encoding,
+        identity=PrinterIdentity(maker=printer.maker, model=printer.model, serial=printer.serial),
+        emulation=EMULATIONS[printer.emulation])
 
 
 def admission_limits(settings: Settings) -> AdmissionLimits:

@@ -103,13 +103,14 @@ class RawPrintProtocol(Protocol):
         self.peer = peer  # address and port, for logs and receipts
         self.host = host  # the peer's address without port: the per-peer key
         self.job: Optional[int] = None
+        # The printer's emulation: its parser, and this connection's status replies.
         self.parser = settings.emulation.new_parser(settings.two_byte_encoding, settings.profile)
+        self.status = settings.emulation.new_status()
         self.bytes_received = 0
         self.receipts = 0
         self.started_at = 0.0
         self._idle_call: Optional[IDelayedCall] = None
         self._ended = False
-        self.auto_status = False  # automatic status back: send status on every change
         self._prefix: Optional[bytearray] = bytearray()  # first bytes, until classified
 
     # -- lifecycle, driven by the gate -------------------------------------------------------
@@ -162,14 +163,11 @@ class RawPrintProtocol(Protocol):
         self._handle(self.parser.feed(data))
 
     def _handle(self, events: list[Event]) -> None:
-        emulation = self.settings.emulation
         replies = []
         for event in events:
             if isinstance(event, StatusQuery):
-                switch = emulation.automatic_status_switch(event.command)
-                if switch is not None:
-                    self.auto_status = switch
-                reply = emulation.reply(event.command, self.sink.state, self.settings.identity)
+                reply = self.status.reply(event.command, self.sink.state,
+                                          self.settings.identity)
                 if reply is not None:
                     replies.append(reply)
             elif isinstance(event, ParsedReceipt):
@@ -182,9 +180,9 @@ class RawPrintProtocol(Protocol):
 
     def state_changed(self) -> None:
         """The printer's state was set: with automatic status back enabled, report it."""
-        if self.auto_status and not self._ended:
-            self.transport.write(  # type: ignore[union-attr]
-                self.settings.emulation.automatic_status(self.sink.state))
+        update = self.status.state_changed(self.sink.state)
+        if update is not None and not self._ended:
+            self.transport.write(update)  # type: ignore[union-attr]
 
     # -- ending ------------------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from printerd.escpos.layout import Run, cell_dots
 from printerd.escpos.parser import JobParser, ParsedReceipt
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.styles import CELLS, Style
+from printerd.star.parser import StarJobParser
 
 
 @dataclass(frozen=True)
@@ -70,10 +71,23 @@ class Image:
 Block = Union[Line, PageArea, Barcode, Code2D, Image]
 
 
+def parsing(emulation: str, two_byte_encoding: str) -> str:
+    """
+    How a printer's receipts are parsed, as the renderers pass it along in place of the two-byte
+    encoding: the encoding alone for ESC/POS, "star:<encoding>" for a Star printer.
+    """
+    return two_byte_encoding if emulation == "epson" else f"{emulation}:{two_byte_encoding}"
+
+
 def parse_receipt(raw: bytes, two_byte_encoding: str = "gb18030",
                   profile: PrinterProfile = DEFAULT_PROFILE) -> Optional[ParsedReceipt]:
-    """The first receipt in ``raw`` (a stored receipt holds exactly one), with its layout."""
-    parser = JobParser(two_byte_encoding, keep_bitmaps=True, profile=profile)
+    """The first receipt in ``raw`` (a stored receipt holds exactly one), with its layout;
+    ``two_byte_encoding`` may name the printer's emulation first (see ``parsing``)."""
+    emulation, _, encoding = two_byte_encoding.rpartition(":")
+    if emulation == "star":
+        parser: JobParser | StarJobParser = StarJobParser(encoding, keep_bitmaps=True)
+    else:
+        parser = JobParser(encoding, keep_bitmaps=True, profile=profile)
     receipts = [e for e in parser.feed(raw) + parser.close() if isinstance(e, ParsedReceipt)]
     return receipts[0] if receipts else None
 
