@@ -156,7 +156,8 @@ class Api:
     def __init__(self, store: ReceiptStore, clock: Clock, *,
                  printers: Optional[Sequence[RawPrinter]] = None,
                  hub: Optional[StreamHub] = None, forwarder: Optional[Forwarder] = None,
-                 tokens: tuple[str, ...] = (), limiter: Optional[RateLimiter] = None) -> None:
+                 tokens: tuple[str, ...] = (), limiter: Optional[RateLimiter] = None,
+                 cors_origins: Sequence[str] = ()) -> None:
         self.clock = clock
         self.store = store
         self.printers = list(printers) if printers is not None else [
@@ -184,7 +185,7 @@ class Api:
             ForwarderRoutes(clock, store, self.forwarder),
             MetricsRoutes(self.figures),
             PageRoutes(),
-        ], self.authenticator, self.limiter, self.requests)
+        ], self.authenticator, self.limiter, self.requests, cors_origins=cors_origins)
         self.stub = StubTreq(self.api.resource())
 
 

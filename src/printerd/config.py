@@ -151,6 +151,17 @@ def _two_byte_encoding(value: Any) -> str:
     return text
 
 
+def _origins(value: Any) -> tuple[str, ...]:
+    """Web origins as a browser sends them (scheme://host[:port]), or * for any."""
+    origins = _string_list(value)
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest
+                              or rest != rest.strip()):
+            raise ValueError(f"{origin!r} is not an origin like https://dash.example.com:8443")
+    return origins
+
+
 def _log_format(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in ("text", "json"):
@@ -318,6 +329,9 @@ class Settings:
         30.0, _positive_float, "seconds an HTTP client may idle or dawdle sending a request")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
+    cors_origins: tuple = _setting(
+        (), _origins, "web origins (comma-separated, or *) whose pages may use the API and "
+        "the stream (CORS); tokens are still required")
     log_format: str = _setting(
         "text", _log_format, "log lines: text, or json (one JSON object per line on stdout)")
 

@@ -291,7 +291,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         ForwarderRoutes(reactor, store, forwarder),
         MetricsRoutes(figures),
         PageRoutes(),
-    ], authenticator, limiter, requests)
+    ], authenticator, limiter, requests, cors_origins=settings.cors_origins)
     site = Site(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
     site.displayTracebacks = False
     http = ListenerService("http_listen", settings.http_listen,

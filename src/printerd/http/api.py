@@ -19,6 +19,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect
 
 from printerd.http.auth import ApiGate, Authenticator
+from printerd.http.cors import CorsPolicy, CorsResource
 from printerd.http.measure import RequestMetrics
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.responses import ROUTING_MESSAGES, error_body
@@ -96,15 +97,20 @@ class HttpApi:
 
     def __init__(self, modules: Sequence[RouteModule], authenticator: Authenticator,
                  limiter: Optional[RateLimiter] = None,
-                 requests: Optional[RequestMetrics] = None) -> None:
+                 requests: Optional[RequestMetrics] = None,
+                 cors_origins: Sequence[str] = ()) -> None:
         self.modules = tuple(modules)
         self.routes = RouteTable(modules)
         self.authenticator = authenticator
         self.limiter = limiter
         self.requests = requests
+        self.cors = CorsPolicy(cors_origins) if cors_origins else None
 
     def resource(self) -> IResource:
-        gate = ApiGate(self.routes, self.authenticator, self.limiter)
-        if self.requests is None:
-            return gate
-        return MeasuredApi(gate, self.routes, self.requests)
+        resource: Resource = ApiGate(self.routes, self.authenticator, self.limiter)
+        if self.cors is not None:
+            # Outside the gate: preflights carry no token, refusals must carry the headers.
+            resource = CorsResource(resource, self.cors)
+        if self.requests is not None:
+            resource = MeasuredApi(resource, self.routes, self.requests)
+        return resource
