@@ -51,7 +51,10 @@ class Daemon:
         # printerd run logs to its standard output: that is its log file here.
         with open(self.log_path, "w") if cli else open(os.devnull, "w") as log:
             self.process = subprocess.Popen(command, cwd=workdir,
-                                            env={**os.environ, **(env or {})},
+                                            # No /etc/printerd/printerd.toml: only
+                                            # what the caller gives.
+                                            env={**os.environ, "PRINTERD_CONFIG": "",
+                                                 **(env or {})},
                                             stdout=log if cli else None,
                                             stderr=subprocess.PIPE, text=True)
         self.ports = self._wait_for_ports(1 + _printer_count(options))

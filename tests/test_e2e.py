@@ -255,7 +255,7 @@ def test_tokens_protect_the_real_daemon_and_insecure_allows_a_lan_listener(tmp_p
             assert response.status == 200
     finally:
         daemon.stop()
-    open_lan = Daemon(tmp_path, "--http-listen=tcp:0:interface=0.0.0.0", "--insecure=true")
+    open_lan = Daemon(tmp_path, "--http-listen=tcp:0:interface=0.0.0.0", "--insecure")
     try:
         assert open_lan.get("/api/receipts")[0] == 200
     finally:

@@ -16,7 +16,7 @@ import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
-from twisted.logger import ILogObserver
+from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python import usage
 from twisted.web.server import Site
@@ -24,7 +24,8 @@ from twisted.web.server import Site
 from printerd import __version__
 from printerd.banner import Banner, Listening
 from printerd.config import (
-    ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
+    DEFAULT_CONFIG, ConfigError, Settings, describe, env_name, format_value, help_default,
+    load_settings_with_sources, option_name, setting_fields, unknown_variables,
 )
 from printerd.descriptors import raise_open_file_limit
 from printerd.forwarder.service import Forwarder
@@ -61,17 +62,30 @@ class Options(usage.Options):
 
     synopsis = "[options]"
     longdesc = ("printerd: a network receipt printer stand-in. Settings may also come from "
-                "PRINTERD_* environment variables and a TOML file; the command line wins.")
+                "PRINTERD_* environment variables and a TOML file (--config, PRINTERD_CONFIG, "
+                f"else {DEFAULT_CONFIG} if it exists); the command line wins.")
     optParameters = [
         ["config", "c", None, "TOML file of settings (env PRINTERD_CONFIG)"],
     ] + [
         [option_name(f.name), None, None,
-         f"{describe(f.name)} [default: {f.default}] (env {env_name(f.name)})"]
-        for f in setting_fields()
+         f"{describe(f.name)} [default: {help_default(f.default)}] (env {env_name(f.name)})"]
+        for f in setting_fields() if f.type != "bool"
+    ]
+    # A true/false setting is a flag on the command line (its variable takes true or false).
+    optFlags = [
+        ["print-config", None, "print every effective setting and where it came from, then exit"],
+    ] + [
+        [option_name(f.name), None, f"{describe(f.name)} (env {env_name(f.name)})"]
+        for f in setting_fields() if f.type == "bool"
     ]
 
     settings: Settings
     tokens: tuple[str, ...]
+    warnings: list[str]
+
+    def __init__(self, default_config: Optional[str] = DEFAULT_CONFIG) -> None:
+        super().__init__()
+        self.default_config = default_config  # tests pass their own: never the real /etc
 
     def opt_version(self) -> None:
         """Print printerd's version and exit."""
@@ -87,11 +101,17 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         """Settings merged and checked across fields; every problem is a UsageError."""
-        given = {f.name: self[option_name(f.name)] for f in setting_fields()}
+        given = {f.name: (True if self[option_name(f.name)] else None) if f.type == "bool"
+                 else self[option_name(f.name)] for f in setting_fields()}
         try:
-            self.settings = load_settings(given, os.environ, self["config"])
+            self.settings, sources = load_settings_with_sources(
+                given, os.environ, self["config"], self.default_config)
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        self.warnings = unknown_variables(os.environ)
+        if self["print-config"]:
+            print(effective_config(self.settings, sources, self.warnings), end="")
+            raise SystemExit(0)
         for setting, _, description in listeners(self.settings):
             check_endpoint(setting, description)
         self.tokens = read_tokens(self.settings)
@@ -100,7 +120,16 @@ class Options(usage.Options):
                 and not listens_only_on_loopback(settings.http_listen):
             raise usage.UsageError(
                 f"http_listen: {settings.http_listen!r} is reachable from other machines and no "
-                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
+                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure")
+
+
+def effective_config(settings: Settings, sources: dict[str, str], warnings: list[str]) -> str:
+    """Every setting as a TOML line with where it came from (secrets not shown)."""
+    lines = [f"# {warning}" for warning in warnings]
+    for f in setting_fields():
+        lines.append(f"{f.name} = {format_value(f.name, getattr(settings, f.name))}"
+                     f"  # {sources[f.name]}")
+    return "\n".join(lines) + "\n"
 
 
 def listeners(settings: Settings) -> list[tuple[str, str, str]]:
@@ -108,6 +137,9 @@ def listeners(settings: Settings) -> list[tuple[str, str, str]]:
     raw = [(f"printers.{p.name}" if settings.printers else "raw_listen", p.name, p.listen)
            for p in settings.printer_configs()]
     return [("http_listen", "", settings.http_listen), *raw]
+
+
+log = Logger(namespace="printerd")
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -219,6 +251,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
+    for warning in getattr(options, "warnings", ()):
+        log.warn("{warning}", warning=warning)
     raise_open_file_limit()
     engine = open_engine(settings.database, settings.synchronous)
     try:
