@@ -96,12 +96,13 @@ def test_build_info_says_which_printerd_python_and_twisted_run(api):
 
 def test_retention_runs_and_failures_are_counted(api, inline_store, clock):
     auth = {"Authorization": "Bearer t0ken"}
-    result_of(api.retention.run())
+    api.retention.startService()  # the first run is at once
     stats = request_json(api.stub, "/api/stats", headers=auth)[1]
     assert (stats["retention_runs_total"], stats["retention_failures_total"]) == (1, 0)
     # The next run fails: the database takes no more writes.
     result_of(inline_store.write(lambda c: c.execute("PRAGMA query_only = 1")))
-    result_of(api.retention.run())
+    clock.advance(3600)
     result_of(inline_store.write(lambda c: c.execute("PRAGMA query_only = 0")))
     stats = request_json(api.stub, "/api/stats", headers=auth)[1]
     assert (stats["retention_runs_total"], stats["retention_failures_total"]) == (2, 1)
+    api.retention.stopService()

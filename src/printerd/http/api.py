@@ -9,7 +9,7 @@ a path that no module serves gets the same JSON 404 (or 405) whichever module is
 
 from __future__ import annotations
 
-from typing import Any, Optional, Protocol, Sequence
+from typing import Optional, Protocol, Sequence
 
 from klein import Klein
 from twisted.web.iweb import IRequest
@@ -20,6 +20,7 @@ from werkzeug.routing import Map, RequestRedirect
 
 from printerd.http.auth import ApiGate, Authenticator
 from printerd.http.cors import CorsPolicy, CorsResource
+from printerd.http.hosts import AllowedHosts
 from printerd.http.measure import RequestMetrics
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.responses import ROUTING_MESSAGES, error_body
@@ -45,28 +46,36 @@ class RouteTable(Resource):
                 mounted = rule.empty()
                 mounted.endpoint = index
                 rules.append(mounted)
-        self._map = Map(rules)
+        self._map = Map(rules, merge_slashes=False)
 
     def rules(self) -> list[tuple[str, frozenset[str]]]:
         """Every route as (rule, methods), e.g. ("/api/receipts/<int:receipt_id>", {"GET", ...})."""
         return sorted((rule.rule, frozenset(rule.methods or ())) for rule in self._map.iter_rules())
 
-    def _adapter(self, request: IRequest) -> Any:
-        path = "/" + "/".join(segment.decode("utf-8", "replace")
-                              for segment in request.postpath or ())
-        return self._map.bind("printerd", path_info=path)
+    def _path(self, request: IRequest) -> str:
+        """The request's path as routes see it; UnicodeDecodeError when it is not UTF-8."""
+        return "/" + "/".join(segment.decode("utf-8") for segment in request.postpath or ())
 
     def route_of(self, request: IRequest) -> str:
         """The rule a request matches (e.g. ``/api/receipts/<int:receipt_id>``), or unmatched."""
         try:
-            rule, _ = self._adapter(request).match(
+            path = self._path(request)
+            if "//" in path:
+                return "unmatched"
+            rule, _ = self._map.bind("printerd", path_info=path).match(
                 method=request.method.decode("latin-1"), return_rule=True)
-        except (NotFound, RequestRedirect, MethodNotAllowed):
+        except (UnicodeDecodeError, NotFound, RequestRedirect, MethodNotAllowed):
             return "unmatched"
         return str(rule.rule)
 
     def render(self, request: IRequest) -> bytes:
-        adapter = self._adapter(request)
+        try:
+            path = self._path(request)
+        except UnicodeDecodeError:
+            return error_body(request, 400, "path: not valid UTF-8")
+        if "//" in path:  # werkzeug would redirect, or ignore leading slashes: not a route
+            return error_body(request, 404, ROUTING_MESSAGES[404])
+        adapter = self._map.bind("printerd", path_info=path)
         try:
             index, _ = adapter.match(method=request.method.decode("latin-1"))
         except (NotFound, RequestRedirect):
@@ -97,17 +106,19 @@ class HttpApi:
 
     def __init__(self, modules: Sequence[RouteModule], authenticator: Authenticator,
                  limiter: Optional[RateLimiter] = None,
+                 hosts: Optional[AllowedHosts] = None,
                  requests: Optional[RequestMetrics] = None,
                  cors_origins: Sequence[str] = ()) -> None:
         self.modules = tuple(modules)
         self.routes = RouteTable(modules)
         self.authenticator = authenticator
         self.limiter = limiter
+        self.hosts = hosts or AllowedHosts()
         self.requests = requests
         self.cors = CorsPolicy(cors_origins) if cors_origins else None
 
     def resource(self) -> IResource:
-        resource: Resource = ApiGate(self.routes, self.authenticator, self.limiter)
+        resource: Resource = ApiGate(self.routes, self.authenticator, self.limiter, self.hosts)
         if self.cors is not None:
             # Outside the gate: preflights carry no token, refusals must carry the headers.
             resource = CorsResource(resource, self.cors)
