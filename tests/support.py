@@ -20,11 +20,13 @@ from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
+from openapi_check import check_response
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
 from printerd.http.hosts import AllowedHosts
 from printerd.http.measure import RequestMetrics
+from printerd.http.openapi import OpenApiRoutes
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections
 from printerd.http.routes.forwarder import ForwarderRoutes
@@ -203,7 +205,9 @@ def request_json(stub: Any, url: str, method: str = "GET", clock: Optional[Clock
     """A request whose answer must be JSON: (status, decoded body)."""
     response, body = request(stub, url, method, clock, **kwargs)
     assert response.headers.getRawHeaders("content-type") == ["application/json"], body
-    return response.code, json.loads(body)
+    decoded = json.loads(body)
+    check_response(method, url, response.code, decoded)  # as the OpenAPI document says
+    return response.code, decoded
 
 
 def put_json(stub: Any, url: str, body: Any) -> tuple[int, Any]:
@@ -256,6 +260,7 @@ class Api:
             ForwarderRoutes(clock, store, self.forwarder),
             MetricsRoutes(self.figures),
             PageRoutes(),
+            OpenApiRoutes(),
         ], self.authenticator, self.limiter, AllowedHosts(["printerd"]), self.requests,
             cors_origins=cors_origins)
         self.stub = StubTreq(self.api.resource())  # its requests say Host: printerd

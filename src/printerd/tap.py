@@ -31,6 +31,7 @@ from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
 from printerd.http.hosts import AllowedHosts
 from printerd.http.measure import RequestMetrics
+from printerd.http.openapi import OpenApiRoutes
 from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections, PrinterdSite
@@ -330,6 +331,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         ForwarderRoutes(reactor, store, forwarder),
         MetricsRoutes(figures),
         PageRoutes(),
+        OpenApiRoutes(),
     ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts), requests,
         cors_origins=settings.cors_origins)
     site = PrinterdSite(api.resource(), reactor, timeout=settings.http_timeout,
