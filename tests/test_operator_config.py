@@ -24,6 +24,11 @@ def test_insecure_is_a_flag_and_does_not_swallow_the_next_option():
     assert parsed("--api-rate=5").settings.insecure is False
 
 
+def test_a_setting_that_is_on_by_default_has_a_no_flag():
+    assert parsed().settings.epos is True
+    assert parsed("--no-epos").settings.epos is False
+
+
 def test_insecure_still_comes_from_its_variable(tmp_path):
     settings, sources = load_settings_with_sources({}, {"PRINTERD_INSECURE": "true"})
     assert settings.insecure is True and sources["insecure"] == "env PRINTERD_INSECURE"

@@ -18,6 +18,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, TWO_BYTE_ENCODINGS
 from printerd.forwarder.signing import secret_key
 
 ENV_PREFIX = "PRINTERD_"
@@ -147,8 +148,8 @@ def _non_negative_int(text: Any) -> int:
 
 def _two_byte_encoding(value: Any) -> str:
     text = str(value).lower().replace("-", "_")
-    if text not in ("gb18030", "shift_jis", "big5", "euc_kr"):
-        raise ValueError("must be one of gb18030, shift_jis, big5, euc_kr")
+    if text not in TWO_BYTE_ENCODINGS:
+        raise ValueError(f"must be one of {', '.join(TWO_BYTE_ENCODINGS)}")
     return text
 
 
@@ -253,6 +254,31 @@ def _printers(value: Any) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
     return tuple(printers)
 
 
+def _server_direct_print(value: Any) -> tuple:
+    """A list of tables (TOML) or the same as a JSON string: the servers printers poll."""
+    from printerd.epos.sdp import ServerDirectPrintConfig
+
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else []
+    if not isinstance(value, list):
+        raise ValueError("must be a list of {printer, url, interval, id, name}")
+    entries = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or not {"printer", "url"} <= set(item):
+            raise ValueError(f"entry {index + 1} needs at least printer and url")
+        unknown = set(item) - {"printer", "url", "interval", "id", "name"}
+        if unknown:
+            raise ValueError(f"entry {index + 1}: unknown keys {sorted(unknown)}")
+        url = str(item["url"])
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"entry {index + 1}: url must be http:// or https://")
+        entries.append(ServerDirectPrintConfig(
+            printer=_printer_name(item["printer"]), url=url,
+            interval=_positive_float(item.get("interval", 5)),
+            id=str(item.get("id", "")), name=str(item.get("name", ""))))
+    return tuple(entries)
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -282,8 +308,8 @@ class Settings:
         "emulation, maker, model, serial, two_byte_encoding} (default: one, printer_name on "
         "raw_listen)")
     two_byte_encoding: str = _setting(
-        "gb18030", _two_byte_encoding, "encoding of FS & two-byte mode (gb18030, shift_jis, "
-        "big5, euc_kr)")
+        DEFAULT_TWO_BYTE_ENCODING, _two_byte_encoding,
+        f"encoding of FS & two-byte mode ({', '.join(TWO_BYTE_ENCODINGS)})")
     max_connections: int = _setting(
         50, _positive_int, "raw jobs in flight; further connections wait in the backlog"
     )
@@ -349,6 +375,21 @@ class Settings:
         "the stream (CORS); tokens are still required")
     log_format: str = _setting(
         "text", _log_format, "log lines: text, or json (one JSON object per line on stdout)")
+    epos: bool = _setting(
+        True, _boolean, "answer Epson ePOS-Print (POST /cgi-bin/epos/service.cgi) over HTTP")
+    epos_listen: str = _setting(
+        "", str, "a listener of ePOS-Print's own, e.g. tcp:8008 or ssl:8043:... (empty: none)")
+    epos_max_body: int = _setting(
+        2 * 1024 * 1024, _positive_int, "bytes an ePOS-Print request may carry")
+    ocr: bool = _setting(
+        False, _boolean, "read the text of image-only receipts with Tesseract (ocr_text)")
+    ocr_command: str = _setting("tesseract", str, "the tesseract program (a name on PATH, or a path)")
+    ocr_languages: str = _setting("eng", str, "Tesseract languages, e.g. eng or eng+fra")
+    ocr_queue: int = _setting(100, _positive_int, "receipts waiting for OCR; more are skipped")
+    ocr_timeout: float = _setting(60.0, _positive_float, "seconds one OCR run may take")
+    server_direct_print: tuple = _setting(
+        (), _server_direct_print, "Epson Server Direct Print: JSON list of {printer, url, "
+        "interval, id, name}; each printer polls its URL for ePOS-Print jobs")
 
     def printer_configs(self) -> tuple[PrinterConfig, ...]:
         """Every printer to emulate, per-printer keys over the top-level settings."""

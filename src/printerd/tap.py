@@ -6,9 +6,11 @@ Used by the twistd plugin (``twistd printerd ...``) and by ``printerd.tac``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import sys
-from typing import Any, Callable, Optional, Sequence, cast
+from typing import Any, Callable, NoReturn, Optional, Sequence, cast
 
 import treq
 from twisted.application.service import IService, MultiService, Service
@@ -26,6 +28,11 @@ from printerd.config import (
     load_settings_with_sources, option_name, setting_fields, unknown_variables,
 )
 from printerd.descriptors import DescriptorBudget, raise_open_file_limit
+from printerd.epos.http import EposEndpoint, HttpRoot, request_factory
+from printerd.epos.metrics import epos_figures
+from printerd.epos.sdp import ServerDirectPrint
+from printerd.epos.service import EposPrinter, EposPrinting
+from printerd.escpos.status import PrinterState
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
@@ -34,7 +41,7 @@ from printerd.http.measure import RequestMetrics
 from printerd.http.openapi import OpenApiRoutes
 from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
-from printerd.http.site import HttpConnections, PrinterdSite
+from printerd.http.site import HttpConnections, PrinterdRequest, PrinterdSite
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.metrics import MetricsRoutes
@@ -46,7 +53,8 @@ from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.logs import observer_for
-from printerd.metrics import Figures, ReactorLag, Sources, make_registry
+from printerd.metrics import FIGURES, Figures, ReactorLag, Sources, make_registry
+from printerd.ocr import OcrWorker, ocr_figure_rows
 from printerd.rawport.factory import (
     RawPrintFactory, RawPrinter, admission_limits, job_settings,
 )
@@ -57,6 +65,11 @@ from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
 from printerd.store.threads import DatabaseThreads
 from printerd.systemd import SystemdNotifier
+
+
+def flag_name(f: dataclasses.Field) -> str:
+    """The command-line flag of a true/false setting: --name, or --no-name if it is on."""
+    return ("no-" if f.default else "") + option_name(f.name)
 
 
 class Options(usage.Options):
@@ -73,11 +86,12 @@ class Options(usage.Options):
          f"{describe(f.name)} [default: {help_default(f.default)}] (env {env_name(f.name)})"]
         for f in setting_fields() if f.type != "bool"
     ]
-    # A true/false setting is a flag on the command line (its variable takes true or false).
+    # A true/false setting is a flag on the command line that turns its default around:
+    # --insecure, --no-epos (its variable and TOML key take true or false).
     optFlags = [
         ["print-config", None, "print every effective setting and where it came from, then exit"],
     ] + [
-        [option_name(f.name), None, f"{describe(f.name)} (env {env_name(f.name)})"]
+        [flag_name(f), None, f"{describe(f.name)} (env {env_name(f.name)}: true or false)"]
         for f in setting_fields() if f.type == "bool"
     ]
 
@@ -103,7 +117,7 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         """Settings merged and checked across fields; every problem is a UsageError."""
-        given = {f.name: (True if self[option_name(f.name)] else None) if f.type == "bool"
+        given = {f.name: (not f.default if self[flag_name(f)] else None) if f.type == "bool"
                  else self[option_name(f.name)] for f in setting_fields()}
         try:
             self.settings, sources = load_settings_with_sources(
@@ -116,6 +130,15 @@ class Options(usage.Options):
             raise SystemExit(0)
         for setting, _, description in listeners(self.settings):
             check_endpoint(setting, description)
+        if self.settings.epos_listen:
+            check_endpoint("epos_listen", self.settings.epos_listen)
+        if self.settings.ocr and shutil.which(self.settings.ocr_command) is None:
+            raise usage.UsageError(f"ocr_command: {self.settings.ocr_command!r} not found (install "
+                                   "Debian's tesseract-ocr, or set ocr = false)")
+        known = {name for _, name, _ in listeners(self.settings)[1:]}
+        for config in self.settings.server_direct_print:
+            if config.printer not in known:
+                raise usage.UsageError(f"server_direct_print: no printer named {config.printer!r}")
         self.tokens = read_tokens(self.settings)
 
 
@@ -138,7 +161,7 @@ def listeners(settings: Settings) -> list[tuple[str, str, str]]:
 log = Logger(namespace="printerd")
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     print(f"printerd: error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
@@ -250,6 +273,11 @@ def read_tokens(settings: Settings) -> tuple[str, ...]:
     return tuple(tokens)
 
 
+def _state_of(factory: RawPrintFactory) -> Callable[[], PrinterState]:
+    """The raw printer's current state, as status replies report it (ePOS-Print too)."""
+    return lambda: factory.state
+
+
 def makeService(options: Options, reactor: Any = None) -> IService:
     """Build printerd's service tree from parsed options."""
     if reactor is None:
@@ -267,9 +295,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     # Tell systemd first, stop taking requests and jobs, let jobs in flight finish, end streams
     # and deliveries, then commit what is queued and close the database.
     raw_listeners = listeners(settings)[1:]
+    pollers = [f"server-direct-print:{n + 1}" for n in range(len(settings.server_direct_print))]
     root = DaemonService(stop_order=(
-        "systemd-notify", "http_listen", *(setting for setting, _, _ in raw_listeners),
-        *(f"drain:{name}" for _, name, _ in raw_listeners),
+        "systemd-notify", "http_listen", *(["epos_listen"] if settings.epos_listen else []),
+        *(setting for setting, _, _ in raw_listeners), *pollers,
+        *(f"drain:{name}" for _, name, _ in raw_listeners), *(["ocr"] if settings.ocr else []),
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
         log_observer=observer_for(settings.log_format))
     targets = settings.webhooks
@@ -319,9 +349,32 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
     connections = HttpConnections()
     requests = RequestMetrics(reactor)
+    # ePOS-Print (HTTP, and Server Direct Print polling) prints on the same printers.
+    printing = EposPrinting(reactor, store, [
+        EposPrinter(p.factory.printer, state=_state_of(p.factory),
+                    two_byte_encoding=p.factory.job_settings.two_byte_encoding,
+                    allow=settings.raw_allow, profile=p.factory.job_settings.profile)
+        for p in printers])
+    epos = EposEndpoint(printing)
+    servers = []
+    for name, config in zip(pollers, settings.server_direct_print, strict=True):
+        poller = ServerDirectPrint(reactor, printing, printing.printers[config.printer], config,
+                                   treq)
+        poller.setName(name)
+        poller.setServiceParent(root)
+        servers.append(poller)
+    ocr_figures: tuple = ()
+    if settings.ocr:
+        ocr = OcrWorker(reactor, store, lambda receipt_id: renderings.get(receipt_id, "png", 576),
+                        hub.publish_update, cast(str, shutil.which(settings.ocr_command)),
+                        settings.ocr_languages, settings.ocr_queue, settings.ocr_timeout)
+        store.on_commit(ocr.receipts_committed)
+        ocr.setServiceParent(root)
+        ocr_figures = ocr_figure_rows(ocr)
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, connections,
-                              reactor.seconds(), requests), make_registry(store, requests))
+                              reactor.seconds(), requests),
+                      make_registry(store, requests), FIGURES + epos_figures(epos, servers) + ocr_figures)
     api = HttpApi([
         HealthRoutes(store, printers, forwarder, authenticator),
         SessionRoutes(authenticator),
@@ -334,16 +387,35 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         OpenApiRoutes(),
     ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts), requests,
         cors_origins=settings.cors_origins)
-    site = PrinterdSite(api.resource(), reactor, timeout=settings.http_timeout,
+    # ePOS-Print answers on the HTTP listener beside the API, and on its own listener if asked.
+    request_class = request_factory(settings.epos_max_body) if settings.epos else PrinterdRequest
+    # The HTTP share of descriptors covers both listeners: ePOS-Print's own takes a quarter.
+    http_cap = http_connection_cap(settings, budget)
+    epos_cap = max(1, http_cap // 4) if settings.epos_listen else 0
+    http_root = HttpRoot(epos.resource(), api.resource()) if settings.epos else api.resource()
+    site = PrinterdSite(http_root, reactor, timeout=settings.http_timeout,
                         request_timeout=settings.http_request_timeout,
-                        max_connections=http_connection_cap(settings, budget),
-                        proxies=TrustedProxies(settings.trusted_proxies), connections=connections)
+                        max_connections=max(1, http_cap - epos_cap),
+                        proxies=TrustedProxies(settings.trusted_proxies), connections=connections,
+                        request_class=request_class)
     http = ListenerService("http_listen", settings.http_listen,
                            serverFromString(reactor, settings.http_listen), site,
                            check=lan_without_tokens(options.tokens, settings.insecure,
                                                     settings.http_listen))
     http.setServiceParent(root)
     listening_services.append(http)
+    if settings.epos_listen:
+        epos_site = PrinterdSite(HttpRoot(epos.resource()), reactor,
+                                 timeout=settings.http_timeout,
+                                 request_timeout=settings.http_request_timeout,
+                                 max_connections=epos_cap,
+                                 proxies=TrustedProxies(settings.trusted_proxies),
+                                 connections=connections,
+                                 request_class=request_factory(settings.epos_max_body))
+        epos_listener = ListenerService("epos_listen", settings.epos_listen,
+                                        serverFromString(reactor, settings.epos_listen), epos_site)
+        epos_listener.setServiceParent(root)
+        listening_services.append(epos_listener)
     Banner(__version__, settings.database,
            lambda: [listening(service) for service in listening_services]).setServiceParent(root)
     # Last: READY=1 goes out once every listener above is up.

@@ -81,7 +81,6 @@ class RouteTable(Resource):
         except (NotFound, RequestRedirect):
             return error_body(request, 404, ROUTING_MESSAGES[404])
         except MethodNotAllowed as e:
-            # RFC 9110: a 405 says which methods the resource takes.
             request.setHeader(b"Allow", ", ".join(sorted(e.valid_methods or ())).encode())
             return error_body(request, 405, ROUTING_MESSAGES[405])
         return self._resources[index].render(request)
