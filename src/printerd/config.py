@@ -168,12 +168,39 @@ def _emulation(value: Any) -> str:
     return text
 
 
+def _client_endpoint(value: Any) -> str:
+    """A Twisted client endpoint string (``tcp:192.168.1.50:9100``), or empty: none."""
+    text = str(value).strip()
+    if text:
+        from twisted.internet.endpoints import clientFromString
+
+        try:
+            # Parsed only to check it: makeService builds it again on its reactor.
+            clientFromString(None, text)
+        except Exception as e:  # clientFromString raises many kinds for bad strings
+            raise ValueError(f"not a client endpoint such as tcp:192.168.1.50:9100 ({e})") \
+                from None
+    return text
+
+
+TEE_FALLBACKS = ("own", "offline")
+
+
+def _tee_fallback(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in TEE_FALLBACKS:
+        raise ValueError("must be one of " + ", ".join(TEE_FALLBACKS))
+    return text
+
+
 class SettingProblem(ValueError):
     """A bad value whose message already says where and what: shown without the value."""
 
 
-def _per_printer(setting: str) -> Any:
-    return field(metadata={"setting": setting})
+def _per_printer(setting: str, default: Any = dataclasses.MISSING) -> Any:
+    # A default (the top-level setting's) lets code that builds a PrinterConfig by hand leave
+    # out the keys it does not use.
+    return field(default=default, metadata={"setting": setting})
 
 
 @dataclass(frozen=True)
@@ -191,6 +218,8 @@ class PrinterConfig:
     model: str = _per_printer("printer_model")
     serial: str = _per_printer("printer_serial")
     two_byte_encoding: str = _per_printer("two_byte_encoding")
+    tee: str = _per_printer("tee", "")
+    tee_fallback: str = _per_printer("tee_fallback", "own")
 
 
 def printer_keys() -> dict[str, str]:
@@ -267,8 +296,8 @@ class Settings:
     printer_serial: str = _setting("PRINTERD0001", str, "serial number the printer reports")
     printers: tuple = _setting(
         (), _printers, "several printers: JSON object name -> raw listener, or name -> {listen, "
-        "emulation, maker, model, serial, two_byte_encoding} (default: one, printer_name on "
-        "raw_listen)")
+        "emulation, maker, model, serial, two_byte_encoding, tee, tee_fallback} (default: one, "
+        "printer_name on raw_listen)")
     two_byte_encoding: str = _setting(
         "gb18030", _two_byte_encoding, "encoding of FS & two-byte mode (gb18030, shift_jis, "
         "big5, euc_kr)")
@@ -320,6 +349,15 @@ class Settings:
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
     log_format: str = _setting(
         "text", _log_format, "log lines: text, or json (one JSON object per line on stdout)")
+    tee: str = _setting(
+        "", _client_endpoint, "a real printer every raw job is also sent to as it arrives "
+        "(client endpoint string, e.g. tcp:192.168.1.50:9100; empty: none)")
+    tee_fallback: str = _setting(
+        "own", _tee_fallback, "status replies while the tee's printer is unreachable: own "
+        "(printerd's state) or offline")
+    tee_timeout: float = _setting(
+        3.0, _positive_float, "seconds to connect to the tee's printer before a job goes on "
+        "without it")
 
     def printer_configs(self) -> tuple[PrinterConfig, ...]:
         """Every printer to emulate, per-printer keys over the top-level settings."""

@@ -15,7 +15,7 @@ from typing import Any, Optional, Sequence, cast
 import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.logger import ILogObserver
 from twisted.python.components import Componentized
 from twisted.python import usage
@@ -53,6 +53,7 @@ from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
 from printerd.store.threads import DatabaseThreads
 from printerd.systemd import SystemdNotifier
+from printerd.tee import Tee
 
 
 class Options(usage.Options):
@@ -257,9 +258,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     listening_services: list[ListenerService] = []
     for (setting, name, description), config in zip(raw_listeners, settings.printer_configs(),
                                                      strict=True):
+        tee = Tee(reactor, clientFromString(reactor, config.tee), config.tee,
+                  config.tee_fallback, settings.tee_timeout) if config.tee else None
         factory = RawPrintFactory(reactor, store, printer=name,
                                   job=job_settings(settings, config),
-                                  limits=admission_limits(settings), allow=settings.raw_allow)
+                                  limits=admission_limits(settings), allow=settings.raw_allow,
+                                  tee=tee)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
         raw = ListenerService(setting, description, serverFromString(reactor, description),
