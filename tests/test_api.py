@@ -164,6 +164,9 @@ def test_printer_state_can_be_read_and_set(stub, api):
                        ({"colour": 1}, "colour"), ([1], "body")]:
         code, body = put_json(stub, "/api/printers/default/state", bad)
         assert code == 400 and body["error"].startswith(named)
+    for raw in (b"[" * 4000, b'{"online": ' + b"[" * 2000 + b"]" * 2000 + b"}", b"{"):
+        code, body = request_json(stub, "/api/printers/default/state", "PUT", data=raw)
+        assert (code, body) == (400, {"error": "body: expected a JSON object"})
     assert (put_json(stub, "/api/printers/bar/state", {}))[0] == 404
 
 

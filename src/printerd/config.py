@@ -327,6 +327,8 @@ class Settings:
         1024 * 1024, _positive_int, "unsent bytes a stream subscriber may lag before it is dropped")
     sse_max_subscribers: int = _setting(
         10_000, _positive_int, "open streams; more get 503 with Retry-After")
+    sse_max_per_client: int = _setting(
+        2_000, _positive_int, "open streams per client address; more get 503 with Retry-After")
     webhooks: tuple = _setting(
         (), _webhooks, "webhook targets: JSON list of {name, url, secret, printers, include_raw}")
     webhook_timeout: float = _setting(15.0, _positive_float, "seconds per webhook POST")
@@ -344,7 +346,19 @@ class Settings:
         50.0, _non_negative_float, "API requests per second per client (0: no limit)")
     api_burst: int = _setting(200, _positive_int, "API requests a client may burst")
     http_timeout: float = _setting(
-        30.0, _positive_float, "seconds an HTTP client may idle or dawdle sending a request")
+        30.0, _positive_float, "seconds an HTTP connection may stay silent")
+    http_request_timeout: float = _setting(
+        10.0, _positive_float, "seconds an HTTP request (line, headers, body) may take to arrive "
+        "from its first byte; then 408")
+    http_max_connections: int = _setting(
+        0, _non_negative_int, "HTTP connections at once (0: the HTTP share of the descriptor "
+        "limit); at the cap a new one replaces the one idle longest")
+    http_allowed_hosts: tuple = _setting(
+        (), _string_list, "Host names the API answers to besides loopback and its own address "
+        "(comma-separated; * for any); others get 421")
+    trusted_proxies: tuple = _setting(
+        (), _networks, "reverse proxies (CIDR, comma-separated) whose X-Forwarded-For, "
+        "Forwarded or CF-Connecting-IP name the client")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
     log_format: str = _setting(

@@ -6,31 +6,32 @@ Used by the twistd plugin (``twistd printerd ...``) and by ``printerd.tac``.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
 import sys
-from typing import Any, Optional, Sequence, cast
+from typing import Any, Callable, Optional, Sequence, cast
 
 import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import clientFromString, serverFromString
+from twisted.internet.interfaces import IAddress
 from twisted.logger import ILogObserver
 from twisted.python.components import Componentized
 from twisted.python import usage
-from twisted.web.server import Site
 
 from printerd import __version__
 from printerd.banner import Banner, Listening
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
-from printerd.descriptors import raise_open_file_limit
+from printerd.descriptors import DescriptorBudget, raise_open_file_limit
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
-from printerd.http.auth import Authenticator, LimitedRequest
+from printerd.http.auth import Authenticator
+from printerd.http.hosts import AllowedHosts
+from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.site import HttpConnections, PrinterdSite
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.metrics import MetricsRoutes
@@ -95,12 +96,6 @@ class Options(usage.Options):
         for setting, _, description in listeners(self.settings):
             check_endpoint(setting, description)
         self.tokens = read_tokens(self.settings)
-        settings = self.settings
-        if not self.tokens and not settings.insecure \
-                and not listens_only_on_loopback(settings.http_listen):
-            raise usage.UsageError(
-                f"http_listen: {settings.http_listen!r} is reachable from other machines and no "
-                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
 
 
 def listeners(settings: Settings) -> list[tuple[str, str, str]]:
@@ -184,21 +179,29 @@ def check_endpoint(setting: str, description: str) -> None:
             from None
 
 
-def listens_only_on_loopback(description: str) -> bool:
-    """Whether an endpoint string is reachable only from this machine (unix, or loopback IP)."""
-    kind = description.split(":", 1)[0].lower()
-    if kind == "unix":
-        return True
-    match = re.search(r"(?:^|:)interface=((?:\\.|[^:])*)", description)
-    if match is None:
-        return False  # no interface: every interface
-    host = match.group(1).replace("\\", "")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def lan_without_tokens(tokens: tuple[str, ...], insecure: bool,
+                       description: str) -> Callable[[IAddress], Optional[str]]:
+    """
+    The HTTP listener's check of the address it bound: without tokens (and without
+    ``insecure``) only loopback or a unix socket will do.  It reads the address bound, not the
+    endpoint string, which Twisted may read differently (of two ``interface=``, the last wins).
+    """
+    def check(address: IAddress) -> Optional[str]:
+        host = getattr(address, "host", None)
+        if tokens or insecure or host is None:  # a unix socket has no host
+            return None
+        parsed = parse_address(host)
+        if parsed is not None and parsed.is_loopback:
+            return None
+        return (f"{description!r} listens on {host}, reachable from other machines, and no "
+                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
+
+    return check
+
+
+def http_connection_cap(settings: Settings, budget: DescriptorBudget) -> int:
+    """http_max_connections, or by default the HTTP share of the descriptors."""
+    return settings.http_max_connections or max(1, budget.http)
 
 
 def read_tokens(settings: Settings) -> tuple[str, ...]:
@@ -219,7 +222,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
-    raise_open_file_limit()
+    budget = DescriptorBudget.for_limit(raise_open_file_limit())
     engine = open_engine(settings.database, settings.synchronous)
     try:
         summary = engine.prepare(settings.recent_size)
@@ -250,7 +253,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
     hub = StreamHub(reactor, store.receipts_after, keepalive=settings.sse_keepalive,
                     max_duration=settings.sse_max_duration, max_buffer=settings.sse_max_buffer,
-                    max_subscribers=settings.sse_max_subscribers)
+                    max_subscribers=settings.sse_max_subscribers,
+                    max_per_client=settings.sse_max_per_client)
     store.on_commit(hub.publish)
     hub.setServiceParent(root)
 
@@ -281,9 +285,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                                            p.factory.job_settings.two_byte_encoding)
                 for p in printers},
         models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
+    connections = HttpConnections()
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
-                              retention, renderings, limiter, lag, reactor.seconds()),
-                      make_registry(store))
+                              retention, renderings, limiter, lag, connections,
+                              reactor.seconds()), make_registry(store))
     api = HttpApi([
         HealthRoutes(store, printers, forwarder, authenticator),
         SessionRoutes(authenticator),
@@ -293,11 +298,15 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         ForwarderRoutes(reactor, store, forwarder),
         MetricsRoutes(figures),
         PageRoutes(),
-    ], authenticator, limiter)
-    site = Site(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
-    site.displayTracebacks = False
+    ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts))
+    site = PrinterdSite(api.resource(), reactor, timeout=settings.http_timeout,
+                        request_timeout=settings.http_request_timeout,
+                        max_connections=http_connection_cap(settings, budget),
+                        proxies=TrustedProxies(settings.trusted_proxies), connections=connections)
     http = ListenerService("http_listen", settings.http_listen,
-                           serverFromString(reactor, settings.http_listen), site)
+                           serverFromString(reactor, settings.http_listen), site,
+                           check=lan_without_tokens(options.tokens, settings.insecure,
+                                                    settings.http_listen))
     http.setServiceParent(root)
     listening_services.append(http)
     Banner(__version__, settings.database,

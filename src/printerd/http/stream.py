@@ -13,7 +13,7 @@ backed up, events queue in the subscriber, and past ``max_buffer`` bytes it is d
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from typing import Callable, Optional
 
 from twisted.application.service import Service
@@ -56,6 +56,7 @@ class Subscriber:
         self.hub = hub
         self.request = request
         self.printer = printer
+        self.client = ""  # its address, for the per-client cap
         self.last_id = last_id
         self.live = not replaying
         self.done: Deferred[bytes] = Deferred()
@@ -167,7 +168,7 @@ class Subscriber:
 
 
 class SubscriberLimit(Exception):
-    """The hub is full."""
+    """The hub is full, or this client has its share of it; the message says which."""
 
 
 class StreamHub(Service):
@@ -180,7 +181,8 @@ class StreamHub(Service):
                  keepalive: float = DEFAULTS.sse_keepalive,
                  max_duration: float = DEFAULTS.sse_max_duration,
                  max_buffer: int = DEFAULTS.sse_max_buffer,
-                 max_subscribers: int = DEFAULTS.sse_max_subscribers, retry_ms: int = 3000,
+                 max_subscribers: int = DEFAULTS.sse_max_subscribers,
+                 max_per_client: int = DEFAULTS.sse_max_per_client, retry_ms: int = 3000,
                  slice_size: int = 1000) -> None:
         self.clock = clock
         self.read_after = read_after
@@ -188,6 +190,8 @@ class StreamHub(Service):
         self.max_duration = max_duration
         self.max_buffer = max_buffer
         self.max_subscribers = max_subscribers
+        self.max_per_client = max_per_client
+        self._per_client: Counter[str] = Counter()  # client address -> open streams
         self.retry_ms = retry_ms
         self.slice_size = slice_size
         # Each commit's events (id, printer, event, chunk) and the subscribers still to get them.
@@ -210,11 +214,19 @@ class StreamHub(Service):
             subscriber.end()
 
     def subscribe(self, request: IRequest, printer: Optional[str],
-                  after: Optional[int]) -> Subscriber:
-        """A new subscriber, live at once or (with ``after``) replaying first."""
+                  after: Optional[int], client: str = "") -> Subscriber:
+        """
+        A new subscriber, live at once or (with ``after``) replaying first; ``client`` (its
+        address) may hold at most ``max_per_client`` of the ``max_subscribers`` streams.
+        """
         if len(self.subscribers) >= self.max_subscribers:
-            raise SubscriberLimit()
+            raise SubscriberLimit(f"the stream has its maximum of {self.max_subscribers} "
+                                  "subscribers")
+        if self._per_client[client] >= self.max_per_client:
+            raise SubscriberLimit(f"this client has its maximum of {self.max_per_client} streams")
         subscriber = Subscriber(self, request, printer, after or 0, replaying=after is not None)
+        subscriber.client = client
+        self._per_client[client] += 1
         self.subscribers.add(subscriber)
         subscriber.start_timer(self.clock, self.max_duration)
         return subscriber
@@ -236,7 +248,11 @@ class StreamHub(Service):
         return await subscriber.done
 
     def remove(self, subscriber: Subscriber) -> None:
-        self.subscribers.discard(subscriber)
+        if subscriber in self.subscribers:
+            self.subscribers.discard(subscriber)
+            self._per_client[subscriber.client] -= 1
+            if self._per_client[subscriber.client] <= 0:
+                del self._per_client[subscriber.client]
 
     def publish(self, receipts: list[Receipt]) -> None:
         """

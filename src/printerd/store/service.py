@@ -44,7 +44,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from printerd.store.engine import Engine
-from printerd.store.outbox import Delivery
+from printerd.store.outbox import Claim
 from printerd.store.receipts import NewReceipt, Receipt, ReceiptQuery, StoreSummary
 from printerd.store.threads import ThreadRunner
 
@@ -216,17 +216,25 @@ class ReceiptStore(Service):
 
     # -- the webhook outbox (the forwarder) ----------------------------------------------------
 
-    def due_deliveries(self, now: float, targets: list[str],
-                       limit: int) -> Deferred[list[Delivery]]:
-        """Pending deliveries due by ``now`` for the given targets, oldest due first."""
-        return self._runner.run_read(self._engine.due_deliveries, now, targets, limit)
+    def claim_deliveries(self, now: float, room: dict[str, int], claimant: str,
+                         lease_until: float) -> Deferred[Claim]:
+        """
+        Claim up to ``room[target]`` due deliveries per target for ``claimant`` until
+        ``lease_until`` (a write: never from a stale read); see ``outbox``.
+        """
+        return self._runner.run_write(self._engine.claim_deliveries, now, room, claimant,
+                                      lease_until)
 
-    def record_attempt(self, delivery_id: int, now: float, state: str,
-                       next_attempt_at: Optional[float], error: Optional[str],
-                       count_attempt: bool = True) -> Deferred[None]:
-        """Record a delivery attempt's outcome."""
-        return self._runner.run_write(self._engine.record_attempt, delivery_id, now, state,
-                                      next_attempt_at, error, count_attempt)
+    def record_delivery(self, delivery_id: int, claimant: str, now: float, state: str,
+                        next_attempt_at: Optional[float], error: Optional[str],
+                        count_attempt: bool = True) -> Deferred[bool]:
+        """Record an attempt's outcome if ``claimant`` still holds the claim (else False)."""
+        return self._runner.run_write(self._engine.record_delivery, delivery_id, claimant, now,
+                                      state, next_attempt_at, error, count_attempt)
+
+    def release_claims(self, delivery_ids: list[int], claimant: str) -> Deferred[int]:
+        """Give back claims that were not acted on."""
+        return self._runner.run_write(self._engine.release_claims, delivery_ids, claimant)
 
     def delivery_counts(self) -> Deferred[dict[str, dict[str, int]]]:
         """Deliveries per target and state (``outbox.PENDING``, ``DELIVERED``, ``DEAD``)."""

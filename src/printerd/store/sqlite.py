@@ -65,13 +65,13 @@ def migrate(conn: sqlite3.Connection, path: str = "database") -> int:
         conn.execute("PRAGMA journal_mode = WAL")
     for number in range(version + 1, SCHEMA_VERSION + 1):
         with write_transaction(conn):
-            for statement in _statements(MIGRATIONS[number - 1]):
+            for statement in split_statements(MIGRATIONS[number - 1]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
     return version
 
 
-def _statements(script: str) -> list[str]:
+def split_statements(script: str) -> list[str]:
     """Split a migration into statements (executescript would commit on its own)."""
     statements, current = [], ""
     for line in script.splitlines(keepends=True):
@@ -91,6 +91,15 @@ class SQLiteEngine(SharedOutbox):
     """The store's ``engine.Engine`` on one SQLite file."""
 
     name = "sqlite"
+
+    # One writer takes the write lock (BEGIN IMMEDIATE) before the inner SELECT, so the rows
+    # it picks are the current ones.
+    CLAIM = (
+        "UPDATE deliveries SET claimed_by = ?, claimed_until = ?"
+        " WHERE id IN (SELECT id FROM deliveries WHERE target = ? AND state = 'pending'"
+        " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)"
+        " ORDER BY next_attempt_at, id LIMIT ?) RETURNING id"
+    )
 
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
         self.path = path

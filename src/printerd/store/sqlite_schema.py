@@ -49,6 +49,14 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE receipts ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
     """,
+    # 4: delivery claims.  A forwarder claims a delivery (who, and until when) in a write
+    # transaction before it posts it, and only the claimant records the result; a claim whose
+    # lease ran out (its instance died) can be taken again.
+    """
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+    ALTER TABLE deliveries ADD COLUMN claimed_until REAL;
+    CREATE INDEX deliveries_claimable ON deliveries (target, state, next_attempt_at);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
