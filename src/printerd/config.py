@@ -183,6 +183,23 @@ def _client_endpoint(value: Any) -> str:
     return text
 
 
+def _http_url(value: Any) -> str:
+    """An http:// or https:// URL, or empty: none."""
+    text = str(value).strip()
+    if text and not text.lower().startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
+def _mac(value: Any) -> str:
+    """A MAC address as six hex pairs (any of : - . separators), or empty: derived."""
+    text = str(value).strip().lower()
+    digits = "".join(c for c in text if c not in ":-.")
+    if text and (len(digits) != 12 or any(c not in "0123456789abcdef" for c in digits)):
+        raise ValueError("must be a MAC address such as 00:11:62:0a:0b:0c")
+    return ":".join(digits[i:i + 2] for i in range(0, 12, 2)) if text else ""
+
+
 TEE_FALLBACKS = ("own", "offline")
 
 
@@ -220,6 +237,9 @@ class PrinterConfig:
     two_byte_encoding: str = _per_printer("two_byte_encoding")
     tee: str = _per_printer("tee", "")
     tee_fallback: str = _per_printer("tee_fallback", "own")
+    cloudprnt: str = _per_printer("cloudprnt", "")
+    cloudprnt_interval: float = _per_printer("cloudprnt_interval", 5.0)
+    cloudprnt_mac: str = _per_printer("cloudprnt_mac", "")
 
 
 def printer_keys() -> dict[str, str]:
@@ -296,7 +316,8 @@ class Settings:
     printer_serial: str = _setting("PRINTERD0001", str, "serial number the printer reports")
     printers: tuple = _setting(
         (), _printers, "several printers: JSON object name -> raw listener, or name -> {listen, "
-        "emulation, maker, model, serial, two_byte_encoding, tee, tee_fallback} (default: one, "
+        "emulation, maker, model, serial, two_byte_encoding, tee, tee_fallback, cloudprnt, "
+        "cloudprnt_interval, cloudprnt_mac} (default: one, "
         "printer_name on raw_listen)")
     two_byte_encoding: str = _setting(
         "gb18030", _two_byte_encoding, "encoding of FS & two-byte mode (gb18030, shift_jis, "
@@ -369,6 +390,14 @@ class Settings:
     tee_fallback: str = _setting(
         "own", _tee_fallback, "status replies while the tee's printer is unreachable: own "
         "(printerd's state) or offline")
+    cloudprnt: str = _setting(
+        "", _http_url, "Star CloudPRNT: the server URL the printer polls for jobs (needs "
+        "emulation = star; empty: none)")
+    cloudprnt_interval: float = _setting(
+        5.0, _positive_float, "seconds between CloudPRNT polls")
+    cloudprnt_mac: str = _setting(
+        "", _mac, "the MAC address the printer reports to its CloudPRNT server (default: one "
+        "derived from the printer's name and serial)")
     tee_timeout: float = _setting(
         3.0, _positive_float, "seconds to connect to the tee's printer before a job goes on "
         "without it")

@@ -21,6 +21,7 @@ from twisted.python import usage
 
 from printerd import __version__
 from printerd.banner import Banner, Listening
+from printerd.cloudprnt import CloudPrntConfig, CloudPrntPrinter, cloudprnt_figures
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
@@ -43,7 +44,7 @@ from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.logs import observer_for
-from printerd.metrics import Figures, ReactorLag, Sources, make_registry
+from printerd.metrics import FIGURES, Figures, ReactorLag, Sources, make_registry
 from printerd.rawport.factory import (
     RawPrintFactory, RawPrinter, admission_limits, job_settings,
 )
@@ -95,6 +96,11 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         for setting, _, description in listeners(self.settings):
             check_endpoint(setting, description)
+        for printer in self.settings.printer_configs():
+            if printer.cloudprnt and printer.emulation != "star":
+                raise usage.UsageError(
+                    f"cloudprnt: printer {printer.name!r} polls a CloudPRNT server, a Star "
+                    "protocol: give it emulation = \"star\"")
         self.tokens = read_tokens(self.settings)
 
 
@@ -234,6 +240,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     raw_listeners = listeners(settings)[1:]
     root = DaemonService(stop_order=(
         "systemd-notify", "http_listen", *(setting for setting, _, _ in raw_listeners),
+        *(f"cloudprnt:{p.name}" for p in settings.printer_configs() if p.cloudprnt),
         *(f"drain:{name}" for _, name, _ in raw_listeners),
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
         log_observer=observer_for(settings.log_format))
@@ -274,7 +281,13 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                               factory, on_listening=factory.set_port)
         raw.setServiceParent(root)
         listening_services.append(raw)
-        printers.append(RawPrinter(factory, raw))
+        poller = None
+        if config.cloudprnt:
+            poller = CloudPrntPrinter(reactor, factory, CloudPrntConfig(
+                config.cloudprnt, config.cloudprnt_interval, config.cloudprnt_mac), treq,
+                max_job_bytes=settings.max_job_bytes)
+            poller.setServiceParent(root)
+        printers.append(RawPrinter(factory, raw, poller))
 
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
@@ -288,7 +301,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     connections = HttpConnections()
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, connections,
-                              reactor.seconds()), make_registry(store))
+                              reactor.seconds()), make_registry(store),
+                      FIGURES + cloudprnt_figures([p.cloudprnt for p in printers if p.cloudprnt]))
     api = HttpApi([
         HealthRoutes(store, printers, forwarder, authenticator),
         SessionRoutes(authenticator),

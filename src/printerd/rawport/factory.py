@@ -183,3 +183,4 @@ class RawPrinter:
 
     factory: RawPrintFactory
     listener: Optional[Any] = None  # printerd.listener.ListenerService
+    cloudprnt: Optional[Any] = None  # printerd.cloudprnt.CloudPrntPrinter polling for it
