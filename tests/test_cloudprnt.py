@@ -15,6 +15,7 @@ import pytest_twisted
 import treq
 from PIL import Image, ImageDraw
 from twisted.internet import reactor
+from twisted.internet.task import deferLater
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
@@ -183,6 +184,32 @@ async def test_polls_answer_client_actions_and_a_starprnt_job_is_stored_and_conf
         assert printer.counters.jobs_printed_total == 1
     finally:
         await printer.stopService()
+
+
+class ActionLoopServer(FakeCloudPrntServer):
+    """Asks for a client action in every answer."""
+
+    def render_POST(self, request) -> bytes:
+        self.actions = [{"request": "ClientVersion"}]
+        return super().render_POST(request)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_server_that_always_asks_for_actions_does_not_get_a_post_storm(store):
+    fake = ActionLoopServer()
+    port = reactor.listenTCP(0, Site(fake), interface="127.0.0.1")
+    printer = star_printer(store, f"http://127.0.0.1:{port.getHost().port}/", interval=0.5)
+    printer.startService()
+    try:
+        await wait_until(lambda: len(fake.polls) >= 5)
+        await deferLater(reactor, 0.3, lambda: None)
+        # One poll: the status POST and at most 4 POSTs of action results, then the interval.
+        assert len(fake.polls) == 5
+        assert fake.polls[-1]["clientAction"] == [{"request": "ClientVersion",
+                                                   "result": "1.0.0"}]
+    finally:
+        await printer.stopService()
+        await port.stopListening()
 
 
 @pytest_twisted.ensureDeferred

@@ -67,6 +67,7 @@ MAX_ANSWER_BYTES = 64 * 1024  # a poll's JSON answer
 MAX_IMAGE_PIXELS = 20_000_000  # an image job's pixels, checked before decoding
 REQUEST_TIMEOUT = 30.0  # seconds per HTTP request
 MAX_BACKOFF = 300.0
+MAX_ACTION_ROUNDS = 4  # immediate POSTs answering client actions, per poll (a server may loop)
 
 # Confirmation codes (Star's printer status codes, 5xx: client errors).
 OK = "200 OK"
@@ -298,8 +299,10 @@ class CloudPrntPrinter(Service):
     async def poll(self) -> None:
         """POST the status; answer client actions at once; fetch, store and confirm a job."""
         answer = await self._post()
-        while self._results:  # client actions answered: a POST at once, not at the interval
-            answer = await self._post()
+        for _ in range(MAX_ACTION_ROUNDS):
+            if not self._results:
+                break
+            answer = await self._post()  # client actions answered: at once, not at the interval
         if answer.get("jobReady") is True and is_online(self.factory.state):
             await self._print(answer)
 
