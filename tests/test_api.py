@@ -51,7 +51,7 @@ def test_receipt_json_has_every_field(stub, store, clock):
     assert code == 200
     assert set(body) == {"id", "printer", "peer", "received_at", "job", "bytes", "text", "cut",
                          "truncated", "sha256", "barcodes", "codes_2d", "images", "drawer_kicks",
-                         "unknown_commands", "dialects", "line_styles"}
+                         "unknown_commands", "dialects", "line_styles", "ocr_text"}
     assert body["text"] == "receipt 0" and body["bytes"] == 3
 
 

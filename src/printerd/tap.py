@@ -7,8 +7,9 @@ Used by the twistd plugin (``twistd printerd ...``) and by ``printerd.tac``.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
-from typing import Any, Callable, Optional, Sequence, cast
+from typing import Any, Callable, NoReturn, Optional, Sequence, cast
 
 import treq
 from twisted.application.service import IService, MultiService, Service
@@ -26,13 +27,18 @@ from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
 from printerd.descriptors import DescriptorBudget, raise_open_file_limit
+from printerd.epos.http import EposEndpoint, HttpRoot, request_factory
+from printerd.epos.metrics import epos_figures
+from printerd.epos.sdp import ServerDirectPrint
+from printerd.epos.service import EposPrinter, EposPrinting
+from printerd.escpos.status import PrinterState
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
 from printerd.http.hosts import AllowedHosts
 from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
-from printerd.http.site import HttpConnections, PrinterdSite
+from printerd.http.site import HttpConnections, PrinterdRequest, PrinterdSite
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.metrics import MetricsRoutes
@@ -45,6 +51,7 @@ from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.logs import observer_for
 from printerd.metrics import FIGURES, Figures, ReactorLag, Sources, make_registry
+from printerd.ocr import OcrWorker, ocr_figure_rows
 from printerd.rawport.factory import (
     RawPrintFactory, RawPrinter, admission_limits, job_settings,
 )
@@ -101,6 +108,15 @@ class Options(usage.Options):
                 raise usage.UsageError(
                     f"cloudprnt: printer {printer.name!r} polls a CloudPRNT server, a Star "
                     "protocol: give it emulation = \"star\"")
+        if self.settings.epos_listen:
+            check_endpoint("epos_listen", self.settings.epos_listen)
+        if self.settings.ocr and shutil.which(self.settings.ocr_command) is None:
+            raise usage.UsageError(f"ocr_command: {self.settings.ocr_command!r} not found (install "
+                                   "Debian's tesseract-ocr, or set ocr = false)")
+        known = {name for _, name, _ in listeners(self.settings)[1:]}
+        for config in self.settings.server_direct_print:
+            if config.printer not in known:
+                raise usage.UsageError(f"server_direct_print: no printer named {config.printer!r}")
         self.tokens = read_tokens(self.settings)
 
 
@@ -111,7 +127,7 @@ def listeners(settings: Settings) -> list[tuple[str, str, str]]:
     return [("http_listen", "", settings.http_listen), *raw]
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     print(f"printerd: error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
@@ -223,6 +239,11 @@ def read_tokens(settings: Settings) -> tuple[str, ...]:
     return tuple(tokens)
 
 
+def _state_of(factory: RawPrintFactory) -> Callable[[], PrinterState]:
+    """The raw printer's current state, as status replies report it (ePOS-Print too)."""
+    return lambda: factory.state
+
+
 def makeService(options: Options, reactor: Any = None) -> IService:
     """Build printerd's service tree from parsed options."""
     if reactor is None:
@@ -238,10 +259,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     # Tell systemd first, stop taking requests and jobs, let jobs in flight finish, end streams
     # and deliveries, then commit what is queued and close the database.
     raw_listeners = listeners(settings)[1:]
+    pollers = [f"server-direct-print:{n + 1}" for n in range(len(settings.server_direct_print))]
     root = DaemonService(stop_order=(
-        "systemd-notify", "http_listen", *(setting for setting, _, _ in raw_listeners),
+        "systemd-notify", "http_listen", *(["epos_listen"] if settings.epos_listen else []),
+        *(setting for setting, _, _ in raw_listeners), *pollers,
         *(f"cloudprnt:{p.name}" for p in settings.printer_configs() if p.cloudprnt),
-        *(f"drain:{name}" for _, name, _ in raw_listeners),
+        *(f"drain:{name}" for _, name, _ in raw_listeners), *(["ocr"] if settings.ocr else []),
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
         log_observer=observer_for(settings.log_format))
     targets = settings.webhooks
@@ -281,13 +304,13 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                               factory, on_listening=factory.set_port)
         raw.setServiceParent(root)
         listening_services.append(raw)
-        poller = None
+        cloudprnt = None
         if config.cloudprnt:
-            poller = CloudPrntPrinter(reactor, factory, CloudPrntConfig(
+            cloudprnt = CloudPrntPrinter(reactor, factory, CloudPrntConfig(
                 config.cloudprnt, config.cloudprnt_interval, config.cloudprnt_mac), treq,
                 max_job_bytes=settings.max_job_bytes)
-            poller.setServiceParent(root)
-        printers.append(RawPrinter(factory, raw, poller))
+            cloudprnt.setServiceParent(root)
+        printers.append(RawPrinter(factory, raw, cloudprnt))
 
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
@@ -299,10 +322,33 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                 for p in printers},
         models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
     connections = HttpConnections()
+    # ePOS-Print (HTTP, and Server Direct Print polling) prints on the same printers.
+    printing = EposPrinting(reactor, store, [
+        EposPrinter(p.factory.printer, state=_state_of(p.factory),
+                    two_byte_encoding=p.factory.job_settings.two_byte_encoding,
+                    allow=settings.raw_allow, profile=p.factory.job_settings.profile)
+        for p in printers])
+    epos = EposEndpoint(printing)
+    servers = []
+    for name, config in zip(pollers, settings.server_direct_print, strict=True):
+        poller = ServerDirectPrint(reactor, printing, printing.printers[config.printer], config,
+                                   treq)
+        poller.setName(name)
+        poller.setServiceParent(root)
+        servers.append(poller)
+    ocr_figures: tuple = ()
+    if settings.ocr:
+        ocr = OcrWorker(reactor, store, lambda receipt_id: renderings.get(receipt_id, "png", 576),
+                        hub.publish_update, cast(str, shutil.which(settings.ocr_command)),
+                        settings.ocr_languages, settings.ocr_queue, settings.ocr_timeout)
+        store.on_commit(ocr.receipts_committed)
+        ocr.setServiceParent(root)
+        ocr_figures = ocr_figure_rows(ocr)
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, connections,
                               reactor.seconds()), make_registry(store),
-                      FIGURES + cloudprnt_figures([p.cloudprnt for p in printers if p.cloudprnt]))
+                      FIGURES + epos_figures(epos, servers) + ocr_figures
+                      + cloudprnt_figures([p.cloudprnt for p in printers if p.cloudprnt]))
     api = HttpApi([
         HealthRoutes(store, printers, forwarder, authenticator),
         SessionRoutes(authenticator),
@@ -313,16 +359,35 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         MetricsRoutes(figures),
         PageRoutes(),
     ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts))
-    site = PrinterdSite(api.resource(), reactor, timeout=settings.http_timeout,
+    # ePOS-Print answers on the HTTP listener beside the API, and on its own listener if asked.
+    request_class = request_factory(settings.epos_max_body) if settings.epos else PrinterdRequest
+    # The HTTP share of descriptors covers both listeners: ePOS-Print's own takes a quarter.
+    http_cap = http_connection_cap(settings, budget)
+    epos_cap = max(1, http_cap // 4) if settings.epos_listen else 0
+    http_root = HttpRoot(epos.resource(), api.resource()) if settings.epos else api.resource()
+    site = PrinterdSite(http_root, reactor, timeout=settings.http_timeout,
                         request_timeout=settings.http_request_timeout,
-                        max_connections=http_connection_cap(settings, budget),
-                        proxies=TrustedProxies(settings.trusted_proxies), connections=connections)
+                        max_connections=max(1, http_cap - epos_cap),
+                        proxies=TrustedProxies(settings.trusted_proxies), connections=connections,
+                        request_class=request_class)
     http = ListenerService("http_listen", settings.http_listen,
                            serverFromString(reactor, settings.http_listen), site,
                            check=lan_without_tokens(options.tokens, settings.insecure,
                                                     settings.http_listen))
     http.setServiceParent(root)
     listening_services.append(http)
+    if settings.epos_listen:
+        epos_site = PrinterdSite(HttpRoot(epos.resource()), reactor,
+                                 timeout=settings.http_timeout,
+                                 request_timeout=settings.http_request_timeout,
+                                 max_connections=epos_cap,
+                                 proxies=TrustedProxies(settings.trusted_proxies),
+                                 connections=connections,
+                                 request_class=request_factory(settings.epos_max_body))
+        epos_listener = ListenerService("epos_listen", settings.epos_listen,
+                                        serverFromString(reactor, settings.epos_listen), epos_site)
+        epos_listener.setServiceParent(root)
+        listening_services.append(epos_listener)
     Banner(__version__, settings.database,
            lambda: [listening(service) for service in listening_services]).setServiceParent(root)
     # Last: READY=1 goes out once every listener above is up.

@@ -64,11 +64,12 @@ class PrinterdRequest(Request):
     log = Logger()
     site: PrinterdSite
     body_too_large = False
+    max_body = MAX_BODY
     _body_bytes = 0
 
     def handleContentChunk(self, data: bytes) -> None:
         self._body_bytes += len(data)
-        if self._body_bytes > MAX_BODY:
+        if self._body_bytes > self.max_body:
             self.body_too_large = True
             return
         super().handleContentChunk(data)
@@ -225,8 +226,9 @@ class PrinterdSite(Site):
     def __init__(self, resource: IResource, clock: IReactorTime, *, timeout: float,
                  request_timeout: float, max_connections: int,
                  proxies: Optional[TrustedProxies] = None,
-                 connections: Optional[HttpConnections] = None) -> None:
-        super().__init__(resource, requestFactory=PrinterdRequest, timeout=timeout,
+                 connections: Optional[HttpConnections] = None,
+                 request_class: type[PrinterdRequest] = PrinterdRequest) -> None:
+        super().__init__(resource, requestFactory=request_class, timeout=timeout,
                          reactor=clock)
         self.displayTracebacks = False
         self.clock = clock

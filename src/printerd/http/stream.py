@@ -60,7 +60,7 @@ class Subscriber:
         self.last_id = last_id
         self.live = not replaying
         self.done: Deferred[bytes] = Deferred()
-        self._held: list[tuple[int, bytes]] = []
+        self._held: list[tuple[Optional[int], bytes]] = []  # (None, update event)
         self._held_bytes = 0
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
@@ -83,6 +83,18 @@ class Subscriber:
             return
         self.send(receipt_id, event, chunk)
 
+    def update(self, printer: str, event: bytes) -> None:
+        """A stored receipt changed: sent now, or after the replay if one is running."""
+        if self.printer is not None and printer != self.printer:
+            return
+        if not self.live:
+            self._held.append((None, event))
+            self._held_bytes += len(event)
+            if self._held_bytes > self.hub.max_buffer:
+                self.hub.drop_slow(self)
+            return
+        self.write(event)
+
     def send(self, receipt_id: int, event: bytes, chunk: Optional[bytes] = None) -> None:
         """Send an event unless the client already has it (ids only grow)."""
         if receipt_id <= self.last_id:
@@ -95,7 +107,10 @@ class Subscriber:
         held, self._held, self._held_bytes = self._held, [], 0
         self.live = True
         for receipt_id, event in held:
-            self.send(receipt_id, event)
+            if receipt_id is None:
+                self.write(event)
+            else:
+                self.send(receipt_id, event)
 
     # -- bytes out ---------------------------------------------------------------------------
 
@@ -273,6 +288,22 @@ class StreamHub(Service):
         self._fanout.append((events, list(self.subscribers)))
         if self._fanout_call is None:
             self._fanout_call = self.clock.callLater(0, self._fan_out)
+
+    def publish_update(self, receipt: Receipt, kind: bytes = b"receipt.ocr") -> None:
+        """
+        A receipt changed after its commit (OCR read its images): an event of its own type
+        (``event: receipt.ocr``) with the receipt's whole JSON. It has no ``id:`` line: ids are
+        receipt ids in commit order, the point a client resumes from, and an update must not
+        move it (a client that missed the update reads ``ocr_text`` in the receipt itself).
+        """
+        event = b"event: %s\ndata: %s\n\n" % (kind, receipt.json_bytes)
+        self.events_total += 1
+        for subscriber in list(self.subscribers):
+            try:
+                subscriber.update(receipt.printer, event)
+            except Exception:
+                self.log.failure("update to a stream subscriber failed: dropping it")
+                subscriber.close()
 
     def _fan_out(self) -> None:
         budget = self.slice_size

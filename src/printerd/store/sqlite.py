@@ -199,6 +199,15 @@ class SQLiteEngine(SharedOutbox):
                 ))
         return stored
 
+    def set_ocr_text(self, conn: sqlite3.Connection, receipt_id: int,
+                     text: str) -> Optional[Receipt]:
+        """Store the text OCR read from a receipt; the receipt as updated (None: purged)."""
+        with write_transaction(conn):
+            conn.execute("UPDATE receipts SET ocr_text = ? WHERE id = ?", (text, receipt_id))
+            row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = ?",
+                               (receipt_id,)).fetchone()
+        return receipt_from_row(row) if row else None
+
     def purge_batch(self, conn: sqlite3.Connection, cutoff: str,
                     batch: int) -> tuple[int, int]:
         """
@@ -257,8 +266,9 @@ class SQLiteEngine(SharedOutbox):
                 where.append(clause)
                 args.append(value)
         if query.text:
-            where.append("text LIKE ? ESCAPE '\\'")
-            args.append(_like_pattern(query.text))
+            # The printed text, or the text OCR read from the receipt's images.
+            where.append("(text LIKE ? ESCAPE '\\' OR ocr_text LIKE ? ESCAPE '\\')")
+            args += [_like_pattern(query.text)] * 2
         sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts"
         if where:
             sql += " WHERE " + " AND ".join(where)

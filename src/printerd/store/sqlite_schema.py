@@ -57,6 +57,11 @@ MIGRATIONS: list[str] = [
     ALTER TABLE deliveries ADD COLUMN claimed_until REAL;
     CREATE INDEX deliveries_claimable ON deliveries (target, state, next_attempt_at);
     """,
+    # 5: text read by OCR from a receipt's images, filled in after the receipt is stored
+    # (NULL: not read).
+    """
+    ALTER TABLE receipts ADD COLUMN ocr_text TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
