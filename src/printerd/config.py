@@ -423,6 +423,11 @@ class Settings:
     cloudprnt_mac: str = _setting(
         "", _mac, "the MAC address the printer reports to its CloudPRNT server (default: one "
         "derived from the printer's name and serial)")
+    mdns: bool = _setting(
+        False, _boolean, "advertise each raw printer on the LAN with mDNS/DNS-SD (Bonjour) "
+        "through the system's Avahi (avahi-publish)")
+    mdns_command: str = _setting(
+        "avahi-publish", str, "Avahi's publishing command (a name on PATH, or a path)")
     tee_timeout: float = _setting(
         3.0, _positive_float, "seconds to connect to the tee's printer before a job goes on "
         "without it")

@@ -184,3 +184,4 @@ class RawPrinter:
     factory: RawPrintFactory
     listener: Optional[Any] = None  # printerd.listener.ListenerService
     cloudprnt: Optional[Any] = None  # printerd.cloudprnt.CloudPrntPrinter polling for it
+    mdns: Optional[Any] = None  # printerd.mdns.AvahiPublisher advertising it
