@@ -36,12 +36,12 @@ def test_insecure_still_comes_from_its_variable(tmp_path):
 
 def test_a_misspelled_variable_is_reported_with_the_setting_it_meant():
     warnings = unknown_variables({"PRINTERD_DATABSE": "x", "PRINTERD_DATABASE": "y",
-                                  "PRINTERD_CONFIG": "", "PRINTERD_WHATEVER": "1",
+                                  "PRINTERD_CONFIG": "", "PRINTERD_QQQQQQQQQQQQ": "1",
                                   "HOME": "/root"})
     assert warnings == [
         "PRINTERD_DATABSE is not a printerd setting (did you mean PRINTERD_DATABASE?); "
         "it is ignored",
-        "PRINTERD_WHATEVER is not a printerd setting; it is ignored",
+        "PRINTERD_QQQQQQQQQQQQ is not a printerd setting; it is ignored",
     ]
 
 
