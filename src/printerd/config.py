@@ -10,6 +10,7 @@ environment, command line.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import json
 import os
@@ -152,6 +153,17 @@ def _two_byte_encoding(value: Any) -> str:
     return text
 
 
+def _origins(value: Any) -> tuple[str, ...]:
+    """Web origins as a browser sends them (scheme://host[:port]), or * for any."""
+    origins = _string_list(value)
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest
+                              or rest != rest.strip()):
+            raise ValueError(f"{origin!r} is not an origin like https://dash.example.com:8443")
+    return origins
+
+
 def _log_format(value: Any) -> str:
     text = str(value).strip().lower()
     if text not in ("text", "json"):
@@ -169,12 +181,56 @@ def _emulation(value: Any) -> str:
     return text
 
 
+def _client_endpoint(value: Any) -> str:
+    """A Twisted client endpoint string (``tcp:192.168.1.50:9100``), or empty: none."""
+    text = str(value).strip()
+    if text:
+        from twisted.internet.endpoints import clientFromString
+
+        try:
+            # Parsed only to check it: makeService builds it again on its reactor.
+            clientFromString(None, text)
+        except Exception as e:  # clientFromString raises many kinds for bad strings
+            raise ValueError(f"not a client endpoint such as tcp:192.168.1.50:9100 ({e})") \
+                from None
+    return text
+
+
+def _http_url(value: Any) -> str:
+    """An http:// or https:// URL, or empty: none."""
+    text = str(value).strip()
+    if text and not text.lower().startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
+def _mac(value: Any) -> str:
+    """A MAC address as six hex pairs (any of : - . separators), or empty: derived."""
+    text = str(value).strip().lower()
+    digits = "".join(c for c in text if c not in ":-.")
+    if text and (len(digits) != 12 or any(c not in "0123456789abcdef" for c in digits)):
+        raise ValueError("must be a MAC address such as 00:11:62:0a:0b:0c")
+    return ":".join(digits[i:i + 2] for i in range(0, 12, 2)) if text else ""
+
+
+TEE_FALLBACKS = ("own", "offline")
+
+
+def _tee_fallback(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in TEE_FALLBACKS:
+        raise ValueError("must be one of " + ", ".join(TEE_FALLBACKS))
+    return text
+
+
 class SettingProblem(ValueError):
     """A bad value whose message already says where and what: shown without the value."""
 
 
-def _per_printer(setting: str) -> Any:
-    return field(metadata={"setting": setting})
+def _per_printer(setting: str, default: Any = dataclasses.MISSING) -> Any:
+    # A default (the top-level setting's) lets code that builds a PrinterConfig by hand leave
+    # out the keys it does not use.
+    return field(default=default, metadata={"setting": setting})
 
 
 @dataclass(frozen=True)
@@ -192,6 +248,11 @@ class PrinterConfig:
     model: str = _per_printer("printer_model")
     serial: str = _per_printer("printer_serial")
     two_byte_encoding: str = _per_printer("two_byte_encoding")
+    tee: str = _per_printer("tee", "")
+    tee_fallback: str = _per_printer("tee_fallback", "own")
+    cloudprnt: str = _per_printer("cloudprnt", "")
+    cloudprnt_interval: float = _per_printer("cloudprnt_interval", 5.0)
+    cloudprnt_mac: str = _per_printer("cloudprnt_mac", "")
 
 
 def printer_keys() -> dict[str, str]:
@@ -293,8 +354,9 @@ class Settings:
     printer_serial: str = _setting("PRINTERD0001", str, "serial number the printer reports")
     printers: tuple = _setting(
         (), _printers, "several printers: JSON object name -> raw listener, or name -> {listen, "
-        "emulation, maker, model, serial, two_byte_encoding} (default: one, printer_name on "
-        "raw_listen)")
+        "emulation, maker, model, serial, two_byte_encoding, tee, tee_fallback, cloudprnt, "
+        "cloudprnt_interval, cloudprnt_mac} (default: one, "
+        "printer_name on raw_listen)")
     two_byte_encoding: str = _setting(
         DEFAULT_TWO_BYTE_ENCODING, _two_byte_encoding,
         f"encoding of FS & two-byte mode ({', '.join(TWO_BYTE_ENCODINGS)})")
@@ -358,8 +420,33 @@ class Settings:
         "Forwarded or CF-Connecting-IP name the client")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
+    cors_origins: tuple = _setting(
+        (), _origins, "web origins (comma-separated, or *) whose pages may use the API and "
+        "the stream (CORS); tokens are still required")
     log_format: str = _setting(
         "text", _log_format, "log lines: text, or json (one JSON object per line on stdout)")
+    tee: str = _setting(
+        "", _client_endpoint, "a real printer every raw job is also sent to as it arrives "
+        "(client endpoint string, e.g. tcp:192.168.1.50:9100; empty: none)")
+    tee_fallback: str = _setting(
+        "own", _tee_fallback, "status replies while the tee's printer is unreachable: own "
+        "(printerd's state) or offline")
+    cloudprnt: str = _setting(
+        "", _http_url, "Star CloudPRNT: the server URL the printer polls for jobs (needs "
+        "emulation = star; empty: none)")
+    cloudprnt_interval: float = _setting(
+        5.0, _positive_float, "seconds between CloudPRNT polls")
+    cloudprnt_mac: str = _setting(
+        "", _mac, "the MAC address the printer reports to its CloudPRNT server (default: one "
+        "derived from the printer's name and serial)")
+    mdns: bool = _setting(
+        False, _boolean, "advertise each raw printer on the LAN with mDNS/DNS-SD (Bonjour) "
+        "through the system's Avahi (avahi-publish)")
+    mdns_command: str = _setting(
+        "avahi-publish", str, "Avahi's publishing command (a name on PATH, or a path)")
+    tee_timeout: float = _setting(
+        3.0, _positive_float, "seconds to connect to the tee's printer before a job goes on "
+        "without it")
     epos: bool = _setting(
         True, _boolean, "answer Epson ePOS-Print (POST /cgi-bin/epos/service.cgi) over HTTP")
     epos_listen: str = _setting(
@@ -435,31 +522,113 @@ def read_toml(path: str) -> dict[str, Any]:
     return data
 
 
-def load_settings(
+DEFAULT_CONFIG = "/etc/printerd/printerd.toml"  # read when it exists and no other file is named
+
+
+def load_settings_with_sources(
     options: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     config_path: str | None = None,
-) -> Settings:
+    default_config: str | None = None,
+) -> tuple[Settings, dict[str, str]]:
     """
-    Merge defaults, the TOML file, ``PRINTERD_*`` variables and command-line options.
+    Merge defaults, the TOML file, ``PRINTERD_*`` variables and command-line options; also say
+    where each setting came from ("default", "file PATH", "env NAME", "option --name").
 
     ``options`` maps setting names to values given on the command line (None = not given).
-    The TOML file is ``config_path``, else ``$PRINTERD_CONFIG`` if set.
+    The TOML file is ``config_path``, else ``$PRINTERD_CONFIG`` if set (empty: no file at
+    all), else ``default_config`` if that file exists.
     """
     options = options or {}
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    config_path = config_path or environ.get(ENV_PREFIX + "CONFIG") or None
+    sources = {name: "default" for name in Settings.__dataclass_fields__}
+    if not config_path:
+        config_path = environ.get(ENV_PREFIX + "CONFIG")
+        if config_path is None and default_config and os.path.isfile(default_config):
+            config_path = default_config
     if config_path:
         for name, value in read_toml(config_path).items():
             values[name] = _parse(name, value, f"{config_path}: {name}")
+            sources[name] = f"file {config_path}"
     for name in Settings.__dataclass_fields__:
         if env_name(name) in environ:
             values[name] = _parse(name, environ[env_name(name)], env_name(name))
+            sources[name] = f"env {env_name(name)}"
     for name, value in options.items():
         if value is not None:
             values[name] = _parse(name, value, "--" + option_name(name))
-    return Settings(**values)
+            sources[name] = f"option --{option_name(name)}"
+    return Settings(**values), sources
+
+
+def load_settings(
+    options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+    default_config: str | None = None,
+) -> Settings:
+    """The merged settings; see ``load_settings_with_sources``."""
+    return load_settings_with_sources(options, environ, config_path, default_config)[0]
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """
+    ``PRINTERD_*`` variables that name no setting, each with the setting it most likely
+    meant to name: a misspelled variable would otherwise be silently ignored.
+    """
+    known = {env_name(name) for name in Settings.__dataclass_fields__} | {ENV_PREFIX + "CONFIG"}
+    found = []
+    for variable in sorted(environ):
+        if variable.startswith(ENV_PREFIX) and variable not in known:
+            close = difflib.get_close_matches(variable, known, n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            found.append(f"{variable} is not a printerd setting{hint}; it is ignored")
+    return found
+
+
+def format_value(name: str, value: Any) -> str:
+    """A setting's value as one would type it in a TOML file; secrets are not shown."""
+    if name == "api_tokens":
+        return f"[]  # {len(value)} token(s), not shown" if value else "[]"
+    if name == "webhooks":
+        hooks = [{"name": t.name, "url": t.url, "secret": "(not shown)",
+                  "printers": list(t.printers), "include_raw": t.include_raw} for t in value]
+        return "[" + ", ".join(_inline_table(hook) for hook in hooks) + "]"
+    if name == "printers":  # ((name, ((key, value), ...)), ...)
+        return _inline_table({printer: dict(keys) for printer, keys in value}) if value else "{}"
+    return _toml(value)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) + ".0"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return _inline_table(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _inline_table(table: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{key} = {_toml(value)}" for key, value in table.items()) + "}"
+
+
+def help_default(value: Any) -> str:
+    """A default as typed on the command line or in a variable (not a Python repr)."""
+    if isinstance(value, bool):
+        return "false" if not value else "true"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "none"
+    if value == "":
+        return "none"
+    return str(value)
 
 
 def describe(name: str) -> str:

@@ -6,24 +6,31 @@ Used by the twistd plugin (``twistd printerd ...``) and by ``printerd.tac``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
+from dataclasses import replace
 from typing import Any, Callable, NoReturn, Optional, Sequence, cast
 
 import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import IAddress
-from twisted.logger import ILogObserver
+from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python import usage
 
 from printerd import __version__
 from printerd.banner import Banner, Listening
+from printerd.cloudprnt import CloudPrntConfig, CloudPrntPrinter, cloudprnt_figures
+from printerd.mdns import (
+    Advertisement, AvahiPublisher, epos_advertisement, printer_advertisement,
+)
 from printerd.config import (
-    ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
+    DEFAULT_CONFIG, ConfigError, Settings, describe, env_name, format_value, help_default,
+    load_settings_with_sources, option_name, setting_fields, unknown_variables,
 )
 from printerd.descriptors import DescriptorBudget, raise_open_file_limit
 from printerd.epos.http import EposEndpoint, HttpRoot, request_factory
@@ -35,6 +42,8 @@ from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
 from printerd.http.hosts import AllowedHosts
+from printerd.http.measure import RequestMetrics
+from printerd.http.openapi import OpenApiRoutes
 from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections, PrinterdRequest, PrinterdSite
@@ -61,6 +70,12 @@ from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
 from printerd.store.threads import DatabaseThreads
 from printerd.systemd import SystemdNotifier
+from printerd.tee import Tee
+
+
+def flag_name(f: dataclasses.Field) -> str:
+    """The command-line flag of a true/false setting: --name, or --no-name if it is on."""
+    return ("no-" if f.default else "") + option_name(f.name)
 
 
 class Options(usage.Options):
@@ -68,17 +83,31 @@ class Options(usage.Options):
 
     synopsis = "[options]"
     longdesc = ("printerd: a network receipt printer stand-in. Settings may also come from "
-                "PRINTERD_* environment variables and a TOML file; the command line wins.")
+                "PRINTERD_* environment variables and a TOML file (--config, PRINTERD_CONFIG, "
+                f"else {DEFAULT_CONFIG} if it exists); the command line wins.")
     optParameters = [
         ["config", "c", None, "TOML file of settings (env PRINTERD_CONFIG)"],
     ] + [
         [option_name(f.name), None, None,
-         f"{describe(f.name)} [default: {f.default}] (env {env_name(f.name)})"]
-        for f in setting_fields()
+         f"{describe(f.name)} [default: {help_default(f.default)}] (env {env_name(f.name)})"]
+        for f in setting_fields() if f.type != "bool"
+    ]
+    # A true/false setting is a flag on the command line that turns its default around:
+    # --insecure, --no-epos (its variable and TOML key take true or false).
+    optFlags = [
+        ["print-config", None, "print every effective setting and where it came from, then exit"],
+    ] + [
+        [flag_name(f), None, f"{describe(f.name)} (env {env_name(f.name)}: true or false)"]
+        for f in setting_fields() if f.type == "bool"
     ]
 
     settings: Settings
     tokens: tuple[str, ...]
+    warnings: list[str]
+
+    def __init__(self, default_config: Optional[str] = DEFAULT_CONFIG) -> None:
+        super().__init__()
+        self.default_config = default_config  # tests pass their own: never the real /etc
 
     def opt_version(self) -> None:
         """Print printerd's version and exit."""
@@ -94,13 +123,24 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         """Settings merged and checked across fields; every problem is a UsageError."""
-        given = {f.name: self[option_name(f.name)] for f in setting_fields()}
+        given = {f.name: (not f.default if self[flag_name(f)] else None) if f.type == "bool"
+                 else self[option_name(f.name)] for f in setting_fields()}
         try:
-            self.settings = load_settings(given, os.environ, self["config"])
+            self.settings, sources = load_settings_with_sources(
+                given, os.environ, self["config"], self.default_config)
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        self.warnings = unknown_variables(os.environ)
+        if self["print-config"]:
+            print(effective_config(self.settings, sources, self.warnings), end="")
+            raise SystemExit(0)
         for setting, _, description in listeners(self.settings):
             check_endpoint(setting, description)
+        for printer in self.settings.printer_configs():
+            if printer.cloudprnt and printer.emulation != "star":
+                raise usage.UsageError(
+                    f"cloudprnt: printer {printer.name!r} polls a CloudPRNT server, a Star "
+                    "protocol: give it emulation = \"star\"")
         if self.settings.epos_listen:
             check_endpoint("epos_listen", self.settings.epos_listen)
         if self.settings.ocr and shutil.which(self.settings.ocr_command) is None:
@@ -110,7 +150,20 @@ class Options(usage.Options):
         for config in self.settings.server_direct_print:
             if config.printer not in known:
                 raise usage.UsageError(f"server_direct_print: no printer named {config.printer!r}")
+        if self.settings.mdns and shutil.which(self.settings.mdns_command) is None:
+            raise usage.UsageError(
+                f"mdns_command: {self.settings.mdns_command!r} not found (install Debian's "
+                "avahi-utils and run avahi-daemon, or set mdns = false)")
         self.tokens = read_tokens(self.settings)
+
+
+def effective_config(settings: Settings, sources: dict[str, str], warnings: list[str]) -> str:
+    """Every setting as a TOML line with where it came from (secrets not shown)."""
+    lines = [f"# {warning}" for warning in warnings]
+    for f in setting_fields():
+        lines.append(f"{f.name} = {format_value(f.name, getattr(settings, f.name))}"
+                     f"  # {sources[f.name]}")
+    return "\n".join(lines) + "\n"
 
 
 def listeners(settings: Settings) -> list[tuple[str, str, str]]:
@@ -118,6 +171,9 @@ def listeners(settings: Settings) -> list[tuple[str, str, str]]:
     raw = [(f"printers.{p.name}" if settings.printers else "raw_listen", p.name, p.listen)
            for p in settings.printer_configs()]
     return [("http_listen", "", settings.http_listen), *raw]
+
+
+log = Logger(namespace="printerd")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -209,7 +265,7 @@ def lan_without_tokens(tokens: tuple[str, ...], insecure: bool,
         if parsed is not None and parsed.is_loopback:
             return None
         return (f"{description!r} listens on {host}, reachable from other machines, and no "
-                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
+                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure")
 
     return check
 
@@ -242,6 +298,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
+    for warning in getattr(options, "warnings", ()):
+        log.warn("{warning}", warning=warning)
     budget = DescriptorBudget.for_limit(raise_open_file_limit())
     engine = open_engine(settings.database, settings.synchronous)
     try:
@@ -254,8 +312,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     raw_listeners = listeners(settings)[1:]
     pollers = [f"server-direct-print:{n + 1}" for n in range(len(settings.server_direct_print))]
     root = DaemonService(stop_order=(
-        "systemd-notify", "http_listen", *(["epos_listen"] if settings.epos_listen else []),
+        "systemd-notify", *(f"mdns:{name}" for _, name, _ in raw_listeners if settings.mdns),
+        *([EPOS_ADVERTISER] if advertises_epos(settings) else []),
+        "http_listen", *(["epos_listen"] if settings.epos_listen else []),
         *(setting for setting, _, _ in raw_listeners), *pollers,
+        *(f"cloudprnt:{p.name}" for p in settings.printer_configs() if p.cloudprnt),
         *(f"drain:{name}" for _, name, _ in raw_listeners), *(["ocr"] if settings.ocr else []),
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
         log_observer=observer_for(settings.log_format))
@@ -284,16 +345,34 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     listening_services: list[ListenerService] = []
     for (setting, name, description), config in zip(raw_listeners, settings.printer_configs(),
                                                      strict=True):
+        tee = Tee(reactor, clientFromString(reactor, config.tee), config.tee,
+                  config.tee_fallback, settings.tee_timeout) if config.tee else None
         factory = RawPrintFactory(reactor, store, printer=name,
                                   job=job_settings(settings, config),
-                                  limits=admission_limits(settings), allow=settings.raw_allow)
+                                  limits=admission_limits(settings), allow=settings.raw_allow,
+                                  tee=tee)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
         raw = ListenerService(setting, description, serverFromString(reactor, description),
                               factory, on_listening=factory.set_port)
         raw.setServiceParent(root)
         listening_services.append(raw)
-        printers.append(RawPrinter(factory, raw))
+        cloudprnt = None
+        if config.cloudprnt:
+            cloudprnt = CloudPrntPrinter(reactor, factory, CloudPrntConfig(
+                config.cloudprnt, config.cloudprnt_interval, config.cloudprnt_mac), treq,
+                max_job_bytes=settings.max_job_bytes)
+            cloudprnt.setServiceParent(root)
+        printers.append(RawPrinter(factory, raw, cloudprnt))
+
+    if settings.mdns:
+        # After the listeners (their ports are known once they listen), before the HTTP one.
+        command = cast(str, shutil.which(settings.mdns_command))
+        for index, printer in enumerate(printers):
+            publisher = AvahiPublisher(reactor, printer.factory.printer, command,
+                                       advertised(printer), os.environ)
+            publisher.setServiceParent(root)
+            printers[index] = replace(printer, mdns=publisher)
 
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
@@ -305,6 +384,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                 for p in printers},
         models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
     connections = HttpConnections()
+    requests = RequestMetrics(reactor)
     # ePOS-Print (HTTP, and Server Direct Print polling) prints on the same printers.
     printing = EposPrinting(reactor, store, [
         EposPrinter(p.factory.printer, state=_state_of(p.factory),
@@ -329,8 +409,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         ocr_figures = ocr_figure_rows(ocr)
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, connections,
-                              reactor.seconds()),
-                      make_registry(store), FIGURES + epos_figures(epos, servers) + ocr_figures)
+                              reactor.seconds(), requests), make_registry(store, requests),
+                      FIGURES + epos_figures(epos, servers) + ocr_figures
+                      + cloudprnt_figures([p.cloudprnt for p in printers if p.cloudprnt]))
     api = HttpApi([
         HealthRoutes(store, printers, forwarder, authenticator),
         SessionRoutes(authenticator),
@@ -340,7 +421,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         ForwarderRoutes(reactor, store, forwarder),
         MetricsRoutes(figures),
         PageRoutes(),
-    ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts))
+        OpenApiRoutes(),
+    ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts), requests,
+        cors_origins=settings.cors_origins)
     # ePOS-Print answers on the HTTP listener beside the API, and on its own listener if asked.
     request_class = request_factory(settings.epos_max_body) if settings.epos else PrinterdRequest
     # The HTTP share of descriptors covers both listeners: ePOS-Print's own takes a quarter.
@@ -370,6 +453,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                                         serverFromString(reactor, settings.epos_listen), epos_site)
         epos_listener.setServiceParent(root)
         listening_services.append(epos_listener)
+    if advertises_epos(settings):
+        # The endpoint as a web service, on its own listener, else on the HTTP one.
+        epos_service = epos_listener if settings.epos_listen else http
+        AvahiPublisher(reactor, "ePOS-Print", cast(str, shutil.which(settings.mdns_command)),
+                       epos_advertised(epos_service), os.environ,
+                       name=EPOS_ADVERTISER).setServiceParent(root)
     Banner(__version__, settings.database,
            lambda: [listening(service) for service in listening_services]).setServiceParent(root)
     # Last: READY=1 goes out once every listener above is up.
@@ -377,6 +466,42 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         .setServiceParent(root)
     root.stopping_order()  # every service has its place in the stop order
     return root
+
+
+EPOS_ADVERTISER = "mdns-epos-print"  # never "mdns:<printer>": the colon keeps them apart
+
+
+def advertises_epos(settings: Settings) -> bool:
+    return settings.mdns and settings.epos
+
+
+def lan_port(listener: Optional[ListenerService]) -> Optional[int]:
+    """The TCP port ``listener`` listens on for other machines; None when it has none or binds
+    loopback only (an advertisement of it would send POS apps nowhere)."""
+    address = listener.port.getHost() if listener and listener.port is not None else None
+    port, host = getattr(address, "port", None), getattr(address, "host", None)
+    parsed = parse_address(host) if isinstance(host, str) else None
+    if not isinstance(port, int) or parsed is None or parsed.is_loopback:
+        return None
+    return port
+
+
+def epos_advertised(listener: ListenerService) -> Callable[[], Optional[Advertisement]]:
+    """The ePOS-Print endpoint's advertisement on ``listener`` (see ``lan_port``)."""
+    def advertisement() -> Optional[Advertisement]:
+        port = lan_port(listener)
+        tls = listener.description.lower().startswith("ssl:")
+        return epos_advertisement(port, tls) if port is not None else None
+    return advertisement
+
+
+def advertised(printer: RawPrinter) -> Callable[[], Optional[Advertisement]]:
+    """The printer's advertisement on its raw listener's port (see ``lan_port``)."""
+    def advertisement() -> Optional[Advertisement]:
+        port = lan_port(printer.listener)
+        return None if port is None else printer_advertisement(
+            printer.factory.printer, printer.factory.job_settings.identity, port)
+    return advertisement
 
 
 def listening(service: ListenerService) -> Listening:
