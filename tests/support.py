@@ -24,12 +24,14 @@ from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.routes.commands import CommandRoutes
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.metrics import MetricsRoutes
 from printerd.http.routes.page import PageRoutes
 from printerd.http.routes.printers import PrinterRoutes
 from printerd.http.routes.receipts import ReceiptRoutes
+from printerd.http.routes.sample import SampleReceiptRoutes
 from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
@@ -176,8 +178,10 @@ class Api:
             HealthRoutes(store, self.printers, self.forwarder, self.authenticator),
             SessionRoutes(self.authenticator),
             ReceiptRoutes(store, renderings),
-            StreamRoutes(self.hub),
-            PrinterRoutes(self.printers),
+            CommandRoutes(store, self.printers),
+            StreamRoutes(self.hub, store.database_id),
+            PrinterRoutes(self.printers, lan=lambda: ["192.0.2.7"]),
+            SampleReceiptRoutes(clock, self.printers, lan=lambda: ["192.0.2.7"]),
             ForwarderRoutes(clock, store, self.forwarder),
             MetricsRoutes(self.figures),
             PageRoutes(),

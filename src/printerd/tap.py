@@ -31,12 +31,14 @@ from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator, LimitedRequest
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.routes.commands import CommandRoutes
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.metrics import MetricsRoutes
 from printerd.http.routes.page import PageRoutes
 from printerd.http.routes.printers import PrinterRoutes
 from printerd.http.routes.receipts import ReceiptRoutes
+from printerd.http.routes.sample import SampleReceiptRoutes
 from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
@@ -284,8 +286,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         HealthRoutes(store, printers, forwarder, authenticator),
         SessionRoutes(authenticator),
         ReceiptRoutes(store, renderings),
-        StreamRoutes(hub),
+        CommandRoutes(store, printers),
+        StreamRoutes(hub, store.database_id),
         PrinterRoutes(printers),
+        SampleReceiptRoutes(reactor, printers),
         ForwarderRoutes(reactor, store, forwarder),
         MetricsRoutes(figures),
         PageRoutes(),

@@ -56,6 +56,10 @@ class Authenticator:
         self._sessions[session] = now + SESSION_SECONDS
         return session
 
+    def close_session(self, session: bytes) -> None:
+        """Log a browser out: its session id is no longer accepted."""
+        self._sessions.pop(session, None)
+
     def session_ok(self, session: bytes) -> bool:
         until = self._sessions.get(session)
         return until is not None and until >= self.clock.seconds()

@@ -46,7 +46,8 @@ class Engine(Protocol):
         """
         Bring the schema up to date (raise ``SchemaTooNew`` for a newer one), prove the
         database writable (raise ``DatabaseUnavailable`` with a clear message if it is not),
-        and return the count, last job id and ``newest`` newest receipts, oldest first.
+        and return the count, last job id, ``newest`` newest receipts (oldest first) and the
+        database's id (made at random when the database was created, kept for its life).
         """
 
     # -- connections (threads.Connector) ------------------------------------------------------

@@ -104,3 +104,4 @@ class StoreSummary:
     receipts: int
     last_job: int
     newest: list[Receipt]
+    database_id: str = ""  # made at random with the database: another database, another id

@@ -87,6 +87,7 @@ class ReceiptStore(Service):
         self._last_job = summary.last_job
         # The memory cache behind /api/recent: the newest receipts, oldest first.
         self.newest: deque[Receipt] = deque(summary.newest, maxlen=recent_size)
+        self.database_id = summary.database_id  # which database: the stream tells its clients
         self.write_error: Optional[str] = None
         self._stopping = False
 

@@ -126,8 +126,9 @@ class SQLiteEngine(SharedOutbox):
         (last_job,) = conn.execute("SELECT coalesce(max(job), 0) FROM receipts").fetchone()
         rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?",
                             (newest,))
+        (database_id,) = conn.execute("SELECT id FROM database_identity").fetchone()
         return StoreSummary(count, last_job,
-                            [receipt_from_row(r) for r in reversed(rows.fetchall())])
+                            [receipt_from_row(r) for r in reversed(rows.fetchall())], database_id)
 
     # -- connections --------------------------------------------------------------------------
 

@@ -49,6 +49,13 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE receipts ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
     """,
+    # 4: the database's identity, random, made once with the database.  Receipt ids start
+    # again at 1 in a new database: the stream says which database it serves, so that a page
+    # that saw another one starts over instead of waiting for ids it has already passed.
+    """
+    CREATE TABLE database_identity (id TEXT NOT NULL);
+    INSERT INTO database_identity (id) VALUES (lower(hex(randomblob(16))));
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -68,12 +68,18 @@ class ReceiptRoutes:
 
     # One route for every rendering in the format table: .txt and .html (``width`` in columns:
     # 32, 42, 48, 56 or 64), .png and .pdf (``width`` in dots: 576, 512 or 384); no width: the
-    # paper of the printer that printed the receipt.
+    # paper of the printer that printed the receipt.  ``db``: the database the client expects
+    # (a rendering is cached for a day by its URL; ids start again in a new database).
     @app.route(f"/api/receipts/<int:receipt_id>.<any({', '.join(FORMATS)}):fmt>",
                methods=["GET"])
     async def rendering(self, request: IRequest, receipt_id: int, fmt: str) -> bytes:
         _, sizes, _, content_type = FORMATS[fmt]
-        size = QueryParams(request, {"width"}).optional_choice("width", sizes)
+        params = QueryParams(request, {"width", "db"})
+        size = params.optional_choice("width", sizes)
+        database = params.text("db")
+        if database is not None and database != self.store.database_id:
+            raise ApiError(404, f"no receipt {receipt_id} in database {database}: printerd "
+                                f"now serves database {self.store.database_id}")
         if fmt == "html":
             # The page has inline styles and data: images only; nothing else may load or run.
             request.setHeader(b"Content-Security-Policy",
@@ -88,4 +94,5 @@ class ReceiptRoutes:
     def recent(self, request: IRequest) -> bytes:
         params = QueryParams(request, {"limit"})
         limit = params.integer("limit", 50, 1, self.store.newest.maxlen or 1)
-        return receipts_body(request, itertools.islice(reversed(self.store.newest), limit))
+        return receipts_body(request, itertools.islice(reversed(self.store.newest), limit),
+                             database_id=self.store.database_id)
