@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 from printerd.escpos.parser import JobParser, ParsedReceipt
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
+from printerd.http.hosts import AllowedHosts
 from printerd.http.routes.sample import SampleReceiptRoutes, sample_job
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
@@ -28,6 +29,11 @@ from support import Api, add_receipts, draft, request, request_json, result_of
 from test_listing import python_escpos_job
 
 LAN = ["192.168.1.20", "10.0.0.5"]
+
+
+def serving(*modules, clock) -> HttpApi:
+    """Route modules behind the gate, open (no tokens), answering StubTreq's Host: printerd."""
+    return HttpApi(list(modules), Authenticator(clock, ()), hosts=AllowedHosts(["printerd"]))
 
 
 def listening_printer(store, reactor: MemoryReactorClock, port: int = 9100,
@@ -44,7 +50,7 @@ def test_printers_say_where_a_pos_prints_each_lan_address_and_never_0_0_0_0(inli
     printer = listening_printer(inline_store, MemoryReactorClock())
     from printerd.http.routes.printers import PrinterRoutes
 
-    api = HttpApi([PrinterRoutes([printer], lan=lambda: LAN)], Authenticator(clock, ()))
+    api = serving(PrinterRoutes([printer], lan=lambda: LAN), clock=clock)
     code, body = request_json(StubTreq(api.resource()), "/api/printers")
     (listed,) = body["printers"]
     assert listed["addresses"] == ["192.168.1.20:9100", "10.0.0.5:9100"]
@@ -54,7 +60,7 @@ def test_printers_say_where_a_pos_prints_each_lan_address_and_never_0_0_0_0(inli
 def send_sample(inline_store, clock, printer, reactor, limiter=None):
     """POST a test receipt; plays the printer's side of the connection; (status, body, bytes)."""
     routes = SampleReceiptRoutes(reactor, [printer], lan=lambda: LAN, limiter=limiter)
-    stub = StubTreq(HttpApi([routes], Authenticator(clock, ())).resource())
+    stub = StubTreq(serving(routes, clock=clock).resource())
     connections = len(reactor.tcpClients)
     answer = stub.post("http://printerd/api/printers/default/test-receipt", data=b"{}")
     stub.flush()
@@ -112,7 +118,7 @@ def test_a_refused_connection_is_a_502_naming_the_address(inline_store, clock):
     reactor = MemoryReactorClock()
     printer = listening_printer(inline_store, reactor)
     routes = SampleReceiptRoutes(reactor, [printer], lan=lambda: LAN)
-    stub = StubTreq(HttpApi([routes], Authenticator(clock, ())).resource())
+    stub = StubTreq(serving(routes, clock=clock).resource())
     answer = stub.post("http://printerd/api/printers/default/test-receipt", data=b"{}")
     _, _, factory, _, _ = reactor.tcpClients[-1]
     factory.clientConnectionFailed(None, Failure(ConnectionRefusedError()))

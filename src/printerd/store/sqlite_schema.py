@@ -49,7 +49,20 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE receipts ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
     """,
-    # 4: the database's identity, random, made once with the database.  Receipt ids start
+    # 4: delivery claims.  A forwarder claims a delivery (who, and until when) in a write
+    # transaction before it posts it, and only the claimant records the result; a claim whose
+    # lease ran out (its instance died) can be taken again.
+    """
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+    ALTER TABLE deliveries ADD COLUMN claimed_until REAL;
+    CREATE INDEX deliveries_claimable ON deliveries (target, state, next_attempt_at);
+    """,
+    # 5: text read by OCR from a receipt's images, filled in after the receipt is stored
+    # (NULL: not read).
+    """
+    ALTER TABLE receipts ADD COLUMN ocr_text TEXT;
+    """,
+    # 6: the database's identity, random, made once with the database.  Receipt ids start
     # again at 1 in a new database: the stream says which database it serves, so that a page
     # that saw another one starts over instead of waiting for ids it has already passed.
     """
