@@ -17,6 +17,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, TWO_BYTE_ENCODINGS
 from printerd.forwarder.signing import secret_key
 
 ENV_PREFIX = "PRINTERD_"
@@ -146,8 +147,8 @@ def _non_negative_int(text: Any) -> int:
 
 def _two_byte_encoding(value: Any) -> str:
     text = str(value).lower().replace("-", "_")
-    if text not in ("gb18030", "shift_jis", "big5", "euc_kr"):
-        raise ValueError("must be one of gb18030, shift_jis, big5, euc_kr")
+    if text not in TWO_BYTE_ENCODINGS:
+        raise ValueError(f"must be one of {', '.join(TWO_BYTE_ENCODINGS)}")
     return text
 
 
@@ -295,8 +296,8 @@ class Settings:
         "emulation, maker, model, serial, two_byte_encoding} (default: one, printer_name on "
         "raw_listen)")
     two_byte_encoding: str = _setting(
-        "gb18030", _two_byte_encoding, "encoding of FS & two-byte mode (gb18030, shift_jis, "
-        "big5, euc_kr)")
+        DEFAULT_TWO_BYTE_ENCODING, _two_byte_encoding,
+        f"encoding of FS & two-byte mode ({', '.join(TWO_BYTE_ENCODINGS)})")
     max_connections: int = _setting(
         50, _positive_int, "raw jobs in flight; further connections wait in the backlog"
     )
