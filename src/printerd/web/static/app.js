@@ -607,10 +607,30 @@ function paperChoice(printer) {
   return group;
 }
 
+// A tee's relay to the real printer: where, whether it is reachable, what did not reach it.
+function teeLine(tee) {
+  if (!tee) return null;
+  const reach = { up: "reachable", down: "unreachable", unknown: "not tried yet" }[tee.state];
+  const error = tee.state === "down" && tee.last_error ? ` (${tee.last_error})` : "";
+  return element("p", { class: `meta tee tee-${tee.state}`,
+    text: `tee to ${tee.to}: ${reach}${error} · ${tee.counters.jobs_relayed} jobs relayed, ` +
+          `${tee.counters.receipts_undelivered} receipts not printed` });
+}
+
+// A printer that polls a CloudPRNT server: where, and whether its polls work.
+function cloudprntLine(poller) {
+  if (!poller) return null;
+  const error = poller.state === "down" && poller.last_error ? ` (${poller.last_error})` : "";
+  return element("p", { class: `meta cloudprnt tee-${poller.state}`,
+    text: `CloudPRNT ${poller.url} as ${poller.mac}: ${poller.state}${error} · ` +
+          `${poller.counters.jobs_printed} jobs printed` });
+}
+
 function printerCard(printer) {
   return element("article", { class: "card printer", "data-printer": printer.name },
     element("h3", { text: printer.name }),
     element("p", { class: "meta counters" }),
+    element("div", { class: "relays" }),
     element("p", { class: "where-label", text: "POS print to:" }), addressList(printer),
     stateSwitch(printer.name, "online", "online"),
     paperChoice(printer.name),
@@ -625,6 +645,8 @@ function updatePrinterCard(card, printer) {
   const { state, counters, model } = printer;
   $(".counters", card).textContent = `${printer.listener || "no listener"} · ${model.maker} ` +
     `${model.model} · ${counters.receipts} receipts, ${counters.jobs} jobs`;
+  $(".relays", card).replaceChildren(
+    ...[teeLine(printer.tee), cloudprntLine(printer.cloudprnt)].filter(Boolean));
   for (const input of card.querySelectorAll("input[data-field]")) {
     if (input !== document.activeElement) input.checked = state[input.dataset.field];
   }
