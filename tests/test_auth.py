@@ -22,7 +22,8 @@ PROTECTED = [
     ("POST", "/api/printers/default/test-receipt"),
     ("GET", "/api/no-such-route"),
 ]
-OPEN_ROUTES = {"/", "/static/<name>", "/api/health", "/api/session", "/livez", "/readyz"}
+OPEN_ROUTES = {"/", "/static/<name>", "/api/health", "/api/session", "/livez", "/readyz",
+               "/api/openapi.json"}
 
 
 def test_the_protected_list_covers_every_route_but_the_open_ones(inline_store, clock):
