@@ -46,6 +46,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
 TIMEOUT_MS = 15_000
+# Assertions wait as long as actions do: on a loaded machine a stream event can take seconds.
+expect.set_options(timeout=TIMEOUT_MS)
 TOKEN = "browser-test-token-1234567890"
 
 
@@ -400,7 +402,7 @@ def test_an_empty_printerd_says_where_to_print_and_every_command_shown_prints(tm
 
         where.locator(".test-print").click()
         result = where.locator(".test-result")
-        expect(result).to_have_text(re.compile(r"Printed: receipt #4"))
+        expect(result).to_have_text(re.compile(r"Printed: receipt #4"), timeout=TIMEOUT_MS)
         test_receipt = daemon.get("/api/receipts/4")[1]
         assert "Test receipt" in test_receipt["text"] and test_receipt["peer"].startswith("127.0.0.1:")
         expect(feed).to_have_count(4)
