@@ -31,7 +31,7 @@ from printerd.http.api import PrinterdAPI
 from printerd.http.auth import Authenticator, LimitedRequest
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.stream import StreamHub
-from printerd.listener import ListenerService
+from printerd.listener import ListenerService, default_backlog, with_backlog
 from printerd.metrics import ReactorLag, make_registry
 from printerd.rawport.factory import (
     RawPrintFactory, RawPrinter, admission_limits, job_settings,
@@ -176,7 +176,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     raw_listeners = [(f"printers.{name}", name, description)
                      for name, description in settings.printers] \
         or [("raw_listen", settings.printer_name, settings.raw_listen)]
-    raw_endpoints = [_endpoint(reactor, setting, description)
+    backlog = default_backlog()
+    raw_endpoints = [_endpoint(reactor, setting, with_backlog(description, backlog))
                      for setting, _, description in raw_listeners]
     http_endpoint = _endpoint(reactor, "http_listen", settings.http_listen)
     try:

@@ -1,0 +1,130 @@
+"""
+Attacks on the raw port, each reproduced against the real daemon (loopback only, bounded in
+count and time).
+
+127.0.0.1, 127.0.0.2 and 127.0.0.3 are three hosts to the daemon (all loopback on Linux).
+"""
+
+from __future__ import annotations
+
+import errno
+import resource
+import selectors
+import socket
+import time
+import urllib.parse
+
+import pytest
+
+from bench.common import process_figures
+from bench.daemon import Daemon
+
+pytestmark = pytest.mark.e2e
+
+ATTACKER, PRINTING_HOST, POS_HOST = "127.0.0.1", "127.0.0.2", "127.0.0.3"
+RESET = b"\x1b@"  # ESC @: prints nothing
+DLE_EOT_1 = b"\x10\x04\x01"
+GS_I_65 = b"\x1dI\x41"  # firmware version: 3 bytes in, 15 out
+
+
+def connect_from(host: str, port: int, timeout: float = 10) -> socket.socket:
+    sock = socket.socket()
+    sock.settimeout(timeout)
+    sock.bind((host, 0))
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def connect_without_waiting(host: str, port: int) -> socket.socket:
+    """Start a connection and return at once (the handshake may still be under way)."""
+    sock = socket.socket()
+    sock.setblocking(False)
+    sock.bind((host, 0))
+    code = sock.connect_ex(("127.0.0.1", port))
+    assert code in (0, errno.EINPROGRESS), errno.errorcode.get(code)
+    return sock
+
+
+def stats(daemon: Daemon) -> dict:
+    return daemon.get("/api/stats")[1]
+
+
+def found(daemon: Daemon, text: str) -> list:
+    return daemon.get("/api/receipts?q=" + urllib.parse.quote(text))[1]["receipts"]
+
+
+def seconds_to_store(daemon: Daemon, host: str, text: str, timeout: float = 10) -> float:
+    """Print one receipt from ``host``; seconds until the API finds it stored."""
+    started = time.monotonic()
+    with connect_from(host, daemon.raw_port, timeout) as sock:
+        sock.sendall(b"\x1b@" + text.encode() + b"\n\x1dV\x00")
+    daemon.wait_for(lambda: found(daemon, text), timeout=timeout)
+    return time.monotonic() - started
+
+
+def settle(pid: int, quiet: float = 2, timeout: float = 120) -> None:
+    """Wait until the process has used under 5% of a CPU for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    cpu = process_figures(pid)["cpu_s"]
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = process_figures(pid)["cpu_s"]
+        if now - cpu < 0.05 * quiet:
+            return
+        cpu = now
+    raise AssertionError(f"still busy after {timeout} s")
+
+
+def rss_bytes(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    raise AssertionError("no VmRSS")
+
+
+def use_every_descriptor_allowed() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def test_two_thousand_jobs_at_once_on_a_listener_given_without_backlog_are_all_stored(tmp_path):
+    """Issue 13.4: 2,000 connections opened at once on `tcp:0:interface=127.0.0.1` (no backlog
+    given): every one is accepted and its job stored."""
+    use_every_descriptor_allowed()
+    daemon = Daemon(tmp_path, "--raw-listen=tcp:0:interface=127.0.0.1", "--api-rate=0")
+    selector = selectors.DefaultSelector()
+    failed: list[str] = []
+    try:
+        started = time.monotonic()
+        for n in range(2000):
+            sock = connect_without_waiting(ATTACKER, daemon.raw_port)
+            selector.register(sock, selectors.EVENT_WRITE, n)
+        deadline = time.monotonic() + 60
+        while selector.get_map() and time.monotonic() < deadline:
+            for key, _ in selector.select(timeout=1):
+                sock, n = key.fileobj, key.data
+                selector.unregister(sock)
+                error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                try:
+                    if error:
+                        raise OSError(error, errno.errorcode.get(error))
+                    sock.setblocking(True)
+                    sock.settimeout(10)
+                    sock.sendall(b"\x1b@Burst %d\n\x1dV\x00" % n)
+                except OSError as e:
+                    failed.append(f"{n}: {e}")
+                finally:
+                    sock.close()
+        assert not selector.get_map(), "connections still not established after 60 s"
+        assert failed == []
+        final = daemon.wait_for(lambda: (lambda s: s if s["receipts_total"] >= 2000 else None)(
+            stats(daemon)), timeout=60)
+        assert final["receipts_total"] == 2000
+        print(f"2,000 connections at once: all stored {time.monotonic() - started:.1f} s "
+              "after the first connect")
+    finally:
+        for key in list(selector.get_map().values()):
+            key.fileobj.close()
+        daemon.stop()
