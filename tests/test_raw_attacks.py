@@ -1,6 +1,7 @@
 """
 Attacks on the raw port, each reproduced against the real daemon (loopback only, bounded in
-count and time).
+count and time): bursts, clients that never read their replies, replies that ran ahead of
+the commit.
 
 127.0.0.1, 127.0.0.2 and 127.0.0.3 are three hosts to the daemon (all loopback on Linux).
 """
@@ -89,6 +90,44 @@ def use_every_descriptor_allowed() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+def test_fifty_clients_that_query_and_never_read_add_at_most_20_mb(tmp_path):
+    """Issue 13.2: 50 connections send GS I 65 (3 bytes in, 15 out) as fast as the daemon
+    takes them and never read a reply; the daemon's RSS grows by at most 20 MB."""
+    daemon = Daemon(tmp_path, "--api-rate=0")
+    socks: list[socket.socket] = []
+    try:
+        daemon.wait_for(lambda: daemon.get("/api/health")[0] == 200)
+        before = rss_bytes(daemon.process.pid)
+        socks = [connect_from(ATTACKER, daemon.raw_port) for _ in range(50)]
+        for sock in socks:
+            sock.setblocking(False)
+        queries = GS_I_65 * 10_000
+        sent, deadline, last_progress = 0, time.monotonic() + 20, time.monotonic()
+        # Until 40 MB are sent (the issue's 38 MiB took RSS from 64 to 311 MB), or every
+        # connection has been blocked for 2 s: the daemon stopped reading them.
+        while sent < 40_000_000 and time.monotonic() < deadline \
+                and time.monotonic() - last_progress < 2:
+            for sock in socks:
+                try:
+                    n = sock.send(queries)
+                except BlockingIOError:
+                    continue
+                sent += n
+                last_progress = time.monotonic()
+            time.sleep(0.001)
+        settle(daemon.process.pid)  # the daemon has answered what it read
+        read = stats(daemon)["bytes_total"]
+        grown = rss_bytes(daemon.process.pid) - before
+        print(f"sent {sent / 1e6:.1f} MB of GS I 65 on 50 connections, the daemon read "
+              f"{read / 1e6:.1f} MB; RSS grew {grown / 1e6:.1f} MB")
+        assert grown <= 20_000_000, f"RSS grew {grown / 1e6:.1f} MB"
+        assert daemon.get("/api/health")[0] == 200
+    finally:
+        for sock in socks:
+            sock.close()
+        daemon.stop()
+
+
 def test_two_thousand_jobs_at_once_on_a_listener_given_without_backlog_are_all_stored(tmp_path):
     """Issue 13.4: 2,000 connections opened at once on `tcp:0:interface=127.0.0.1` (no backlog
     given): every one is accepted and its job stored."""
@@ -127,4 +166,20 @@ def test_two_thousand_jobs_at_once_on_a_listener_given_without_backlog_are_all_s
     finally:
         for key in list(selector.get_map().values()):
             key.fileobj.close()
+        daemon.stop()
+
+
+def test_a_status_reply_after_a_receipt_means_the_receipt_is_stored(tmp_path):
+    """Issue 13.12: with a 1 s group commit delay, a POS prints a receipt and asks DLE EOT 1
+    on the same connection; when the reply arrives, the receipt is already in the database."""
+    daemon = Daemon(tmp_path, "--commit-delay=1", "--api-rate=0")
+    try:
+        with connect_from(POS_HOST, daemon.raw_port) as sock:
+            sock.sendall(DLE_EOT_1)  # nothing printed yet: answered at once
+            assert sock.recv(1) == b"\x16"
+            sock.sendall(b"\x1b@Acknowledged order\n\x1dV\x00" + DLE_EOT_1)
+            assert sock.recv(1) == b"\x16"
+            assert [r["text"] for r in found(daemon, "Acknowledged order")] \
+                == ["Acknowledged order"]
+    finally:
         daemon.stop()

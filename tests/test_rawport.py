@@ -21,7 +21,9 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from printerd.config import Settings
 from printerd.escpos.status import PrinterState
 from printerd.rawport.factory import RawPrintFactory, admission_limits, job_settings
-from printerd.rawport.protocol import EndedJob, RawPrintProtocol
+from printerd.rawport.protocol import SLICE, EndedJob, RawPrintProtocol
+
+GS_I_65 = b"\x1dI\x41"  # firmware version: 3 bytes in, 15 out
 
 
 class RecordingPort:
@@ -481,9 +483,13 @@ def test_scanner_probes_against_the_real_daemon_store_nothing_and_real_jobs_stil
         printer.text("Scanned, still printing\n")
         printer.cut()
         printer.close()
+        def all_stored(stats: dict) -> bool:
+            # Every job started, ended (parsed) and its receipts committed.
+            return stats["jobs_total"] >= len(jobs) + 1 and stats["connections_active"] == 0 \
+                and stats["receipts_pending"] == 0
+
         stored = daemon.wait_for(lambda: daemon.get("/api/receipts?limit=500")[1]["receipts"]
-                                 if daemon.get("/api/stats")[1]["jobs_total"] >= len(jobs) + 1
-                                 else None)
+                                 if all_stored(daemon.get("/api/stats")[1]) else None)
         texts = [receipt["text"] for receipt in stored]
         assert "Scanned, still printing" in texts
         assert any("default" in text for text in texts)  # LPD's "\x01default\n"
@@ -518,3 +524,97 @@ def test_the_verdict_never_waits_past_the_prefix_limit(data):
     assert classify(data, complete=True) != NEED_MORE
     if len(data) >= MAX_PREFIX:
         assert classify(data) != NEED_MORE
+
+
+class SlowReaderTransport(StringTransport):
+    """A transport whose client reads only when told: it pauses its producer past ``bound``
+    unsent bytes and resumes it once the client has read them all, as Twisted's TCP does."""
+
+    def __init__(self, bound: int = 64 * 1024) -> None:
+        super().__init__()
+        self.bound = bound
+        self.read_by_client = 0
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self.producer is not None and len(self.value()) - self.read_by_client > self.bound:
+            self.producer.pauseProducing()
+
+    def client_reads(self) -> None:
+        self.read_by_client = len(self.value())
+        if self.producer is not None:
+            self.producer.resumeProducing()
+
+
+def test_reading_stops_while_the_transport_holds_unsent_replies():
+    sink = MemoryJobSink()
+    protocol, transport, _ = connect_protocol(sink)
+    assert transport.producer is protocol  # the protocol learns when its replies are taken
+    protocol.pauseProducing()  # as the transport does past its buffer size
+    assert transport.producerState == "paused"
+    protocol.dataReceived(b"\x10\x04\x01" * 3)  # read before the pause took effect
+    assert transport.value() == b""
+    protocol.resumeProducing()
+    assert transport.value() == b"\x16\x16\x16"
+    assert transport.producerState == "producing"
+
+
+def test_a_client_that_never_reads_gets_at_most_one_slice_of_replies_past_the_bound():
+    sink = MemoryJobSink()
+    clock = MemoryReactorClock()
+    protocol = RawPrintProtocol(job_settings(Settings()), sink, OpenGate(), clock,
+                                "10.0.0.9:5000", "10.0.0.9")
+    transport = SlowReaderTransport(bound=64 * 1024)
+    protocol.makeConnection(transport)
+    queries = GS_I_65 * 20_000  # 60 KB in, 300 KB of replies
+    protocol.dataReceived(queries)
+    reply = b"_30.00 ESC/POS\x00"
+    assert len(transport.value()) <= 64 * 1024 + SLICE // 3 * len(reply)
+    assert transport.producerState == "paused"
+    for _ in range(20):
+        transport.client_reads()
+    assert transport.value() == reply * 20_000
+    assert transport.producerState == "producing"
+    assert sink.replies == 20_000
+
+
+def test_a_reply_after_a_receipt_is_sent_once_the_receipt_is_committed():
+    sink = MemoryJobSink()
+    protocol, transport, _ = connect_protocol(sink)
+    protocol.dataReceived(b"\x10\x04\x01")  # nothing printed yet: answered at once
+    assert transport.value() == b"\x16"
+    protocol.dataReceived(b"\x10\x04\x02Table 5\n\x1dV\x00\x10\x04\x01")
+    assert transport.value() == b"\x16\x12"  # the query before the receipt went at once
+    sink.commits[0].callback(None)
+    assert transport.value() == b"\x16\x12\x16"
+
+
+def test_replies_keep_their_order_behind_commits_that_finish_out_of_order():
+    from printerd.escpos.status import automatic_status
+
+    sink = MemoryJobSink()
+    protocol, transport, _ = connect_protocol(sink)
+    protocol.dataReceived(b"one\n\x1dV\x00\x10\x04\x01two\n\x1dV\x00\x10\x04\x04\x1da\xff")
+    assert transport.value() == b""
+    sink.commits[1].callback(None)
+    assert transport.value() == b""  # the first receipt is not yet stored
+    sink.commits[0].callback(None)
+    healthy = automatic_status(PrinterState())
+    assert transport.value() == b"\x16\x12" + healthy
+    protocol.dataReceived(b"three\n\x1dV\x00")
+    sink.state = PrinterState(paper="out")
+    protocol.state_changed()  # automatic status back waits behind the commit too
+    assert transport.value() == b"\x16\x12" + healthy
+    sink.commits[2].callback(None)
+    assert transport.value() == b"\x16\x12" + healthy + automatic_status(sink.state)
+
+
+def test_replies_held_behind_a_commit_past_the_bound_stop_reading_until_it_lands():
+    sink = MemoryJobSink()
+    protocol, transport, _ = connect_protocol(sink)
+    protocol.dataReceived(b"receipt\n\x1dV\x00" + GS_I_65 * 10_000)
+    assert transport.value() == b""
+    assert transport.producerState == "paused"
+    sink.commits[0].callback(None)
+    assert transport.value() == b"_30.00 ESC/POS\x00" * 10_000
+    assert transport.producerState == "producing"
