@@ -1,7 +1,7 @@
 """
 Attacks on the raw port, each reproduced against the real daemon (loopback only, bounded in
-count and time): bursts, clients that never read their replies, replies that ran ahead of
-the commit.
+count and time): hosts hoarding slots, clients that never read their replies, bursts, hoards
+of parked connections under a small descriptor limit, replies that ran ahead of the commit.
 
 127.0.0.1, 127.0.0.2 and 127.0.0.3 are three hosts to the daemon (all loopback on Linux).
 """
@@ -12,6 +12,7 @@ import errno
 import resource
 import selectors
 import socket
+import threading
 import time
 import urllib.parse
 
@@ -90,6 +91,59 @@ def use_every_descriptor_allowed() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
+class Trickler(threading.Thread):
+    """Holds connections from one host, sending ESC @ on each every ``interval`` seconds."""
+
+    def __init__(self, socks: list[socket.socket], interval: float) -> None:
+        super().__init__(daemon=True)
+        self.socks, self.interval = socks, interval
+        self.stop = threading.Event()
+        self.failed_sends = 0
+
+    def run(self) -> None:
+        while True:
+            for sock in self.socks:
+                try:
+                    sock.sendall(RESET)
+                except OSError:
+                    self.failed_sends += 1  # ended by the daemon: that is allowed
+            if self.stop.wait(self.interval):
+                return
+
+
+def test_fifty_trickling_connections_cannot_keep_another_host_from_printing(tmp_path):
+    """Issue 13.1, with the default settings (50 slots, idle timeout 30 s): one host holds 50
+    connections sending ESC @ every 10 s; jobs from another host are stored within 2 s each,
+    and a POS polling DLE EOT every 2 s on one open connection gets every reply."""
+    use_every_descriptor_allowed()
+    daemon = Daemon(tmp_path, "--api-rate=0")
+    hoard = [connect_from(ATTACKER, daemon.raw_port) for _ in range(50)]
+    trickler = Trickler(hoard, interval=10)
+    trickler.start()
+    pos = None
+    try:
+        daemon.wait_for(lambda: stats(daemon)["connections_active"] == 50)
+        time.sleep(1.5)  # the hoard has printed nothing for a while
+        pos = connect_from(POS_HOST, daemon.raw_port, timeout=5)
+        replies, delays = [], []
+        for poll in range(12):  # 24 s of polling, jobs from another host in between
+            pos.sendall(DLE_EOT_1)
+            replies.append(pos.recv(1))
+            if poll % 4 == 1:
+                delays.append(seconds_to_store(daemon, PRINTING_HOST, f"Table {poll}"))
+            time.sleep(2)
+        print(f"seconds from connect to stored, beside the hoard: {delays}")
+        assert replies == [b"\x16"] * 12
+        assert max(delays) <= 2, delays
+        assert stats(daemon)["receipts_total"] == len(delays)
+    finally:
+        trickler.stop.set()
+        trickler.join(15)
+        for sock in hoard + ([pos] if pos else []):
+            sock.close()
+        daemon.stop()
+
+
 def test_fifty_clients_that_query_and_never_read_add_at_most_20_mb(tmp_path):
     """Issue 13.2: 50 connections send GS I 65 (3 bytes in, 15 out) as fast as the daemon
     takes them and never read a reply; the daemon's RSS grows by at most 20 MB."""
@@ -121,7 +175,7 @@ def test_fifty_clients_that_query_and_never_read_add_at_most_20_mb(tmp_path):
         print(f"sent {sent / 1e6:.1f} MB of GS I 65 on 50 connections, the daemon read "
               f"{read / 1e6:.1f} MB; RSS grew {grown / 1e6:.1f} MB")
         assert grown <= 20_000_000, f"RSS grew {grown / 1e6:.1f} MB"
-        assert daemon.get("/api/health")[0] == 200
+        assert seconds_to_store(daemon, PRINTING_HOST, "still printing") < 10
     finally:
         for sock in socks:
             sock.close()
@@ -166,6 +220,30 @@ def test_two_thousand_jobs_at_once_on_a_listener_given_without_backlog_are_all_s
     finally:
         for key in list(selector.get_map().values()):
             key.fileobj.close()
+        daemon.stop()
+
+
+@pytest.mark.parametrize("options", [(), ("--raw-max-per-peer=4",)])
+def test_eleven_hundred_parked_connections_under_a_1024_descriptor_limit(tmp_path, options):
+    """Issue 13.5: with the daemon limited to 1,024 descriptors, one host opens 1,100
+    connections and holds them; a job from another host is stored, /api/health answers."""
+    use_every_descriptor_allowed()
+    daemon = Daemon(tmp_path, "--api-rate=0", *options,
+                    wrapper=("prlimit", "--nofile=1024:1024"))
+    hoard: list[socket.socket] = []
+    try:
+        for _ in range(1100):
+            hoard.append(connect_without_waiting(ATTACKER, daemon.raw_port))
+        time.sleep(2)  # the daemon takes what it will
+        delay = seconds_to_store(daemon, PRINTING_HOST, "Order from another host", 30)
+        assert delay < 30
+        assert daemon.get("/api/health")[0] == 200
+        print(f"options {options}: another host's job stored in {delay:.2f} s; "
+              f"{stats(daemon)['connections_active']} active, "
+              f"{stats(daemon)['connections_waiting']} waiting")
+    finally:
+        for sock in hoard:
+            sock.close()
         daemon.stop()
 
 

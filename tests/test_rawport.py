@@ -65,7 +65,7 @@ async def committed(store, count: int) -> None:
 
 
 JOB_FIELDS = {"idle_timeout", "max_job_bytes", "two_byte_encoding", "identity"}
-LIMIT_FIELDS = {"max_connections", "max_per_peer"}
+LIMIT_FIELDS = {"max_connections", "max_per_peer", "wait_timeout", "max_open"}
 
 
 def make_factory(store, printer: str = "default", allow=None,
@@ -128,25 +128,21 @@ async def test_a_status_only_connection_stores_nothing(store):
     assert store.pending_count == 0
 
 
-def test_connection_limit_pauses_the_port_and_queues_without_refusing(store):
+def test_over_the_connection_limit_connections_wait_unread_and_none_is_refused(store):
     factory, _ = make_factory(store, max_connections=2)
     port = RecordingPort()
     factory.set_port(port)
     first, t1 = connect(factory, 1)
     second, t2 = connect(factory, 2)
-    assert port.changes == ["paused"]
-    # Accepted in the same batch before the pause took effect: waits, unread, not refused.
     third, t3 = connect(factory, 3)
-    assert t3.producerState == "paused"
+    assert t3.producerState == "paused"  # its bytes stay in the kernel
     assert not t3.disconnecting
     assert (factory.connections_active, factory.connections_waiting) == (2, 1)
+    assert port.changes == []  # the port keeps accepting: a waiting host must be seen
 
     hang_up(first)
     assert t3.producerState == "producing"
     assert (factory.connections_active, factory.connections_waiting) == (2, 0)
-    assert port.changes == ["paused"]  # still at the limit
-    hang_up(second)
-    assert port.changes == ["paused", "resumed"]
     assert factory.counters.connections_total == 3
 
 
@@ -618,3 +614,34 @@ def test_replies_held_behind_a_commit_past_the_bound_stop_reading_until_it_lands
     sink.commits[0].callback(None)
     assert transport.value() == b"_30.00 ESC/POS\x00" * 10_000
     assert transport.producerState == "producing"
+
+
+def test_a_pos_polling_for_an_hour_beside_fifty_tricklers_gets_every_reply(store):
+    """Issue 13.1 in simulated time: 50 connections from one host send ESC @ every 10 s, a
+    POS polls DLE EOT every 2 s on one connection for an hour, another host prints every
+    minute: every poll is answered and every job starts at once."""
+    factory, clock = make_factory(store)
+    tricklers = [connect(factory, 1000 + n) for n in range(50)]
+    assert factory.connections_active == 50
+    clock.advance(5)
+    pos = factory.buildProtocol(IPv4Address("TCP", "10.0.0.3", 9000))
+    pos_transport = StringTransport()
+    pos.makeConnection(pos_transport)
+    started_at_once = 0
+    for second in range(0, 3600, 2):
+        if second % 10 == 0:
+            for protocol, _ in tricklers:
+                protocol.dataReceived(b"\x1b@")
+        pos.dataReceived(b"\x10\x04\x01")
+        if second % 60 == 0:
+            job = factory.buildProtocol(IPv4Address("TCP", "10.0.0.2", 20000 + second))
+            job_transport = StringTransport()
+            job.makeConnection(job_transport)
+            started_at_once += job_transport.producerState == "producing" and job.job is not None
+            job.dataReceived(b"\x1b@Order %d\n\x1dV\x00" % second)
+            job.connectionLost(None)
+        clock.advance(2)
+    assert pos_transport.value() == b"\x16" * 1800
+    assert started_at_once == 60
+    assert factory.counters.receipts_total == 60
+    assert factory.counters.connections_evicted_total >= 1

@@ -224,6 +224,8 @@ class Settings:
         30.0, _positive_float, "seconds an HTTP client may idle or dawdle sending a request")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
+    raw_wait_timeout: float = _setting(
+        60.0, _positive_float, "seconds a raw connection may wait for a slot before it is closed")
 
 
 def env_name(name: str) -> str:

@@ -25,7 +25,7 @@ from printerd import __version__
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
-from printerd.descriptors import raise_open_file_limit
+from printerd.descriptors import DescriptorBudget, raise_open_file_limit
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import PrinterdAPI
 from printerd.http.auth import Authenticator, LimitedRequest
@@ -167,7 +167,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
-    raise_open_file_limit()
+    descriptors = DescriptorBudget.for_limit(raise_open_file_limit())
     tokens = read_tokens(settings)
     if not tokens and not settings.insecure and not listens_only_on_loopback(settings.http_listen):
         fail(f"http_listen: {settings.http_listen!r} is reachable from other machines and no "
@@ -212,8 +212,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
     printers = []
     for (setting, name, description), endpoint in zip(raw_listeners, raw_endpoints, strict=True):
+        limits = admission_limits(settings, max_open=descriptors.raw // len(raw_listeners))
         factory = RawPrintFactory(reactor, store, printer=name, job=job_settings(settings),
-                                  limits=admission_limits(settings), allow=settings.raw_allow)
+                                  limits=limits, allow=settings.raw_allow)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
         raw = ListenerService(setting, description, endpoint, factory,

@@ -1,7 +1,8 @@
 """
 The raw printing port's factory: one per printer.
 
-It refuses peers outside the ``allow`` networks (closed at once and counted), builds a
+It refuses peers outside the ``allow`` networks (closed at once and counted) and connections
+its ``Admission`` cannot take (descriptors, a peer's waiting cap), builds a
 ``RawPrintProtocol`` per connection, and is the jobs' sink: it keeps the printer's state,
 counts into its ``PrinterCounters`` and hands receipts to the store.  Who prints now and who
 waits is the ``Admission``'s business.
@@ -20,6 +21,7 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
 from printerd.config import Settings
+from printerd.descriptors import DescriptorBudget, open_file_limit
 from printerd.escpos.parser import ParsedReceipt
 from printerd.escpos.status import PrinterIdentity, PrinterState
 from printerd.rawport.admission import Admission, AdmissionLimits
@@ -46,10 +48,16 @@ def job_settings(settings: Settings) -> JobSettings:
                                  serial=settings.printer_serial))
 
 
-def admission_limits(settings: Settings) -> AdmissionLimits:
-    """A printer's connection limits from printerd's settings."""
+def admission_limits(settings: Settings, max_open: Optional[int] = None) -> AdmissionLimits:
+    """
+    A printer's connection limits from printerd's settings; ``max_open`` is its share of
+    descriptors (default: the raw ports' share of the process's limit now).
+    """
+    if max_open is None:
+        max_open = DescriptorBudget.for_limit(open_file_limit()).raw
     return AdmissionLimits(max_connections=settings.max_connections,
-                           max_per_peer=settings.raw_max_per_peer)
+                           max_per_peer=settings.raw_max_per_peer,
+                           wait_timeout=settings.raw_wait_timeout, max_open=max_open)
 
 
 class RawPrintFactory(Factory):
@@ -69,7 +77,7 @@ class RawPrintFactory(Factory):
                       for n in (allow if allow is not None else defaults.raw_allow)]
         self.counters = PrinterCounters()
         self.admission: Admission[RawPrintProtocol] = Admission(
-            clock, limits if limits is not None else admission_limits(defaults))
+            clock, limits if limits is not None else admission_limits(defaults), self.counters)
         self._state = PrinterState()
 
     def buildProtocol(self, addr: IAddress) -> Optional[RawPrintProtocol]:  # type: ignore
@@ -78,8 +86,10 @@ class RawPrintFactory(Factory):
             self.counters.connections_refused_total += 1
             self.log.warn("refused raw connection from {host}: not in raw_allow", host=host)
             return None  # Twisted closes the socket
-        self.counters.connections_total += 1
         peer = describe_peer(addr)
+        if not self.admission.accepts(host or peer):
+            return None  # counted and logged by admission; Twisted closes the socket
+        self.counters.connections_total += 1
         return RawPrintProtocol(self.job_settings, self, self.admission, self.clock, peer,
                                 host or peer)
 
