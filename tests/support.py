@@ -1,5 +1,6 @@
 """
-Helpers shared by the tests, in one place: sample jobs, receipts, stores, and ways to wait.
+Helpers shared by the tests, in one place: sample jobs, receipts, stores, the HTTP API built
+as makeService builds it, requests to it, and ways to wait.
 
 A store runs its database calls on real threads (``make_store``: the store's own tests and the
 end-to-end ones) or inline on the calling thread (``make_inline_store``: everything above the
@@ -10,17 +11,38 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Callable, Optional, Sequence, TypeVar
 
+from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
+from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
+from printerd.forwarder.service import Forwarder
+from printerd.http.api import HttpApi
+from printerd.http.auth import Authenticator
+from printerd.http.hosts import AllowedHosts
+from printerd.http.ratelimit import RateLimiter
+from printerd.http.site import HttpConnections
+from printerd.http.routes.forwarder import ForwarderRoutes
+from printerd.http.routes.health import HealthRoutes
+from printerd.http.routes.metrics import MetricsRoutes
+from printerd.http.routes.page import PageRoutes
+from printerd.http.routes.printers import PrinterRoutes
+from printerd.http.routes.receipts import ReceiptRoutes
+from printerd.http.routes.session import SessionRoutes
+from printerd.http.routes.stream import StreamRoutes
+from printerd.http.stream import StreamHub
+from printerd.metrics import Figures, ReactorLag, Sources, make_registry
+from printerd.rawport.factory import RawPrintFactory, RawPrinter
+from printerd.render.document import parsing
+from printerd.render.service import Renderings
+from printerd.retention import Retention
 from printerd.store.receipts import NewReceipt, format_time
-from printerd.store.schema import prepare_database
 from printerd.store.service import ReceiptStore
-from printerd.store.sqlite import SQLiteConnector
+from printerd.store.sqlite import SQLiteEngine
 from printerd.store.threads import DatabaseThreads, InlineRunner
 
 T = TypeVar("T")
@@ -48,9 +70,10 @@ def make_store(path: str, clock: Any = None, readers: int = 2, synchronous: str 
                **kwargs: Any) -> ReceiptStore:
     """A store on a real SQLite file and real threads (call startService to start them)."""
     clock = reactor if clock is None else clock
-    summary = prepare_database(path, synchronous, kwargs.get("recent_size", 500))
-    threads = DatabaseThreads(clock, SQLiteConnector(path, synchronous), readers=readers)
-    return ReceiptStore(clock, path, summary, threads, **kwargs)
+    engine = SQLiteEngine(path, synchronous)
+    summary = engine.prepare(kwargs.get("recent_size", 500))
+    threads = DatabaseThreads(clock, engine, readers=readers)
+    return ReceiptStore(clock, engine, summary, threads, **kwargs)
 
 
 def make_inline_store(path: str, clock: Clock, **kwargs: Any) -> ReceiptStore:
@@ -60,9 +83,77 @@ def make_inline_store(path: str, clock: Clock, **kwargs: Any) -> ReceiptStore:
     (``commit_delay`` is 0 unless given).
     """
     kwargs.setdefault("commit_delay", 0.0)
-    summary = prepare_database(path, "NORMAL", kwargs.get("recent_size", 500))
-    return ReceiptStore(clock, path, summary, InlineRunner(SQLiteConnector(path, "NORMAL")),
-                        **kwargs)
+    engine = SQLiteEngine(path, "NORMAL")
+    summary = engine.prepare(kwargs.get("recent_size", 500))
+    return ReceiptStore(clock, engine, summary, InlineRunner(engine), **kwargs)
+
+
+class LaggingRunner:
+    """
+    A ``ThreadRunner`` for tests whose calls run at once (as ``InlineRunner``) but whose answers
+    arrive ``read_lag`` / ``write_lag`` seconds of ``clock`` later, as from busy threads: a
+    read's rows are as of when it ran, and may be stale by the time they arrive.
+    """
+
+    thread_count = 0
+
+    def __init__(self, inner: InlineRunner, clock: Clock, read_lag: float,
+                 write_lag: float) -> None:
+        self._inner = inner
+        self._clock = clock
+        self._read_lag = read_lag
+        self._write_lag = write_lag
+
+    def start(self) -> None:
+        self._inner.start()
+
+    def stop(self) -> None:
+        self._inner.stop()
+
+    def run_write(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
+        return self._later(self._inner.run_write(fn, *args), self._write_lag)
+
+    def run_read(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
+        return self._later(self._inner.run_read(fn, *args), self._read_lag)
+
+    def _later(self, done: Deferred[T], lag: float) -> Deferred[T]:
+        answer: Deferred[T] = Deferred()
+        results: list[Any] = []
+        done.addBoth(results.append)
+        self._clock.callLater(lag, lambda: answer.callback(results[0]) if not isinstance(
+            results[0], Failure) else answer.errback(results[0]))
+        return answer
+
+
+def make_lagging_store(path: str, clock: Clock, read_lag: float, write_lag: float,
+                       **kwargs: Any) -> ReceiptStore:
+    """An inline store whose answers come late (``LaggingRunner``)."""
+    kwargs.setdefault("commit_delay", 0.0)
+    engine = SQLiteEngine(path, "NORMAL")
+    summary = engine.prepare(kwargs.get("recent_size", 500))
+    runner = LaggingRunner(InlineRunner(engine), clock, read_lag, write_lag)
+    return ReceiptStore(clock, engine, summary, runner, **kwargs)
+
+
+def run_clock_until(clock: Clock, condition: Callable[[], Any], *stubs: Any,
+                    limit: float = 3600.0) -> Any:
+    """
+    Run a simulation on ``clock``: flush the StubTreq clients, then jump to the next timed
+    call, until ``condition()`` is true (returns its value) or ``limit`` seconds have passed.
+    """
+    deadline = clock.seconds() + limit
+    while True:
+        pump(clock, *stubs, rounds=2)
+        value = condition()
+        if value:
+            return value
+        calls = clock.getDelayedCalls()
+        if not calls:
+            raise AssertionError("nothing left to run and the condition is not met")
+        next_time = min(call.getTime() for call in calls)
+        if next_time > deadline:
+            raise AssertionError(f"condition not met within {limit} s of the clock")
+        clock.advance(max(0.0, next_time - clock.seconds()))
 
 
 def result_of(d: Deferred[T]) -> T:
@@ -90,10 +181,11 @@ def pump(clock: Clock, *stubs: Any, rounds: int = 20) -> None:
             stub.flush()
 
 
-def request_json(stub: Any, url: str, method: str = "GET", clock: Optional[Clock] = None,
-                 **kwargs: Any) -> tuple[int, Any]:
+def request(stub: Any, url: str, method: str = "GET", clock: Optional[Clock] = None,
+            **kwargs: Any) -> tuple[Any, bytes]:
     """
-    A request through StubTreq to an API over an inline store: (status, decoded JSON body).
+    A request through StubTreq to an API over an inline store: (response, body).  ``clock``:
+    also run what is due on it meanwhile (a stream's fan-out, a commit).
     """
     d = stub.request(method, "http://printerd" + url, **kwargs)
     if clock is not None:
@@ -102,7 +194,66 @@ def request_json(stub: Any, url: str, method: str = "GET", clock: Optional[Clock
     response = result_of(d)
     body = response.content()
     stub.flush()
-    return response.code, json.loads(result_of(body))
+    return response, result_of(body)
+
+
+def request_json(stub: Any, url: str, method: str = "GET", clock: Optional[Clock] = None,
+                 **kwargs: Any) -> tuple[int, Any]:
+    """A request whose answer must be JSON: (status, decoded body)."""
+    response, body = request(stub, url, method, clock, **kwargs)
+    assert response.headers.getRawHeaders("content-type") == ["application/json"], body
+    return response.code, json.loads(body)
+
+
+def put_json(stub: Any, url: str, body: Any) -> tuple[int, Any]:
+    return request_json(stub, url, "PUT", data=json.dumps(body).encode())
+
+
+def fill(store: ReceiptStore, clock: Clock, count: int) -> list:
+    """``count`` committed receipts, kitchen and bar in turn, a minute apart."""
+    return add_receipts(store, clock, *(
+        draft(f"receipt {i}", printer="bar" if i % 2 else "kitchen", peer="10.0.0.9:1234",
+              at=1_700_000_000 + 60 * i, job=i, raw=b"r%d\n" % i) for i in range(count)))
+
+
+class Api:
+    """
+    Every route module over one store, built as makeService builds them, with the parts a test
+    may want to reach; ``stub`` sends requests to it (StubTreq).
+    """
+
+    def __init__(self, store: ReceiptStore, clock: Clock, *,
+                 printers: Optional[Sequence[RawPrinter]] = None,
+                 hub: Optional[StreamHub] = None, forwarder: Optional[Forwarder] = None,
+                 tokens: tuple[str, ...] = (), limiter: Optional[RateLimiter] = None) -> None:
+        self.clock = clock
+        self.store = store
+        self.printers = list(printers) if printers is not None else [
+            RawPrinter(RawPrintFactory(MemoryReactorClock(), store))]
+        self.hub = hub or StreamHub(clock, store.receipts_after)
+        self.forwarder = forwarder or Forwarder(clock, store, (), http=None)
+        self.authenticator = Authenticator(clock, tokens)
+        self.limiter = limiter or RateLimiter(clock, rate=0, burst=1)
+        factories = tuple(p.factory for p in self.printers)
+        self.retention = Retention(clock, store)
+        renderings = Renderings(store, {f.printer: parsing(f.job_settings.emulation.name,
+                                                           f.job_settings.two_byte_encoding)
+                                        for f in factories})
+        self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
+                                       self.retention, renderings, self.limiter,
+                                       ReactorLag(clock), HttpConnections(), clock.seconds()),
+                               make_registry(store))
+        self.api = HttpApi([
+            HealthRoutes(store, self.printers, self.forwarder, self.authenticator),
+            SessionRoutes(self.authenticator),
+            ReceiptRoutes(store, renderings),
+            StreamRoutes(self.hub),
+            PrinterRoutes(self.printers),
+            ForwarderRoutes(clock, store, self.forwarder),
+            MetricsRoutes(self.figures),
+            PageRoutes(),
+        ], self.authenticator, self.limiter, AllowedHosts(["printerd"]))
+        self.stub = StubTreq(self.api.resource())  # its requests say Host: printerd
 
 
 async def wait_until(condition: Callable[[], Any], timeout: float = 5.0,

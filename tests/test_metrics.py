@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import pytest_twisted
 from prometheus_client.parser import text_string_to_metric_families
-from treq.testing import StubTreq
 from twisted.internet.task import Clock
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.internet.address import IPv4Address
 
-from printerd.http.api import PrinterdAPI
-from printerd.http.stream import StreamHub
-from printerd.metrics import ReactorLag, make_registry
-from printerd.rawport.factory import RawPrintFactory
-from test_api import get
-from test_rawport import committed
+from support import Api, request, request_json
+from printerd.metrics import FIGURES, ReactorLag
+from printerd.rawport.factory import RawPrintFactory, RawPrinter
 
 
 def samples(text: str) -> dict[str, float]:
@@ -25,22 +20,18 @@ def samples(text: str) -> dict[str, float]:
     return found
 
 
-@pytest_twisted.ensureDeferred
-async def test_metrics_follow_jobs_receipts_and_status_queries(store):
-    clock = MemoryReactorClock()
-    factory = RawPrintFactory(clock, store, printer="kitchen")
-    hub = StreamHub(Clock())
-    lag = ReactorLag(Clock())
-    stub = StubTreq(PrinterdAPI(clock, store, factory, hub=hub,
-                                registry=make_registry(store, factory, hub, lag)).resource())
+def test_metrics_follow_jobs_receipts_and_status_queries(inline_store, clock):
+    store = inline_store
+    factory = RawPrintFactory(MemoryReactorClock(), store, printer="kitchen")
+    stub = Api(store, clock, printers=[RawPrinter(factory)]).stub
     protocol = factory.buildProtocol(IPv4Address("TCP", "10.1.1.1", 5))
     protocol.makeConnection(StringTransport())
-    job = b"\x10\x04\x01\x1b\x07A\nB\n\x1dV\x00"
+    job = b"\x10\x04\x01\x1b\x01A\nB\n\x1dV\x00"
     protocol.dataReceived(job)
     protocol.connectionLost(None)
-    await committed(store, 1)
+    clock.advance(store.commit_delay)
 
-    response, body = await get(stub, "/metrics")
+    response, body = request(stub, "/metrics")
     assert response.code == 200
     assert response.headers.getRawHeaders("content-type")[0].startswith("text/plain")
     found = samples(body.decode())
@@ -51,9 +42,33 @@ async def test_metrics_follow_jobs_receipts_and_status_queries(store):
     assert found["printerd_status_queries_total"] == 1
     assert found["printerd_db_commit_seconds_count"] == 1
     assert found["printerd_sse_subscribers"] == 0
-    assert found["printerd_threads"] >= 4
+    assert found["printerd_threads"] >= 1
     assert "process_resident_memory_bytes" in found
     assert 'printer="kitchen"' in body.decode()
+
+
+def test_every_figure_of_the_table_is_in_both_stats_and_metrics_and_nothing_else_is(
+        inline_store, clock):
+    """/api/stats and /metrics come from one table (printerd.metrics.FIGURES): no drift."""
+    from printerd.config import WebhookTarget
+    from printerd.forwarder.service import Forwarder
+
+    forwarder = Forwarder(clock, inline_store, (WebhookTarget("cloud", "http://x/", "s"),),
+                          http=None)
+    stub = Api(inline_store, clock, forwarder=forwarder).stub
+    code, stats = request_json(stub, "/api/stats")
+    response, body = request(stub, "/metrics")
+    families = {family.name for family in text_string_to_metric_families(body.decode())}
+    assert set(stats) == {figure.stats_key for figure in FIGURES}
+    for figure in FIGURES:
+        assert figure.metric in families, figure.metric
+    own = {name for name in families if name.startswith("printerd_")}
+    # The commit latency histogram (and its _created time) is a distribution: Prometheus only.
+    assert own == {f.metric for f in FIGURES if f.metric.startswith("printerd_")} | {
+        "printerd_db_commit_seconds", "printerd_db_commit_seconds_created"}
+    assert stats["junk_connections_total"] == {}
+    assert stats["webhook_attempts_total"] == {"delivered": 0, "failed": 0}
+    assert stats["forwarder_pending"] == 0
 
 
 def test_reactor_lag_measures_late_timers():
@@ -68,15 +83,30 @@ def test_reactor_lag_measures_late_timers():
     lag.stopService()
 
 
-def test_json_log_observer_writes_one_json_object_per_event(capsys):
-    import json
+def test_every_figure_is_documented_in_the_readme():
+    from pathlib import Path
 
-    from twisted.logger import Logger
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    missing = [f.stats_key for f in FIGURES if f"`{f.stats_key}`" not in readme]
+    missing += [f.metric for f in FIGURES if f"`{f.metric}" not in readme]
+    assert missing == []
 
-    from printerd.logs import json_stdout
 
-    observer = json_stdout()
-    Logger(namespace="printerd.test", observer=observer).info("job {job} stored", job=7)
-    line = capsys.readouterr().out.strip("\x1e\n")
-    event = json.loads(line)
-    assert event["log_namespace"] == "printerd.test" and event["job"] == 7
+def test_every_raw_port_counter_is_a_figure(inline_store, clock):
+    """A counter added to PrinterCounters must be added to the table too, or this fails."""
+    import dataclasses
+
+    from printerd.rawport.counters import PrinterCounters
+
+    factory = RawPrintFactory(MemoryReactorClock(), inline_store)
+    stub = Api(inline_store, clock, printers=[RawPrinter(factory)]).stub
+    expected = {}
+    for n, counter in enumerate(dataclasses.fields(PrinterCounters)):
+        if counter.name == "junk_total":
+            factory.counters.junk_total["probe"] = 7001
+            expected[counter.name] = {"probe": 7001}
+        else:
+            setattr(factory.counters, counter.name, 1000 + n)
+            expected[counter.name] = 1000 + n
+    stats = request_json(stub, "/api/stats")[1]
+    assert [name for name, value in expected.items() if value not in stats.values()] == []

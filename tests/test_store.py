@@ -12,8 +12,9 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from printerd.store.receipts import ReceiptQuery, format_time
-from printerd.store.schema import SCHEMA_VERSION, SchemaTooNew, prepare_database
-from printerd.store.sqlite import SQLiteConnector
+from printerd.store.engine import SchemaTooNew
+from printerd.store.sqlite import SQLiteEngine
+from printerd.store.sqlite_schema import SCHEMA_VERSION
 from printerd.store.threads import DatabaseThreads, InlineRunner
 from support import draft, make_store, result_of, wait_until
 
@@ -119,16 +120,16 @@ async def test_a_full_disk_loses_nothing_and_recovers_by_itself(db_path):
 
 
 def test_a_database_newer_than_the_code_refuses_to_open(db_path):
-    prepare_database(db_path)
+    SQLiteEngine(db_path).prepare()
     conn = sqlite3.connect(db_path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
     with pytest.raises(SchemaTooNew, match="newer than this printerd"):
-        prepare_database(db_path)
+        SQLiteEngine(db_path).prepare()
 
 
 def test_new_database_uses_wal_and_incremental_vacuum(db_path):
-    prepare_database(db_path)
+    SQLiteEngine(db_path).prepare()
     conn = sqlite3.connect(db_path)
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert conn.execute("PRAGMA auto_vacuum").fetchone() == (2,)
@@ -141,8 +142,8 @@ def thread_and_connection(conn):
 
 @pytest_twisted.ensureDeferred
 async def test_database_threads_write_on_one_thread_and_read_on_the_others(db_path):
-    prepare_database(db_path)
-    threads = DatabaseThreads(reactor, SQLiteConnector(db_path), readers=3)
+    SQLiteEngine(db_path).prepare()
+    threads = DatabaseThreads(reactor, SQLiteEngine(db_path), readers=3)
     assert threads.thread_count == 4
     threads.start()
     try:
@@ -162,7 +163,7 @@ async def test_database_threads_write_on_one_thread_and_read_on_the_others(db_pa
         threads.stop()
 
 
-class FlakyConnector(SQLiteConnector):
+class FlakyConnector(SQLiteEngine):
     """Counts connections; a ConnectionError stands for a dropped server connection."""
 
     opened = 0
@@ -176,7 +177,7 @@ class FlakyConnector(SQLiteConnector):
 
 
 def test_a_lost_connection_is_opened_again_on_the_next_call(db_path):
-    prepare_database(db_path)
+    SQLiteEngine(db_path).prepare()
     connector = FlakyConnector(db_path)
     runner = InlineRunner(connector)
 
@@ -199,8 +200,8 @@ def test_a_lost_connection_is_opened_again_on_the_next_call(db_path):
 
 
 def test_an_inline_runner_answers_at_once_on_the_calling_thread(db_path):
-    prepare_database(db_path)
-    runner = InlineRunner(SQLiteConnector(db_path))
+    SQLiteEngine(db_path).prepare()
+    runner = InlineRunner(SQLiteEngine(db_path))
     d = runner.run_write(thread_and_connection)
     assert d.called
     assert result_of(d)[0] == threading.current_thread().name
@@ -216,3 +217,25 @@ def test_an_inline_store_commits_on_its_clock_and_reads_at_once(inline_store, cl
     assert [result_of(first).id, result_of(second).id] == [1, 2]
     assert [[r.text for r in group] for group in seen] == [["a", "b"]]  # one group commit
     assert [r.text for r in result_of(inline_store.find_receipts(ReceiptQuery()))] == ["b", "a"]
+
+
+def test_nothing_above_the_store_knows_the_engine():
+    """Only store/ imports a database driver or an engine's module; the rest calls the store."""
+    import ast
+    from pathlib import Path
+
+    import printerd
+
+    engine_modules = {"sqlite3", "printerd.store.sqlite", "printerd.store.sqlite_schema",
+                      "psycopg"}
+    package = Path(printerd.__file__).parent
+    offenders = []
+    for path in package.rglob("*.py"):
+        if path.parent.name == "store":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            offenders += [f"{path.relative_to(package)}: {name}" for name in names
+                          if name in engine_modules]
+    assert offenders == []

@@ -5,19 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
-import pytest_twisted
 import treq
-from treq.testing import StubTreq
-from twisted.internet import reactor
+from twisted.internet.defer import succeed
 from twisted.internet.task import Clock, deferLater
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import StringTransport
 from twisted.web.test.requesthelper import DummyRequest
 
-from printerd.http.api import PrinterdAPI
 from printerd.http.stream import KEEPALIVE, StreamHub, encode_event
-from printerd.rawport.factory import RawPrintFactory
 from printerd.store.receipts import NewReceipt, Receipt, format_time
-from test_api import get_json
+from support import Api, add_receipts, pump, request_json, result_of
+
+
+def nothing_stored(after, limit, printer):
+    """A hub's history when no receipt was stored before its subscribers came."""
+    return succeed([])
 
 
 def draft(i: int, printer: str = "default") -> NewReceipt:
@@ -36,54 +37,55 @@ def parse_events(body: bytes) -> list[dict]:
     return events
 
 
-class Harness:
-    """An API with a hub over a real store, reached through StubTreq."""
+@pytest.fixture
+def store(inline_store):
+    return inline_store
 
-    def __init__(self, store, clock, **hub_options) -> None:
+
+class Harness:
+    """An API with a hub over an inline store, reached through StubTreq, driven by the clock."""
+
+    def __init__(self, store, clock, read_after=None, **hub_options) -> None:
         self.store = store
         self.clock = clock
-        self.hub = StreamHub(clock, **hub_options)
+        self.hub = StreamHub(clock, read_after or store.receipts_after, **hub_options)
         store.on_commit(self.hub.publish)
         self.hub.startService()
-        factory = RawPrintFactory(MemoryReactorClock(), store)
-        self.stub = StubTreq(PrinterdAPI(clock, store, factory, hub=self.hub).resource())
+        self.stub = Api(store, clock, hub=self.hub).stub
 
-    async def open(self, path: str = "/api/stream", headers=None):
+    def open(self, path: str = "/api/stream", headers=None):
         """Open a stream; returns (response, received chunks)."""
         d = self.stub.get("http://printerd" + path, headers=headers)
-        response = await self.pump_until(lambda: d.called and not d.paused and d)
+        self.stub.flush()
+        response = result_of(d)
         chunks: list[bytes] = []
         if response.code == 200:
             treq.collect(response, chunks.append)
+        self.pump()
         return response, chunks
 
-    async def pump_until(self, condition, timeout: float = 5.0):
-        for _ in range(int(timeout / 0.005)):
-            self.clock.advance(0)  # the hub fans out on its clock
-            self.stub.flush()
-            value = condition()
-            if value:
-                return value.result if hasattr(value, "result") else value
-            await deferLater(reactor, 0.005, lambda: None)
-        raise AssertionError("condition not met in time")
+    def commit(self, *drafts):
+        """Commit receipts; the hub fans them out and the clients read them."""
+        stored = add_receipts(self.store, self.clock, *drafts)
+        self.pump()
+        return stored
+
+    def pump(self):
+        pump(self.clock, self.stub)
 
 
-@pytest.fixture
-def clock():
-    return Clock()
+def events_in(chunks) -> list[dict]:
+    return parse_events(b"".join(chunks))
 
 
-@pytest_twisted.ensureDeferred
-async def test_headers_retry_line_and_one_event_per_committed_receipt(store, clock):
+def test_headers_retry_line_and_one_event_per_committed_receipt(store, clock):
     harness = Harness(store, clock)
-    response, chunks = await harness.open()
+    response, chunks = harness.open()
     assert response.headers.getRawHeaders("content-type") == ["text/event-stream"]
     assert response.headers.getRawHeaders("cache-control") == ["no-cache"]
-    await harness.pump_until(lambda: chunks)
     assert chunks[0] == b"retry: 3000\n\n"
-    stored = [await store.add_receipt(draft(i)) for i in range(3)]
-    await harness.pump_until(lambda: len(parse_events(b"".join(chunks))) == 3)
-    events = parse_events(b"".join(chunks))
+    stored = [harness.commit(draft(i))[0] for i in range(3)]
+    events = events_in(chunks)
     assert [e["id"] for e in events] == [r.id for r in stored]
     assert {e["event"] for e in events} == {"receipt"}
     assert events[1]["data"] == stored[1].to_json()
@@ -99,76 +101,77 @@ def test_an_event_is_encoded_once_as_the_spec_says():
     assert event.endswith(b"\n\n") and event.count(b"\n") == 4
 
 
-@pytest_twisted.ensureDeferred
-async def test_resume_replays_then_goes_live_without_gap_or_duplicate(store, clock):
-    for i in range(1200):  # more than two replay pages
-        store.add_receipt(draft(i))
-    await store.add_receipt(draft(1200))
-    harness = Harness(store, clock)
-    response, chunks = await harness.open("/api/stream", headers={"Last-Event-ID": ["150"]})
-    # Commit more while the replay is running.
-    during = [store.add_receipt(draft(2000 + i)) for i in range(300)]
-    for d in during:
-        await d
-    after = [await store.add_receipt(draft(3000 + i)) for i in range(5)]
-    last = after[-1].id
-    await harness.pump_until(lambda: parse_events(b"".join(chunks))[-1:] and
-                             parse_events(b"".join(chunks))[-1]["id"] == last)
-    ids = [e["id"] for e in parse_events(b"".join(chunks))]
-    assert ids == list(range(151, last + 1))
+def test_resume_replays_then_goes_live_without_gap_or_duplicate(store, clock):
+    add_receipts(store, clock, *(draft(i) for i in range(1201)))  # more than two replay pages
+    pages_read_after = []
+
+    def one_page_per_clock_turn(after, limit, printer):
+        # Each replay page is read on the next turn of the clock: receipts committed between
+        # turns land while the replay runs.
+        pages_read_after.append(after)
+        return deferLater(clock, 0, lambda: result_of(store.receipts_after(after, limit, printer)))
+
+    harness = Harness(store, clock, read_after=one_page_per_clock_turn)
+    d = harness.stub.get("http://printerd/api/stream", headers={"Last-Event-ID": ["150"]})
+    harness.stub.flush()
+    chunks: list[bytes] = []
+    treq.collect(result_of(d), chunks.append)
+    for i in range(300):  # a commit per clock turn, replay pages meanwhile
+        add_receipts(store, clock, draft(2000 + i))
+        harness.stub.flush()
+    last = harness.commit(*(draft(3000 + i) for i in range(5)))[-1].id
+    assert pages_read_after[:3] == [150, 650, 1150]  # the replay overlapped the commits
+    assert [e["id"] for e in events_in(chunks)] == list(range(151, last + 1))
 
 
-@pytest_twisted.ensureDeferred
-async def test_after_parameter_and_printer_filter(store, clock):
-    for i in range(6):
-        await store.add_receipt(draft(i, printer="bar" if i % 2 else "kitchen"))
+def test_after_parameter_and_printer_filter(store, clock):
+    add_receipts(store, clock, *(draft(i, printer="bar" if i % 2 else "kitchen")
+                                 for i in range(6)))
     harness = Harness(store, clock)
-    response, chunks = await harness.open("/api/stream?after=2&printer=bar")
-    await store.add_receipt(draft(7, printer="kitchen"))
-    await store.add_receipt(draft(8, printer="bar"))
-    await harness.pump_until(lambda: len(parse_events(b"".join(chunks))) == 3)
-    events = parse_events(b"".join(chunks))
+    response, chunks = harness.open("/api/stream?after=2&printer=bar")
+    harness.commit(draft(7, printer="kitchen"))
+    harness.commit(draft(8, printer="bar"))
+    events = events_in(chunks)
     assert [(e["id"], e["data"]["printer"]) for e in events] == [(4, "bar"), (6, "bar"), (8, "bar")]
 
 
-@pytest_twisted.ensureDeferred
-async def test_keepalive_and_maximum_duration_follow_the_clock(store, clock):
+def test_keepalive_and_maximum_duration_follow_the_clock(store, clock):
     harness = Harness(store, clock, keepalive=15, max_duration=300)
-    response, chunks = await harness.open()
+    response, chunks = harness.open()
     clock.advance(15)
-    await harness.pump_until(lambda: KEEPALIVE in b"".join(chunks))
+    harness.pump()
     assert b"".join(chunks).count(KEEPALIVE) == 1
     done = treq.content(response)
     clock.advance(285)
-    await harness.pump_until(lambda: done.called)
+    harness.pump()
+    assert done.called
     assert harness.hub.subscribers == set()
 
 
-@pytest_twisted.ensureDeferred
-async def test_subscriber_limit_answers_503_with_retry_after(store, clock):
+def test_subscriber_limit_answers_503_with_retry_after(store, clock):
     harness = Harness(store, clock, max_subscribers=2)
-    await harness.open()
-    await harness.open()
-    response, _ = await harness.open()
+    harness.open()
+    harness.open()
+    response, _ = harness.open()
     assert response.code == 503
     assert response.headers.getRawHeaders("retry-after") == ["30"]
-    body = json.loads(await harness.pump_until(lambda: (d := treq.content(response)) and d))
-    assert "maximum of 2" in body["error"]
+    body = treq.content(response)
+    harness.pump()
+    assert "maximum of 2" in json.loads(result_of(body))["error"]
 
 
 @pytest.mark.parametrize("headers, query", [({"Last-Event-ID": ["abc"]}, ""), ({}, "?after=-1"),
                                             ({}, "?since=1")])
-@pytest_twisted.ensureDeferred
-async def test_bad_resume_points_are_400(store, clock, headers, query):
+def test_bad_resume_points_are_400(store, clock, headers, query):
     harness = Harness(store, clock)
-    response, _ = await harness.open("/api/stream" + query, headers=headers)
+    response, _ = harness.open("/api/stream" + query, headers=headers)
     assert response.code == 400
     assert harness.hub.subscribers == set()
 
 
 def test_a_slow_subscriber_is_dropped_at_its_cap_and_others_are_not_delayed():
     clock = Clock()
-    hub = StreamHub(clock, max_buffer=1000)
+    hub = StreamHub(clock, nothing_stored, max_buffer=1000)
     slow_request, fast_request = DummyRequest([b""]), DummyRequest([b""])
     slow_request.transport = StringTransport()
     slow = hub.subscribe(slow_request, None, None)
@@ -185,7 +188,7 @@ def test_a_slow_subscriber_is_dropped_at_its_cap_and_others_are_not_delayed():
 
 def test_a_paused_subscriber_catches_up_in_order_when_resumed():
     clock = Clock()
-    hub = StreamHub(clock, max_buffer=10_000)
+    hub = StreamHub(clock, nothing_stored, max_buffer=10_000)
     request = DummyRequest([b""])
     subscriber = hub.subscribe(request, None, None)
     subscriber.pauseProducing()
@@ -196,18 +199,17 @@ def test_a_paused_subscriber_catches_up_in_order_when_resumed():
     assert [int(w.split(b"\n")[0][4:]) for w in request.written] == [1, 2, 3]
 
 
-@pytest_twisted.ensureDeferred
-async def test_stats_include_stream_counters(store, clock):
+def test_stats_include_stream_counters(store, clock):
     harness = Harness(store, clock)
-    await harness.open()
-    code, body = await get_json(harness.stub, "/api/stats")
+    harness.open()
+    code, body = request_json(harness.stub, "/api/stats")
     assert (body["sse_subscribers"], body["sse_events_total"], body["sse_dropped_slow_total"]) \
         == (1, 0, 0)
 
 
 def test_fan_out_goes_in_slices_and_keeps_event_order():
     clock = Clock()
-    hub = StreamHub(clock, slice_size=3)
+    hub = StreamHub(clock, nothing_stored, slice_size=3)
     requests = [DummyRequest([b""]) for _ in range(5)]
     for request in requests:
         hub.subscribe(request, None, None)
@@ -230,3 +232,21 @@ def test_fan_out_goes_in_slices_and_keeps_event_order():
     assert sorted(len(r.written) for r in requests) == [2] * 5
     ids = [[int(w.split(b"\n")[0][4:]) for w in r.written] for r in requests]
     assert ids == [[1, 2]] * 5
+
+
+def test_one_subscriber_whose_delivery_raises_does_not_stop_the_stream_for_the_others():
+    class BrokenRequest(DummyRequest):
+        def write(self, data):
+            raise RuntimeError("Request.write called on a request after Request.finish")
+
+    clock = Clock()
+    hub = StreamHub(clock, nothing_stored)
+    broken = hub.subscribe(BrokenRequest([b""]), None, None)
+    healthy_request = DummyRequest([b""])
+    hub.subscribe(healthy_request, None, None)
+    hub.publish([Receipt(1, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    clock.advance(0)
+    hub.publish([Receipt(2, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    clock.advance(0)
+    assert [int(w.split(b"\n")[0][4:]) for w in healthy_request.written] == [1, 2]
+    assert broken not in hub.subscribers  # dropped, as the keepalive loop drops it

@@ -1,24 +1,31 @@
 """
-Prometheus metrics for ``GET /metrics``.
+printerd's figures: one table that both ``GET /api/stats`` and ``GET /metrics`` are made from.
 
-Most figures are counters the services keep anyway; a collector reads them at scrape time so
-nothing is counted twice.  Two are measured here: the database commit latency (a histogram fed
-by the store) and the reactor's lag (how late a one-second timer fires).
+Most figures are counters the services keep anyway; they are read at request time so nothing
+is counted twice.  Each row of ``FIGURES`` names a figure once (its /api/stats key, its
+Prometheus name, help, kind, labels) with how to read it, so the two outputs cannot drift
+apart.  Two figures are measured here: the reactor's lag (how late a one-second timer fires)
+and, in Prometheus only as it is a distribution, the database commit latency histogram.
 """
 
 from __future__ import annotations
 
-from typing import Iterator, Optional, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Optional, Sequence, Union
 
-from prometheus_client import CollectorRegistry, Histogram, ProcessCollector
+from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.internet.interfaces import IReactorTime
 
 from printerd import process
-from printerd.periodic import PeriodicJob
+from printerd.store import outbox
 from printerd.forwarder.service import Forwarder
+from printerd.http.ratelimit import RateLimiter
+from printerd.http.site import HttpConnections
 from printerd.http.stream import StreamHub
+from printerd.periodic import PeriodicJob
 from printerd.rawport.factory import RawPrintFactory
+from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.service import ReceiptStore
 
@@ -44,103 +51,265 @@ class ReactorLag(PeriodicJob):
         self._expected = now + self.interval
 
 
-class PrinterdCollector:
-    """Reads printerd's counters at scrape time."""
+@dataclass(frozen=True)
+class Sources:
+    """The services the figures are read from (makeService builds this once)."""
 
-    def __init__(self, store: ReceiptStore, factories: Sequence[RawPrintFactory],
-                 hub: Optional[StreamHub], lag: Optional[ReactorLag],
-                 forwarder: Optional[Forwarder] = None,
-                 retention: Optional[Retention] = None) -> None:
-        self.store = store
-        self.factories = factories
-        self.hub = hub
-        self.lag = lag
-        self.forwarder = forwarder
-        self.retention = retention
-
-    def collect(self) -> Iterator[Metric]:
-        def per_printer(name: str, doc: str, attribute: str, kind: type = CounterMetricFamily):
-            family = kind(name, doc, labels=["printer"])
-            for factory in self.factories:
-                # Counters live in each printer's PrinterCounters; the gauges on its factory.
-                source = factory.counters if hasattr(factory.counters, attribute) else factory
-                family.add_metric([factory.printer], getattr(source, attribute))
-            return family
-
-        def counter(name: str, doc: str, value: float):
-            return CounterMetricFamily(name, doc, value=value)
-
-        def gauge(name: str, doc: str, value: float):
-            return GaugeMetricFamily(name, doc, value=value)
-
-        yield per_printer("printerd_receipts", "Receipts received", "receipts_total")
-        yield counter("printerd_receipts_committed", "Receipts committed since start",
-                      self.store.committed_total)
-        yield gauge("printerd_receipts_stored", "Receipts in the database", self.store.receipts_total)
-        yield gauge("printerd_receipts_pending", "Receipts waiting for their commit",
-                    self.store.pending_count)
-        yield per_printer("printerd_jobs", "Raw print jobs started", "jobs_total")
-        yield per_printer("printerd_received_bytes", "Bytes received on the raw port",
-                          "bytes_total")
-        yield per_printer("printerd_connections", "Raw connections accepted", "connections_total")
-        yield per_printer("printerd_connections_active", "Raw jobs in flight",
-                          "connections_active", GaugeMetricFamily)
-        yield per_printer("printerd_connections_waiting", "Raw connections waiting for a slot",
-                          "connections_waiting", GaugeMetricFamily)
-        yield per_printer("printerd_unknown_commands", "Unknown ESC/POS commands seen",
-                          "unknown_commands_total")
-        yield per_printer("printerd_status_queries", "Real-time status queries answered",
-                          "status_replies_total")
-        junk = CounterMetricFamily("printerd_junk_connections",
-                                   "Printer-port connections that spoke another protocol",
-                                   labels=["printer", "protocol"])
-        for factory in self.factories:
-            for kind, count in factory.counters.junk_total.items():
-                junk.add_metric([factory.printer, kind], count)
-        yield junk
-        yield gauge("printerd_threads", "OS threads of the process", process.thread_count())
-        yield gauge("printerd_database_bytes", "Database and WAL size on disk",
-                    self.store.database_bytes())
-        if self.hub is not None:
-            yield gauge("printerd_sse_subscribers", "Open /api/stream subscribers",
-                        len(self.hub.subscribers))
-            yield counter("printerd_sse_events", "Stream events published", self.hub.events_total)
-            yield counter("printerd_sse_dropped_slow", "Stream subscribers dropped for lagging",
-                          self.hub.dropped_slow_total)
-        if self.forwarder is not None:
-            outcomes = CounterMetricFamily("printerd_webhook_attempts",
-                                           "Webhook delivery attempts by outcome",
-                                           labels=["target", "outcome"])
-            in_flight = GaugeMetricFamily("printerd_webhook_in_flight", "Webhook POSTs in flight",
-                                          labels=["target"])
-            for name, state in self.forwarder.targets.items():
-                outcomes.add_metric([name, "delivered"], state.delivered)
-                outcomes.add_metric([name, "failed"], state.failed)
-                in_flight.add_metric([name], state.in_flight)
-            yield outcomes
-            yield in_flight
-            yield gauge("printerd_webhook_due", "Deliveries due at the forwarder's last poll "
-                        "(at most 200; /api/forwarder has the full counts)", self.forwarder.due)
-        if self.retention is not None:
-            yield counter("printerd_retention_deleted", "Receipts deleted by retention",
-                          self.retention.deleted_total)
-        if self.lag is not None:
-            yield gauge("printerd_reactor_lag_seconds",
-                        "How late the last one-second reactor timer fired", self.lag.last_lag)
-            yield gauge("printerd_reactor_lag_max_seconds", "Largest reactor lag seen",
-                        self.lag.max_lag)
+    clock: IReactorTime
+    store: ReceiptStore
+    factories: tuple[RawPrintFactory, ...]
+    hub: StreamHub
+    forwarder: Forwarder
+    retention: Retention
+    renderings: Renderings
+    limiter: RateLimiter
+    lag: ReactorLag
+    http: HttpConnections
+    started_at: float
+    # Deliveries per target and state: read from the database for each reading.
+    outbox: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
 
-def make_registry(store: ReceiptStore, factories: RawPrintFactory | Sequence[RawPrintFactory],
-                  hub: Optional[StreamHub],
-                  lag: Optional[ReactorLag], forwarder: Optional[Forwarder] = None,
-                  retention: Optional[Retention] = None) -> CollectorRegistry:
-    """A registry of printerd's metrics (its own, not the global one: tests build several)."""
+Number = Union[int, float]
+Samples = list[tuple[tuple[str, ...], Number]]  # (label values, value)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One row of the table: a figure, both its names, and how to read it."""
+
+    stats_key: str  # its key in /api/stats
+    metric: str  # its Prometheus family name (a counter's samples get "_total" appended)
+    help: str
+    kind: Literal["counter", "gauge"]
+    read: Callable[[Sources], Any]  # a number, or Samples when it has labels
+    labels: tuple[str, ...] = ()
+    # /api/stats shows a labelled figure as its sum, or as a dict keyed by this label.
+    stats_by: Optional[str] = None
+    # Exported by prometheus_client's own process collector under ``metric``.
+    process_collector: bool = False
+
+
+def _per_printer(attribute: str) -> Callable[[Sources], Samples]:
+    """A gauge each printer's factory reports (connections active, waiting)."""
+    return lambda s: [((f.printer,), getattr(f, attribute)) for f in s.factories]
+
+
+def _printer_counter(attribute: str) -> Callable[[Sources], Samples]:
+    """A counter of each printer's PrinterCounters."""
+    return lambda s: [((f.printer,), getattr(f.counters, attribute)) for f in s.factories]
+
+
+def _tee(read: Callable[[Any], Number]) -> Callable[[Sources], Samples]:
+    """A figure of each printer's tee (printers without one have no sample)."""
+    return lambda s: [((f.printer,), read(f.tee)) for f in s.factories if f.tee is not None]
+
+
+def _tee_jobs(s: Sources) -> Samples:
+    return [((f.printer, outcome), getattr(f.tee.counters, f"jobs_{outcome}_total"))
+            for f in s.factories if f.tee is not None for outcome in ("relayed", "not_relayed")]
+
+
+def _per_target(read: Callable[[Sources, str], Number]) -> Callable[[Sources], Samples]:
+    return lambda s: [((name,), read(s, name)) for name in s.forwarder.targets]
+
+
+def _junk(s: Sources) -> Samples:
+    return [((f.printer, kind), count) for f in s.factories for kind, count in f.counters.junk_total.items()]
+
+
+def _attempts(s: Sources) -> Samples:
+    return [((name, outcome), getattr(state, outcome))
+            for name, state in s.forwarder.targets.items() for outcome in ("delivered", "failed")]
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("receipts_total", "printerd_receipts_stored", "Receipts in the database", "gauge",
+           lambda s: s.store.receipts_total),
+    Figure("receipts_pending", "printerd_receipts_pending", "Receipts waiting for their commit",
+           "gauge", lambda s: s.store.pending_count),
+    Figure("receipts_received_total", "printerd_receipts", "Receipts received on the raw port",
+           "counter", _printer_counter("receipts_total"), ("printer",)),
+    Figure("receipts_committed_total", "printerd_receipts_committed",
+           "Receipts committed since start", "counter", lambda s: s.store.committed_total),
+    Figure("jobs_total", "printerd_jobs", "Raw print jobs started", "counter",
+           _printer_counter("jobs_total"), ("printer",)),
+    Figure("bytes_total", "printerd_received_bytes", "Bytes received on the raw port", "counter",
+           _printer_counter("bytes_total"), ("printer",)),
+    Figure("connections_active", "printerd_connections_active", "Raw jobs in flight", "gauge",
+           _per_printer("connections_active"), ("printer",)),
+    Figure("connections_waiting", "printerd_connections_waiting",
+           "Raw connections waiting for a slot (accepted, and in the kernel's backlog)", "gauge",
+           _per_printer("connections_waiting"), ("printer",)),
+    Figure("connections_total", "printerd_connections", "Raw connections accepted", "counter",
+           _printer_counter("connections_total"), ("printer",)),
+    Figure("connections_refused_total", "printerd_connections_refused",
+           "Raw connections refused (peer not in raw_allow)", "counter",
+           _printer_counter("connections_refused_total"), ("printer",)),
+    Figure("connections_turned_away_total", "printerd_connections_turned_away",
+           "Raw connections closed before a slot: over the port's descriptor share, or a host "
+           "holding its cap without printing", "counter",
+           _printer_counter("connections_turned_away_total"), ("printer",)),
+    Figure("connections_expired_total", "printerd_connections_expired",
+           "Raw connections closed after waiting raw_wait_timeout for a slot", "counter",
+           _printer_counter("connections_expired_total"), ("printer",)),
+    Figure("connections_evicted_total", "printerd_connections_evicted",
+           "Raw jobs that printed nothing, ended to give their slot to a waiting host", "counter",
+           _printer_counter("connections_evicted_total"), ("printer",)),
+    Figure("junk_connections_total", "printerd_junk_connections",
+           "Printer-port connections that spoke another protocol", "counter", _junk,
+           ("printer", "protocol"), stats_by="protocol"),
+    Figure("unknown_commands_total", "printerd_unknown_commands", "Unknown ESC/POS commands seen",
+           "counter", _printer_counter("unknown_commands_total"), ("printer",)),
+    Figure("status_replies_total", "printerd_status_queries", "Real-time status queries answered",
+           "counter", _printer_counter("status_replies_total"), ("printer",)),
+    Figure("tee_up", "printerd_tee_up", "Tee relays whose real printer was reachable at the last "
+           "try (1) or not (0)", "gauge", _tee(lambda t: int(t.up)), ("printer",)),
+    Figure("tee_connections", "printerd_tee_connections", "Tee relay connections open", "gauge",
+           _tee(lambda t: t.open_relays), ("printer",)),
+    Figure("tee_jobs_total", "printerd_tee_jobs", "Raw jobs relayed to the tee's real printer, or "
+           "not", "counter", _tee_jobs, ("printer", "outcome"), stats_by="outcome"),
+    Figure("tee_receipts_undelivered_total", "printerd_tee_receipts_undelivered",
+           "Receipts stored that the tee's real printer did not get", "counter",
+           _tee(lambda t: t.counters.receipts_undelivered_total), ("printer",)),
+    Figure("tee_bytes_total", "printerd_tee_bytes", "Job bytes written to the tee's real printer",
+           "counter", _tee(lambda t: t.counters.bytes_relayed_total), ("printer",)),
+    Figure("tee_connect_failures_total", "printerd_tee_connect_failures",
+           "Connections to the tee's real printer that failed", "counter",
+           _tee(lambda t: t.counters.connect_failures_total), ("printer",)),
+    Figure("tee_connections_lost_total", "printerd_tee_connections_lost",
+           "Tee relay connections lost mid-job", "counter",
+           _tee(lambda t: t.counters.connections_lost_total), ("printer",)),
+    Figure("tee_pauses_total", "printerd_tee_pauses",
+           "Times the tee's real printer paused a POS connection (backpressure)", "counter",
+           _tee(lambda t: t.counters.pauses_total), ("printer",)),
+    Figure("uptime_s", "printerd_uptime_seconds", "Seconds since printerd started", "gauge",
+           lambda s: round(s.clock.seconds() - s.started_at, 3)),
+    Figure("threads", "printerd_threads", "OS threads of the process", "gauge",
+           lambda s: process.thread_count()),
+    Figure("rss_bytes", "process_resident_memory_bytes", "Resident memory of the process", "gauge",
+           lambda s: process.rss_bytes(), process_collector=True),
+    Figure("db_bytes", "printerd_database_bytes", "Database and WAL size on disk", "gauge",
+           lambda s: s.store.database_bytes()),
+    Figure("sse_subscribers", "printerd_sse_subscribers", "Open /api/stream subscribers", "gauge",
+           lambda s: len(s.hub.subscribers)),
+    Figure("sse_events_total", "printerd_sse_events", "Stream events published", "counter",
+           lambda s: s.hub.events_total),
+    Figure("sse_dropped_slow_total", "printerd_sse_dropped_slow",
+           "Stream subscribers dropped for lagging", "counter", lambda s: s.hub.dropped_slow_total),
+    Figure("http_rate_limited_total", "printerd_http_rate_limited",
+           "API requests answered 429 (rate limit)", "counter",
+           lambda s: s.limiter.limited_total),
+    Figure("http_connections", "printerd_http_connections", "Open HTTP connections", "gauge",
+           lambda s: s.http.open),
+    Figure("http_connections_evicted_total", "printerd_http_connections_evicted",
+           "HTTP connections closed at the cap to make room for a new one", "counter",
+           lambda s: s.http.evicted_total),
+    Figure("http_connections_refused_total", "printerd_http_connections_refused",
+           "HTTP connections answered 503 at the cap (every connection busy)", "counter",
+           lambda s: s.http.refused_total),
+    Figure("http_requests_timed_out_total", "printerd_http_requests_timed_out",
+           "HTTP requests not received within http_request_timeout (408)", "counter",
+           lambda s: s.http.timed_out_total),
+    Figure("http_requests_malformed_total", "printerd_http_requests_malformed",
+           "HTTP requests answered 400 before any route (malformed, head over 16 KiB)",
+           "counter", lambda s: s.http.malformed_total),
+    Figure("renders_total", "printerd_renders", "Receipt renderings made (cache misses)",
+           "counter", lambda s: s.renderings.renders_total),
+    Figure("forwarder_pending", "printerd_webhook_pending", "Webhook deliveries waiting", "gauge",
+           _per_target(lambda s, name: s.outbox.get(name, {}).get(outbox.PENDING, 0)),
+           ("target",)),
+    Figure("forwarder_dead", "printerd_webhook_dead", "Webhook deliveries dead-lettered", "gauge",
+           _per_target(lambda s, name: s.outbox.get(name, {}).get(outbox.DEAD, 0)), ("target",)),
+    Figure("webhook_attempts_total", "printerd_webhook_attempts",
+           "Webhook delivery attempts by outcome", "counter", _attempts, ("target", "outcome"),
+           stats_by="outcome"),
+    Figure("webhook_in_flight", "printerd_webhook_in_flight", "Webhook POSTs in flight", "gauge",
+           _per_target(lambda s, name: s.forwarder.targets[name].in_flight), ("target",)),
+    Figure("webhook_due", "printerd_webhook_due", "Deliveries due at the forwarder's last poll "
+           "(at most 200; /api/forwarder has the full counts)", "gauge",
+           lambda s: s.forwarder.due),
+    Figure("retention_deleted_total", "printerd_retention_deleted",
+           "Receipts deleted by retention", "counter", lambda s: s.retention.deleted_total),
+    Figure("retention_failures_total", "printerd_retention_failures", "Retention runs that failed",
+           "counter", lambda s: s.retention.runs_failed),
+    Figure("reactor_lag_s", "printerd_reactor_lag_seconds",
+           "How late the last one-second reactor timer fired", "gauge",
+           lambda s: s.lag.last_lag),
+    Figure("reactor_lag_max_s", "printerd_reactor_lag_max_seconds", "Largest reactor lag seen",
+           "gauge", lambda s: s.lag.max_lag),
+)
+
+
+Reading = dict[str, Any]  # stats key -> what the figure's read gave
+
+
+class Figures:
+    """Reads every figure of the table at once; renders a reading as stats or as metrics."""
+
+    def __init__(self, sources: Sources, registry: CollectorRegistry,
+                 table: Sequence[Figure] = FIGURES) -> None:
+        self.sources = sources
+        self.registry = registry  # the process collector and the commit latency histogram
+        self.table = tuple(table)
+
+    async def read(self) -> Reading:
+        counts = await self.sources.store.delivery_counts()
+        sources = replace(self.sources, outbox=counts)
+        return {figure.stats_key: figure.read(sources) for figure in self.table}
+
+    def stats(self, reading: Reading) -> dict[str, Any]:
+        """The reading as ``/api/stats`` shows it: labelled figures summed or keyed."""
+        stats: dict[str, Any] = {}
+        for figure in self.table:
+            value = reading[figure.stats_key]
+            if not figure.labels:
+                stats[figure.stats_key] = value
+            elif figure.stats_by is None:
+                stats[figure.stats_key] = sum(v for _, v in value)
+            else:
+                position = figure.labels.index(figure.stats_by)
+                by: dict[str, Number] = {}
+                for labels, v in value:
+                    by[labels[position]] = by.get(labels[position], 0) + v
+                stats[figure.stats_key] = by
+        return stats
+
+    def families(self, reading: Reading) -> Iterator[Metric]:
+        for figure in self.table:
+            if figure.process_collector:
+                continue
+            kind = CounterMetricFamily if figure.kind == "counter" else GaugeMetricFamily
+            value = reading[figure.stats_key]
+            if not figure.labels:
+                yield kind(figure.metric, figure.help, value=value)
+                continue
+            family = kind(figure.metric, figure.help, labels=list(figure.labels))
+            for labels, v in value:
+                family.add_metric(list(labels), v)
+            yield family
+
+    def prometheus(self, reading: Reading) -> bytes:
+        """The reading in the Prometheus text format, then the registry's own metrics."""
+        return generate_latest(_Collected(self.families(reading))) + generate_latest(self.registry)
+
+
+class _Collected:
+    """Families already read, in the shape ``generate_latest`` reads a registry."""
+
+    def __init__(self, families: Iterable[Metric]) -> None:
+        self._families = list(families)
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+def make_registry(store: ReceiptStore) -> CollectorRegistry:
+    """
+    The metrics prometheus_client keeps itself: the process's (memory, CPU, descriptors) and
+    the commit latency histogram (a registry of printerd's own: tests build several).
+    """
     registry = CollectorRegistry()
-    if isinstance(factories, RawPrintFactory):
-        factories = [factories]
-    registry.register(PrinterdCollector(
-        store, factories, hub, lag, forwarder, retention))
     ProcessCollector(registry=registry)
     commit_seconds = Histogram(
         "printerd_db_commit_seconds", "From a receipt's arrival at the store to its commit",

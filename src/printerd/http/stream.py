@@ -13,8 +13,8 @@ backed up, events queue in the subscriber, and past ``max_buffer`` bytes it is d
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Optional
+from collections import Counter, deque
+from typing import Callable, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
@@ -23,10 +23,15 @@ from twisted.logger import Logger
 from twisted.web.iweb import IRequest
 from zope.interface import implementer
 
+from printerd.config import DEFAULTS
 from printerd.periodic import PeriodicJob
 from printerd.store.receipts import Receipt
 
 KEEPALIVE = b": keepalive\n\n"
+REPLAY_PAGE = 500  # receipts read per replay query
+
+# The store's receipts_after(after_id, limit, printer): committed receipts in id order.
+ReadAfter = Callable[[int, int, Optional[str]], Deferred[list[Receipt]]]
 
 
 def encode_event(receipt: Receipt) -> bytes:
@@ -51,10 +56,11 @@ class Subscriber:
         self.hub = hub
         self.request = request
         self.printer = printer
+        self.client = ""  # its address, for the per-client cap
         self.last_id = last_id
         self.live = not replaying
         self.done: Deferred[bytes] = Deferred()
-        self._held: list[tuple[int, bytes]] = []
+        self._held: list[tuple[Optional[int], bytes]] = []  # (None, update event)
         self._held_bytes = 0
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
@@ -77,6 +83,18 @@ class Subscriber:
             return
         self.send(receipt_id, event, chunk)
 
+    def update(self, printer: str, event: bytes) -> None:
+        """A stored receipt changed: sent now, or after the replay if one is running."""
+        if self.printer is not None and printer != self.printer:
+            return
+        if not self.live:
+            self._held.append((None, event))
+            self._held_bytes += len(event)
+            if self._held_bytes > self.hub.max_buffer:
+                self.hub.drop_slow(self)
+            return
+        self.write(event)
+
     def send(self, receipt_id: int, event: bytes, chunk: Optional[bytes] = None) -> None:
         """Send an event unless the client already has it (ids only grow)."""
         if receipt_id <= self.last_id:
@@ -89,7 +107,10 @@ class Subscriber:
         held, self._held, self._held_bytes = self._held, [], 0
         self.live = True
         for receipt_id, event in held:
-            self.send(receipt_id, event)
+            if receipt_id is None:
+                self.write(event)
+            else:
+                self.send(receipt_id, event)
 
     # -- bytes out ---------------------------------------------------------------------------
 
@@ -162,7 +183,7 @@ class Subscriber:
 
 
 class SubscriberLimit(Exception):
-    """The hub is full."""
+    """The hub is full, or this client has its share of it; the message says which."""
 
 
 class StreamHub(Service):
@@ -171,15 +192,21 @@ class StreamHub(Service):
     log = Logger()
     name = "stream-hub"
 
-    def __init__(self, clock: IReactorTime, keepalive: float = 15.0,
-                 max_duration: float = 300.0, max_buffer: int = 1024 * 1024,
-                 max_subscribers: int = 10_000, retry_ms: int = 3000,
+    def __init__(self, clock: IReactorTime, read_after: ReadAfter,
+                 keepalive: float = DEFAULTS.sse_keepalive,
+                 max_duration: float = DEFAULTS.sse_max_duration,
+                 max_buffer: int = DEFAULTS.sse_max_buffer,
+                 max_subscribers: int = DEFAULTS.sse_max_subscribers,
+                 max_per_client: int = DEFAULTS.sse_max_per_client, retry_ms: int = 3000,
                  slice_size: int = 1000) -> None:
         self.clock = clock
+        self.read_after = read_after
         self.keepalive = keepalive
         self.max_duration = max_duration
         self.max_buffer = max_buffer
         self.max_subscribers = max_subscribers
+        self.max_per_client = max_per_client
+        self._per_client: Counter[str] = Counter()  # client address -> open streams
         self.retry_ms = retry_ms
         self.slice_size = slice_size
         # Each commit's events (id, printer, event, chunk) and the subscribers still to get them.
@@ -202,17 +229,45 @@ class StreamHub(Service):
             subscriber.end()
 
     def subscribe(self, request: IRequest, printer: Optional[str],
-                  after: Optional[int]) -> Subscriber:
-        """A new subscriber, live at once or (with ``after``) replaying first."""
+                  after: Optional[int], client: str = "") -> Subscriber:
+        """
+        A new subscriber, live at once or (with ``after``) replaying first; ``client`` (its
+        address) may hold at most ``max_per_client`` of the ``max_subscribers`` streams.
+        """
         if len(self.subscribers) >= self.max_subscribers:
-            raise SubscriberLimit()
+            raise SubscriberLimit(f"the stream has its maximum of {self.max_subscribers} "
+                                  "subscribers")
+        if self._per_client[client] >= self.max_per_client:
+            raise SubscriberLimit(f"this client has its maximum of {self.max_per_client} streams")
         subscriber = Subscriber(self, request, printer, after or 0, replaying=after is not None)
+        subscriber.client = client
+        self._per_client[client] += 1
         self.subscribers.add(subscriber)
         subscriber.start_timer(self.clock, self.max_duration)
         return subscriber
 
+    async def serve(self, subscriber: Subscriber) -> bytes:
+        """
+        Replay what a resuming subscriber missed, a page at a time as its socket takes them,
+        then keep it live; fires with b"" when the stream ends (maximum duration, shutdown).
+        """
+        if not subscriber.live:
+            while not subscriber.closed:
+                page = await self.read_after(subscriber.last_id, REPLAY_PAGE, subscriber.printer)
+                for receipt in page:
+                    subscriber.send(receipt.id, encode_event(receipt))
+                if len(page) < REPLAY_PAGE:
+                    break
+                await subscriber.writable()
+            subscriber.go_live()
+        return await subscriber.done
+
     def remove(self, subscriber: Subscriber) -> None:
-        self.subscribers.discard(subscriber)
+        if subscriber in self.subscribers:
+            self.subscribers.discard(subscriber)
+            self._per_client[subscriber.client] -= 1
+            if self._per_client[subscriber.client] <= 0:
+                del self._per_client[subscriber.client]
 
     def publish(self, receipts: list[Receipt]) -> None:
         """
@@ -234,6 +289,22 @@ class StreamHub(Service):
         if self._fanout_call is None:
             self._fanout_call = self.clock.callLater(0, self._fan_out)
 
+    def publish_update(self, receipt: Receipt, kind: bytes = b"receipt.ocr") -> None:
+        """
+        A receipt changed after its commit (OCR read its images): an event of its own type
+        (``event: receipt.ocr``) with the receipt's whole JSON. It has no ``id:`` line: ids are
+        receipt ids in commit order, the point a client resumes from, and an update must not
+        move it (a client that missed the update reads ``ocr_text`` in the receipt itself).
+        """
+        event = b"event: %s\ndata: %s\n\n" % (kind, receipt.json_bytes)
+        self.events_total += 1
+        for subscriber in list(self.subscribers):
+            try:
+                subscriber.update(receipt.printer, event)
+            except Exception:
+                self.log.failure("update to a stream subscriber failed: dropping it")
+                subscriber.close()
+
     def _fan_out(self) -> None:
         budget = self.slice_size
         while self._fanout and budget > 0:
@@ -241,12 +312,21 @@ class StreamHub(Service):
             batch = pending[-budget:]  # from the end: taking them off costs no copying
             del pending[-budget:]
             for subscriber in batch:
-                for receipt_id, printer, event, chunk in events:
-                    subscriber.deliver(receipt_id, printer, event, chunk)
+                self._deliver(subscriber, events)
             budget -= len(batch)
             if not pending:
                 self._fanout.popleft()
         self._fanout_call = self.clock.callLater(0, self._fan_out) if self._fanout else None
+
+    def _deliver(self, subscriber: Subscriber,
+                 events: list[tuple[int, str, bytes, bytes]]) -> None:
+        # One subscriber's failure ends its stream only, never the fan-out to the others.
+        try:
+            for receipt_id, printer, event, chunk in events:
+                subscriber.deliver(receipt_id, printer, event, chunk)
+        except Exception:
+            self.log.failure("delivery to a stream subscriber failed: dropping it")
+            subscriber.close()
 
     def drop_slow(self, subscriber: Subscriber) -> None:
         self.dropped_slow_total += 1

@@ -20,15 +20,17 @@ from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from printerd.config import Settings
+from printerd.config import PrinterConfig, Settings
 from printerd.descriptors import DescriptorBudget, open_file_limit
 from printerd.escpos.parser import ParsedReceipt
 from printerd.escpos.status import PrinterIdentity, PrinterState
 from printerd.rawport.admission import Admission, AdmissionLimits
 from printerd.rawport.counters import PrinterCounters
+from printerd.rawport.emulation import EMULATIONS
 from printerd.rawport.protocol import EndedJob, JobSettings, RawPrintProtocol
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
+from printerd.tee import Tee
 
 
 def describe_peer(address: IAddress) -> str:
@@ -39,13 +41,15 @@ def describe_peer(address: IAddress) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def job_settings(settings: Settings) -> JobSettings:
-    """A printer's job settings from printerd's settings."""
+def job_settings(settings: Settings, printer: Optional[PrinterConfig] = None) -> JobSettings:
+    """A printer's job settings from printerd's settings and the printer's own (by default the
+    one printer the top-level settings describe)."""
+    printer = printer if printer is not None else settings.printer_configs()[0]
     return JobSettings(
         idle_timeout=settings.idle_timeout, max_job_bytes=settings.max_job_bytes,
-        two_byte_encoding=settings.two_byte_encoding,
-        identity=PrinterIdentity(maker=settings.printer_maker, model=settings.printer_model,
-                                 serial=settings.printer_serial))
+        two_byte_encoding=printer.two_byte_encoding,
+        identity=PrinterIdentity(maker=printer.maker, model=printer.model, serial=printer.serial),
+        emulation=EMULATIONS[printer.emulation])
 
 
 def admission_limits(settings: Settings, max_open: Optional[int] = None) -> AdmissionLimits:
@@ -67,7 +71,7 @@ class RawPrintFactory(Factory):
 
     def __init__(self, clock: IReactorTime, store: ReceiptStore, printer: str = "default",
                  job: Optional[JobSettings] = None, limits: Optional[AdmissionLimits] = None,
-                 allow: Optional[tuple[str, ...]] = None) -> None:
+                 allow: Optional[tuple[str, ...]] = None, tee: Optional[Tee] = None) -> None:
         defaults = Settings()
         self.clock = clock
         self.store = store
@@ -76,6 +80,7 @@ class RawPrintFactory(Factory):
         self.allow = [ipaddress.ip_network(n, strict=False)
                       for n in (allow if allow is not None else defaults.raw_allow)]
         self.counters = PrinterCounters()
+        self.tee = tee  # a real printer every job is also sent to, if any
         self.admission: Admission[RawPrintProtocol] = Admission(
             clock, limits if limits is not None else admission_limits(defaults), self.counters)
         self._state = PrinterState()
@@ -91,7 +96,7 @@ class RawPrintFactory(Factory):
             return None  # counted and logged by admission; Twisted closes the socket
         self.counters.connections_total += 1
         return RawPrintProtocol(self.job_settings, self, self.admission, self.clock, peer,
-                                host or peer)
+                                host or peer, self.tee.relay() if self.tee else None)
 
     def _allowed(self, host: str) -> bool:
         try:
@@ -188,3 +193,5 @@ class RawPrinter:
 
     factory: RawPrintFactory
     listener: Optional[Any] = None  # printerd.listener.ListenerService
+    cloudprnt: Optional[Any] = None  # printerd.cloudprnt.CloudPrntPrinter polling for it
+    mdns: Optional[Any] = None  # printerd.mdns.AvahiPublisher advertising it

@@ -5,7 +5,8 @@ The protocol only connects a parser to the transport: bytes in, status replies o
 receipts handed on.  It knows nothing of the factory: its settings (``JobSettings``), where its
 results go (a ``JobSink``) and who hands out slots (a ``Gate``) come in through the constructor.
 It enforces the per-job limits (idle timeout, job size, unsent replies); the gate enforces the
-connection limits.
+connection limits.  A printer with a ``tee`` also hands each job to a ``JobRelay`` as it
+arrives.
 
 Replies are bounded.  The protocol is the push producer of its own transport: when the
 transport holds more unsent bytes than its buffer size (64 KiB), it pauses the protocol, which
@@ -17,7 +18,7 @@ A reply acknowledges what came before it.  A status reply that follows receipts 
 written only once those receipts are committed (the sink's Deferred), so a POS that hears the
 printer answer after a cut knows its receipt is stored.  Replies keep their order: one held
 behind a commit holds the later ones too.  A reply with no uncommitted receipt before it goes
-at once.
+at once.  (With a tee connected, the real printer's answers take the same path.)
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from __future__ import annotations
 import socket
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Optional, Protocol as Interface
+from functools import cached_property
+from typing import Any, Callable, Optional, Protocol as Interface
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime, ITransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -36,6 +38,7 @@ from zope.interface import implementer
 
 from printerd.escpos.junk import NEED_MORE, classify
 from printerd.escpos.parser import Event, ParsedReceipt, StatusQuery
+from printerd.escpos.profiles import PrinterProfile, profile_for
 from printerd.escpos.status import PrinterIdentity, PrinterState
 from printerd.rawport.emulation import ESCPOS, Emulation
 
@@ -58,6 +61,11 @@ class JobSettings:
     two_byte_encoding: str  # FS & two-byte mode
     identity: PrinterIdentity  # what GS I reports
     emulation: Emulation = ESCPOS
+
+    @cached_property
+    def profile(self) -> PrinterProfile:
+        """The model's paper: where print positions may go in this printer's jobs."""
+        return profile_for(self.identity.model)
 
 
 @dataclass(frozen=True)
@@ -97,6 +105,28 @@ class JobSink(Interface):
         """A job has ended."""
 
 
+class JobRelay(Interface):
+    """
+    Another printer that gets a copy of the job as it arrives (``printerd.tee``): it may hold
+    the job's start, and answers status queries in printerd's place while it is connected.
+    """
+
+    def start(self, pos: ITransport, resume: Callable[[], None]) -> bool:
+        """The job starts: True to read now, False to wait until ``resume()`` is called."""
+
+    def forward(self, data: bytes) -> None:
+        """The job's bytes as they arrive (after the junk check, within max_job_bytes)."""
+
+    def reported_state(self, own: PrinterState) -> Optional[PrinterState]:
+        """The state printerd's replies report, or None: the other printer answers instead."""
+
+    def annotate(self, receipt: ParsedReceipt) -> ParsedReceipt:
+        """The receipt as stored (it says whether the other printer got it)."""
+
+    def end(self) -> None:
+        """The job has ended."""
+
+
 class Gate(Interface):
     """Hands out job slots: calls ``start_job`` or ``wait_for_slot`` on each admitted one."""
 
@@ -125,20 +155,22 @@ class RawPrintProtocol(Protocol):
     log = Logger()
 
     def __init__(self, settings: JobSettings, sink: JobSink, gate: Gate, clock: IReactorTime,
-                 peer: str, host: str) -> None:
+                 peer: str, host: str, relay: Optional[JobRelay] = None) -> None:
         self.settings = settings
+        self.relay = relay
         self.sink = sink
         self.gate = gate
         self.clock = clock
         self.peer = peer  # address and port, for logs and receipts
         self.host = host  # the peer's address without port: the per-peer key
         self.job: Optional[int] = None
-        self.parser = settings.emulation.new_parser(settings.two_byte_encoding)
+        # The printer's emulation: its parser, and this connection's status replies.
+        self.parser = settings.emulation.new_parser(settings.two_byte_encoding, settings.profile)
+        self.status = settings.emulation.new_status()
         self.bytes_received = 0
         self.receipts = 0  # handed to the sink so far
         self.started_at = 0.0
         self.last_printed_at = 0.0  # when the job last put something on paper
-        self.auto_status = False  # automatic status back: send status on every change
         self._prefix: Optional[bytearray] = bytearray()  # first bytes, until classified
         self._idle_call: Optional[IDelayedCall] = None
         self._close_call: Optional[IDelayedCall] = None
@@ -146,8 +178,10 @@ class RawPrintProtocol(Protocol):
         self._ending = False  # ending: parse what was read, whatever the replies
         self._truncated = False  # the job went past max_job_bytes
         self._hung_up = False
-        # Flow control: reading stops for any reason here, or while bytes wait to be parsed.
-        self._pauses: set[str] = {"slot"}  # "slot" (not admitted), "consumer" (buffer full)
+        # Flow control: reading stops for any reason here, or while bytes wait to be parsed:
+        # "slot" (not admitted), "consumer" (replies unsent), "relay" (the tee is connecting),
+        # "relay buffer" (the tee's printer has not taken what it was sent).
+        self._pauses: set[str] = {"slot"}
         self._reading = True  # a new transport reads
         self._unparsed = b""
         self._parsed_to = 0  # self._unparsed[:self._parsed_to] is parsed
@@ -170,7 +204,19 @@ class RawPrintProtocol(Protocol):
         self.started_at = self.last_printed_at = self.clock.seconds()
         self._reset_idle_timer()
         self._pauses.discard("slot")
+        # A relay that is still connecting to its printer holds the job's first byte until it
+        # knows whether it will get the bytes and answer the status queries.
+        if self.relay is not None and not self.relay.start(
+                _RelayView(self), self._resume_reading):  # type: ignore[arg-type]
+            self._pauses.add("relay")
         self._update_reading()
+
+    def _resume_reading(self) -> None:
+        """The relay knows whether its printer is there: read the job."""
+        if not self._ended:
+            self._reset_idle_timer()
+            self._pauses.discard("relay")
+            self._update_reading()
 
     def wait_for_slot(self) -> None:
         """Called by the gate when no slot is free: leave the bytes in the kernel."""
@@ -194,6 +240,15 @@ class RawPrintProtocol(Protocol):
 
     def stopProducing(self) -> None:
         """The connection is gone; connectionLost follows."""
+
+    def _relay_paused(self, paused: bool) -> None:
+        """The relay's printer has (not) taken what it was sent: read on or wait."""
+        if paused:
+            self._pauses.add("relay buffer")
+            self._update_reading()
+        else:
+            self._pauses.discard("relay buffer")
+            self._run()
 
     # -- bytes in ----------------------------------------------------------------------------
 
@@ -257,29 +312,38 @@ class RawPrintProtocol(Protocol):
             chunk, self._truncated = chunk[:room], True
         self.bytes_received += len(chunk)
         self.sink.received(len(chunk))
+        if self.relay is not None:
+            self.relay.forward(chunk)
         printed = self.parser.content_bytes
         self._handle(self.parser.feed(chunk))
         if self.parser.content_bytes != printed:
             self.last_printed_at = self.clock.seconds()
 
     def _handle(self, events: list[Event]) -> None:
-        emulation = self.settings.emulation
         replies: list[bytes] = []
         for event in events:
             if isinstance(event, StatusQuery):
-                switch = emulation.automatic_status_switch(event.command)
-                if switch is not None:
-                    self.auto_status = switch
-                reply = emulation.reply(event.command, self.sink.state, self.settings.identity)
-                if reply is not None:
+                state = self._reported_state()
+                # Asked even when the relay answers: the status object keeps ASB and ETB state.
+                reply = self.status.reply(event.command, state or self.sink.state,
+                                          self.settings.identity)
+                if reply is not None and state is not None:
                     replies.append(reply)
             elif isinstance(event, ParsedReceipt):
                 if replies:  # they answer what came before this receipt: not held behind it
                     self._send_replies(replies)
                     replies = []
+                if self.relay is not None:
+                    event = self.relay.annotate(event)
                 self._hand_over(event)
         if replies:
             self._send_replies(replies)
+
+    def _reported_state(self) -> Optional[PrinterState]:
+        """What printerd's replies report; None while a relay's printer answers instead."""
+        if self.relay is None:
+            return self.sink.state
+        return self.relay.reported_state(self.sink.state)
 
     def _send_replies(self, replies: list[bytes]) -> None:
         self.sink.replied(len(replies))
@@ -323,8 +387,10 @@ class RawPrintProtocol(Protocol):
 
     def state_changed(self) -> None:
         """The printer's state was set: with automatic status back enabled, report it."""
-        if self.auto_status and not self._ended:
-            self._write(self.settings.emulation.automatic_status(self.sink.state))
+        state = self._reported_state()
+        update = self.status.state_changed(state or self.sink.state)
+        if update is not None and state is not None and not self._ended:
+            self._write(update)
 
     # -- reading or not ----------------------------------------------------------------------
 
@@ -401,6 +467,8 @@ class RawPrintProtocol(Protocol):
         self._ended = True
         self._cancel_idle_timer()
         self._handle(self.parser.close(truncated=self._truncated))
+        if self.relay is not None:
+            self.relay.end()
         self.sink.end_job(EndedJob(self.job or 0, self.peer, self.receipts, self.bytes_received,
                                    self.clock.seconds() - self.started_at))
 
@@ -413,3 +481,23 @@ class RawPrintProtocol(Protocol):
             self._end_job()
         self._cancel_idle_timer()
         self.gate.release(self)
+
+
+class _RelayView:
+    """
+    The POS connection as a relay sees it (``JobRelay.start``): the real printer's answers go
+    the way printerd's own do (behind uncommitted receipts, within the reply bound), and the
+    relay's backpressure is one more reason for the protocol not to read.
+    """
+
+    def __init__(self, protocol: RawPrintProtocol) -> None:
+        self._protocol = protocol
+
+    def write(self, data: bytes) -> None:
+        self._protocol._write(data)
+
+    def pauseProducing(self) -> None:
+        self._protocol._relay_paused(True)
+
+    def resumeProducing(self) -> None:
+        self._protocol._relay_paused(False)

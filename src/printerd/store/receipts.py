@@ -1,21 +1,14 @@
 """
-Receipts as stored, and the SQL that reads and writes them.
-
-The functions here take a connection and return plain data; they run on the store's pool
-threads, never on the reactor thread.
+Receipts as the store takes and returns them: plain data, the same whichever engine stores them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import datetime, timezone
-from typing import Any, Callable, Optional
-
-from printerd.store.sqlite import write_transaction
+from typing import Any, Optional
 
 
 def format_time(seconds: float) -> str:
@@ -67,12 +60,14 @@ class Receipt:
     truncated: bool
     sha256: str
     details: str = "{}"  # structured content, JSON
+    ocr_text: Optional[str] = None  # read from the images by OCR, once it has run
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "printer": self.printer, "peer": self.peer,
                 "received_at": self.received_at, "job": self.job, "bytes": self.size,
                 "text": self.text, "cut": self.cut, "truncated": self.truncated,
-                "sha256": self.sha256, **EMPTY_DETAILS, **json.loads(self.details)}
+                "sha256": self.sha256, "ocr_text": self.ocr_text, **EMPTY_DETAILS,
+                **json.loads(self.details)}
 
     @cached_property
     def json_bytes(self) -> bytes:
@@ -94,105 +89,15 @@ class ReceiptQuery:
 
 
 RECEIPT_COLUMNS = ("id, printer, peer, received_at, job, bytes, text, cut, truncated, sha256,"
-                   " details")
+                   " details, ocr_text")
 
 
 def receipt_from_row(row: tuple) -> Receipt:
     """A Receipt from a row of RECEIPT_COLUMNS."""
-    id_, printer, peer, received_at, job, size, text, cut, truncated, sha256, details = row
+    (id_, printer, peer, received_at, job, size, text, cut, truncated, sha256, details,
+     ocr_text) = row
     return Receipt(id_, printer, peer, received_at, job, size, text, cut, bool(truncated), sha256,
-                   details)
-
-
-def insert_receipts(conn: sqlite3.Connection, drafts: list[NewReceipt],
-                    outbox: Callable[[str], list[str]] = lambda printer: []) -> list[Receipt]:
-    """
-    Insert drafts in one transaction; return them as committed, in order.
-
-    ``outbox(printer)`` names the webhook targets that want a receipt from that printer; a
-    delivery row for each is written in the same transaction, due at once (time 0).
-    """
-    stored = []
-    with write_transaction(conn):
-        for draft in drafts:
-            digest = hashlib.sha256(draft.raw).hexdigest()
-            cursor = conn.execute(
-                "INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut,"
-                " sha256, truncated, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (draft.printer, draft.peer, draft.received_at, draft.job, len(draft.raw),
-                 draft.raw, draft.text, draft.cut, digest, int(draft.truncated), draft.details),
-            )
-            for target in outbox(draft.printer):
-                conn.execute(
-                    "INSERT INTO deliveries (receipt_id, target, next_attempt_at) VALUES (?, ?, 0)",
-                    (cursor.lastrowid, target))
-            stored.append(Receipt(
-                cursor.lastrowid, draft.printer, draft.peer, draft.received_at,  # type: ignore
-                draft.job, len(draft.raw), draft.text, draft.cut, draft.truncated, digest,
-                draft.details,
-            ))
-    return stored
-
-
-def get_receipt(conn: sqlite3.Connection, receipt_id: int) -> Optional[Receipt]:
-    row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
-    return receipt_from_row(row) if row else None
-
-
-def get_raw(conn: sqlite3.Connection, receipt_id: int) -> Optional[bytes]:
-    row = conn.execute("SELECT raw FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
-    return bytes(row[0]) if row else None
-
-
-def get_printer_and_raw(conn: sqlite3.Connection,
-                        receipt_id: int) -> Optional[tuple[str, bytes]]:
-    """The printer a receipt came from and its raw bytes, in one read (renderers)."""
-    row = conn.execute("SELECT printer, raw FROM receipts WHERE id = ?",
-                       (receipt_id,)).fetchone()
-    return (row[0], bytes(row[1])) if row else None
-
-
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
-def find_receipts(conn: sqlite3.Connection, query: ReceiptQuery) -> list[Receipt]:
-    """Receipts matching query, newest first, at most query.limit."""
-    where, args = [], []
-    conditions = [
-        ("id < ?", query.before),
-        ("id > ?", query.after),
-        ("received_at >= ?", query.since),
-        ("received_at < ?", query.until),
-        ("printer = ?", query.printer),
-    ]
-    for clause, value in conditions:
-        if value is not None:
-            where.append(clause)
-            args.append(value)
-    if query.text:
-        where.append("text LIKE ? ESCAPE '\\'")
-        args.append(_like_pattern(query.text))
-    sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += " ORDER BY id DESC LIMIT ?"
-    args.append(query.limit)
-    return [receipt_from_row(row) for row in conn.execute(sql, args)]
-
-
-def receipts_after(conn: sqlite3.Connection, after: int, limit: int,
-                   printer: Optional[str] = None) -> list[Receipt]:
-    """Receipts with id > after, oldest first (stream replay)."""
-    if printer is None:
-        rows = conn.execute(
-            f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > ? ORDER BY id LIMIT ?", (after, limit))
-    else:
-        rows = conn.execute(
-            f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > ? AND printer = ? ORDER BY id LIMIT ?",
-            (after, printer, limit))
-    return [receipt_from_row(row) for row in rows]
+                   details, ocr_text)
 
 
 @dataclass(frozen=True)
@@ -202,38 +107,3 @@ class StoreSummary:
     receipts: int
     last_job: int
     newest: list[Receipt]
-
-
-def summarize(conn: sqlite3.Connection, newest: int) -> StoreSummary:
-    (count,) = conn.execute("SELECT count(*) FROM receipts").fetchone()
-    (last_job,) = conn.execute("SELECT coalesce(max(job), 0) FROM receipts").fetchone()
-    rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?", (newest,))
-    return StoreSummary(count, last_job,
-                        [receipt_from_row(r) for r in reversed(rows.fetchall())])
-
-
-def purge_batch(conn: sqlite3.Connection, cutoff: str, batch: int) -> tuple[int, int]:
-    """
-    One short write transaction of retention: delivered outbox rows, then receipts older
-    than ``cutoff`` with no pending delivery (with their finished delivery rows).
-    Returns (receipts deleted, delivery rows deleted).
-    """
-    with write_transaction(conn):
-        deliveries = conn.execute(
-            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
-            " WHERE state = 'delivered' LIMIT ?)", (batch,)).rowcount
-        old = [row[0] for row in conn.execute(
-            "SELECT id FROM receipts r WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM"
-            " deliveries d WHERE d.receipt_id = r.id AND d.state = 'pending') ORDER BY id LIMIT ?",
-            (cutoff, batch))]
-        if old:
-            marks = ",".join("?" * len(old))
-            deliveries += conn.execute(
-                f"DELETE FROM deliveries WHERE receipt_id IN ({marks})", old).rowcount
-            conn.execute(f"DELETE FROM receipts WHERE id IN ({marks})", old)
-    return len(old), deliveries
-
-
-def reclaim_space(conn: sqlite3.Connection, pages: int = 1000) -> None:
-    """Give up to ``pages`` free pages back to the file system (retention, after purging)."""
-    conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()

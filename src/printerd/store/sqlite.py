@@ -1,12 +1,24 @@
 """
-SQLite: opening connections with printerd's settings, and the one write-transaction helper.
+The SQLite engine: one database file in WAL mode, its schema in ``sqlite_schema``.
+
+Every method that takes a connection is a thread function (see ``engine.py``): the store runs it
+on its writer or reader threads, never on the reactor thread.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import sqlite3
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from typing import Callable, Iterator, Optional
+
+from printerd.store.engine import DatabaseUnavailable, SchemaTooNew
+from printerd.store.outbox import SharedOutbox
+from printerd.store.receipts import (
+    RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptQuery, StoreSummary, receipt_from_row,
+)
+from printerd.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 
 def connect(path: str, synchronous: str = "FULL") -> sqlite3.Connection:
@@ -39,12 +51,94 @@ def write_transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
 
 
-class SQLiteConnector:
-    """Opens connections to one SQLite file (a ``threads.Connector``)."""
+def migrate(conn: sqlite3.Connection, path: str = "database") -> int:
+    """Bring the schema up to date; return the version it had before."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > SCHEMA_VERSION:
+        raise SchemaTooNew(
+            f"{path} has schema version {version}, newer than this printerd's "
+            f"{SCHEMA_VERSION}: upgrade printerd or use another database"
+        )
+    if version == 0:
+        # Both must be set before the first table exists to take effect.
+        conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        conn.execute("PRAGMA journal_mode = WAL")
+    for number in range(version + 1, SCHEMA_VERSION + 1):
+        with write_transaction(conn):
+            for statement in split_statements(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+    return version
+
+
+def split_statements(script: str) -> list[str]:
+    """Split a migration into statements (executescript would commit on its own)."""
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [s for s in statements if s]
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+class SQLiteEngine(SharedOutbox):
+    """The store's ``engine.Engine`` on one SQLite file."""
+
+    name = "sqlite"
+
+    # One writer takes the write lock (BEGIN IMMEDIATE) before the inner SELECT, so the rows
+    # it picks are the current ones.
+    CLAIM = (
+        "UPDATE deliveries SET claimed_by = ?, claimed_until = ?"
+        " WHERE id IN (SELECT id FROM deliveries WHERE target = ? AND state = 'pending'"
+        " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)"
+        " ORDER BY next_attempt_at, id LIMIT ?) RETURNING id"
+    )
 
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def prepare(self, newest: int = 500) -> StoreSummary:
+        """
+        Create the database's folder, bring its schema up to date, prove it writable, and
+        read what the store needs to start.  Runs once at start-up, before the reactor and the
+        store's threads, so a bad path or a too-new database stops the daemon with a clear
+        message instead of failing later.
+        """
+        try:
+            os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+            conn = self.connect()
+        except (OSError, sqlite3.Error) as e:
+            raise DatabaseUnavailable(f"cannot open {self.path} for writing: {e}") from None
+        try:
+            migrate(conn, self.path)
+            # An unwritable file or folder fails here, not at the first receipt.
+            with write_transaction(conn):
+                pass
+            return self.summarize(conn, newest)
+        except sqlite3.Error as e:
+            raise DatabaseUnavailable(f"cannot open {self.path} for writing: {e}") from None
+        finally:
+            conn.close()
+
+    def summarize(self, conn: sqlite3.Connection, newest: int) -> StoreSummary:
+        (count,) = conn.execute("SELECT count(*) FROM receipts").fetchone()
+        (last_job,) = conn.execute("SELECT coalesce(max(job), 0) FROM receipts").fetchone()
+        rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?",
+                            (newest,))
+        return StoreSummary(count, last_job,
+                            [receipt_from_row(r) for r in reversed(rows.fetchall())])
+
+    # -- connections --------------------------------------------------------------------------
 
     def connect(self) -> sqlite3.Connection:
         return connect(self.path, self.synchronous)
@@ -52,3 +146,143 @@ class SQLiteConnector:
     def is_disconnect(self, error: BaseException) -> bool:
         # A file has no connection to lose; errors (a full disk, a lock) are the statement's.
         return False
+
+    def transaction(self,
+                    conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
+        return write_transaction(conn)
+
+    # -- reactor thread -----------------------------------------------------------------------
+
+    def size_on_disk(self) -> int:
+        """The database file and its WAL (a stat: cheap enough for the reactor thread)."""
+        total = 0
+        for suffix in ("", "-wal"):
+            try:
+                total += os.stat(self.path + suffix).st_size
+            except OSError:
+                pass
+        return total
+
+    # -- writer thread ------------------------------------------------------------------------
+
+    def insert_receipts(self, conn: sqlite3.Connection, drafts: list[NewReceipt],
+                        targets_for: Callable[[str], list[str]] = lambda printer: [],
+                        ) -> list[Receipt]:
+        """
+        Insert drafts in one transaction; return them as committed, in order.  One writer
+        connection makes ids commit in id order.
+
+        ``targets_for(printer)`` names the webhook targets that want a receipt from that
+        printer; a delivery row for each is written in the same transaction, due at once
+        (time 0).
+        """
+        stored = []
+        with write_transaction(conn):
+            for draft in drafts:
+                digest = hashlib.sha256(draft.raw).hexdigest()
+                cursor = conn.execute(
+                    "INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut,"
+                    " sha256, truncated, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (draft.printer, draft.peer, draft.received_at, draft.job, len(draft.raw),
+                     draft.raw, draft.text, draft.cut, digest, int(draft.truncated),
+                     draft.details),
+                )
+                receipt_id: int = cursor.lastrowid  # type: ignore[assignment]
+                for target in targets_for(draft.printer):
+                    conn.execute(
+                        "INSERT INTO deliveries (receipt_id, target, next_attempt_at)"
+                        " VALUES (?, ?, 0)", (receipt_id, target))
+                stored.append(Receipt(
+                    receipt_id, draft.printer, draft.peer, draft.received_at, draft.job,
+                    len(draft.raw), draft.text, draft.cut, draft.truncated, digest,
+                    draft.details,
+                ))
+        return stored
+
+    def set_ocr_text(self, conn: sqlite3.Connection, receipt_id: int,
+                     text: str) -> Optional[Receipt]:
+        """Store the text OCR read from a receipt; the receipt as updated (None: purged)."""
+        with write_transaction(conn):
+            conn.execute("UPDATE receipts SET ocr_text = ? WHERE id = ?", (text, receipt_id))
+            row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = ?",
+                               (receipt_id,)).fetchone()
+        return receipt_from_row(row) if row else None
+
+    def purge_batch(self, conn: sqlite3.Connection, cutoff: str,
+                    batch: int) -> tuple[int, int]:
+        """
+        One short write transaction of retention: delivered outbox rows, then receipts older
+        than ``cutoff`` with no pending delivery (with their finished delivery rows).
+        Returns (receipts deleted, delivery rows deleted).
+        """
+        with write_transaction(conn):
+            deliveries = conn.execute(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
+                " WHERE state = 'delivered' LIMIT ?)", (batch,)).rowcount
+            old = [row[0] for row in conn.execute(
+                "SELECT id FROM receipts r WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM"
+                " deliveries d WHERE d.receipt_id = r.id AND d.state = 'pending')"
+                " ORDER BY id LIMIT ?", (cutoff, batch))]
+            if old:
+                marks = ",".join("?" * len(old))
+                deliveries += conn.execute(
+                    f"DELETE FROM deliveries WHERE receipt_id IN ({marks})", old).rowcount
+                conn.execute(f"DELETE FROM receipts WHERE id IN ({marks})", old)
+        return len(old), deliveries
+
+    def reclaim_space(self, conn: sqlite3.Connection, pages: int = 1000) -> None:
+        """Give up to ``pages`` free pages back to the file system (incremental vacuum)."""
+        conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
+
+    # -- reader threads -----------------------------------------------------------------------
+
+    def get_receipt(self, conn: sqlite3.Connection, receipt_id: int) -> Optional[Receipt]:
+        row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = ?",
+                           (receipt_id,)).fetchone()
+        return receipt_from_row(row) if row else None
+
+    def get_raw(self, conn: sqlite3.Connection, receipt_id: int) -> Optional[bytes]:
+        row = conn.execute("SELECT raw FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def get_printer_and_raw(self, conn: sqlite3.Connection,
+                            receipt_id: int) -> Optional[tuple[str, bytes]]:
+        row = conn.execute("SELECT printer, raw FROM receipts WHERE id = ?",
+                           (receipt_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def find_receipts(self, conn: sqlite3.Connection, query: ReceiptQuery) -> list[Receipt]:
+        """Receipts matching query, newest first, at most query.limit."""
+        where, args = [], []
+        conditions = [
+            ("id < ?", query.before),
+            ("id > ?", query.after),
+            ("received_at >= ?", query.since),
+            ("received_at < ?", query.until),
+            ("printer = ?", query.printer),
+        ]
+        for clause, value in conditions:
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if query.text:
+            # The printed text, or the text OCR read from the receipt's images.
+            where.append("(text LIKE ? ESCAPE '\\' OR ocr_text LIKE ? ESCAPE '\\')")
+            args += [_like_pattern(query.text)] * 2
+        sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT ?"
+        args.append(query.limit)
+        return [receipt_from_row(row) for row in conn.execute(sql, args)]
+
+    def receipts_after(self, conn: sqlite3.Connection, after: int, limit: int,
+                       printer: Optional[str] = None) -> list[Receipt]:
+        """Receipts with id > after, oldest first (stream replay)."""
+        if printer is None:
+            rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > ?"
+                                " ORDER BY id LIMIT ?", (after, limit))
+        else:
+            rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > ?"
+                                " AND printer = ? ORDER BY id LIMIT ?", (after, printer, limit))
+        return [receipt_from_row(row) for row in rows]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from importlib.resources import files
 from typing import Optional
 
@@ -17,13 +17,19 @@ CONTENT_SECURITY_POLICY = (b"default-src 'self'; script-src 'self'; style-src 's
                            b"base-uri 'none'; form-action 'self'")
 
 
-@lru_cache(maxsize=None)
+@cache
+def _files() -> dict[str, tuple[bytes, bytes]]:
+    """Every file of the page by name, read once: the set is fixed at install."""
+    found = {}
+    for resource in files("printerd.web").joinpath("static").iterdir():
+        extension = resource.name.rpartition(".")[2]
+        if resource.is_file() and not resource.name.startswith(".") \
+                and extension in CONTENT_TYPES:
+            found[resource.name] = (resource.read_bytes(), CONTENT_TYPES[extension])
+    return found
+
+
 def static_file(name: str) -> Optional[tuple[bytes, bytes]]:
     """(content, content type) of a file of the page, or None when there is no such file."""
-    extension = name.rpartition(".")[2]
-    if "/" in name or name.startswith(".") or extension not in CONTENT_TYPES:
-        return None
-    resource = files("printerd.web").joinpath("static", name)
-    if not resource.is_file():
-        return None
-    return resource.read_bytes(), CONTENT_TYPES[extension]
+    # A lookup in the fixed set: a name asked for is never remembered.
+    return _files().get(name)

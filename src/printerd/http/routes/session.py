@@ -1,0 +1,39 @@
+"""``POST /api/session``: a browser trades a token for a session cookie."""
+
+from __future__ import annotations
+
+from twisted.web.server import Request
+
+from printerd.http.auth import COOKIE, SESSION_SECONDS, Authenticator, bearer_token
+from printerd.http.params import ApiError, parse_json_body
+from printerd.http.responses import json_app, json_body
+
+MAX_SESSION_BODY = 4096
+
+
+class SessionRoutes:
+    """Logs browsers in (EventSource cannot send an Authorization header, a cookie it can)."""
+
+    app = json_app()
+
+    def __init__(self, authenticator: Authenticator) -> None:
+        self.authenticator = authenticator
+
+    @app.route("/api/session", methods=["POST"])
+    def open_session(self, request: Request) -> bytes:
+        """A token (JSON body or bearer header) buys an HttpOnly cookie."""
+        token = bearer_token(request)
+        if token is None:
+            expected = 'expected {"token": "..."}'
+            body = parse_json_body(request, MAX_SESSION_BODY, expected)
+            if not isinstance(body, dict) or not isinstance(body.get("token"), str):
+                raise ApiError(400, f"body: {expected}")
+            token = body["token"].encode()
+        if not self.authenticator.enabled:
+            raise ApiError(404, "no tokens are configured: the API is open")
+        if not self.authenticator.token_ok(token):
+            raise ApiError(401, "wrong token")
+        request.addCookie(COOKIE, self.authenticator.open_session(token), path=b"/", httpOnly=True,
+                          sameSite="strict", max_age=str(SESSION_SECONDS).encode(),
+                          secure=request.isSecure() or None)
+        return json_body(request, {"ok": True})
