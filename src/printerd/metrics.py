@@ -10,16 +10,19 @@ and, in Prometheus only as it is a distribution, the database commit latency his
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Optional, Sequence, Union
 
+import twisted
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.internet.interfaces import IReactorTime
 
-from printerd import process
+from printerd import __version__, process
 from printerd.store import outbox
 from printerd.forwarder.service import Forwarder
+from printerd.http.measure import RequestMetrics
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections
 from printerd.http.stream import StreamHub
@@ -66,6 +69,7 @@ class Sources:
     lag: ReactorLag
     http: HttpConnections
     started_at: float
+    requests: Optional[RequestMetrics] = None
     # Deliveries per target and state: read from the database for each reading.
     outbox: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
@@ -118,12 +122,22 @@ def _junk(s: Sources) -> Samples:
     return [((f.printer, kind), count) for f in s.factories for kind, count in f.counters.junk_total.items()]
 
 
+def _http_requests(s: Sources) -> Samples:
+    return sorted(s.requests.counts.items()) if s.requests is not None else []
+
+
+def _build_info(s: Sources) -> Samples:
+    return [((__version__, platform.python_version(), twisted.__version__), 1)]
+
+
 def _attempts(s: Sources) -> Samples:
     return [((name, outcome), getattr(state, outcome))
             for name, state in s.forwarder.targets.items() for outcome in ("delivered", "failed")]
 
 
 FIGURES: tuple[Figure, ...] = (
+    Figure("build_info", "printerd_build_info", "Which printerd runs (the value is always 1)",
+           "gauge", _build_info, ("version", "python", "twisted"), stats_by="version"),
     Figure("receipts_total", "printerd_receipts_stored", "Receipts in the database", "gauge",
            lambda s: s.store.receipts_total),
     Figure("receipts_pending", "printerd_receipts_pending", "Receipts waiting for their commit",
@@ -200,6 +214,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("http_rate_limited_total", "printerd_http_rate_limited",
            "API requests answered 429 (rate limit)", "counter",
            lambda s: s.limiter.limited_total),
+    Figure("http_requests_total", "printerd_http_requests",
+           "HTTP requests answered, by route, method and status (disconnected: the client left "
+           "first)", "counter", _http_requests, ("route", "method", "code"), stats_by="code"),
     Figure("http_connections", "printerd_http_connections", "Open HTTP connections", "gauge",
            lambda s: s.http.open),
     Figure("http_connections_evicted_total", "printerd_http_connections_evicted",
@@ -231,6 +248,8 @@ FIGURES: tuple[Figure, ...] = (
            lambda s: s.forwarder.due),
     Figure("retention_deleted_total", "printerd_retention_deleted",
            "Receipts deleted by retention", "counter", lambda s: s.retention.deleted_total),
+    Figure("retention_runs_total", "printerd_retention_runs", "Retention runs started",
+           "counter", lambda s: s.retention.runs_total),
     Figure("retention_failures_total", "printerd_retention_failures", "Retention runs that failed",
            "counter", lambda s: s.retention.runs_failed),
     Figure("reactor_lag_s", "printerd_reactor_lag_seconds",
@@ -304,10 +323,12 @@ class _Collected:
         return self._families
 
 
-def make_registry(store: ReceiptStore) -> CollectorRegistry:
+def make_registry(store: ReceiptStore,
+                  requests: Optional[RequestMetrics] = None) -> CollectorRegistry:
     """
-    The metrics prometheus_client keeps itself: the process's (memory, CPU, descriptors) and
-    the commit latency histogram (a registry of printerd's own: tests build several).
+    The metrics prometheus_client keeps itself: the process's (memory, CPU, descriptors), the
+    commit latency histogram and the HTTP latency histogram by route (a registry of printerd's
+    own: tests build several).
     """
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
@@ -316,4 +337,10 @@ def make_registry(store: ReceiptStore) -> CollectorRegistry:
         registry=registry,
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
     store.on_commit_latency(commit_seconds.observe)
+    if requests is not None:
+        request_seconds = Histogram(
+            "printerd_http_request_seconds", "From a request's arrival to its last byte "
+            "(streams not included), by route", labelnames=["route"], registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        requests.on_latency(lambda route, seconds: request_seconds.labels(route).observe(seconds))
     return registry
