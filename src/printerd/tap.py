@@ -392,7 +392,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     printing = EposPrinting(reactor, store, [
         EposPrinter(p.factory.printer, state=_state_of(p.factory),
                     two_byte_encoding=p.factory.job_settings.two_byte_encoding,
-                    allow=settings.raw_allow, profile=p.factory.job_settings.profile)
+                    allow=p.factory.allow, profile=p.factory.job_settings.profile)
         for p in printers])
     epos = EposEndpoint(printing)
     servers = []

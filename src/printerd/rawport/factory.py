@@ -10,7 +10,6 @@ waits is the ``Admission``'s business.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -20,6 +19,7 @@ from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from printerd.addresses import in_networks, networks
 from printerd.config import PrinterConfig, Settings
 from printerd.descriptors import DescriptorBudget, open_file_limit
 from printerd.escpos.parser import ParsedReceipt
@@ -77,8 +77,7 @@ class RawPrintFactory(Factory):
         self.store = store
         self.printer = printer
         self.job_settings = job if job is not None else job_settings(defaults)
-        self.allow = [ipaddress.ip_network(n, strict=False)
-                      for n in (allow if allow is not None else defaults.raw_allow)]
+        self.allow = networks(allow if allow is not None else defaults.raw_allow)
         self.counters = PrinterCounters()
         self.tee = tee  # a real printer every job is also sent to, if any
         self.admission: Admission[RawPrintProtocol] = Admission(
@@ -87,7 +86,7 @@ class RawPrintFactory(Factory):
 
     def buildProtocol(self, addr: IAddress) -> Optional[RawPrintProtocol]:  # type: ignore
         host = getattr(addr, "host", None)
-        if host is not None and not self._allowed(host):
+        if host is not None and not in_networks(host, self.allow):
             self.counters.connections_refused_total += 1
             self.log.warn("refused raw connection from {host}: not in raw_allow", host=host)
             return None  # Twisted closes the socket
@@ -97,15 +96,6 @@ class RawPrintFactory(Factory):
         self.counters.connections_total += 1
         return RawPrintProtocol(self.job_settings, self, self.admission, self.clock, peer,
                                 host or peer, self.tee.relay() if self.tee else None)
-
-    def _allowed(self, host: str) -> bool:
-        try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            return False
-        if address.version == 6 and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.allow)
 
     # -- wiring: the listener, the store's health, shutdown ---------------------------------
 
