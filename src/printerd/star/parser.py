@@ -19,7 +19,7 @@ import re
 from dataclasses import replace
 from typing import Any, Callable, Optional
 
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, CharacterDecoder
 from printerd.escpos import commands as escpos_commands
 from printerd.escpos.commands import Measured
 from printerd.escpos.layout import TextBuilder, full_lines, line_styles_json
@@ -27,7 +27,7 @@ from printerd.escpos.parser import (
     CAPTURE_LIMIT, CUT_FULL, CUT_NONE, CUT_PARTIAL, Event, Layout, ParsedReceipt, StatusQuery,
 )
 from printerd.escpos.styles import ALIGNMENTS, FONTS, Style, intern
-from printerd.star.codepages import StarCharacterDecoder, international_set
+from printerd.star.codepages import international_set, star_page
 from printerd.star.commands import ESC, measure, measure_raster
 from printerd.star.content import StarContent, columns_to_rows, digit, raster_rows
 from printerd.star.status import ASB_REQUEST, VERSION_REQUEST
@@ -84,7 +84,7 @@ class StarJobParser:
     def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
                  keep_bitmaps: bool = False) -> None:
         self._keep_bitmaps = keep_bitmaps
-        self.decoder = StarCharacterDecoder(two_byte_encoding)
+        self.decoder = CharacterDecoder(two_byte_encoding, star_page)
         self._buffer = bytearray()
         self._skip = 0  # payload bytes of a long command still to pass through
         self._closed = False
@@ -100,7 +100,7 @@ class StarJobParser:
     def _start_receipt(self) -> None:
         previous = getattr(self, "_text", None)
         self._raw = bytearray()
-        self._text = TextBuilder(self.decoder)  # type: ignore[arg-type]
+        self._text = TextBuilder(self.decoder)
         if previous is not None:
             self._text.carry_over(previous)
         self._has_content = False
