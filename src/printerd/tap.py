@@ -63,7 +63,7 @@ from printerd.ocr import OcrWorker, ocr_figure_rows
 from printerd.rawport.factory import (
     RawPrintFactory, RawPrinter, admission_limits, job_settings,
 )
-from printerd.render.document import parsing
+from printerd.render.document import ReceiptPrinter
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
@@ -381,11 +381,11 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     lag.setServiceParent(root)
     authenticator = Authenticator(reactor, options.tokens)
     limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
-    renderings = Renderings(
-        store, {p.factory.printer: parsing(p.factory.job_settings.emulation.name,
-                                           p.factory.job_settings.two_byte_encoding)
-                for p in printers},
-        models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
+    renderings = Renderings(store, {
+        p.factory.printer: ReceiptPrinter(p.factory.job_settings.emulation.name,
+                                          p.factory.job_settings.two_byte_encoding,
+                                          p.factory.job_settings.profile)
+        for p in printers})
     connections = HttpConnections()
     requests = RequestMetrics(reactor)
     # ePOS-Print (HTTP, and Server Direct Print polling) prints on the same printers.
