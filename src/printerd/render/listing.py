@@ -20,13 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from printerd.escpos import commands as escpos
-from printerd.escpos.codepages import CharacterDecoder
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, CharacterDecoder
 from printerd.escpos.status import (
     DEFAULT_IDENTITY, STATUS_QUERY_NAMES, PrinterIdentity, PrinterState,
 )
 from printerd.rawport.emulation import EMULATIONS, StatusReplies
 from printerd.star import commands as star
-from printerd.star.codepages import StarCharacterDecoder, international_set
+from printerd.star.codepages import international_set, star_page
 from printerd.star.content import digit
 from printerd.star.status import ASB_REQUEST, VERSION_REQUEST
 
@@ -72,7 +72,7 @@ class Listing:
             "status_queries": self.status_queries}}
 
 
-def list_commands(raw: bytes, emulation: str = "epson", two_byte_encoding: str = "gb18030",
+def list_commands(raw: bytes, emulation: str = "epson", two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
                   state: PrinterState = HEALTHY,
                   identity: PrinterIdentity = DEFAULT_IDENTITY, start: int = 0,
                   limit: int = MAX_LIMIT) -> Listing:
@@ -202,7 +202,7 @@ def _escpos_elements(raw: bytes, two_byte_encoding: str,
 
 def _star_elements(raw: bytes, two_byte_encoding: str,
                    replies: _Replies) -> Iterator[dict[str, Any]]:
-    decoder = StarCharacterDecoder(two_byte_encoding)
+    decoder = CharacterDecoder(two_byte_encoding, star_page)
     pos, size, raster = 0, len(raw), False
     while pos < size:
         byte = raw[pos]

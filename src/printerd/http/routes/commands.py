@@ -6,6 +6,7 @@ from typing import Any, Optional, Sequence
 
 from twisted.web.iweb import IRequest
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.status import DEFAULT_IDENTITY, PrinterState
 from printerd.http.params import ApiError, QueryParams
 from printerd.http.responses import json_app, json_body, stored_id
@@ -42,7 +43,7 @@ class CommandRoutes:
 
         def decode(printer: str, raw: bytes) -> tuple[dict[str, Any], bool]:
             emulation, encoding, state, identity = readers.get(
-                printer, ("epson", "gb18030", PrinterState(), DEFAULT_IDENTITY))
+                printer, ("epson", DEFAULT_TWO_BYTE_ENCODING, PrinterState(), DEFAULT_IDENTITY))
             listing = list_commands(raw, emulation, encoding, state, identity, start, limit)
             return listing.to_json(), listing.more
 
