@@ -45,12 +45,17 @@ from twisted.python.failure import Failure
 
 from printerd.store.engine import Engine
 from printerd.store.outbox import Claim
-from printerd.store.receipts import NewReceipt, Receipt, ReceiptQuery, StoreSummary
+from printerd.store.receipts import (
+    NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
+)
 from printerd.store.threads import ThreadRunner
 
 T = TypeVar("T")
 
 MAX_BATCH = 500
+# A search (q=, or a time window when received_at went back in time) spends at most this long
+# on a reader thread before it answers with what it found and where it stopped.
+SEARCH_BUDGET = 0.03
 
 CommitListener = Callable[[list[Receipt]], None]
 
@@ -276,9 +281,14 @@ class ReceiptStore(Service):
     def get_raw(self, receipt_id: int) -> Deferred[Optional[bytes]]:
         return self._runner.run_read(self._engine.get_raw, receipt_id)
 
-    def find_receipts(self, query: ReceiptQuery) -> Deferred[list[Receipt]]:
-        """Receipts matching ``query``, newest first, at most ``query.limit``."""
-        return self._runner.run_read(self._engine.find_receipts, query)
+    def find_receipts(self, query: ReceiptQuery) -> Deferred[ReceiptPage]:
+        """
+        Receipts matching ``query``, newest first, at most ``query.limit``.  A search that
+        could read every receipt stops after ``SEARCH_BUDGET`` seconds: the page then says
+        where to go on (``ReceiptPage.resume_before``).
+        """
+        return self._runner.run_read(self._engine.find_receipts, query, self._reactor.seconds,
+                                     SEARCH_BUDGET)
 
     def receipts_after(self, after: int, limit: int,
                        printer: Optional[str] = None) -> Deferred[list[Receipt]]:
