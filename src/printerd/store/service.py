@@ -26,10 +26,14 @@ calls the methods of ``ReceiptStore`` and knows neither SQL nor which engine run
 What a second engine (PostgreSQL) must keep true: the writer's ``insert_receipts`` commits ids
 in id order (several instances: serialise the commits, e.g. an advisory transaction lock), as
 stream replay reads ``id > last``; ``prepare`` runs the migrations under a lock so instances
-starting together do not race; connections are in autocommit mode and every write opens its own
-transaction.  Today the writer passes its own commits to ``announce``; with several instances on
-one database, a tailer would feed ``announce`` every instance's commits in id order instead, and
-the writer would only fire each receipt's own Deferred.
+starting together do not race, and reads its summary without counting every row; connections
+are in autocommit mode and every write opens its own transaction (``transaction``); the outbox's
+``CLAIM`` statement never hands one delivery to two live claims (``FOR UPDATE SKIP LOCKED``);
+``find_receipts`` folds case as ``folding`` does and gives up after its budget with
+``ReceiptPage.resume_before``.  Today the writer passes its own commits to ``announce``; with
+several instances on one database, a tailer would feed ``announce`` every instance's commits in
+id order instead, and the writer would only fire each receipt's own Deferred.  Job ids
+(``next_job_id``) come from the summary's last job and are this process's own.
 """
 
 from __future__ import annotations
