@@ -25,6 +25,7 @@ from printerd.store.receipts import (
 )
 
 TRIGRAM = 3  # the shortest text the trigram index can answer
+_COLUMNS_OF_R = ", ".join(f"r.{column.strip()}" for column in RECEIPT_COLUMNS.split(","))
 BATCH = 64  # candidates looked at between two looks at the clock
 
 
@@ -38,30 +39,33 @@ def find_receipts(conn: sqlite3.Connection, query: ReceiptQuery, now: Callable[[
     if not query.text and time_in_ids:
         # Indexes alone answer (ids; printer, id): nothing to budget.
         sql, args = _newest(filters, filter_args, low, high)
-        ids = [row[0] for row in conn.execute(sql + " LIMIT ?", [*args, query.limit])]
-        return ReceiptPage(_receipts(conn, ids))
+        return ReceiptPage(receipt_from_row(row) for row in conn.execute(
+            sql + " LIMIT ?", [*args, query.limit]))
     if query.text and len(query.text) >= TRIGRAM:
-        batches = _indexed(conn, query.text, filters, filter_args, low, high)
+        batches = _indexed(conn, query.text, filters, filter_args, low, high, query.limit)
     else:
-        batches = _read(conn, query.text or "", filters, filter_args, low, high)
-    found: list[int] = []
+        batches = _read(conn, query.text or "", filters, filter_args, low, high, query.limit)
+    found: list[Receipt] = []
     started = now()
     for matches, looked_at, more in batches:
         found += matches[:query.limit - len(found)]
         if len(found) == query.limit:
             break
         if more and now() - started >= budget:
-            return ReceiptPage(_receipts(conn, found), resume_before=looked_at)
-    return ReceiptPage(_receipts(conn, found))
+            return ReceiptPage(found, resume_before=looked_at)
+    return ReceiptPage(found)
 
 
-Batches = Iterator[tuple[list[int], int, bool]]  # (matches, oldest id looked at, more to come)
+# Each batch: the receipts that match, the oldest id looked at, and whether there may be more.
+Batches = Iterator[tuple[list[Receipt], int, bool]]
+TEXT = 6  # the text's place in RECEIPT_COLUMNS
 
 
 def _indexed(conn: sqlite3.Connection, text: str, filters: str, args: list[object],
-             low: Optional[int], high: Optional[int]) -> Batches:
+             low: Optional[int], high: Optional[int], first: int) -> Batches:
     """Receipts holding ``text`` (three characters or more): the index's candidates, newest
-    first, whose rows pass the filters and whose text holds it."""
+    first, whose rows pass the filters and whose text holds it; ``first`` at first, then
+    ``BATCH`` at a time."""
     bounds, match_args = "", list[object]([_trigrams(text)])
     # rowid is -id: forwards is newest first.
     if high is not None:
@@ -72,25 +76,26 @@ def _indexed(conn: sqlite3.Connection, text: str, filters: str, args: list[objec
         match_args.append(-low)
     candidates = conn.execute("SELECT -rowid FROM receipts_text WHERE receipts_text MATCH ?"
                               + bounds + " ORDER BY rowid", match_args)
-    needle = fold(text)
-    while batch := [row[0] for row in candidates.fetchmany(BATCH)]:
+    needle, size = fold(text), first
+    while batch := [row[0] for row in candidates.fetchmany(size)]:
         marks = ",".join("?" * len(batch))
-        matches = [receipt_id for receipt_id, receipt_text in conn.execute(
-            f"SELECT r.id, r.text FROM receipts r WHERE r.id IN ({marks}){filters}"
-            f" ORDER BY r.id DESC", [*batch, *args]) if folded_contains(receipt_text, needle)]
-        yield matches, batch[-1], len(batch) == BATCH
+        rows = conn.execute(f"SELECT {_COLUMNS_OF_R} FROM receipts r WHERE r.id IN ({marks})"
+                            f"{filters} ORDER BY r.id DESC", [*batch, *args])
+        yield ([receipt_from_row(row) for row in rows if folded_contains(row[TEXT], needle)],
+               batch[-1], len(batch) == size)
+        size = BATCH
 
 
 def _read(conn: sqlite3.Connection, text: str, filters: str, args: list[object],
-          low: Optional[int], high: Optional[int]) -> Batches:
+          low: Optional[int], high: Optional[int], first: int) -> Batches:
     """Receipts holding ``text`` (which may be empty), read newest first."""
     sql, args = _newest(filters, args, low, high)
-    rows = conn.execute(sql.replace("SELECT r.id", "SELECT r.id, r.text", 1), args)
-    needle = fold(text)
-    while batch := rows.fetchmany(BATCH):
-        matches = [receipt_id for receipt_id, receipt_text in batch
-                   if folded_contains(receipt_text, needle)]
-        yield matches, batch[-1][0], len(batch) == BATCH
+    rows = conn.execute(sql, args)
+    needle, size = fold(text), first
+    while batch := rows.fetchmany(size):
+        yield ([receipt_from_row(row) for row in batch if folded_contains(row[TEXT], needle)],
+               batch[-1][0], len(batch) == size)
+        size = BATCH
 
 
 def _id_bounds(conn: sqlite3.Connection,
@@ -147,8 +152,8 @@ def _filters(query: ReceiptQuery, time_in_ids: bool) -> tuple[str, list[object]]
 
 def _newest(filters: str, args: list[object], low: Optional[int],
             high: Optional[int]) -> tuple[str, list[object]]:
-    """Ids from ``low`` to ``high`` (None: open) that pass the filters, newest first."""
-    sql = "SELECT r.id FROM receipts r WHERE 1" + filters
+    """Receipts from ``low`` to ``high`` (None: open) that pass the filters, newest first."""
+    sql = f"SELECT {_COLUMNS_OF_R} FROM receipts r WHERE 1" + filters
     args = list(args)
     # Only the bounds there are: an open one would still steer SQLite away from the
     # (printer, id) index.
@@ -159,12 +164,3 @@ def _newest(filters: str, args: list[object], low: Optional[int],
         sql += " AND r.id <= ?"
         args.append(high)
     return sql + " ORDER BY r.id DESC", args
-
-
-def _receipts(conn: sqlite3.Connection, ids: list[int]) -> list[Receipt]:
-    """The receipts with these ids, newest first."""
-    if not ids:
-        return []
-    marks = ",".join("?" * len(ids))
-    return [receipt_from_row(row) for row in conn.execute(
-        f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id IN ({marks}) ORDER BY id DESC", ids)]
