@@ -8,8 +8,8 @@ French, Russian, Greek, Japanese items; a unique receipt number and authorisatio
 about 700 characters, five printers of unequal share, one every ~30 s over a year.
 
 Then the daemon starts on that database (start-up time: from the process's start until
-/api/health answers), and ``clients`` keep-alive clients send a fixed mix of requests in
-rounds: ``q`` alone (common, rare, unique, absent words in several scripts and cases), ``q``
+/api/health answers), and one, then four keep-alive clients send a fixed mix of requests in
+rounds (four clients on two reader threads: the answer time includes waiting for a thread): ``q`` alone (common, rare, unique, absent words in several scripts and cases), ``q``
 with filters, filters alone (printer, time windows near and far, deep ``before`` pages), and
 one- and two-character ``q`` (which no trigram holds), each group reported apart; and the
 daemon's CPU time per request (the machine's other work moves it less than latency).
@@ -179,7 +179,8 @@ async def measure(port: int, receipts: int, clients: int, rounds: int) -> dict:
             "slowest": {path: round(max(latencies[path]) * 1000, 1) for path in slowest}}
 
 
-def run(workdir: Path, receipts: int = 1_000_000, clients: int = 4, rounds: int = 10,
+def run(workdir: Path, receipts: int = 1_000_000, clients: tuple[int, ...] = (1, 4),
+        rounds: int = 10,
         database: Path | None = None) -> dict:
     # Absolute: the daemon runs in its own folder.
     database = (database or ROOT / "var" / "bench" / f"search-{receipts}.sqlite3").resolve()
@@ -197,14 +198,16 @@ def run(workdir: Path, receipts: int = 1_000_000, clients: int = 4, rounds: int 
     try:
         daemon.wait_for(lambda: daemon.get("/api/health")[0] == 200, timeout=60)
         result["startup_s"] = round(time.perf_counter() - started, 2)
-        cpu_before = process_figures(daemon.process.pid)["cpu_s"]
-        result.update(asyncio.run(measure(daemon.http_port, receipts, clients, rounds)))
+        for count in clients:
+            cpu_before = process_figures(daemon.process.pid)["cpu_s"]
+            figures = asyncio.run(measure(daemon.http_port, receipts, count, rounds))
+            # CPU per request: a figure the other work on a shared machine does not move much.
+            requests = sum(group["samples"] for group in figures.values()
+                           if isinstance(group, dict) and "samples" in group)
+            figures["server_cpu_ms_per_request"] = round(
+                (process_figures(daemon.process.pid)["cpu_s"] - cpu_before) * 1000 / requests, 2)
+            result[f"clients_{count}"] = figures
         result["server"] = process_figures(daemon.process.pid)
-        # CPU per request: a figure the other work on a shared machine does not move much.
-        requests = sum(group["samples"] for group in result.values()
-                       if isinstance(group, dict) and "samples" in group)
-        result["server_cpu_ms_per_request"] = round(
-            (result["server"]["cpu_s"] - cpu_before) * 1000 / requests, 2)
     finally:
         daemon.stop()
     return result
