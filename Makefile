@@ -3,24 +3,38 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.deps-installed
+NODE_CLIENTS := tests/node/node_modules/.package-lock.json
 PYTEST_ARGS ?=
 
-.PHONY: setup run test lint bench crash-test clean
+.PHONY: setup run test lint lock bench crash-test clean
+
+# Exact versions with hashes: dev.lock (runtime, test and lint extras, build tools) for make
+# setup and CI; runtime.lock (the same versions: runtime and build tools) for the container image.
+DEV_LOCK     := requirements/dev.lock
+RUNTIME_LOCK := requirements/runtime.lock
+COMPILE      := $(BIN)/pip-compile -q --generate-hashes --allow-unsafe --strip-extras \
+                --no-emit-index-url --no-emit-find-links
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-# Dependencies are reinstalled only when the packaging files change.
-$(STAMP): setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q --upgrade pip setuptools wheel
-	$(BIN)/pip install -q '.[test,lint]'
+# Dependencies are reinstalled only when the lock changes; a lock older than setup.cfg's
+# dependencies stops here (make lock refreshes it).
+$(STAMP): setup.cfg pyproject.toml $(DEV_LOCK) | $(BIN)/python
+	$(PYTHON) requirements/lockcheck.py check $(DEV_LOCK) $(RUNTIME_LOCK)
+	$(BIN)/pip install -q --require-hashes -r $(DEV_LOCK)
 	touch $(STAMP)
+
+# POS client libraries from the npm registry that tests print with (tests/node/package.json).
+$(NODE_CLIENTS): tests/node/package.json tests/node/package-lock.json
+	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 
 # The PNG renderer's CJK glyphs (Debian's fonts-droid-fallback); without it PNGs draw boxes.
 CJK_FONT := /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
 
 # The package itself is reinstalled every time so the twistd plugin matches the source tree.
-setup: $(STAMP) $(CJK_FONT)
+setup: $(STAMP) $(CJK_FONT) $(NODE_CLIENTS)
+	@$(PYTHON) requirements/lockcheck.py check $(DEV_LOCK) $(RUNTIME_LOCK)
 	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall .
 	@rm -rf build
 
@@ -40,8 +54,15 @@ lint: setup
 	$(BIN)/ruff check src tests bench twisted
 	$(BIN)/mypy
 
+# Re-resolves every dependency to its newest allowed version and rewrites both locks.
+lock: | $(BIN)/python
+	$(BIN)/pip install -q 'pip-tools>=7.4'
+	$(COMPILE) --extra test --extra lint -o $(DEV_LOCK) setup.cfg requirements/build.in
+	$(COMPILE) -c $(DEV_LOCK) -o $(RUNTIME_LOCK) setup.cfg requirements/build.in
+	$(PYTHON) requirements/lockcheck.py stamp $(DEV_LOCK) $(RUNTIME_LOCK)
+
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build src/*.egg-info tests/node/node_modules

@@ -7,4 +7,5 @@ from printerd.tap import Options, makeService
 options = Options()
 options.parseOptions([])
 application = Application("printerd")
+# The root service also sets the application's log observer when log_format is json.
 makeService(options).setServiceParent(application)

@@ -58,7 +58,7 @@ class Listener(threading.Thread):
     def run(self) -> None:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
-                sock.sendall(b"GET /api/stream?after=%d HTTP/1.1\r\nHost: x\r\n\r\n" % self.after)
+                sock.sendall(b"GET /api/stream?after=%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % self.after)
                 buffer = b""
                 while True:
                     data = sock.recv(65536)

@@ -12,41 +12,52 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 PRINTERD = str(Path(sys.executable).parent / "printerd")
 ROOT = Path(__file__).resolve().parents[1]
-_LISTENING = re.compile(r"(raw_listen|http_listen|printers\.[\w.-]+) listening on .*port=(\d+)")
+_LISTENING = re.compile(
+    r"(raw_listen|http_listen|epos_listen|printers\.[\w.-]+) listening on .*port=(\d+)")
 
 
 def _printer_count(options: tuple[str, ...]) -> int:
-    """How many raw listeners the options ask for."""
+    """How many raw listeners (and ePOS-Print listeners) the options ask for."""
+    extra = sum(1 for option in options if option.startswith("--epos-listen=") and option[14:])
     for option in options:
         if option.startswith("--printers="):
-            return len(json.loads(option.split("=", 1)[1]))
-    return 1
+            return len(json.loads(option.split("=", 1)[1])) + extra
+    return 1 + extra
 
 
 class Daemon:
     """A running printerd; ``raw_port`` and ``http_port`` are where it listens."""
 
     def __init__(self, workdir: Path, *options: str, env: dict | None = None,
-                 tac: bool = False, cli: bool = False) -> None:
-        """``cli``: start it as ``printerd run`` (logging to stdout) instead of twistd."""
+                 tac: bool = False, cli: bool = False,
+                 wrapper: tuple[str, ...] = ()) -> None:
+        """
+        ``cli``: start it as ``printerd run`` (logging to stdout) instead of twistd.
+        ``wrapper``: a command that execs the daemon, e.g. ``("prlimit", "--nofile=1024")``.
+        """
         self.workdir = workdir
         self.log_path = workdir / f"twistd-{time.monotonic_ns()}.log"
         listeners = ["--raw-listen=tcp:0:interface=127.0.0.1:backlog=512",
                      "--http-listen=tcp:0:interface=127.0.0.1"]
         if cli:
-            command = [PRINTERD, "run", *listeners, *options]
+            command = [*wrapper, PRINTERD, "run", *listeners, *options]
         else:
-            command = [TWISTD, "--nodaemon", "--pidfile=", f"--logfile={self.log_path}"]
+            command = [*wrapper, TWISTD, "--nodaemon", "--pidfile=",
+                       f"--logfile={self.log_path}"]
             command += ["-y", str(ROOT / "printerd.tac")] if tac \
                 else ["printerd", *listeners, *options]
         # printerd run logs to its standard output: that is its log file here.
         with open(self.log_path, "w") if cli else open(os.devnull, "w") as log:
             self.process = subprocess.Popen(command, cwd=workdir,
-                                            env={**os.environ, **(env or {})},
+                                            # No /etc/printerd/printerd.toml: only
+                                            # what the caller gives.
+                                            env={**os.environ, "PRINTERD_CONFIG": "",
+                                                 **(env or {})},
                                             stdout=log if cli else None,
                                             stderr=subprocess.PIPE, text=True)
         self.ports = self._wait_for_ports(1 + _printer_count(options))
@@ -75,12 +86,18 @@ class Daemon:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.http_port}{path}"
 
+    # The tests set this to check every answer against the OpenAPI document.
+    response_check: Optional[Callable[[str, str, int, Any], None]] = None
+
     def get(self, path: str) -> tuple[int, dict]:
         try:
             with urllib.request.urlopen(self.url(path), timeout=10) as response:
-                return response.status, json.loads(response.read())
+                status, body = response.status, json.loads(response.read())
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+            status, body = e.code, json.loads(e.read())
+        if Daemon.response_check is not None:
+            Daemon.response_check("GET", path, status, body)
+        return status, body
 
     def wait_for(self, condition, timeout: float = 20.0):
         deadline = time.monotonic() + timeout

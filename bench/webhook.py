@@ -43,7 +43,8 @@ def run(workdir, receipts: int = 200, interval: float = 0.02) -> dict:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    hooks = json.dumps([{"url": f"http://127.0.0.1:{server.server_port}/", "secret": "s"}])
+    hooks = json.dumps([{"url": f"http://127.0.0.1:{server.server_port}/",
+                         "secret": "whsec_YmVuY2gtd2ViaG9vay1zZWNyZXQ="}])
     daemon = Daemon(workdir, f"--webhooks={hooks}", "--api-rate=0")
     sent: dict[str, float] = {}
     try:

@@ -20,10 +20,15 @@ from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
+from openapi_check import check_response
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
+from printerd.http.hosts import AllowedHosts
+from printerd.http.measure import RequestMetrics
+from printerd.http.openapi import OpenApiRoutes
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.site import HttpConnections
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.metrics import MetricsRoutes
@@ -35,6 +40,7 @@ from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.metrics import Figures, ReactorLag, Sources, make_registry
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
+from printerd.render.document import parsing
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.receipts import NewReceipt, format_time
@@ -199,7 +205,9 @@ def request_json(stub: Any, url: str, method: str = "GET", clock: Optional[Clock
     """A request whose answer must be JSON: (status, decoded body)."""
     response, body = request(stub, url, method, clock, **kwargs)
     assert response.headers.getRawHeaders("content-type") == ["application/json"], body
-    return response.code, json.loads(body)
+    decoded = json.loads(body)
+    check_response(method, url, response.code, decoded)  # as the OpenAPI document says
+    return response.code, decoded
 
 
 def put_json(stub: Any, url: str, body: Any) -> tuple[int, Any]:
@@ -222,7 +230,8 @@ class Api:
     def __init__(self, store: ReceiptStore, clock: Clock, *,
                  printers: Optional[Sequence[RawPrinter]] = None,
                  hub: Optional[StreamHub] = None, forwarder: Optional[Forwarder] = None,
-                 tokens: tuple[str, ...] = (), limiter: Optional[RateLimiter] = None) -> None:
+                 tokens: tuple[str, ...] = (), limiter: Optional[RateLimiter] = None,
+                 cors_origins: Sequence[str] = ()) -> None:
         self.clock = clock
         self.store = store
         self.printers = list(printers) if printers is not None else [
@@ -233,10 +242,15 @@ class Api:
         self.limiter = limiter or RateLimiter(clock, rate=0, burst=1)
         factories = tuple(p.factory for p in self.printers)
         self.retention = Retention(clock, store)
-        renderings = Renderings(store, {f.printer: f.two_byte_encoding for f in factories})
+        renderings = Renderings(store, {f.printer: parsing(f.job_settings.emulation.name,
+                                                           f.job_settings.two_byte_encoding)
+                                        for f in factories})
+        self.requests = RequestMetrics(clock)
         self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
                                        self.retention, renderings, self.limiter,
-                                       ReactorLag(clock), clock.seconds()), make_registry(store))
+                                       ReactorLag(clock), HttpConnections(), clock.seconds(),
+                                       self.requests),
+                               make_registry(store, self.requests))
         self.api = HttpApi([
             HealthRoutes(store, self.printers, self.forwarder, self.authenticator),
             SessionRoutes(self.authenticator),
@@ -246,8 +260,10 @@ class Api:
             ForwarderRoutes(clock, store, self.forwarder),
             MetricsRoutes(self.figures),
             PageRoutes(),
-        ], self.authenticator, self.limiter)
-        self.stub = StubTreq(self.api.resource())
+            OpenApiRoutes(),
+        ], self.authenticator, self.limiter, AllowedHosts(["printerd"]), self.requests,
+            cors_origins=cors_origins)
+        self.stub = StubTreq(self.api.resource())  # its requests say Host: printerd
 
 
 async def wait_until(condition: Callable[[], Any], timeout: float = 5.0,

@@ -100,3 +100,21 @@ def test_a_silent_http_client_is_disconnected_after_http_timeout(tmp_path):
         assert daemon.get("/api/health")[0] == 200
     finally:
         daemon.stop()
+
+
+def open_file_limit(pid: int) -> tuple[int, int]:
+    """The soft and hard RLIMIT_NOFILE of a running process."""
+    for line in open(f"/proc/{pid}/limits"):
+        if line.startswith("Max open files"):
+            soft, hard = line.split()[3:5]
+            return int(soft), int(hard)
+    raise AssertionError("no open file limit")
+
+
+def test_the_daemon_raises_its_soft_descriptor_limit_to_the_hard_one(tmp_path):
+    daemon = Daemon(tmp_path, wrapper=("prlimit", "--nofile=512:2048"))
+    try:
+        assert open_file_limit(daemon.process.pid) == (2048, 2048)
+        assert "open file limit raised from 512 to 2048" in daemon.log()
+    finally:
+        daemon.stop()

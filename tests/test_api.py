@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import re
 
 import pytest
 from PIL import Image
 from twisted.internet.testing import MemoryReactorClock
 
+import printerd
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.store.receipts import format_time
@@ -31,8 +33,8 @@ def stub(api):
 
 def test_health_ok(stub):
     assert request_json(stub, "/api/health") == (
-        200, {"status": "ok", "checks": {"database": "ok", "raw_listener": "ok",
-                                        "forwarder": "ok"}})
+        200, {"status": "ok", "version": printerd.__version__,
+              "checks": {"database": "ok", "raw_listener": "ok", "forwarder": "ok"}})
 
 
 def test_health_fails_when_the_raw_listener_is_down(store, clock):
@@ -50,7 +52,7 @@ def test_receipt_json_has_every_field(stub, store, clock):
     assert code == 200
     assert set(body) == {"id", "printer", "peer", "received_at", "job", "bytes", "text", "cut",
                          "truncated", "sha256", "barcodes", "codes_2d", "images", "drawer_kicks",
-                         "unknown_commands", "dialects", "line_styles"}
+                         "unknown_commands", "dialects", "line_styles", "ocr_text"}
     assert body["text"] == "receipt 0" and body["bytes"] == 3
 
 
@@ -163,6 +165,9 @@ def test_printer_state_can_be_read_and_set(stub, api):
                        ({"colour": 1}, "colour"), ([1], "body")]:
         code, body = put_json(stub, "/api/printers/default/state", bad)
         assert code == 400 and body["error"].startswith(named)
+    for raw in (b"[" * 4000, b'{"online": ' + b"[" * 2000 + b"]" * 2000 + b"}", b"{"):
+        code, body = request_json(stub, "/api/printers/default/state", "PUT", data=raw)
+        assert (code, body) == (400, {"error": "body: expected a JSON object"})
     assert (put_json(stub, "/api/printers/bar/state", {}))[0] == 404
 
 
@@ -174,7 +179,9 @@ def test_text_rendering_from_raw_bytes_at_the_paper_width(stub, store, clock):
     assert response.headers.getRawHeaders("content-type") == ["text/plain; charset=utf-8"]
     # Rendered from the raw bytes, not the stored text: a better parser improves old receipts.
     assert body.decode() == "x" * 42 + "\n" + "x" * 8 + "\ncafé    ok\n"
-    assert (request(stub, "/api/receipts/1.txt"))[1].decode().startswith("x" * 48 + "\n")
+    assert (request(stub, "/api/receipts/1.txt?width=48"))[1].decode().startswith("x" * 48 + "\n")
+    # No width: the printer model's (the default TM-T88V: 42 columns).
+    assert (request(stub, "/api/receipts/1.txt"))[1].decode().startswith("x" * 42 + "\n")
     assert (request_json(stub, "/api/receipts/1.txt?width=40"))[0] == 400
     assert (request_json(stub, "/api/receipts/7.txt"))[0] == 404
 
@@ -187,15 +194,16 @@ def test_html_and_png_renderings(stub, store, clock):
     assert response.headers.getRawHeaders("content-type") == ["text/html; charset=utf-8"]
     assert "default-src 'none'" in response.headers.getRawHeaders("content-security-policy")[0]
     html = body.decode()
-    assert 'class="l center">&lt;Café&gt;</div>' in html and "width:42ch" in html
+    assert re.search(r'class="l center"><span[^>]*>&lt;Café&gt;</span></div>', html)
+    assert "width:42.6667ch" in html  # 42 columns on the TM-T88V: its 512 dots
     assert 'aria-label="EAN13 012345678901"><svg' in html
     response, body = request(stub, "/api/receipts/1.png?width=512")
     assert response.headers.getRawHeaders("content-type") == ["image/png"]
     assert Image.open(io.BytesIO(body)).width == 512
-    assert Image.open(io.BytesIO((request(stub, "/api/receipts/1.png"))[1])).width == 576
+    assert Image.open(io.BytesIO((request(stub, "/api/receipts/1.png"))[1])).width == 512
     for bad in ("600", "abc", "", "576.0"):
         code, error = request_json(stub, f"/api/receipts/1.png?width={bad}")
-        assert code == 400 and error["error"] == "width: must be one of 576, 512"
+        assert code == 400 and error["error"] == "width: must be one of 576, 512, 384"
     assert (request_json(stub, "/api/receipts/9.html"))[0] == 404
     assert (request_json(stub, "/api/receipts/9.png"))[0] == 404
 
@@ -222,3 +230,11 @@ def test_no_route_is_shadowed_by_an_attribute_of_its_module(api):
     for module in api.api.modules:
         endpoints = {rule.endpoint for rule in module.app.url_map.iter_rules()}
         assert endpoints and not endpoints & set(vars(module)), type(module).__name__
+
+
+def test_a_method_a_route_does_not_take_is_405_naming_the_ones_it_does(stub):
+    response, body = request(stub, "/api/printers/default/state", "POST")
+    assert response.code == 405
+    assert response.headers.getRawHeaders("allow") == ["PUT"]
+    response, body = request(stub, "/api/receipts", "DELETE")
+    assert response.headers.getRawHeaders("allow") == ["GET, HEAD"]

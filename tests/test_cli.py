@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 from importlib.metadata import version as installed_version
@@ -55,7 +56,7 @@ def test_printerd_run_serves_the_api_and_logs_which_version_runs(tmp_path):
     daemon = Daemon(tmp_path, "--database=var/printerd.sqlite3", cli=True)
     try:
         assert daemon.get("/api/health")[0] == 200
-        assert f"{EXPECTED_VERSION} starting" in daemon.log()
+        assert f"{EXPECTED_VERSION} ready: " in daemon.log()
     finally:
         assert daemon.stop() in (0, -15)
 
@@ -79,7 +80,10 @@ def test_render_picks_a_receipt_and_writes_a_png_file(tmp_path):
     out = tmp_path / "receipt.png"
     assert main(["render", str(DEMO), "--format", "png", "--receipt", "3", "-o", str(out)]) == 0
     image = Image.open(io.BytesIO(out.read_bytes()))
-    assert image.format == "PNG" and image.width == 576
+    assert image.format == "PNG" and image.width == 512  # the default TM-T88V's paper
+    assert main(["render", str(DEMO), "--format", "png", "--model", "TM-T20III", "-o",
+                 str(out)]) == 0
+    assert Image.open(io.BytesIO(out.read_bytes())).width == 576
 
 
 def test_render_html_reads_standard_input_and_draws_the_logo(tmp_path):
@@ -92,7 +96,7 @@ def test_render_html_reads_standard_input_and_draws_the_logo(tmp_path):
 
 @pytest.mark.parametrize("arguments, message", [
     (["--format", "txt", "--width", "3"], "--width 3: txt is drawn at 32, 42, 48, 56, 64"),
-    (["--format", "png", "--width", "48"], "png is drawn at 576, 512"),
+    (["--format", "png", "--width", "48"], "png is drawn at 576, 512, 384"),
     (["--format", "gif"], "invalid choice: 'gif'"),
 ])
 def test_render_refuses_a_bad_format_or_width_naming_what_is_allowed(arguments, message,
@@ -109,3 +113,34 @@ def test_render_of_a_missing_file_or_receipt_fails_with_one_line(tmp_path, capsy
     lines = capsys.readouterr().err.strip().splitlines()
     assert lines[0].startswith("printerd: error: cannot read ") and "No such file" in lines[0]
     assert lines[-1].endswith("holds 14 receipt(s); --receipt 15 is not one of them")
+
+
+@pytest.mark.parametrize("http_listen, url", [
+    ("tcp:8000", "http://127.0.0.1:8000"),
+    ("tcp:8000:interface=0.0.0.0", "http://127.0.0.1:8000"),
+    ("tcp:8001:interface=192.0.2.7:backlog=50", "http://192.0.2.7:8001"),
+    ("tcp6:8002:interface=\\:\\:1", "http://[::1]:8002"),
+])
+def test_the_health_check_finds_the_http_listener_from_the_setting(http_listen, url):
+    from printerd.cli import http_base_url
+
+    assert http_base_url(http_listen) == url
+
+
+@pytest.mark.e2e
+def test_printerd_healthcheck_passes_against_the_daemon_and_fails_without_it(tmp_path):
+    daemon = Daemon(tmp_path, "--database=var/printerd.sqlite3", cli=True)
+    listen = {"PRINTERD_HTTP_LISTEN": f"tcp:{daemon.http_port}:interface=127.0.0.1"}
+    try:
+        result = subprocess.run([PRINTERD, "healthcheck"], env={**os.environ, **listen},
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0 and '/livez: 200 {"status":"alive"}' in result.stdout
+        result = subprocess.run([PRINTERD, "healthcheck", "--ready"],
+                                env={**os.environ, **listen}, capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0 and '/readyz: 200 {"status":"ready"' in result.stdout
+    finally:
+        daemon.stop()
+    result = subprocess.run([PRINTERD, "healthcheck"], env={**os.environ, **listen},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "Connection refused" in result.stdout

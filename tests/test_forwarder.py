@@ -53,7 +53,7 @@ def test_schedule_defaults_and_retry_after():
 
 def test_webhook_settings_from_json_and_errors():
     settings = load_settings({}, {"PRINTERD_WEBHOOKS": json.dumps(
-        [{"url": "https://x.test/h", "secret": "s", "printers": ["bar"]}])})
+        [{"url": "https://x.test/h", "secret": SECRET, "printers": ["bar"]}])})
     (target,) = settings.webhooks
     assert (target.name, target.printers, target.wants("bar"), target.wants("kitchen")) == (
         "webhook1", ("bar",), True, False)

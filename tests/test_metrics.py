@@ -26,7 +26,7 @@ def test_metrics_follow_jobs_receipts_and_status_queries(inline_store, clock):
     stub = Api(store, clock, printers=[RawPrinter(factory)]).stub
     protocol = factory.buildProtocol(IPv4Address("TCP", "10.1.1.1", 5))
     protocol.makeConnection(StringTransport())
-    job = b"\x10\x04\x01\x1b\x07A\nB\n\x1dV\x00"
+    job = b"\x10\x04\x01\x1b\x01A\nB\n\x1dV\x00"
     protocol.dataReceived(job)
     protocol.connectionLost(None)
     clock.advance(store.commit_delay)
@@ -63,9 +63,10 @@ def test_every_figure_of_the_table_is_in_both_stats_and_metrics_and_nothing_else
     for figure in FIGURES:
         assert figure.metric in families, figure.metric
     own = {name for name in families if name.startswith("printerd_")}
-    # The commit latency histogram (and its _created time) is a distribution: Prometheus only.
+    # The commit and request latency histograms are distributions: Prometheus only.
     assert own == {f.metric for f in FIGURES if f.metric.startswith("printerd_")} | {
-        "printerd_db_commit_seconds", "printerd_db_commit_seconds_created"}
+        "printerd_db_commit_seconds", "printerd_db_commit_seconds_created",
+        "printerd_http_request_seconds", "printerd_http_request_seconds_created"}
     assert stats["junk_connections_total"] == {}
     assert stats["webhook_attempts_total"] == {"delivered": 0, "failed": 0}
     assert stats["forwarder_pending"] == 0
@@ -83,20 +84,6 @@ def test_reactor_lag_measures_late_timers():
     lag.stopService()
 
 
-def test_json_log_observer_writes_one_json_object_per_event(capsys):
-    import json
-
-    from twisted.logger import Logger
-
-    from printerd.logs import json_stdout
-
-    observer = json_stdout()
-    Logger(namespace="printerd.test", observer=observer).info("job {job} stored", job=7)
-    line = capsys.readouterr().out.strip("\x1e\n")
-    event = json.loads(line)
-    assert event["log_namespace"] == "printerd.test" and event["job"] == 7
-
-
 def test_every_figure_is_documented_in_the_readme():
     from pathlib import Path
 
@@ -104,3 +91,23 @@ def test_every_figure_is_documented_in_the_readme():
     missing = [f.stats_key for f in FIGURES if f"`{f.stats_key}`" not in readme]
     missing += [f.metric for f in FIGURES if f"`{f.metric}" not in readme]
     assert missing == []
+
+
+def test_every_raw_port_counter_is_a_figure(inline_store, clock):
+    """A counter added to PrinterCounters must be added to the table too, or this fails."""
+    import dataclasses
+
+    from printerd.rawport.counters import PrinterCounters
+
+    factory = RawPrintFactory(MemoryReactorClock(), inline_store)
+    stub = Api(inline_store, clock, printers=[RawPrinter(factory)]).stub
+    expected = {}
+    for n, counter in enumerate(dataclasses.fields(PrinterCounters)):
+        if counter.name == "junk_total":
+            factory.counters.junk_total["probe"] = 7001
+            expected[counter.name] = {"probe": 7001}
+        else:
+            setattr(factory.counters, counter.name, 1000 + n)
+            expected[counter.name] = 1000 + n
+    stats = request_json(stub, "/api/stats")[1]
+    assert [name for name, value in expected.items() if value not in stats.values()] == []

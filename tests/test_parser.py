@@ -476,6 +476,167 @@ def test_runs_of_lines_decode_as_line_by_line(job):
     assert [r.details["line_styles"] for r in whole] == [r.details["line_styles"] for r in by_byte]
 
 
+# -- print positions (issue 14.1) ------------------------------------------------------------
+
+RECEIPTLINE_RECEIPT = """{width:*,8}
+Asparagus | 11.00
+Tomatoes | 3.00
+TOTAL | 14.00
+"""
+
+
+def parity(job: bytes) -> list[ParsedReceipt]:
+    """The job's receipts, checked to be the same fed whole, byte by byte and in 7s."""
+    whole = receipts(parse(job))
+    assert whole == receipts(parse(job, chunk=1)) == receipts(parse(job, chunk=7))
+    assert ([r.details["line_styles"] for r in whole]
+            == [r.details["line_styles"] for r in receipts(parse(job, chunk=1))])
+    return whole
+
+
+def test_receiptline_columns_placed_by_dot_position_land_in_their_columns():
+    from clients import receiptline_job
+
+    # receiptline never pads with spaces: GS L / GS W set each column's area and ESC $ /
+    # ESC \\ place the text in it, at 12 dots a character.
+    job = receiptline_job(RECEIPTLINE_RECEIPT, command="escpos", cpl=42, encoding="cp437",
+                          cutting=True)
+    assert b"\x1b$" in job and b"\x1b\\" in job
+    (receipt,) = parity(job)
+    lines = receipt.text.splitlines()
+    assert lines == ["Asparagus" + " " * 28 + "11.00", "Tomatoes" + " " * 30 + "3.00",
+                     "TOTAL" + " " * 32 + "14.00"]
+    assert all(len(line) == 42 for line in lines)  # prices end at the 42nd column
+    first = receipt.details["line_styles"][0]
+    assert first["align"] == "left" and first["runs"] == [{"text": "Asparagus", "x": 0},
+                                                         {"text": "11.00", "x": 444}]
+
+
+@pytest.mark.parametrize("setting, column", [
+    (b"", 24),  # font A: 288 dots / 12
+    (ESC + b"M\x01", 32),  # font B: 9 dots a character
+    (GS + b"!\x10", 12),  # double width: 24
+    (ESC + b" \x03", 19),  # 3 dots of character spacing: 15 dots a character
+])
+def test_absolute_position_becomes_the_column_at_the_current_character_width(setting, column):
+    # The issue's own job: ESC @ "Item" ESC $ 0x20 0x01 "Price" was stored as "ItemPrice".
+    (receipt,) = parity(ESC + b"@" + setting + b"Item" + ESC + b"$\x20\x01" + b"Price\n" + CUT)
+    assert receipt.text == "Item" + " " * (column - 4) + "Price"
+
+
+def test_relative_positions_tabs_margin_and_print_width():
+    job = (ESC + b"@" + b"A" + ESC + b"\\\x18\x00" + b"B\n"  # 12 + 24 dots: column 3
+           + b"ABCD" + ESC + b"\\\xe8\xff" + b"X\n"  # 24 dots back: printed over, kept
+           + b"a\tb\tc\n"  # default stops every 8 characters
+           + ESC + b"$\x00\x10" + b"outside\n"  # 4096 dots: outside the paper, ignored
+           + GS + b"L\x30\x00" + GS + b"W\x00\x01" + ESC + b"a\x02" + b"narrow\n" + CUT)
+    (receipt,) = parity(job)
+    assert receipt.text.splitlines() == ["A  B", "ABCD X", "a       b       c", "outside",
+                                         "narrow"]
+    styles = {entry["line"]: entry for entry in receipt.details["line_styles"]}
+    assert styles[2]["runs"] == [{"text": "a"}, {"text": "b", "x": 96}, {"text": "c", "x": 192}]
+    # The margin and the area are kept, not written into the text; so is the alignment.
+    assert styles[4] == {"line": 4, "align": "right", "runs": [{"text": "narrow"}],
+                         "margin": 48, "width": 256}
+
+
+def test_python_escpos_tab_stops_and_tabs():
+    from escpos.printer import Dummy
+
+    printer = Dummy()
+    printer.hw("INIT")
+    printer.control("HT", count=4, tab_size=10)  # ESC D 10 20 30 NUL
+    printer.text("Qty\tItem\tPrice\n")
+    printer.text("1\tTea\t1.80\n")
+    printer.set(font="b")
+    printer.text("2\tCake\t3.20\n")  # stops were set in font A's 12 dots: 120 dots apart
+    printer.cut()
+    (receipt,) = parity(printer.output)
+    assert receipt.text.splitlines() == ["Qty       Item      Price", "1         Tea       1.80",
+                                         "2            Cake         3.20"]  # 120 / 9, 240 / 9
+
+
+def test_text_grown_by_positions_stays_bounded():
+    from printerd.escpos.layout import FILLER_LIMIT
+
+    # Each 6-byte line asks for a line's width of spaces: the text may not grow past the cap.
+    job = (ESC + b"$\xf0\x01" + b"x\n") * 20_000 + (ESC + b"d\xff" + b"y") * 2000
+    (receipt,) = receipts(parse(job))
+    assert len(receipt.text) <= len(job) + FILLER_LIMIT
+    assert receipt.text.count("x") == 20_000 and receipt.text.count("y") == 2000
+
+
+LAYOUT_PIECES = [
+    b"Item ", b"\xe9t\xe9 ", b"\n", b"\t", CUT, ESC + b"@", ESC + b"$\x20\x01", ESC + b"$\xff\xff",
+    ESC + b"\\\x18\x00", ESC + b"\\\xe8\xff", ESC + b"D\x04\x08\x00", ESC + b"D\x00",
+    ESC + b" \x05", GS + b"L\x30\x00", GS + b"W\x00\x01", GS + b"W\x00\x00", GS + b"P\xb4\xb4",
+    ESC + b"3\x10", ESC + b"2", ESC + b"d\x05", GS + b"!\x77", ESC + b"M\x01", ESC + b"a\x01",
+    ESC + b"L", ESC + b"S", ESC + b"T\x01", ESC + b"T\x03",
+    ESC + b"W\x00\x00\x00\x00\x00\x02\x00\x02", GS + b"$\x40\x00", GS + b"\\\xf0\xff", b"\x0c",
+    ESC + b"\x0c", b"\x18", ESC + b"*\x21\x02\x00" + b"\xff" * 6, b"\x1c&\xb5\xda\x1c.",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(LAYOUT_PIECES), max_size=60), st.integers(1, 16))
+def test_layout_commands_never_raise_and_chunking_never_matters(parts, chunk):
+    job = b"".join(parts)
+    whole = parse(job)
+    assert whole == parse(job, chunk=chunk)
+    for receipt in receipts(whole):
+        assert len(receipt.text) <= 4 * len(job) + 64  # positions never blow the text up
+        lines = receipt.text.split("\n")
+        for entry in receipt.details["line_styles"]:
+            assert entry["line"] < len(lines)
+        for page in receipt.details.get("pages", []):
+            assert 0 <= page["lines"][0] <= page["lines"][1] <= len(lines)
+
+
+# -- page mode (issue 14.2) ------------------------------------------------------------------
+
+def test_receiptline_landscape_page_comes_out_as_lines_in_reading_order():
+    from clients import receiptline_job
+
+    # receiptline's landscape printing: ESC L, GS P, ESC T 1 (bottom to top), ESC W area, then
+    # each line at its own GS $ vertical position, and FF to print the page.
+    job = receiptline_job(RECEIPTLINE_RECEIPT, command="escpos", cpl=42, encoding="cp437",
+                          cutting=True, landscape=True, resolution=180)
+    assert b"\x1bL" in job and b"\x1bT\x01" in job and b"\x1d$" in job and b"\x0c" in job
+    (receipt,) = parity(job)
+    assert receipt.text.splitlines() == ["Asparagus" + " " * 28 + "11.00",
+                                         "Tomatoes" + " " * 30 + "3.00",
+                                         "TOTAL" + " " * 32 + "14.00"]
+    (page,) = receipt.details["pages"]
+    assert page["direction"] == 1 and page["lines"] == [0, 3]
+    assert page["area"][3] == 504  # 42 characters along the paper
+    ys = [entry["y"] for entry in receipt.details["line_styles"]]
+    assert ys == sorted(ys) and len(set(ys)) == 3
+
+
+def test_page_mode_prints_at_ff_keeps_at_esc_ff_and_drops_at_esc_s_and_can():
+    page = ESC + b"L" + ESC + b"W\x00\x00\x00\x00\x00\x02\x00\x02"
+    job = (page + GS + b"$\x60\x00" + b"second" + GS + b"$\x30\x00" + ESC + b"$\x00\x00"
+           + b"first" + b"\x0c"
+           + b"standard\n"
+           + page + b"dropped" + ESC + b"S" + b"after\n"
+           + page + b"cleared" + b"\x18" + b"kept" + ESC + b"\x0c" + ESC + b"S" + CUT)
+    (receipt,) = parity(job)
+    # Lines come in reading order (top first), whatever order they were sent in.
+    assert receipt.text.splitlines() == ["first", "second", "standard", "after", "kept"]
+    assert [p["lines"] for p in receipt.details["pages"]] == [[0, 2], [4, 5]]
+
+
+def test_a_page_never_printed_is_kept_and_styles_and_positions_work_in_it():
+    # Turned a quarter (ESC T 3), ESC $ counts in vertical units: 192 half dots, 96 dots.
+    job = (ESC + b"L" + ESC + b"T\x03" + ESC + b"E\x01" + b"Bold" + ESC + b"$\xc0\x00"
+           + b"placed\nnext line" + CUT)
+    (receipt,) = parity(job)
+    assert receipt.text.splitlines() == ["Bold    placed", "next line"]
+    assert receipt.details["pages"] == [{"direction": 3, "area": [0, 0, 0, 0], "lines": [0, 2]}]
+    assert receipt.details["line_styles"][0]["runs"] == [
+        {"text": "Bold", "bold": True, "x": 0}, {"text": "placed", "bold": True, "x": 96}]
+
+
 def _pairs(digits: str) -> str:
     """Code set C data as Epson takes it: one byte per two digits."""
     return "".join(chr(int(digits[i:i + 2])) for i in range(0, len(digits), 2))

@@ -52,4 +52,24 @@ def test_printerd_render_writes_a_pdf(tmp_path):
     result = subprocess.run([PRINTERD, "render", str(LOGO), "--format", "pdf", "-o", str(out)],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert out.read_bytes() == render_pdf(first_receipt())
+    # The default printer (a TM-T88V) prints 512 dots.
+    assert out.read_bytes() == render_pdf(first_receipt(), 512)
+
+
+def test_get_api_receipt_pdf_serves_the_rendering_at_each_width(inline_store, clock):
+    from support import Api, add_receipts, draft, request, request_json
+
+    stub = Api(inline_store, clock).stub
+    add_receipts(inline_store, clock, draft("logo", raw=first_receipt()))
+    response, body = request(stub, "/api/receipts/1.pdf")
+    assert response.code == 200
+    assert response.headers.getRawHeaders("content-type") == ["application/pdf"]
+    assert body == render_pdf(first_receipt(), 512)  # the default printer's paper
+    response, body = request(stub, "/api/receipts/1.pdf?width=576")
+    page = PdfReader(io.BytesIO(body)).pages[0]
+    assert float(page.mediabox.width) / POINTS_PER_MM == pytest.approx(72.0, abs=0.3)
+    assert page.images[0].image.width == 576
+    assert request_json(stub, "/api/receipts/1.pdf?width=48") == (
+        400, {"error": "width: must be one of 576, 512, 384"})
+    assert request_json(stub, "/api/receipts/2.pdf")[0] == 404
+    assert request_json(stub, "/api/receipts/1.gif")[0] == 404

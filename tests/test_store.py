@@ -364,7 +364,7 @@ def test_search_index_follows_rollbacks_and_retention(inline_store, clock):
         "INSERT INTO receipts_text (receipts_text, rank) VALUES ('integrity-check', 1)")))
 
 
-def test_a_version_4_database_gains_search_and_stats_for_its_receipts(db_path):
+def test_a_version_5_database_gains_search_and_stats_for_its_receipts(db_path):
     import os
     from printerd.store.sqlite import connect, split_statements
     from printerd.store.sqlite_schema import MIGRATIONS
@@ -372,7 +372,7 @@ def test_a_version_4_database_gains_search_and_stats_for_its_receipts(db_path):
     os.makedirs(os.path.dirname(db_path))
     conn = connect(db_path)
     conn.execute("PRAGMA journal_mode = WAL")
-    for number, script in enumerate(MIGRATIONS[:4], start=1):
+    for number, script in enumerate(MIGRATIONS[:5], start=1):
         for statement in split_statements(script):
             conn.execute(statement)
         conn.execute(f"PRAGMA user_version = {number}")
@@ -459,3 +459,18 @@ def test_the_api_links_a_search_that_ran_out_of_time_to_where_it_stopped(db_path
     assert seen == expected and short_pages >= 1
     clock.step = 0
     store.stopService()
+
+
+def test_q_finds_the_text_ocr_read_once_it_is_stored(inline_store, clock):
+    receipt, _ = add_receipts(inline_store, clock, draft("[image]"), draft("Espresso"))
+
+    def found(q):
+        return [r.id for r in result_of(inline_store.find_receipts(ReceiptQuery(text=q)))]
+
+    assert found("KÄSEKUCHEN") == []
+    result_of(inline_store.set_ocr_text(receipt.id, "Käsekuchen 4,20"))
+    assert found("KÄSEKUCHEN") == found("äs") == [receipt.id]  # the index, and a short read
+    result_of(inline_store.set_ocr_text(receipt.id, "Apfelstrudel"))  # read again: replaced
+    assert found("käsekuchen") == [] and found("STRUDEL") == [receipt.id]
+    result_of(inline_store.write(lambda c: c.execute(
+        "INSERT INTO receipts_text (receipts_text, rank) VALUES ('integrity-check', 1)")))

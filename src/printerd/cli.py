@@ -10,9 +10,11 @@ the version.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import Optional, Sequence
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd import __version__
 
 RUN_HELP = "run the daemon in the foreground (options: printerd run --help)"
@@ -30,6 +32,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     if options.command == "render":
         return render_command(options, options.render_parser)
+    if options.command == "webhook-secret":
+        from printerd.forwarder.signing import new_secret
+
+        print(new_secret())
+        return 0
+    if options.command == "healthcheck":
+        return healthcheck(options.url, options.timeout, "/readyz" if options.ready else "/livez")
     parser.print_help(sys.stderr)
     return 2
 
@@ -51,21 +60,42 @@ def _parser() -> argparse.ArgumentParser:
                         help="columns (txt, html) or dots (png, pdf); default: as the API's")
     render.add_argument("--receipt", type=int, default=1, metavar="N",
                         help="which receipt of the job, counted from 1 at its cuts (default 1)")
-    render.add_argument("--two-byte-encoding", default="gb18030",
-                        help="encoding of FS & two-byte mode (default gb18030)")
+    render.add_argument("--two-byte-encoding", default=DEFAULT_TWO_BYTE_ENCODING,
+                        help="encoding of FS & two-byte mode "
+                             f"(default {DEFAULT_TWO_BYTE_ENCODING})")
+    render.add_argument("--model", default=None,
+                        help="the printer model whose paper it is drawn on (default TM-T88V: "
+                             "512 dots, 42 columns)")
+    render.add_argument("--emulation", default="epson", choices=("epson", "star"),
+                        help="the printer's command set (default epson: ESC/POS)")
     render.add_argument("-o", "--output", default="-", metavar="OUT",
                         help="file to write ('-', the default: standard output)")
     render.set_defaults(render_parser=render)  # its own usage line in error messages
     commands.add_parser("version", help="print the version")
+    commands.add_parser("webhook-secret", help="print a new random webhook secret (whsec_...)")
+    check = commands.add_parser(
+        "healthcheck", help="probe the running daemon: /livez, or /readyz (exit 0: it passed)",
+        description="GET /livez (or /readyz with --ready) of the daemon configured by the same "
+                    "settings (PRINTERD_* variables, PRINTERD_CONFIG): the container's "
+                    "HEALTHCHECK. /livez fails only when the daemon does not answer.")
+    check.add_argument("--ready", action="store_true",
+                       help="ask /readyz: can it take and store jobs now")
+    check.add_argument("--url", default=None,
+                       help="the probe's full URL (default: from http_listen, on 127.0.0.1)")
+    check.add_argument("--timeout", type=float, default=4.0, help="seconds (default 4)")
     return parser
 
 
 def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from printerd.escpos.parser import JobParser, ParsedReceipt
+    from printerd.escpos.profiles import DEFAULT_MODEL, profile_for
+    from printerd.render.document import parsing
     from printerd.render.service import FORMATS
+    from printerd.star.parser import StarJobParser
 
-    render, sizes, default, _ = FORMATS[options.format]
-    width = default if options.width is None else options.width
+    render, sizes, own_size, _ = FORMATS[options.format]
+    profile = profile_for(options.model or DEFAULT_MODEL)
+    width = own_size(profile) if options.width is None else options.width
     if width not in sizes:
         parser.error(f"--width {width}: {options.format} is drawn at "
                      f"{', '.join(map(str, sizes))}")
@@ -78,7 +108,8 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
     except OSError as e:
         return _error(f"cannot read {options.file}: {e.strerror}")
     try:
-        job = JobParser(options.two_byte_encoding)
+        job = (StarJobParser(options.two_byte_encoding) if options.emulation == "star"
+               else JobParser(options.two_byte_encoding, profile=profile))
     except LookupError:
         parser.error(f"--two-byte-encoding: unknown encoding {options.two_byte_encoding!r}")
     # The job splits at its cuts as the raw port splits it; each part is rendered on its own.
@@ -89,7 +120,8 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
     if len(receipts) > 1:
         print(f"printerd: {options.file} holds {len(receipts)} receipts; rendering number "
               f"{options.receipt} (--receipt N picks another)", file=sys.stderr)
-    body = render(receipts[options.receipt - 1], width, options.two_byte_encoding)
+    body = render(receipts[options.receipt - 1], width,
+                  parsing(options.emulation, options.two_byte_encoding), profile)
     if options.output == "-":
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
@@ -100,6 +132,44 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
         except OSError as e:
             return _error(f"cannot write {options.output}: {e.strerror}")
     return 0
+
+
+def http_base_url(http_listen: str) -> str:
+    """Where this machine reaches the HTTP listener ``http_listen`` (a tcp endpoint string)."""
+    # Endpoint strings escape the colons inside a value (an IPv6 address) with a backslash.
+    kind, port, *parameters = [part.replace("\\:", ":")
+                               for part in re.split(r"(?<!\\):", http_listen)] + [""]
+    if kind not in ("tcp", "tcp6") or not port.isdigit():
+        raise ValueError(f"http_listen {http_listen!r} is not a tcp port: pass --url")
+    host = "[::1]" if kind == "tcp6" else "127.0.0.1"
+    for parameter in filter(None, parameters):
+        name, _, value = parameter.partition("=")
+        if name == "interface" and value not in ("", "0.0.0.0", "::"):
+            host = f"[{value}]" if ":" in value else value
+    return f"http://{host}:{port}"
+
+
+def healthcheck(url: Optional[str], timeout: float, path: str) -> int:
+    import os
+    import urllib.error
+    import urllib.request
+
+    from printerd.config import ConfigError, load_settings
+
+    if url is None:
+        try:
+            url = http_base_url(load_settings({}, os.environ).http_listen) + path
+        except (ConfigError, ValueError) as e:
+            return _error(str(e))
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            print(f"{url}: {response.status} {response.read().decode(errors='replace')}")
+            return 0
+    except urllib.error.HTTPError as e:
+        print(f"{url}: {e.code} {e.read().decode(errors='replace')}")
+    except OSError as e:
+        print(f"{url}: {e}")
+    return 1
 
 
 def _error(message: str) -> int:

@@ -10,17 +10,21 @@ and, in Prometheus only as it is a distribution, the database commit latency his
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Optional, Sequence, Union
 
+import twisted
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.internet.interfaces import IReactorTime
 
-from printerd import process
+from printerd import __version__, process
 from printerd.store import outbox
 from printerd.forwarder.service import Forwarder
+from printerd.http.measure import RequestMetrics
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.site import HttpConnections
 from printerd.http.stream import StreamHub
 from printerd.periodic import PeriodicJob
 from printerd.rawport.factory import RawPrintFactory
@@ -63,7 +67,9 @@ class Sources:
     renderings: Renderings
     limiter: RateLimiter
     lag: ReactorLag
+    http: HttpConnections
     started_at: float
+    requests: Optional[RequestMetrics] = None
     # Deliveries per target and state: read from the database for each reading.
     outbox: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
@@ -89,7 +95,23 @@ class Figure:
 
 
 def _per_printer(attribute: str) -> Callable[[Sources], Samples]:
+    """A gauge each printer's factory reports (connections active, waiting)."""
     return lambda s: [((f.printer,), getattr(f, attribute)) for f in s.factories]
+
+
+def _printer_counter(attribute: str) -> Callable[[Sources], Samples]:
+    """A counter of each printer's PrinterCounters."""
+    return lambda s: [((f.printer,), getattr(f.counters, attribute)) for f in s.factories]
+
+
+def _tee(read: Callable[[Any], Number]) -> Callable[[Sources], Samples]:
+    """A figure of each printer's tee (printers without one have no sample)."""
+    return lambda s: [((f.printer,), read(f.tee)) for f in s.factories if f.tee is not None]
+
+
+def _tee_jobs(s: Sources) -> Samples:
+    return [((f.printer, outcome), getattr(f.tee.counters, f"jobs_{outcome}_total"))
+            for f in s.factories if f.tee is not None for outcome in ("relayed", "not_relayed")]
 
 
 def _per_target(read: Callable[[Sources, str], Number]) -> Callable[[Sources], Samples]:
@@ -97,7 +119,15 @@ def _per_target(read: Callable[[Sources, str], Number]) -> Callable[[Sources], S
 
 
 def _junk(s: Sources) -> Samples:
-    return [((f.printer, kind), count) for f in s.factories for kind, count in f.junk_total.items()]
+    return [((f.printer, kind), count) for f in s.factories for kind, count in f.counters.junk_total.items()]
+
+
+def _http_requests(s: Sources) -> Samples:
+    return sorted(s.requests.counts.items()) if s.requests is not None else []
+
+
+def _build_info(s: Sources) -> Samples:
+    return [((__version__, platform.python_version(), twisted.__version__), 1)]
 
 
 def _attempts(s: Sources) -> Samples:
@@ -106,35 +136,57 @@ def _attempts(s: Sources) -> Samples:
 
 
 FIGURES: tuple[Figure, ...] = (
+    Figure("build_info", "printerd_build_info", "Which printerd runs (the value is always 1)",
+           "gauge", _build_info, ("version", "python", "twisted"), stats_by="version"),
     Figure("receipts_total", "printerd_receipts_stored", "Receipts in the database", "gauge",
            lambda s: s.store.receipts_total),
     Figure("receipts_pending", "printerd_receipts_pending", "Receipts waiting for their commit",
            "gauge", lambda s: s.store.pending_count),
     Figure("receipts_received_total", "printerd_receipts", "Receipts received on the raw port",
-           "counter", _per_printer("receipts_total"), ("printer",)),
+           "counter", _printer_counter("receipts_total"), ("printer",)),
     Figure("receipts_committed_total", "printerd_receipts_committed",
            "Receipts committed since start", "counter", lambda s: s.store.committed_total),
     Figure("jobs_total", "printerd_jobs", "Raw print jobs started", "counter",
-           _per_printer("jobs_total"), ("printer",)),
+           _printer_counter("jobs_total"), ("printer",)),
     Figure("bytes_total", "printerd_received_bytes", "Bytes received on the raw port", "counter",
-           _per_printer("bytes_total"), ("printer",)),
+           _printer_counter("bytes_total"), ("printer",)),
     Figure("connections_active", "printerd_connections_active", "Raw jobs in flight", "gauge",
            _per_printer("connections_active"), ("printer",)),
     Figure("connections_waiting", "printerd_connections_waiting",
            "Raw connections waiting for a slot (accepted, and in the kernel's backlog)", "gauge",
            _per_printer("connections_waiting"), ("printer",)),
     Figure("connections_total", "printerd_connections", "Raw connections accepted", "counter",
-           _per_printer("connections_total"), ("printer",)),
+           _printer_counter("connections_total"), ("printer",)),
     Figure("connections_refused_total", "printerd_connections_refused",
            "Raw connections refused (peer not in raw_allow)", "counter",
-           _per_printer("connections_refused_total"), ("printer",)),
+           _printer_counter("connections_refused_total"), ("printer",)),
     Figure("junk_connections_total", "printerd_junk_connections",
            "Printer-port connections that spoke another protocol", "counter", _junk,
            ("printer", "protocol"), stats_by="protocol"),
     Figure("unknown_commands_total", "printerd_unknown_commands", "Unknown ESC/POS commands seen",
-           "counter", _per_printer("unknown_commands_total"), ("printer",)),
+           "counter", _printer_counter("unknown_commands_total"), ("printer",)),
     Figure("status_replies_total", "printerd_status_queries", "Real-time status queries answered",
-           "counter", _per_printer("status_replies_total"), ("printer",)),
+           "counter", _printer_counter("status_replies_total"), ("printer",)),
+    Figure("tee_up", "printerd_tee_up", "Tee relays whose real printer was reachable at the last "
+           "try (1) or not (0)", "gauge", _tee(lambda t: int(t.up)), ("printer",)),
+    Figure("tee_connections", "printerd_tee_connections", "Tee relay connections open", "gauge",
+           _tee(lambda t: t.open_relays), ("printer",)),
+    Figure("tee_jobs_total", "printerd_tee_jobs", "Raw jobs relayed to the tee's real printer, or "
+           "not", "counter", _tee_jobs, ("printer", "outcome"), stats_by="outcome"),
+    Figure("tee_receipts_undelivered_total", "printerd_tee_receipts_undelivered",
+           "Receipts stored that the tee's real printer did not get", "counter",
+           _tee(lambda t: t.counters.receipts_undelivered_total), ("printer",)),
+    Figure("tee_bytes_total", "printerd_tee_bytes", "Job bytes written to the tee's real printer",
+           "counter", _tee(lambda t: t.counters.bytes_relayed_total), ("printer",)),
+    Figure("tee_connect_failures_total", "printerd_tee_connect_failures",
+           "Connections to the tee's real printer that failed", "counter",
+           _tee(lambda t: t.counters.connect_failures_total), ("printer",)),
+    Figure("tee_connections_lost_total", "printerd_tee_connections_lost",
+           "Tee relay connections lost mid-job", "counter",
+           _tee(lambda t: t.counters.connections_lost_total), ("printer",)),
+    Figure("tee_pauses_total", "printerd_tee_pauses",
+           "Times the tee's real printer paused a POS connection (backpressure)", "counter",
+           _tee(lambda t: t.counters.pauses_total), ("printer",)),
     Figure("uptime_s", "printerd_uptime_seconds", "Seconds since printerd started", "gauge",
            lambda s: round(s.clock.seconds() - s.started_at, 3)),
     Figure("threads", "printerd_threads", "OS threads of the process", "gauge",
@@ -152,6 +204,23 @@ FIGURES: tuple[Figure, ...] = (
     Figure("http_rate_limited_total", "printerd_http_rate_limited",
            "API requests answered 429 (rate limit)", "counter",
            lambda s: s.limiter.limited_total),
+    Figure("http_requests_total", "printerd_http_requests",
+           "HTTP requests answered, by route, method and status (disconnected: the client left "
+           "first)", "counter", _http_requests, ("route", "method", "code"), stats_by="code"),
+    Figure("http_connections", "printerd_http_connections", "Open HTTP connections", "gauge",
+           lambda s: s.http.open),
+    Figure("http_connections_evicted_total", "printerd_http_connections_evicted",
+           "HTTP connections closed at the cap to make room for a new one", "counter",
+           lambda s: s.http.evicted_total),
+    Figure("http_connections_refused_total", "printerd_http_connections_refused",
+           "HTTP connections answered 503 at the cap (every connection busy)", "counter",
+           lambda s: s.http.refused_total),
+    Figure("http_requests_timed_out_total", "printerd_http_requests_timed_out",
+           "HTTP requests not received within http_request_timeout (408)", "counter",
+           lambda s: s.http.timed_out_total),
+    Figure("http_requests_malformed_total", "printerd_http_requests_malformed",
+           "HTTP requests answered 400 before any route (malformed, head over 16 KiB)",
+           "counter", lambda s: s.http.malformed_total),
     Figure("renders_total", "printerd_renders", "Receipt renderings made (cache misses)",
            "counter", lambda s: s.renderings.renders_total),
     Figure("forwarder_pending", "printerd_webhook_pending", "Webhook deliveries waiting", "gauge",
@@ -169,6 +238,8 @@ FIGURES: tuple[Figure, ...] = (
            lambda s: s.forwarder.due),
     Figure("retention_deleted_total", "printerd_retention_deleted",
            "Receipts deleted by retention", "counter", lambda s: s.retention.deleted_total),
+    Figure("retention_runs_total", "printerd_retention_runs", "Retention runs started",
+           "counter", lambda s: s.retention.runs_total),
     Figure("retention_failures_total", "printerd_retention_failures", "Retention runs that failed",
            "counter", lambda s: s.retention.runs_failed),
     Figure("reactor_lag_s", "printerd_reactor_lag_seconds",
@@ -242,10 +313,12 @@ class _Collected:
         return self._families
 
 
-def make_registry(store: ReceiptStore) -> CollectorRegistry:
+def make_registry(store: ReceiptStore,
+                  requests: Optional[RequestMetrics] = None) -> CollectorRegistry:
     """
-    The metrics prometheus_client keeps itself: the process's (memory, CPU, descriptors) and
-    the commit latency histogram (a registry of printerd's own: tests build several).
+    The metrics prometheus_client keeps itself: the process's (memory, CPU, descriptors), the
+    commit latency histogram and the HTTP latency histogram by route (a registry of printerd's
+    own: tests build several).
     """
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
@@ -254,4 +327,10 @@ def make_registry(store: ReceiptStore) -> CollectorRegistry:
         registry=registry,
         buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
     store.on_commit_latency(commit_seconds.observe)
+    if requests is not None:
+        request_seconds = Histogram(
+            "printerd_http_request_seconds", "From a request's arrival to its last byte "
+            "(streams not included), by route", labelnames=["route"], registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        requests.on_latency(lambda route, seconds: request_seconds.labels(route).observe(seconds))
     return registry

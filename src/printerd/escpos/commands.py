@@ -83,6 +83,10 @@ def _raster(buf: Buf, pos: int, name: str) -> Optional[Measured]:
 
 def _esc_star(buf: Buf, pos: int, name: str) -> Optional[Measured]:
     # ESC * m nL nH data: n columns of 1 byte (8-dot modes) or 3 bytes (24-dot modes).
+    if _need(buf, pos, 3):
+        return None
+    if buf[pos + 2] == ord("r"):
+        return _star(buf, pos, name)  # Star's ESC * r raster commands
     if _need(buf, pos, 5):
         return None
     columns = _u16(buf, pos + 3)
@@ -198,13 +202,23 @@ def _esc_z(buf: Buf, pos: int, name: str) -> Optional[Measured]:
     return Measured(name, 7 + _u16(buf, pos + 5))
 
 
-def _star_esc_gs(buf: Buf, pos: int, name: str) -> Optional[Measured]:
-    # Star Line mode: ESC GS t n (code page), ESC GS a n (alignment).
-    if _need(buf, pos, 3):
+STAR_PREFIX = "Star "
+
+
+def _star(buf: Buf, pos: int, name: str) -> Optional[Measured]:
+    """
+    An ESC command of Star Line mode / StarPRNT that ESC/POS lacks (ESC GS .., ESC RS ..,
+    ESC b barcodes, ESC X / ESC k images, ESC * r raster): measured by Star's table so its
+    parameters and data never print, and named "Star ..." so the receipt reports the dialect.
+    """
+    from printerd.star.commands import measure as star_measure  # star builds on this module
+
+    star = star_measure(buf, pos)
+    if star is None:
         return None
-    if buf[pos + 2] in (ord("t"), ord("a")):
-        return Measured(f"ESC GS {chr(buf[pos + 2])}", 4)
-    return Measured(name, 2, known=False)
+    if not star.known:
+        return Measured(name, 2, known=False)
+    return Measured(STAR_PREFIX + star.name, star.length)
 
 
 def _table(fixed: dict[str, int], special: dict[str, Measurer]) -> dict[int, Measurer]:
@@ -226,7 +240,7 @@ _ESC = _table(
         "$": 2, "\\": 2, "f": 2, "p": 3, "W": 8,
     },
     {"*": _esc_star, "D": _esc_d, "&": _esc_amp, "(": _paren, "c": _esc_c, "Z": _esc_z,
-     "\x1d": _star_esc_gs},
+     "\x1d": _star},
 )
 
 _GS = _table(
@@ -272,6 +286,8 @@ def measure(buf: Buf, pos: int) -> Optional[Measured]:
     name = command_name(prefix, code)
     measurer = table.get(code)
     if measurer is None:
+        if prefix == "ESC":
+            return _star(buf, pos, name)
         # Unknown: the printer would ignore the two bytes; so do we, and count it.
         return Measured(name, 2, known=False)
     return measurer(buf, pos, name)

@@ -12,6 +12,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
+from printerd.escpos.commands import STAR_PREFIX
+
 BARCODE_TYPES = {
     0: "UPC-A", 1: "UPC-E", 2: "EAN13", 3: "EAN8", 4: "CODE39", 5: "ITF", 6: "CODABAR",
     65: "UPC-A", 66: "UPC-E", 67: "EAN13", 68: "EAN8", 69: "CODE39", 70: "ITF", 71: "CODABAR",
@@ -68,6 +70,8 @@ class ContentCollector:
         handler = _HANDLERS.get(name)
         if handler is not None:
             handler(self, command)
+        elif name.startswith(STAR_PREFIX):
+            self.dialects[DIALECT_STAR] += 1
 
     def unknown_command(self, name: str) -> None:
         self.unknown[name] += 1
@@ -261,7 +265,5 @@ _HANDLERS = {
     "DLE DC4": ContentCollector._realtime_pulse,
     "GS Z": ContentCollector._gs_z,
     "ESC Z": ContentCollector._esc_z,
-    "ESC GS t": ContentCollector._star,
-    "ESC GS a": ContentCollector._star,
     "ESC F": ContentCollector._star,
 }

@@ -15,19 +15,23 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Optional, Union
+from typing import Callable, Optional, Union
 
-from printerd.escpos.codepages import CharacterDecoder
+from printerd.escpos.codepages import CharacterDecoder, DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.content import ContentCollector
 from printerd.escpos.commands import Measured, is_command_prefix, measure, measure_fsq_image
+from printerd.escpos.layout import (
+    LineLayout, Page, TextBuilder, full_lines, line_styles_json,
+)
+from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.status import STATUS_QUERY_NAMES
-from printerd.escpos.styles import PLAIN, STYLE_COMMAND_NAMES, Style, alignment, apply
+from printerd.escpos.styles import STYLE_COMMAND_NAMES, alignment, apply
 
 # Commands up to this many bytes are buffered whole before they are handled; longer ones are
 # handled from their header and their payload streams past.
 CAPTURE_LIMIT = 64 * 1024
 
-LF, CR, HT = 0x0A, 0x0D, 0x09
+LF, CR, HT, FF, CAN = 0x0A, 0x0D, 0x09, 0x0C, 0x18
 # Printed characters and the line feeds between them: a receipt's text is mostly such runs.
 _TEXT_RUN = re.compile(rb"[\x20-\xff][\x20-\xff\n]*")
 
@@ -62,6 +66,31 @@ _DECODER_COMMANDS = {"ESC t": _set_page, "ESC R": _set_international, "FS &": _t
                      "FS .": _two_byte_off}
 
 
+def _u16(command: bytes, at: int = 2) -> int:
+    return command[at] | command[at + 1] << 8
+
+
+# Commands that place text: print positions, tabs, margins, spacing, page mode.
+_LAYOUT_COMMANDS: dict[str, Callable[[TextBuilder, bytes], None]] = {
+    "ESC $": lambda text, command: text.absolute(_u16(command)),
+    "ESC \\": lambda text, command: text.relative(_u16(command)),
+    "ESC D": lambda text, command: text.set_tabs(command[2:-1]),
+    "ESC 0x20": lambda text, command: text.set_spacing(command[2]),
+    "GS L": lambda text, command: text.set_margin(_u16(command)),
+    "GS W": lambda text, command: text.set_area_width(_u16(command)),
+    "GS P": lambda text, command: text.set_units(command[2], command[3]),
+    "ESC 2": lambda text, command: text.set_line_spacing(None),
+    "ESC 3": lambda text, command: text.set_line_spacing(command[2]),
+    "ESC L": lambda text, command: text.page_mode(),
+    "ESC S": lambda text, command: text.clear_page(leave=True),
+    "ESC T": lambda text, command: text.page_direction(command[2]),
+    "ESC W": lambda text, command: text.page_area(command[2:10]),
+    "ESC 0x0c": lambda text, command: text.print_page(leave=False),
+    "GS $": lambda text, command: text.page_vertical(_u16(command), relative=False),
+    "GS \\": lambda text, command: text.page_vertical(_u16(command), relative=True),
+}
+
+
 @dataclass(frozen=True)
 class StatusQuery:
     """A real-time query the printer must answer now (``DLE EOT 1``, ``GS r 1`` ...)."""
@@ -86,8 +115,13 @@ class ParsedReceipt:
 
 @dataclass(frozen=True)
 class Layout:
-    lines: list[tuple[str, list[tuple[Style, str]]]]
+    """What the renderers draw: every line's layout, the pages, the graphics in order."""
+
+    lines: list[LineLayout]
     content: ContentCollector
+    pages: list[Page]
+    # ESC * images (by index in content.images): the line spacing in dots they were fed with.
+    image_feeds: dict[int, int]
 
 
 Event = Union[StatusQuery, ParsedReceipt]
@@ -114,157 +148,15 @@ def realtime_queries_inside(data: bytes | bytearray, already_seen: int = 0) -> l
     return found
 
 
-Runs = list[tuple[Style, str]]
-
-
-class _TextBuilder:
-    """
-    Collects printed characters into lines, decoding each run under the decoder's state.
-
-    Most lines are plain and left-aligned, so a line is kept as its text alone; style changes
-    are kept as marks (character offset, new style) and only lines with marks or another
-    alignment get runs: ``styled`` maps their index to ``(alignment, [(Style, text), ...])``.
-    """
-
-    def __init__(self, decoder: CharacterDecoder) -> None:
-        self.decoder = decoder
-        self.style = PLAIN
-        self.align = "left"
-        self.lines: list[str] = []
-        self.styled: dict[int, tuple[str, Runs]] = {}
-        self._decoded: list[str] = []  # the current line, decoded so far
-        self._bytes = bytearray()  # bytes under the current decoding
-        self._marks: list[tuple[int, Style]] = []  # style changes in the current line
-        self._line_align = "left"
-
-    def carry_over(self, previous: "_TextBuilder") -> None:
-        """A cut ends the receipt, not the printer's style and alignment settings."""
-        self.set_align(previous.align)
-        self.set_style(previous.style)
-
-    def reset(self) -> None:
-        """ESC @: the printer's defaults for characters, style and alignment."""
-        self.before_switch()
-        self.decoder.reset()
-        self.set_style(PLAIN)
-        self.set_align("left")
-
-    def set_align(self, align: str) -> None:
-        self.align = align
-        if not self.has_pending():
-            # Epson applies ESC a at the start of a line only.
-            self._line_align = align
-
-    def add(self, data: bytes) -> None:
-        """Printed bytes, line feeds included."""
-        first, feed, rest = data.partition(b"\n")
-        self._bytes += first
-        if not feed:
-            return
-        self.newline()
-        *whole_lines, last = rest.split(b"\n")
-        if whole_lines and self.style is PLAIN and self.align == "left":
-            # Plain lines between two line feeds: decoded in one go (a line feed never sits
-            # inside a character in any page or two-byte encoding we decode).
-            self.lines += self.decoder.decode(b"\n".join(whole_lines)).split("\n")
-        else:
-            for line in whole_lines:
-                self._bytes += line
-                self.newline()
-        self._bytes += last
-
-    def before_switch(self) -> None:
-        """Decode what came before a code page / set / style switch, under the old one."""
-        if self._bytes:
-            self._decoded.append(self.decoder.decode(self._bytes))
-            self._bytes.clear()
-
-    def set_style(self, style: Style) -> None:
-        if style is not self.style:
-            self.before_switch()
-            self.style = style
-            self._marks.append((sum(map(len, self._decoded)), style))
-
-    def newline(self, count: int = 1) -> None:
-        if self._bytes:  # before_switch(), inlined: this runs once per printed line
-            self._decoded.append(self.decoder.decode(self._bytes))
-            self._bytes.clear()
-        decoded = self._decoded
-        text = decoded[0] if len(decoded) == 1 else "".join(decoded)
-        if self._marks or self._line_align != "left":
-            runs = _runs(text, self._marks)
-            if self._line_align != "left" or any(style is not PLAIN for style, _ in runs):
-                self.styled[len(self.lines)] = (self._line_align, runs)
-        self.lines.append(text)
-        if count > 1:
-            self.lines.extend([""] * (count - 1))
-        self._decoded = []
-        self._line_align = self.align
-        if self._marks or self.style is not PLAIN:
-            self._marks = [(0, self.style)] if self.style is not PLAIN else []
-
-    def has_pending(self) -> bool:
-        return bool(self._bytes or self._decoded)
-
-    def finish(self) -> tuple[list[str], dict[int, tuple[str, Runs]]]:
-        """The lines without trailing spaces or trailing blank lines, and the styled ones."""
-        if self.has_pending():
-            self.newline()
-        lines = [line.rstrip() for line in self.lines]
-        while lines and not lines[-1].strip():
-            lines.pop()
-        styled = {n: (align, _rstrip_runs(runs)) for n, (align, runs) in self.styled.items()
-                  if n < len(lines)}
-        return lines, styled
-
-
-def _runs(text: str, marks: list[tuple[int, Style]]) -> Runs:
-    """Cut a line's text at its style marks into runs, dropping empty ones."""
-    runs: Runs = []
-    style, start = PLAIN, 0
-    for offset, next_style in marks + [(len(text), PLAIN)]:
-        if offset > start:
-            if runs and runs[-1][0] is style:
-                runs[-1] = (style, runs[-1][1] + text[start:offset])
-            else:
-                runs.append((style, text[start:offset]))
-            start = offset
-        style = next_style
-    return runs
-
-
-def _rstrip_runs(runs: Runs) -> Runs:
-    runs = list(runs)
-    while runs:
-        style, text = runs[-1]
-        # Trailing spaces print nothing, unless inverted or underlined.
-        if style.invert or style.underline or text.rstrip():
-            break
-        runs.pop()
-    if runs and not (runs[-1][0].invert or runs[-1][0].underline):
-        runs[-1] = (runs[-1][0], runs[-1][1].rstrip())
-    return runs
-
-
-def line_styles_json(styled: dict[int, tuple[str, Runs]]) -> list[dict]:
-    """The receipt JSON's ``line_styles``: lines not listed are plain and left-aligned."""
-    return [{"line": n, "align": align,
-             "runs": [{"text": text, **style.json} for style, text in runs]}
-            for n, (align, runs) in sorted(styled.items())]
-
-
-def full_lines(lines: list[str], styled: dict[int, tuple[str, Runs]]) -> list[tuple[str, Runs]]:
-    """Every line as (alignment, runs), for the renderers."""
-    return [styled.get(n) or ("left", [(PLAIN, line)] if line else [])
-            for n, line in enumerate(lines)]
-
-
 class JobParser:
     """Parses one ESC/POS print job fed in arbitrary chunks; see the module docstring."""
 
-    def __init__(self, two_byte_encoding: str = "gb18030", keep_bitmaps: bool = False) -> None:
+    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+                 keep_bitmaps: bool = False,
+                 profile: PrinterProfile = DEFAULT_PROFILE) -> None:
         # keep_bitmaps: renderers want image dots; the ingest path does not store them.
         self._keep_bitmaps = keep_bitmaps
+        self.profile = profile  # the paper positions are placed on
         self.decoder = CharacterDecoder(two_byte_encoding)
         self._buffer = bytearray()  # bytes of a command not yet complete
         self._skip = 0  # payload bytes of a long command still to pass through
@@ -276,12 +168,13 @@ class JobParser:
     def _start_receipt(self) -> None:
         previous = getattr(self, "_text", None)
         self._raw = bytearray()
-        self._text = _TextBuilder(self.decoder)
+        self._text = TextBuilder(self.decoder, self.profile)
         if previous is not None:
             self._text.carry_over(previous)
         self._has_content = False
         self._unknown = 0
         self._content = ContentCollector(lambda: len(self._text.lines), self._keep_bitmaps)
+        self._image_feeds: dict[int, int] = {}
 
     def feed(self, data: bytes) -> list[Event]:
         """Consume the next bytes of the job and return the events they complete."""
@@ -363,7 +256,11 @@ class JobParser:
         if byte == LF:
             self._text.newline()
         elif byte == HT:
-            self._text.add(b"\t")
+            self._text.tab()
+        elif byte == FF:
+            self._text.print_page(leave=True)  # page mode only; ignored in standard mode
+        elif byte == CAN:
+            self._text.clear_page(leave=False)
         # CR is ignored (auto line feed is off on Epson's network interfaces); so are other
         # stray control bytes such as NUL padding.
 
@@ -383,17 +280,22 @@ class JobParser:
             return None
         if name in _MARKING_COMMANDS:
             self._has_content = True
+            if name == "ESC *" and self._content.images:
+                self._text.image_in_line()
+                self._image_feeds[len(self._content.images) - 1] = self._text.line_spacing
+        elif name in STYLE_COMMAND_NAMES:
+            if name == "ESC a":
+                self._text.set_align(alignment(command) or self._text.align)
+            else:
+                self._text.set_style(apply(self._text.style, name, command))
+        elif name in _LAYOUT_COMMANDS:
+            _LAYOUT_COMMANDS[name](self._text, command)
         elif name == "FS q":
             self._images_follow = measured.images_follow
         elif name == "ESC d":
             self._text.newline(max(command[2], 1))
         elif name == "ESC J" and self._text.has_pending():
             self._text.newline()
-        elif name in STYLE_COMMAND_NAMES:
-            if name == "ESC a":
-                self._text.set_align(alignment(command) or self._text.align)
-            else:
-                self._text.set_style(apply(self._text.style, name, command))
         elif name in _DECODER_COMMANDS:
             self._text.before_switch()
             _DECODER_COMMANDS[name](self.decoder, command)
@@ -408,9 +310,11 @@ class JobParser:
 
     def _end_receipt(self, cut: str, truncated: bool, events: list[Event]) -> None:
         if self._has_content:
-            lines, styled = self._text.finish()
+            lines, styled, pages = self._text.finish()
             details = self._content.to_json()
             details["line_styles"] = line_styles_json(styled)
+            if pages:
+                details["pages"] = [page.json for page in pages]
             events.append(ParsedReceipt(
                 raw=bytes(self._raw),
                 text="\n".join(lines),
@@ -418,7 +322,7 @@ class JobParser:
                 truncated=truncated,
                 unknown_commands=self._unknown,
                 details=details,
-                layout=(Layout(full_lines(lines, styled), self._content) if self._keep_bitmaps
-                        else None),
+                layout=(Layout(full_lines(lines, styled), self._content, pages,
+                               self._image_feeds) if self._keep_bitmaps else None),
             ))
         self._start_receipt()

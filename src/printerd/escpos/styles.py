@@ -13,6 +13,9 @@ from typing import Any, Optional
 
 ALIGNMENTS = ("left", "center", "right")
 FONTS = ("A", "B", "C")
+# Character cells in dots (width, height), before the size multiples: Epson's font A is
+# 12 x 24, font B 9 x 17 (font C, where a model has it, is drawn as B).
+CELLS = {"A": (12, 24), "B": (9, 17), "C": (9, 17)}
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,11 @@ def apply(style: Style, name: str, command: bytes) -> Style:
 _APPLIED: dict[tuple[int, str, int], Style] = {}
 _APPLIED_LIMIT = 10_000
 # _INTERNED is bounded by the fields: 2 x 3 x 8 x 8 x 2 x 3 = 2,304 styles at most.
+
+
+def intern(style: Style) -> Style:
+    """The shared object equal to ``style``: parsers compare styles with ``is``."""
+    return _INTERNED.setdefault(style, style)
 
 
 def alignment(command: bytes) -> Optional[str]:

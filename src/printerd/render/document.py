@@ -1,22 +1,51 @@
 """
-A receipt as the renderers see it: its text lines, barcodes, 2D codes and images in print order,
-parsed again from the stored raw bytes (so a better parser improves old receipts).
+A receipt as the renderers see it: its text lines, pages, barcodes, 2D codes and images in print
+order, parsed again from the stored raw bytes (so a better parser improves old receipts), and
+the rows a line prints as on a paper of a given width (``printed_rows``: dot positions, wrapping
+at the print area's edge, alignment).
 """
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.content import Bitmap
+from printerd.escpos.layout import Run, cell_dots
 from printerd.escpos.parser import JobParser, ParsedReceipt
-from printerd.escpos.styles import Style
+from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
+from printerd.escpos.styles import CELLS, Style
+from printerd.star.parser import StarJobParser
 
 
 @dataclass(frozen=True)
 class Line:
     align: str
-    runs: list[tuple[Style, str]]
+    runs: list[Run]  # (style, text, dot from the print area's start or None: after the last)
+    margin: int = 0  # dots
+    width: int = 0  # the print area's width in dots; 0: up to the paper's edge
+
+
+@dataclass(frozen=True)
+class PageArea:
+    """An area printed in page mode: its lines (baseline ``y``, in the direction's own
+    coordinates: x along the text, y across it) and where it sits on the paper."""
+
+    direction: int  # ESC T: 0 normal, 1 bottom to top, 2 upside down, 3 top to bottom
+    area: tuple[int, int, int, int]  # x, y, width, height on the paper (0 0 0 0: not set)
+    lines: list[tuple[int, Line]]
+
+    def extent(self) -> tuple[int, int]:
+        """The area's size in its direction's coordinates (along the text, across it)."""
+        x, y, width, height = self.area
+        along, across = (height, width) if self.direction in (1, 3) else (width, height)
+        if not along:
+            along = max((end for _, line in self.lines for end in [_line_end(line)]), default=1)
+        if not across:
+            across = max((y + 8 for y, _ in self.lines), default=1)
+        return along, across
 
 
 @dataclass(frozen=True)
@@ -37,25 +66,48 @@ class Image:
     width: int
     height: int
     bitmap: Optional[Bitmap]  # None: the dots are not in the job (NV image, cut-off payload)
+    feed: int = 0  # ESC * bands: the line spacing they were fed with (dots), else 0
 
 
-Block = Union[Line, Barcode, Code2D, Image]
+Block = Union[Line, PageArea, Barcode, Code2D, Image]
 
 
-def parse_receipt(raw: bytes, two_byte_encoding: str = "gb18030") -> Optional[ParsedReceipt]:
-    """The first receipt in ``raw`` (a stored receipt holds exactly one), with its layout."""
-    parser = JobParser(two_byte_encoding, keep_bitmaps=True)
+def parsing(emulation: str, two_byte_encoding: str) -> str:
+    """
+    How a printer's receipts are parsed, as the renderers pass it along in place of the two-byte
+    encoding: the encoding alone for ESC/POS, "star:<encoding>" for a Star printer.
+    """
+    return two_byte_encoding if emulation == "epson" else f"{emulation}:{two_byte_encoding}"
+
+
+def parse_receipt(raw: bytes, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+                  profile: PrinterProfile = DEFAULT_PROFILE) -> Optional[ParsedReceipt]:
+    """The first receipt in ``raw`` (a stored receipt holds exactly one), with its layout;
+    ``two_byte_encoding`` may name the printer's emulation first (see ``parsing``)."""
+    emulation, _, encoding = two_byte_encoding.rpartition(":")
+    if emulation == "star":
+        parser: JobParser | StarJobParser = StarJobParser(encoding, keep_bitmaps=True)
+    else:
+        parser = JobParser(encoding, keep_bitmaps=True, profile=profile)
     receipts = [e for e in parser.feed(raw) + parser.close() if isinstance(e, ParsedReceipt)]
     return receipts[0] if receipts else None
 
 
-def blocks(raw: bytes, two_byte_encoding: str = "gb18030") -> list[Block]:
+def blocks(raw: bytes, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+           profile: PrinterProfile = DEFAULT_PROFILE) -> list[Block]:
     """Everything the receipt prints, in print order."""
-    receipt = parse_receipt(raw, two_byte_encoding)
+    receipt = parse_receipt(raw, two_byte_encoding, profile)
     if receipt is None or receipt.layout is None:
         return []
-    content = receipt.layout.content
-    lines = [Line(align, runs) for align, runs in receipt.layout.lines]
+    layout = receipt.layout
+    content = layout.content
+    text_lines = [Line(line.align, line.runs, line.margin, line.width) for line in layout.lines]
+    lines: list[Optional[Block]] = list(text_lines)
+    # A page's lines become one block, where its first line was.
+    for page in layout.pages:
+        page_lines = [(layout.lines[n].y, text_lines[n]) for n in range(page.first, page.end)]
+        lines[page.first:page.end] = [PageArea(page.direction, page.area, page_lines)] + [
+            None] * (page.end - page.first - 1)
     graphics: list[tuple[int, Block]] = []
     for kind, index in content.order:
         item = getattr(content, kind)[index]
@@ -65,14 +117,109 @@ def blocks(raw: bytes, two_byte_encoding: str = "gb18030") -> list[Block]:
             params = {k: v for k, v in item.items() if k not in ("type", "data", "line")}
             block = Code2D(item["type"], item["data"], params)
         else:
-            block = Image(item.get("width", 0), item.get("height", 0), content.bitmaps[index])
+            block = Image(item.get("width", 0), item.get("height", 0), content.bitmaps[index],
+                          layout.image_feeds.get(index, 0))
         graphics.append((item["line"], block))
     # A graphic printed after n complete lines goes after the n-th line; sorted() is stable,
     # so graphics on the same line keep their print order.
-    ordered: list[Block] = []
+    ordered: list[Optional[Block]] = []
     position = 0
     for line_number, block in sorted(graphics, key=lambda g: g[0]):
         ordered += lines[position:line_number]
         position = max(position, line_number)
         ordered.append(block)
-    return ordered + lines[position:]
+    return [block for block in ordered + lines[position:] if block is not None]
+
+
+# -- rows as printed ---------------------------------------------------------------------------
+
+# A piece of a printed row: dots from the paper's left edge, style, text.
+Piece = tuple[int, Style, str]
+
+
+@dataclass(frozen=True)
+class Row:
+    pieces: list[Piece]
+    height: int  # the tallest character's height in dots (font A: 24)
+
+
+def char_cells(char: str) -> int:
+    """Character cells one character takes: East Asian wide ones (kanji, hanzi...) take two."""
+    return 2 if not char.isascii() and unicodedata.east_asian_width(char) in "WF" else 1
+
+
+def char_dots(char: str, style: Style) -> int:
+    """How wide the printer prints one character, in dots."""
+    return cell_dots(style, 0) * char_cells(char)
+
+
+def _line_end(line: Line) -> int:
+    end = 0
+    cursor = 0
+    for style, text, x in line.runs:
+        if x is not None:
+            cursor = x
+        cursor += sum(char_dots(ch, style) for ch in text)
+        end = max(end, cursor)
+    return end
+
+
+def printed_rows(line: Line, paper: int) -> list[Row]:
+    """
+    The rows ``line`` prints on a paper ``paper`` dots wide: each run at its dot position from
+    the left margin, the line wrapped where the next character would pass the print area's
+    edge (mid-word, as a printer does), each row aligned within the print area.
+    """
+    margin = max(min(line.margin, paper - CELLS["A"][0]), 0)
+    area = paper - margin
+    if line.width:
+        area = max(min(line.width, area), 1)
+    rows: list[list[Piece]] = [[]]
+    ends = [0]  # where each row's last character ends, in the row's own dots
+    shift = 0  # where the current row starts, in the line's own dots
+    cursor = 0
+    for style, text, x in line.runs:
+        if x is not None:
+            cursor = x
+        unit = cell_dots(style, 0)
+        # Most text is ASCII: every character one cell, so a row's share is a division.
+        widths = None if text.isascii() else [unit * char_cells(ch) for ch in text]
+        start = 0
+        while start < len(text):
+            room = area - (cursor - shift)
+            if cursor < shift:
+                count = 0  # placed left of where this row starts (after a wrap)
+            elif widths is None:
+                count = min(max(room // unit, 0), len(text) - start)
+            else:
+                count, used = 0, 0
+                while start + count < len(text) and used + widths[start + count] <= room:
+                    used += widths[start + count]
+                    count += 1
+            if count == 0:
+                if rows[-1]:
+                    rows.append([])
+                    ends.append(0)
+                    shift = cursor
+                    continue
+                count = 1  # wider than the whole area: alone on its row, as printed
+            piece = text[start:start + count]
+            width = unit * count if widths is None else sum(widths[start:start + count])
+            rows[-1].append((cursor - shift, style, piece))
+            cursor += width
+            ends[-1] = max(ends[-1], cursor - shift)
+            start += count
+    placed = []
+    for pieces, end in zip(rows, ends, strict=True):
+        offset = margin + {"center": max(area - end, 0) // 2,
+                           "right": max(area - end, 0)}.get(line.align, 0)
+        height = max((CELLS.get(style.font, CELLS["A"])[1] * style.height
+                      for _, style, _ in pieces), default=CELLS["A"][1])
+        placed.append(Row([(offset + x, style, text) for x, style, text in pieces], height))
+    return placed
+
+
+def paper_for_columns(columns: int, profile: PrinterProfile) -> int:
+    """The paper width in dots a rendering ``columns`` wide stands for: the printer's own
+    width at its own column count, else ``columns`` font A characters."""
+    return profile.dots if columns == profile.columns else columns * CELLS["A"][0]

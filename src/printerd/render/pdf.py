@@ -1,6 +1,6 @@
 """
 A receipt as a one-page PDF: the PNG renderer's drawing, placed at the paper's real size (576
-dots at 203 dpi, 512 at 180 dpi: both 72 mm printed width), so it prints or archives as the
+dots at 203 dpi, 512 at 180 dpi: both 72 mm printed width; 384 at 203 dpi: 48 mm), so it prints or archives as the
 receipt looked. Pillow writes the PDF (a 1-bit image, no fonts); no date goes in, so the same
 receipt always gives the same bytes (golden tests).
 """
@@ -11,14 +11,18 @@ import io
 
 from PIL import Image
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
+from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.render.png import render_png
 
 # Dots per inch of the print heads that draw each paper width.
-DOTS_PER_INCH = {576: 203.2, 512: 180.0}
+DOTS_PER_INCH = {576: 203.2, 512: 180.0, 384: 203.2}
 
 
-def render_pdf(raw: bytes, paper: int = 576, two_byte_encoding: str = "gb18030") -> bytes:
-    page = Image.open(io.BytesIO(render_png(raw, paper, two_byte_encoding)))
+def render_pdf(raw: bytes, paper: int = 576,
+               two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+               profile: PrinterProfile = DEFAULT_PROFILE) -> bytes:
+    page = Image.open(io.BytesIO(render_png(raw, paper, two_byte_encoding, profile)))
     out = io.BytesIO()
     page.save(out, "PDF", resolution=DOTS_PER_INCH[paper], title="Receipt",
               creationDate=None, modDate=None)

@@ -1,28 +1,35 @@
 """
 A receipt as a PNG at the paper's dot width (576 dots: 80 mm paper at 203 dpi; 512: 80 mm at
-180 dpi or wide 58 mm models), drawn with Pillow the way the print head would: font A cells of
-12 x 24 dots, font B/C 9 x 17, each scaled by the character size; images dot for dot.
+180 dpi; 384: 58 mm at 203 dpi), drawn with Pillow the way the print head would: font A cells
+of 12 x 24 dots, font B/C 9 x 17, each scaled by the character size, every character at its dot
+position (``printed_rows``); page-mode areas turned to their direction; images dot for dot.
+A rendering stays within its ``Budget`` (height, graphics): past it, it ends with a notice.
 """
 
 from __future__ import annotations
 
 import io
 import threading
-import unicodedata
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterator, Optional
 
 import barcode
 from PIL import Image, ImageDraw, ImageFont
 from twisted.logger import Logger
 
-from printerd.escpos.styles import Style
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
+from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
+from printerd.escpos.styles import CELLS, Style
+from printerd.render.budget import Budget
 from printerd.render.codes import barcode_image, bitmap_image, qr_image
-from printerd.render.document import Barcode, Block, Code2D, Line, blocks
+from printerd.render.document import (
+    Barcode, Block, Code2D, Line, PageArea, Row, blocks, char_cells, printed_rows,
+)
 from printerd.render.document import Image as ImageBlock
 
-PAPER_WIDTHS = (576, 512)
-CELLS = {"A": (12, 24), "B": (9, 17), "C": (9, 17)}
+PAPER_WIDTHS = (576, 512, 384)
 LINE_GAP = 6  # Epson's default 1/6-inch line spacing leaves about this much between lines
 # python-barcode ships DejaVu Sans Mono for its own captions: a font we always have.
 _FONT_FILE = Path(barcode.__file__).parent / "fonts" / "DejaVuSansMono.ttf"
@@ -49,61 +56,84 @@ def _font(size: int, wide: bool = False) -> ImageFont.ImageFont | ImageFont.Free
         return ImageFont.load_default(size)
 
 
-def _is_wide(char: str) -> bool:
-    """Double-byte characters print two cells wide."""
-    return unicodedata.east_asian_width(char) in ("W", "F")
-
-
 @lru_cache(maxsize=4096)
-def _glyph(char: str, style: Style) -> Image.Image:
-    """One character cell, black on white (or inverted), scaled by the character size."""
+def _cell(char: str, style: Style) -> Image.Image:
+    """One character cell at size 1 x 1, black on white (or inverted): a few hundred bytes,
+    so the cache stays small whatever sizes receipts ask for."""
     cell_w, cell_h = CELLS.get(style.font, CELLS["A"])
-    wide = _is_wide(char)
+    wide = char_cells(char) == 2  # double-byte characters print two cells wide
     cell_w *= 2 if wide else 1
     ink, paper = (255, 0) if style.invert else (0, 255)
     cell = Image.new("L", (cell_w, cell_h), paper)
     draw = ImageDraw.Draw(cell)
     with _FONT_LOCK:
         draw.text((cell_w / 2, cell_h - 4), char, fill=ink, font=_font(cell_h - 4, wide),
-                  anchor="ms",
-                  stroke_width=1 if style.bold else 0, stroke_fill=ink)
+                  anchor="ms", stroke_width=1 if style.bold else 0, stroke_fill=ink)
     for row in range(style.underline):
         draw.line([(0, cell_h - 1 - row), (cell_w, cell_h - 1 - row)], fill=ink)
-    if style.width != 1 or style.height != 1:
-        cell = cell.resize((cell_w * style.width, cell_h * style.height), Image.Resampling.NEAREST)
     return cell.point(lambda v: 255 if v >= 128 else 0).convert("1")
 
 
-def _line_rows(line: Line, paper: int) -> list[Image.Image]:
-    """The line as one or more image rows (a printer wraps at the paper's edge)."""
-    cells = [_glyph(char, style) for style, text in line.runs for char in text]
-    if not cells:
-        return [Image.new("1", (paper, CELLS["A"][1] + LINE_GAP), 1)]
-    rows: list[list[Image.Image]] = [[]]
-    used = 0
-    for cell in cells:
-        if used + cell.width > paper and rows[-1]:
-            rows.append([])
-            used = 0
-        rows[-1].append(cell)
-        used += cell.width
-    images = []
-    for row in rows:
-        width = sum(c.width for c in row)
-        height = max(c.height for c in row) + LINE_GAP
-        image = Image.new("1", (paper, height), 1)
-        x = {"left": 0, "center": (paper - width) // 2, "right": paper - width}[line.align]
-        for cell in row:
-            image.paste(cell, (max(x, 0), height - LINE_GAP - cell.height))  # on the baseline
-            x += cell.width
-        images.append(image)
-    return images
+class _Glyphs:
+    """One rendering's glyphs at their sizes (scaled from the cached cells, kept for this
+    rendering only, so a receipt in 8 x 8 characters leaves nothing behind)."""
+
+    def __init__(self) -> None:
+        self._scaled: dict[tuple[str, Style], Image.Image] = {}
+
+    def __call__(self, char: str, style: Style) -> Image.Image:
+        if style.width == 1 and style.height == 1:
+            return _cell(char, style)
+        found = self._scaled.get((char, style))
+        if found is None:
+            base = _cell(char, replace(style, width=1, height=1))
+            found = base.resize((base.width * style.width, base.height * style.height),
+                                Image.Resampling.NEAREST)
+            self._scaled[(char, style)] = found
+        return found
 
 
-def _centered(graphic: Image.Image, paper: int) -> Image.Image:
+def _text_row(row: Row, paper: int, glyphs: _Glyphs) -> Image.Image:
+    """One printed row: every character at its dot position, on the row's baseline."""
+    height = row.height + LINE_GAP
+    image = Image.new("1", (paper, height), 1)
+    for x, style, text in row.pieces:
+        for char in text:
+            glyph = glyphs(char, style)
+            if x < paper:
+                image.paste(glyph, (x, height - LINE_GAP - glyph.height))
+            x += glyph.width
+    return image
+
+
+def _page(page: PageArea, paper: int, glyphs: _Glyphs) -> Image.Image:
+    """A page-mode area drawn in its direction's coordinates, then turned onto the paper."""
+    along, across = page.extent()
+    drawn = Image.new("1", (along, across), 1)
+    for baseline, line in page.lines:
+        for row in printed_rows(line, along):
+            for x, style, text in row.pieces:
+                for char in text:
+                    glyph = glyphs(char, style)
+                    drawn.paste(glyph, (x, baseline - glyph.height))
+                    x += glyph.width
+    turned = {1: Image.Transpose.ROTATE_90, 2: Image.Transpose.ROTATE_180,
+              3: Image.Transpose.ROTATE_270}.get(page.direction)
+    if turned is not None:
+        drawn = drawn.transpose(turned)
+    x, y, _, _ = page.area
+    image = Image.new("1", (paper, y + drawn.height + LINE_GAP), 1)
+    image.paste(drawn, (min(x, paper - 1), y))
+    return image
+
+
+def _centered(graphic: Image.Image, paper: int, advance: int = 0) -> Image.Image:
+    """A graphic centred on the paper; ``advance``: the feed after it (ESC * bands), else
+    the usual gap."""
     if graphic.width > paper:
         graphic = graphic.resize((paper, max(graphic.height * paper // graphic.width, 1)))
-    image = Image.new("1", (paper, graphic.height + LINE_GAP), 1)
+    height = max(graphic.height, advance) if advance else graphic.height + LINE_GAP
+    image = Image.new("1", (paper, height), 1)
     image.paste(graphic.convert("1"), ((paper - graphic.width) // 2, 0))
     return image
 
@@ -121,32 +151,58 @@ def _label(text: str, paper: int) -> Image.Image:
     return image
 
 
-def _block_images(block: Block, paper: int) -> list[Image.Image]:
+def _block_images(block: Block, paper: int, glyphs: _Glyphs,
+                  budget: Budget) -> Iterator[Image.Image]:
     if isinstance(block, Line):
-        return _line_rows(block, paper)
+        for row in printed_rows(block, paper):
+            if not budget.take_height(row.height + LINE_GAP):
+                return
+            yield _text_row(row, paper, glyphs)
+        return
+    if isinstance(block, PageArea):
+        along, across = block.extent()
+        if budget.take_height(along if block.direction in (1, 3) else across):
+            yield _page(block, paper, glyphs)
+        return
+    if not budget.take_graphic():
+        return
     if isinstance(block, ImageBlock):
         if block.bitmap is None:
-            return [_label(f"image {block.width}x{block.height}", paper)]
-        return [_centered(bitmap_image(block.bitmap), paper)]
-    if isinstance(block, Barcode):
-        drawn = barcode_image(block.type, block.data)
-        return [_centered(drawn, paper) if drawn else _label(f"{block.type} {block.data}", paper)]
-    if isinstance(block, Code2D):
-        drawn = qr_image(block.data, block.params) if block.type == "qr" else None
-        return [_centered(drawn, paper) if drawn else
-                _label(f"{block.type.upper()} {block.data}", paper)]
-    raise TypeError(block)
+            drawn = _label(f"image {block.width}x{block.height}", paper)
+        else:
+            drawn = _centered(bitmap_image(block.bitmap), paper, block.feed)
+    elif isinstance(block, Barcode):
+        image = barcode_image(block.type, block.data)
+        drawn = _centered(image, paper) if image else _label(f"{block.type} {block.data}", paper)
+    elif isinstance(block, Code2D):
+        image = qr_image(block.data, block.params) if block.type == "qr" else None
+        drawn = (_centered(image, paper) if image else
+                 _label(f"{block.type.upper()} {block.data}", paper))
+    else:
+        raise TypeError(block)
+    if budget.take_height(drawn.height):
+        yield drawn
 
 
-def render_png(raw: bytes, paper: int = 576, two_byte_encoding: str = "gb18030") -> bytes:
-    parts = [image for block in blocks(raw, two_byte_encoding)
-             for image in _block_images(block, paper)]
+def render_png(raw: bytes, paper: int = 576,
+               two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+               profile: PrinterProfile = DEFAULT_PROFILE,
+               budget: Optional[Budget] = None) -> bytes:
+    budget = budget or Budget()
+    glyphs = _Glyphs()
+    parts: list[Image.Image] = []
+    for block in blocks(raw, two_byte_encoding, profile):
+        parts += _block_images(block, paper, glyphs, budget)
+        if budget.truncated:
+            parts.append(_label(budget.notice(), paper))
+            break
     height = sum(p.height for p in parts) or 1
     page = Image.new("1", (paper, height), 1)
     y = 0
     for part in parts:
         page.paste(part, (0, y))
         y += part.height
+    del parts, glyphs
     out = io.BytesIO()
     page.save(out, "PNG", optimize=True)
     return out.getvalue()

@@ -8,48 +8,83 @@ bytes (no extra threads). Receipts never change, so a rendering is cached by (id
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
+from functools import partial
 from typing import Callable, Mapping, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
+from printerd.epos.translate import printable_escpos
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
+from printerd.escpos.profiles import DEFAULT_MODEL, PrinterProfile, profile_for
+from printerd.render.budget import release_memory
 from printerd.render.html import render_html
 from printerd.render.pdf import render_pdf
 from printerd.render.png import PAPER_WIDTHS, render_png
 from printerd.render.text import WIDTHS, render_text
 from printerd.store.service import ReceiptStore
 
-Render = Callable[[bytes, int, str], bytes]
+Render = Callable[[bytes, int, str, PrinterProfile], bytes]
 
-FORMATS: dict[str, tuple[Render, tuple[int, ...], int, bytes]] = {
-    # format: (render(raw, size, encoding), allowed sizes, default size, content type)
-    "txt": (lambda raw, width, enc: render_text(raw, width, enc).encode(), WIDTHS, 48,
-            b"text/plain; charset=utf-8"),
-    "html": (lambda raw, width, enc: render_html(raw, width, two_byte_encoding=enc).encode(),
-             WIDTHS, 48, b"text/html; charset=utf-8"),
-    "png": (render_png, PAPER_WIDTHS, 576, b"image/png"),
-    "pdf": (render_pdf, PAPER_WIDTHS, 576, b"application/pdf"),
+
+def _text(raw: bytes, width: int, encoding: str, profile: PrinterProfile) -> bytes:
+    return render_text(raw, width, encoding, profile).encode()
+
+
+def _html(raw: bytes, width: int, encoding: str, profile: PrinterProfile) -> bytes:
+    return render_html(raw, width, two_byte_encoding=encoding, profile=profile).encode()
+
+
+def _png(raw: bytes, width: int, encoding: str, profile: PrinterProfile) -> bytes:
+    return render_png(raw, width, encoding, profile)
+
+
+def _pdf(raw: bytes, width: int, encoding: str, profile: PrinterProfile) -> bytes:
+    return render_pdf(raw, width, encoding, profile)
+
+
+FORMATS: dict[str, tuple[Render, tuple[int, ...], Callable[[PrinterProfile], int], bytes]] = {
+    # format: (render(raw, size, encoding, profile), allowed sizes, the printer's own size,
+    # content type)
+    "txt": (_text, WIDTHS, lambda profile: profile.columns, b"text/plain; charset=utf-8"),
+    "html": (_html, WIDTHS, lambda profile: profile.columns, b"text/html; charset=utf-8"),
+    "png": (_png, PAPER_WIDTHS, lambda profile: profile.dots, b"image/png"),
+    "pdf": (_pdf, PAPER_WIDTHS, lambda profile: profile.dots, b"application/pdf"),
 }
-DEFAULT_ENCODING = "gb18030"
+DEFAULT_ENCODING = DEFAULT_TWO_BYTE_ENCODING
 
 
 class Renderings:
-    """``get(id, format, size)`` -> the rendering's bytes, or None when there is no such id."""
+    """
+    ``get(id, format, size)`` -> the rendering's bytes, or None when there is no such id.
+    Each receipt is drawn for the printer that printed it: its two-byte encoding and its
+    model's profile (paper width, columns); ``size`` None is that printer's own width.
+    """
 
     def __init__(self, store: ReceiptStore, encodings: Mapping[str, str],
-                 cache_bytes: int = 16 * 1024 * 1024) -> None:
+                 cache_bytes: int = 16 * 1024 * 1024,
+                 models: Optional[Mapping[str, str]] = None) -> None:
         self.store = store
         self.encodings = dict(encodings)  # printer name -> two-byte encoding
+        # printer name -> profile (printers not listed: the default model's)
+        self.profiles = {name: profile_for(model) for name, model in (models or {}).items()}
+        self.default_profile = profile_for(DEFAULT_MODEL)
         self.cache_bytes = cache_bytes  # the most the cached renderings may take together
-        self._cache: OrderedDict[tuple[int, str, int], bytes] = OrderedDict()
+        self._cache: OrderedDict[tuple[int, str, Optional[int]], bytes] = OrderedDict()
         self._cached_bytes = 0
         # Renderings under way, and who else waits for them: every open page asks for a new
         # receipt's HTML at the same moment, and it is rendered once.
-        self._in_flight: dict[tuple[int, str, int], list[Deferred[Optional[bytes]]]] = {}
+        self._in_flight: dict[tuple[int, str, Optional[int]],
+                              list[Deferred[Optional[bytes]]]] = {}
         self.renders_total = 0
 
-    def get(self, receipt_id: int, fmt: str, size: int) -> Deferred[Optional[bytes]]:
+    def profile(self, printer: str) -> PrinterProfile:
+        return self.profiles.get(printer, self.default_profile)
+
+    def get(self, receipt_id: int, fmt: str,
+            size: Optional[int] = None) -> Deferred[Optional[bytes]]:
         key = (receipt_id, fmt, size)
         if key in self._cache:
             self._cache.move_to_end(key)
@@ -60,11 +95,29 @@ class Renderings:
             return waiter
         self._in_flight[key] = []
         self.renders_total += 1
-        render = FORMATS[fmt][0]
+        render, _, own_size, _ = FORMATS[fmt]
         encodings = self.encodings
 
-        def render_raw(printer: str, raw: bytes) -> bytes:
-            return render(raw, size, encodings.get(printer, DEFAULT_ENCODING))
+        def render_raw(details: str, printer: str, raw: bytes) -> bytes:
+            profile = self.profile(printer)
+            encoding = encodings.get(printer, DEFAULT_ENCODING)
+            try:
+                if '"source":"epos-print"' in details:
+                    # Printed from an ePOS-Print document: draw the ESC/POS it translates to,
+                    # whatever the printer's emulation (parsing names it before a colon).
+                    encoding = encoding.rpartition(":")[2]
+                    raw = printable_escpos(raw, json.loads(details), encoding)
+                return render(raw, own_size(profile) if size is None else size, encoding,
+                              profile)
+            finally:
+                release_memory()
+
+        async def read_and_render() -> Optional[bytes]:
+            # Two reads: the receipt's JSON says how to read its raw data (ePOS-Print or not).
+            receipt = await self.store.get_receipt(receipt_id)
+            if receipt is None:
+                return None
+            return await self.store.with_raw(receipt_id, partial(render_raw, receipt.details))
 
         def remember(body: Optional[bytes]) -> Optional[bytes]:
             if body is not None and key not in self._cache and len(body) <= self.cache_bytes:
@@ -83,5 +136,5 @@ class Renderings:
                     waiter.callback(result)
             return result
 
-        return (self.store.with_raw(receipt_id, render_raw)
+        return (Deferred.fromCoroutine(read_and_render())
                 .addCallback(remember).addBoth(answer_waiters))

@@ -1,27 +1,47 @@
 """
-Plain-text rendering of a receipt from its raw bytes, at the paper's width in columns: lines
-wrap at the edge, keep their alignment, and a double-width character takes two columns (it is
-followed by a space). Barcodes, 2D codes and images show as a bracketed line with their data.
+Plain-text rendering of a receipt from its raw bytes, at the paper's width in columns: each row
+as the printer prints it (runs at their dot positions, wrapped at the print area's edge,
+aligned), a dot position shown at the column it falls in (dots / the run's character width),
+and a double-width character takes two columns (it is followed by a space). Pages printed in
+page mode read top to bottom, whatever their direction. Barcodes, 2D codes and images show as a
+bracketed line with their data.
 """
 
 from __future__ import annotations
 
-from printerd.render.document import Barcode, Block, Code2D, Image, Line, blocks
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
+from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
+from printerd.escpos.styles import CELLS
+from printerd.render.budget import Budget
+from printerd.render.document import (
+    Barcode, Block, Code2D, Image, Line, PageArea, Row, blocks, char_cells, paper_for_columns,
+    printed_rows,
+)
 
 WIDTHS = (32, 42, 48, 56, 64)  # 58 mm and 80 mm papers in their common fonts
 
 
-def render_text(raw: bytes, width: int = 48, two_byte_encoding: str = "gb18030") -> str:
+def render_text(raw: bytes, width: int = 48,
+                two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+                profile: PrinterProfile = DEFAULT_PROFILE, budget: Budget | None = None) -> str:
     """The receipt as the printer would lay it out at ``width`` columns."""
+    budget = budget or Budget()
+    paper = paper_for_columns(width, profile)
     out: list[str] = []
-    for block in blocks(raw, two_byte_encoding):
-        out += _block_lines(block, width)
+    for block in blocks(raw, two_byte_encoding, profile):
+        for row in _block_lines(block, width, paper):
+            if not budget.take_text(len(row) + 1):
+                out.append(budget.notice())
+                return "".join(line.rstrip() + "\n" for line in out)
+            out.append(row)
     return "".join(line.rstrip() + "\n" for line in out)
 
 
-def _block_lines(block: Block, width: int) -> list[str]:
+def _block_lines(block: Block, width: int, paper: int) -> list[str]:
     if isinstance(block, Line):
-        return [_align(row, width, block.align) for row in _wrap(block, width)]
+        return [_columns(row) for row in printed_rows(block, paper)]
+    if isinstance(block, PageArea):
+        return [_columns(row) for _, line in block.lines for row in printed_rows(line, paper)]
     if isinstance(block, Barcode):
         label = f"[{block.type} {block.data}]"
     elif isinstance(block, Code2D):
@@ -31,29 +51,31 @@ def _block_lines(block: Block, width: int) -> list[str]:
     else:
         raise TypeError(block)
     label = "".join(ch for ch in label if ch >= " ")
-    return [_align(label[i:i + width], width, "center") for i in range(0, len(label), width)]
+    return [_center(label[i:i + width], width) for i in range(0, len(label), width)]
 
 
-def _wrap(line: Line, width: int) -> list[str]:
-    rows: list[str] = []
-    row: list[str] = []
+def _columns(row: Row) -> str:
+    parts: list[str] = []
     used = 0
-    for style, text in line.runs:
-        for char in text.expandtabs(8):
-            # A printer wraps at the paper's edge, mid-word if need be.
-            columns = min(style.width, width)
-            if used + columns > width:
-                rows.append("".join(row))
-                row, used = [], 0
-            row.append(char + " " * (columns - 1))
-            used += columns
-    rows.append("".join(row))
-    return rows
+    for x, style, text in row.pieces:
+        column = x // CELLS.get(style.font, CELLS["A"])[0]
+        if column > used:
+            parts.append(" " * (column - used))
+            used = column
+        elif column < used and parts and not parts[-1].endswith(" "):
+            parts.append(" ")
+            used += 1
+        if text.isascii() and style.width == 1:
+            parts.append(text)
+            used += len(text)
+            continue
+        for char in text:
+            # A character takes as many columns as cells, times its width multiple.
+            cells = char_cells(char)
+            parts.append(char + " " * (cells * style.width - cells))
+            used += cells * style.width
+    return "".join(parts)
 
 
-def _align(row: str, width: int, align: str) -> str:
-    if align == "center":
-        return " " * ((width - len(row)) // 2) + row
-    if align == "right":
-        return " " * (width - len(row)) + row
-    return row
+def _center(row: str, width: int) -> str:
+    return " " * ((width - len(row)) // 2) + row

@@ -97,6 +97,9 @@ class Engine(Protocol):
     def release_claims(self, conn: Connection, delivery_ids: list[int], claimant: str) -> int:
         """Clear ``claimant``'s claims on these deliveries (nothing was sent); how many."""
 
+    def set_ocr_text(self, conn: Connection, receipt_id: int, text: str) -> Optional[Receipt]:
+        """Store the text OCR read from a receipt's images; the updated receipt, or None."""
+
     def retry_dead(self, conn: Connection, now: float, delivery_id: Optional[int]) -> int:
         """Make dead deliveries (one, or all) pending and due at ``now``; how many changed."""
 

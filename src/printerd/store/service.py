@@ -257,6 +257,24 @@ class ReceiptStore(Service):
         """Make dead deliveries (one, or all) pending and due at once; how many changed."""
         return self._runner.run_write(self._engine.retry_dead, now, delivery_id)
 
+    # -- OCR ----------------------------------------------------------------------------------
+
+    def set_ocr_text(self, receipt_id: int, text: str) -> Deferred[Optional[Receipt]]:
+        """
+        Store the text OCR read from a receipt's images; fires with the updated receipt (None
+        if it is gone), which also replaces the old one in the memory cache of the newest.
+        """
+        def refresh_cache(receipt: Optional[Receipt]) -> Optional[Receipt]:
+            if receipt is not None:
+                for index, cached in enumerate(self.newest):
+                    if cached.id == receipt.id:
+                        self.newest[index] = receipt
+                        break
+            return receipt
+
+        return self._runner.run_write(self._engine.set_ocr_text, receipt_id,
+                                      text).addCallback(refresh_cache)
+
     # -- retention ----------------------------------------------------------------------------
 
     def purge_batch(self, cutoff: str, batch: int) -> Deferred[tuple[int, int]]:

@@ -197,6 +197,15 @@ class SQLiteEngine(SharedOutbox):
                 ))
         return stored
 
+    def set_ocr_text(self, conn: sqlite3.Connection, receipt_id: int,
+                     text: str) -> Optional[Receipt]:
+        """Store the text OCR read from a receipt; the receipt as updated (None: purged)."""
+        with write_transaction(conn):
+            conn.execute("UPDATE receipts SET ocr_text = ? WHERE id = ?", (text, receipt_id))
+            row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = ?",
+                               (receipt_id,)).fetchone()
+        return receipt_from_row(row) if row else None
+
     def purge_batch(self, conn: sqlite3.Connection, cutoff: str,
                     batch: int) -> tuple[int, int]:
         """

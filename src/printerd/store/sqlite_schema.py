@@ -57,9 +57,14 @@ MIGRATIONS: list[str] = [
     ALTER TABLE deliveries ADD COLUMN claimed_until REAL;
     CREATE INDEX deliveries_claimable ON deliveries (target, state, next_attempt_at);
     """,
-    # 5: search and start-up at a million receipts.
-    # receipts_text: an FTS5 index of the text for q= (trigram tokenizer, Unicode case
-    # folding), kept in each receipt's own transaction by triggers.  Its rowid is the
+    # 5: text read by OCR from a receipt's images, filled in after the receipt is stored
+    # (NULL: not read).
+    """
+    ALTER TABLE receipts ADD COLUMN ocr_text TEXT;
+    """,
+    # 6: search and start-up at a million receipts.
+    # receipts_text: an FTS5 index of the text and the OCR text for q= (trigram tokenizer,
+    # Unicode case folding), kept in each receipt's own transaction by triggers.  Its rowid is the
     # receipt's id negated, so that walking it forwards, which FTS5 does lazily, yields the
     # newest receipts first (backwards it loads a whole doclist first: a trigram in every
     # receipt is a million entries).  Contentless: the text is stored once, in receipts.
@@ -71,11 +76,12 @@ MIGRATIONS: list[str] = [
     # to the next (then a time window is a range of ids).
     """
     CREATE VIRTUAL TABLE receipts_text USING fts5(
-        text, content = '', tokenize = 'trigram case_sensitive 0', detail = none,
+        text, ocr_text, content = '', tokenize = 'trigram case_sensitive 0', detail = none,
         columnsize = 0
     );
     INSERT INTO receipts_text (receipts_text, rank) VALUES ('automerge', 16);
-    INSERT INTO receipts_text (rowid, text) SELECT -id, text FROM receipts ORDER BY id DESC;
+    INSERT INTO receipts_text (rowid, text, ocr_text)
+        SELECT -id, text, ocr_text FROM receipts ORDER BY id DESC;
     CREATE TABLE receipt_stats (
         only             INTEGER PRIMARY KEY CHECK (only = 1),
         receipts         INTEGER NOT NULL,
@@ -88,21 +94,23 @@ MIGRATIONS: list[str] = [
                coalesce((SELECT max(id) FROM (SELECT id, received_at < lag(received_at)
                          OVER (ORDER BY id) AS went_down FROM receipts) WHERE went_down), 0);
     CREATE TRIGGER receipts_inserted AFTER INSERT ON receipts BEGIN
-        INSERT INTO receipts_text (rowid, text) VALUES (-new.id, new.text);
+        INSERT INTO receipts_text (rowid, text, ocr_text)
+            VALUES (-new.id, new.text, new.ocr_text);
         UPDATE receipt_stats SET receipts = receipts + 1,
             ordered_from_id = CASE WHEN new.received_at < last_received_at THEN new.id
                                    ELSE ordered_from_id END,
             last_received_at = new.received_at;
     END;
     CREATE TRIGGER receipts_deleted AFTER DELETE ON receipts BEGIN
-        INSERT INTO receipts_text (receipts_text, rowid, text)
-            VALUES ('delete', -old.id, old.text);
+        INSERT INTO receipts_text (receipts_text, rowid, text, ocr_text)
+            VALUES ('delete', -old.id, old.text, old.ocr_text);
         UPDATE receipt_stats SET receipts = receipts - 1;
     END;
-    CREATE TRIGGER receipts_text_updated AFTER UPDATE OF text ON receipts BEGIN
-        INSERT INTO receipts_text (receipts_text, rowid, text)
-            VALUES ('delete', -old.id, old.text);
-        INSERT INTO receipts_text (rowid, text) VALUES (-new.id, new.text);
+    CREATE TRIGGER receipts_text_updated AFTER UPDATE OF text, ocr_text ON receipts BEGIN
+        INSERT INTO receipts_text (receipts_text, rowid, text, ocr_text)
+            VALUES ('delete', -old.id, old.text, old.ocr_text);
+        INSERT INTO receipts_text (rowid, text, ocr_text)
+            VALUES (-new.id, new.text, new.ocr_text);
     END;
     """,
 ]

@@ -1,7 +1,8 @@
 """
 Finding receipts in SQLite: filters, paging, and ``q`` through the trigram index.
 
-``q`` is a substring, case folded as ``folding`` says.  Three characters or more: the FTS5 table
+``q`` is a substring of the printed text or of the text OCR read from the images, case folded
+as ``folding`` says.  Three characters or more: the FTS5 table
 ``receipts_text`` (trigram tokenizer, ``detail = none``, rowid = -id) names, newest first, the
 receipts that hold every trigram of ``q``; their text is then checked for ``q`` itself.  One or
 two characters, which no trigram holds: the text is read, newest first.  A time window becomes
@@ -58,7 +59,7 @@ def find_receipts(conn: sqlite3.Connection, query: ReceiptQuery, now: Callable[[
 
 # Each batch: the receipts that match, the oldest id looked at, and whether there may be more.
 Batches = Iterator[tuple[list[Receipt], int, bool]]
-TEXT = 6  # the text's place in RECEIPT_COLUMNS
+TEXT, OCR_TEXT = 6, 11  # their places in RECEIPT_COLUMNS
 
 
 def _indexed(conn: sqlite3.Connection, text: str, filters: str, args: list[object],
@@ -81,7 +82,7 @@ def _indexed(conn: sqlite3.Connection, text: str, filters: str, args: list[objec
         marks = ",".join("?" * len(batch))
         rows = conn.execute(f"SELECT {_COLUMNS_OF_R} FROM receipts r WHERE r.id IN ({marks})"
                             f"{filters} ORDER BY r.id DESC", [*batch, *args])
-        yield ([receipt_from_row(row) for row in rows if folded_contains(row[TEXT], needle)],
+        yield ([receipt_from_row(row) for row in rows if _holds(row, needle)],
                batch[-1], len(batch) == size)
         size = BATCH
 
@@ -93,9 +94,15 @@ def _read(conn: sqlite3.Connection, text: str, filters: str, args: list[object],
     rows = conn.execute(sql, args)
     needle, size = fold(text), first
     while batch := rows.fetchmany(size):
-        yield ([receipt_from_row(row) for row in batch if folded_contains(row[TEXT], needle)],
+        yield ([receipt_from_row(row) for row in batch if _holds(row, needle)],
                batch[-1][0], len(batch) == size)
         size = BATCH
+
+
+def _holds(row: tuple, needle: str) -> bool:
+    """Whether a receipt's printed text, or the text OCR read from its images, holds it."""
+    return folded_contains(row[TEXT], needle) or (
+        row[OCR_TEXT] is not None and folded_contains(row[OCR_TEXT], needle))
 
 
 def _id_bounds(conn: sqlite3.Connection,

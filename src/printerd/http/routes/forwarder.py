@@ -35,7 +35,7 @@ class ForwarderRoutes:
     @app.route("/api/forwarder/dead/<int:delivery_id>/retry", methods=["POST"])
     async def retry_dead_letter(self, request: IRequest, delivery_id: int) -> bytes:
         changed = await self.store.retry_dead(self.clock.seconds(),
-                                              stored_id(delivery_id, "delivery"))
+                                           stored_id(delivery_id, "delivery"))
         if not changed:
             raise ApiError(404, f"no dead delivery {delivery_id}")
         self.forwarder.wake()

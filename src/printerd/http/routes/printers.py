@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any, Sequence
 
 from twisted.web.iweb import IRequest
 
 from printerd.escpos.status import PAPER_NEAR_END, PAPER_OK, PAPER_OUT
-from printerd.http.params import ApiError
+from printerd.http.params import ApiError, parse_json_body
 from printerd.http.responses import json_app, json_body
 from printerd.rawport.factory import RawPrinter
 
@@ -19,15 +18,20 @@ STATE_FIELDS = {"online": bool, "cover_open": bool, "drawer_open": bool, "paper"
 
 def printer_json(printer: RawPrinter) -> dict[str, Any]:
     factory = printer.factory
+    identity = factory.job_settings.identity
+    counters = factory.counters
     listener = printer.listener.description if printer.listener else None
     return {"name": factory.printer, "listener": listener,
-            "model": {"maker": factory.identity.maker, "model": factory.identity.model,
-                      "serial": factory.identity.serial},
+            "model": {"maker": identity.maker, "model": identity.model,
+                      "serial": identity.serial},
             "state": factory.state.to_json(),
-            "counters": {"jobs": factory.jobs_total, "receipts": factory.receipts_total,
-                         "bytes": factory.bytes_total,
-                         "status_replies": factory.status_replies_total,
-                         "unknown_commands": factory.unknown_commands_total}}
+            "counters": {"jobs": counters.jobs_total, "receipts": counters.receipts_total,
+                         "bytes": counters.bytes_total,
+                         "status_replies": counters.status_replies_total,
+                         "unknown_commands": counters.unknown_commands_total},
+            "tee": factory.tee.to_json() if factory.tee is not None else None,
+            "cloudprnt": printer.cloudprnt.to_json() if printer.cloudprnt is not None else None,
+            "mdns": printer.mdns.to_json() if printer.mdns is not None else None}
 
 
 class PrinterRoutes:
@@ -48,11 +52,7 @@ class PrinterRoutes:
         printer = self.by_name.get(name)
         if printer is None:
             raise ApiError(404, f"no printer {name!r}")
-        body = request.content.read(MAX_STATE_BODY + 1)
-        try:
-            changes = json.loads(body)
-        except ValueError:
-            raise ApiError(400, "body: expected a JSON object") from None
+        changes = parse_json_body(request, MAX_STATE_BODY, "expected a JSON object")
         if not isinstance(changes, dict):
             raise ApiError(400, "body: expected a JSON object")
         for key, value in changes.items():

@@ -68,27 +68,19 @@ class ReceiptRoutes:
                           f'attachment; filename="receipt-{receipt_id}.bin"'.encode())
         return raw
 
-    @app.route("/api/receipts/<int:receipt_id>.txt", methods=["GET"])
-    async def text_rendering(self, request: IRequest, receipt_id: int) -> bytes:
-        """Plain text at the paper's width (``width``: 32, 42, 48, 56 or 64; default 48)."""
-        return await self._rendering(request, receipt_id, "txt")
-
-    @app.route("/api/receipts/<int:receipt_id>.html", methods=["GET"])
-    async def html_rendering(self, request: IRequest, receipt_id: int) -> bytes:
-        """A self-contained page as on paper (``width`` in columns, as for .txt)."""
-        # The page has inline styles and data: images only; nothing else may load or run.
-        request.setHeader(b"Content-Security-Policy",
-                          b"default-src 'none'; img-src data:; style-src 'unsafe-inline'")
-        return await self._rendering(request, receipt_id, "html")
-
-    @app.route("/api/receipts/<int:receipt_id>.png", methods=["GET"])
-    async def png_rendering(self, request: IRequest, receipt_id: int) -> bytes:
-        """A PNG at the paper's dot width (``width``: 576 or 512; default 576)."""
-        return await self._rendering(request, receipt_id, "png")
-
-    async def _rendering(self, request: IRequest, receipt_id: int, fmt: str) -> bytes:
-        _, sizes, default, content_type = FORMATS[fmt]
-        size = QueryParams(request, {"width"}).choice("width", default, sizes)
+    # One route for every rendering in the format table: .txt and .html (``width`` in columns:
+    # 32, 42, 48, 56 or 64), .png and .pdf (``width`` in dots: 576, 512 or 384); no width: the
+    # paper of the printer that printed the receipt.
+    @app.route(f"/api/receipts/<int:receipt_id>.<any({', '.join(FORMATS)}):format>",
+               methods=["GET"])
+    async def rendering(self, request: IRequest, receipt_id: int, format: str) -> bytes:
+        fmt = format  # the name in the URL rule (and the OpenAPI document) shadows a builtin
+        _, sizes, _, content_type = FORMATS[fmt]
+        size = QueryParams(request, {"width"}).optional_choice("width", sizes)
+        if fmt == "html":
+            # The page has inline styles and data: images only; nothing else may load or run.
+            request.setHeader(b"Content-Security-Policy",
+                              b"default-src 'none'; img-src data:; style-src 'unsafe-inline'")
         body = await self.renderings.get(stored_id(receipt_id), fmt, size)
         if body is None:
             raise ApiError(404, f"no receipt {receipt_id}")

@@ -1,0 +1,479 @@
+"""
+An incremental Star Line mode / StarPRNT job parser: bytes in, events out, no I/O.
+
+The same contract as ``printerd.escpos.parser.JobParser``: ``feed(data)`` returns the events the
+bytes complete (``StatusQuery`` for each status request, ``ParsedReceipt`` for each receipt ended
+by a cut), ``close()`` ends the job, and fed one byte at a time the parser returns exactly what
+it returns fed the whole job.  Receipts come out in the same JSON and layout as ESC/POS ones.
+
+Every command is skipped by its exact length (``star.commands.measure``).  ESC/POS commands in
+a Star job (an Epson driver pointed at a Star printer) are measured with the ESC/POS table,
+skipped and counted under ``dialects``, never printed as text; a ``DLE EOT n`` still gets the
+EOT status a Star printer sends for the EOT byte inside it.  A command longer than
+``CAPTURE_LIMIT`` is never buffered: its payload passes through as it arrives.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any, Callable, Optional
+
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
+from printerd.escpos import commands as escpos_commands
+from printerd.escpos.commands import Measured
+from printerd.escpos.layout import TextBuilder, full_lines, line_styles_json
+from printerd.escpos.parser import (
+    CAPTURE_LIMIT, CUT_FULL, CUT_NONE, CUT_PARTIAL, Event, Layout, ParsedReceipt, StatusQuery,
+)
+from printerd.escpos.styles import ALIGNMENTS, FONTS, Style, intern
+from printerd.star.codepages import StarCharacterDecoder, international_set
+from printerd.star.commands import ESC, measure, measure_raster
+from printerd.star.content import StarContent, columns_to_rows, digit, raster_rows
+from printerd.star.status import ASB_REQUEST, VERSION_REQUEST
+
+_TEXT_RUN = re.compile(rb"[\x20-\xff][\x20-\xff\n]*")
+LF, HT, FF, VT = 0x0A, 0x09, 0x0C, 0x0B
+SO, SI, DC2, DC4, CAN = 0x0E, 0x0F, 0x12, 0x14, 0x18
+BEL, SUB, EM = 0x07, 0x1A, 0x19
+GS, FS, DLE = 0x1D, 0x1C, 0x10
+
+# ESC d n: 0 full cut, 1 partial cut, 2 and 3 the same after feeding to the cutter.
+_CUTS = {0: CUT_FULL, 1: CUT_PARTIAL, 2: CUT_FULL, 3: CUT_PARTIAL}
+
+# For commands that may exceed CAPTURE_LIMIT: their header, all a handler sees of them then
+# (fed whole or a byte at a time, the parser handles them when the header is in).
+_HEADERS = {"ESC GS y D": 8, "ESC GS x D": 6, "ESC GS S": 9, "ESC K": 4, "ESC L": 4,
+            "ESC X": 4, "ESC k": 4, "raster b": 3}
+
+# Raster EOT and FF modes (ESC * r E / F n NUL): what ejecting a page does.  0 is the default,
+# 13 (feed to the cutter, partial cut); 1, 2 and 3 feed without cutting.
+_RASTER_MODE_CUTS = {0: CUT_PARTIAL, 8: CUT_FULL, 9: CUT_FULL, 12: CUT_PARTIAL, 13: CUT_PARTIAL}
+_DEFAULT_RASTER_MODE = 13
+
+# The most blank rows one ESC * r Y adds to a raster image (it moves the paper by n dots).
+_MAX_BLANK_ROWS = 2400
+
+
+def _size(style: Style, n: int, key: str) -> Style:
+    # ESC i / W / h: 0..5 (or "0".."5") is 1..6 times the size.
+    times = min(digit(n), 7) + 1
+    return replace(style, width=times) if key == "width" else replace(style, height=times)
+
+
+# Style commands: command bytes -> the new style.
+_STYLES: dict[str, Callable[[Style, bytes], Style]] = {
+    "ESC E": lambda s, c: replace(s, bold=True),
+    "ESC F": lambda s, c: replace(s, bold=False),
+    "ESC -": lambda s, c: replace(s, underline=1 if digit(c[2]) == 1 else 0),
+    "ESC 4": lambda s, c: replace(s, invert=True),
+    "ESC 5": lambda s, c: replace(s, invert=False),
+    "ESC i": lambda s, c: _size(_size(s, c[2], "height"), c[3], "width"),
+    "ESC W": lambda s, c: _size(s, c[2], "width"),
+    "ESC h": lambda s, c: _size(s, c[2], "height"),
+    "ESC SO": lambda s, c: replace(s, height=2),
+    "ESC DC4": lambda s, c: replace(s, height=1),
+    "ESC RS F": lambda s, c: replace(s, font=FONTS[digit(c[3])] if digit(c[3]) < 3 else "A"),
+}
+_MARKING = frozenset({"ESC b", "ESC FS p"})
+
+
+class StarJobParser:
+    """Parses one Star print job fed in arbitrary chunks; see the module docstring."""
+
+    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+                 keep_bitmaps: bool = False) -> None:
+        self._keep_bitmaps = keep_bitmaps
+        self.decoder = StarCharacterDecoder(two_byte_encoding)
+        self._buffer = bytearray()
+        self._skip = 0  # payload bytes of a long command still to pass through
+        self._closed = False
+        self._raster = False  # between ESC * r A and ESC * r B
+        self._raster_pending = False  # raster rows not yet ejected
+        self._eot_mode = self._ff_mode = _DEFAULT_RASTER_MODE
+        self._pulse = (200, 200)  # ESC BEL n1 n2: the drawer pulse, on and off (ms)
+        self._start_receipt()
+
+    def _start_receipt(self) -> None:
+        previous = getattr(self, "_text", None)
+        self._raw = bytearray()
+        self._text = TextBuilder(self.decoder)  # type: ignore[arg-type]
+        if previous is not None:
+            self._text.carry_over(previous)
+        self._has_content = False
+        self._unknown = 0
+        self._content = StarContent(lambda: len(self._text.lines), self._keep_bitmaps)
+        self._band_follows = False  # the last thing printed was an image band
+        self._graphic_line = False  # the line buffer holds an image band and no text
+
+    # -- bytes in ----------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[Event]:
+        """Consume the next bytes of the job and return the events they complete."""
+        if self._closed:
+            raise ValueError("feed() after close()")
+        events: list[Event] = []
+        if self._skip:
+            passed = min(self._skip, len(data))
+            self._raw += memoryview(data)[:passed]
+            self._skip -= passed
+            data = data[passed:]
+            if not data:
+                return events
+        buf = self._buffer
+        buf += data
+        pos = self._parse(buf, events)
+        del buf[:pos]
+        return events
+
+    def close(self, truncated: bool = False) -> list[Event]:
+        """End the job (connection closed, or cut off at the size limit)."""
+        if self._closed:
+            return []
+        self._closed = True
+        if self._buffer == b"\x1c":
+            # FS alone at the very end: a drawer kick, not the start of an ESC/POS command.
+            self._raw += self._buffer
+            self._buffer.clear()
+            self._content.drawer(2, *self._pulse)
+        truncated = truncated or bool(self._buffer) or self._skip > 0
+        self._raw += self._buffer
+        self._buffer.clear()
+        events: list[Event] = []
+        self._end_receipt(CUT_NONE, truncated, events)
+        return events
+
+    def _parse(self, buf: bytearray, events: list[Event]) -> int:
+        """Handle every complete element in buf; return how many bytes were consumed."""
+        pos, end = 0, len(buf)
+        raw_mark = 0  # buf[:raw_mark] is already in self._raw
+        while pos < end:
+            byte = buf[pos]
+            foreign = False
+            measured: Optional[Measured]
+            if self._raster:
+                measured = measure_raster(buf, pos)
+                if measured is None:
+                    break
+                if not measured.known and measured.length == 1:
+                    # Raster mode takes raster commands, status requests and drawer kicks;
+                    # other bytes are dropped.
+                    if byte in _RASTER_CONTROLS:
+                        self._control(byte, events)
+                    pos += 1
+                    continue
+            elif byte >= 0x20:
+                run_end = _TEXT_RUN.match(buf, pos).end()  # type: ignore[union-attr]
+                self._text.add(bytes(buf[pos:run_end]))
+                self._printed_text()
+                pos = run_end
+                continue
+            elif byte == ESC:
+                measured = measure(buf, pos)
+                if measured is None:
+                    break
+                if measured.name == "ESC p":
+                    # Star's ESC p (JIS kanji mode) is never followed by 0 or 1: that is
+                    # ESC/POS's drawer kick ESC p m t1 t2.
+                    if end - pos < 3:
+                        break
+                    if buf[pos + 2] in (0, 1, 0x30, 0x31):
+                        measured = Measured("ESC p", 5, known=False)
+                if not measured.known:
+                    # Not Star: an ESC/POS command, if ESC/POS knows it.
+                    other = escpos_commands.measure(buf, pos)
+                    if other is None:
+                        break
+                    if other.known:
+                        measured, foreign = other, True
+            elif byte in (GS, DLE, FS):
+                # No Star command starts so; an ESC/POS one might.  FS alone kicks the drawer.
+                if end - pos < 2:
+                    break
+                measured = escpos_commands.measure(buf, pos)
+                if measured is None:
+                    break
+                if not measured.known:
+                    self._control(byte, events)
+                    pos += 1
+                    continue
+                foreign = True
+            else:
+                self._control(byte, events)
+                pos += 1
+                continue
+            available = end - pos
+            if measured.length > available and measured.length <= CAPTURE_LIMIT:
+                break  # wait for the whole command
+            command = bytes(buf[pos:pos + min(measured.length, CAPTURE_LIMIT)])
+            if measured.length > CAPTURE_LIMIT:
+                command = command[:_HEADERS.get(measured.name, 2)]
+            cut = self._command(measured, command, events, foreign)
+            if measured.length > available:
+                # A long payload: take what is here and pass the rest through as it arrives.
+                self._skip = measured.length - available
+                pos = end
+                break
+            pos += measured.length
+            if cut is not None:
+                self._raw += memoryview(buf)[raw_mark:pos]
+                raw_mark = pos
+                self._end_receipt(cut, False, events)
+        self._raw += memoryview(buf)[raw_mark:pos]
+        return pos
+
+    def _printed_text(self) -> None:
+        self._has_content = True
+        self._band_follows = False
+        self._graphic_line = False
+
+    # -- single control bytes ----------------------------------------------------------------
+
+    def _control(self, byte: int, events: list[Event]) -> None:
+        if byte == LF:
+            if not (self._graphic_line and not self._text.has_pending()):
+                self._text.newline()
+            # else: the line feed prints the image band in the line buffer, no blank line.
+            self._graphic_line = False
+        elif byte == HT:
+            self._text.add(b"\t")
+        elif byte in (FF, VT):
+            if self._text.has_pending():
+                self._text.newline()
+        elif byte == SO:
+            self._restyle(width=2)
+        elif byte == DC4:
+            self._restyle(width=1)
+        elif byte in (BEL, FS):
+            self._content.drawer(2, *self._pulse)
+        elif byte in (SUB, EM):
+            self._content.drawer(5, *self._pulse)
+        elif byte in (0x04, 0x05, 0x17):
+            events.append(StatusQuery(bytes([byte])))
+        elif byte == CAN:
+            self._text.reset()
+        # CR is ignored (Star's default memory switch setting); so are SI / DC2 (upside down)
+        # and other stray control bytes.
+
+    def _restyle(self, **changes: Any) -> None:
+        self._text.set_style(intern(replace(self._text.style, **changes)))
+
+    # -- commands ----------------------------------------------------------------------------
+
+    def _command(self, measured: Measured, command: bytes, events: list[Event],
+                 foreign: bool) -> Optional[str]:
+        """Apply one command; return the cut type if it ends the receipt."""
+        name = measured.name
+        if foreign:
+            self._content.foreign()
+            if command[:2] in (b"\x10\x04", b"\x10\x05"):
+                # A Star printer answers the EOT (ENQ) byte inside DLE EOT n (DLE ENQ n).
+                events.append(StatusQuery(command[1:2]))
+            return None
+        if not measured.known:
+            self._unknown += 1
+            self._content.unknown_command(name)
+            return None
+        complete = len(command) == measured.length
+        if name in _STYLES:
+            self._text.set_style(intern(_STYLES[name](self._text.style, command)))
+        elif name == "ESC GS a":
+            n = digit(command[3])
+            if n <= 2:
+                self._text.set_align(ALIGNMENTS[n])
+        elif name in _IMAGES:
+            self._image(name, command, complete)
+        elif name in _MARKING:
+            self._mark()
+            if name == "ESC b":
+                self._content.barcode(command)
+            else:
+                self._content.logo(command[3])
+        elif name.startswith("ESC GS y "):
+            if self._content.qr(command if complete else command[:8]):
+                self._mark()
+        elif name.startswith("ESC GS x "):
+            if self._content.pdf417(command if complete else command[:6]):
+                self._mark()
+        else:
+            handler = _HANDLERS.get(name)
+            if handler is not None:
+                return handler(self, command, events)
+        return None
+
+    def _mark(self) -> None:
+        """Something other than text or an image band was printed."""
+        self._has_content = True
+        self._band_follows = False
+        self._graphic_line = False
+        self._content.end_image()
+
+    def _image(self, name: str, command: bytes, complete: bool) -> None:
+        keep = self._keep_bitmaps and complete
+        rows: Optional[list[bytes]] = None
+        if name == "raster b":
+            self._raster_pending = True
+            command_name, width, height = "ESC * r", (command[1] | command[2] << 8) * 8, 1
+            if keep:
+                rows = [command[3:]]
+        elif name == "ESC GS S":
+            row_bytes, height = command[4] | command[5] << 8, command[6] | command[7] << 8
+            command_name, width = name, row_bytes * 8
+            if keep:
+                rows = raster_rows(command[9:], row_bytes, height)
+        else:
+            count, data, command_name, height = command[2] | command[3] << 8, command[4:], name, 24
+            if name == "ESC k":  # 24 rows of count bytes
+                width = count * 8
+                if keep:
+                    rows = raster_rows(data, count, 24)
+            elif name == "ESC X":  # count columns of 24 dots
+                width = count
+                if keep:
+                    rows = columns_to_rows(data, count, 24)
+            else:  # ESC K: 8-dot columns, each dot 3 x 3; ESC L: each dot 1 wide, 3 high
+                scale = 3 if name == "ESC K" else 1
+                width = count * scale
+                if keep:
+                    rows = columns_to_rows(data, count, 8, scale, 3)
+        self._content.image_band(command_name, width, height, rows, extend=self._band_follows)
+        self._has_content = True
+        self._band_follows = True
+        if not self._raster and not self._text.has_pending():
+            self._graphic_line = True
+
+    def _end_receipt(self, cut: str, truncated: bool, events: list[Event]) -> None:
+        if self._has_content:
+            lines, styled, pages = self._text.finish()
+            details = self._content.to_json()
+            details["line_styles"] = line_styles_json(styled)
+            events.append(ParsedReceipt(
+                raw=bytes(self._raw),
+                text="\n".join(lines),
+                cut=cut,
+                truncated=truncated,
+                unknown_commands=self._unknown,
+                details=details,
+                layout=(Layout(full_lines(lines, styled), self._content, pages, {})
+                        if self._keep_bitmaps else None),
+            ))
+        self._start_receipt()
+
+    # -- command handlers (name -> method) ---------------------------------------------------
+
+    def _reset(self, command: bytes, events: list[Event]) -> Optional[str]:
+        self._text.reset()
+        return None
+
+    def _code_page(self, command: bytes, events: list[Event]) -> Optional[str]:
+        self._text.before_switch()
+        self.decoder.page = command[3]
+        return None
+
+    def _international(self, command: bytes, events: list[Event]) -> Optional[str]:
+        self._text.before_switch()
+        self.decoder.international = international_set(command[2])
+        return None
+
+    def _shift_jis(self, command: bytes, events: list[Event]) -> Optional[str]:
+        # ESC $ n: Shift JIS (two-byte) mode on (1) or off (0), in the printer's encoding.
+        self._text.before_switch()
+        self.decoder.two_byte = digit(command[2]) == 1
+        return None
+
+    def _cut(self, command: bytes, events: list[Event]) -> Optional[str]:
+        return _CUTS.get(digit(command[2]))
+
+    def _feed_lines(self, command: bytes, events: list[Event]) -> Optional[str]:
+        self._text.newline(max(command[2], 1))
+        return None
+
+    def _feed_dots(self, command: bytes, events: list[Event]) -> Optional[str]:
+        if self._text.has_pending():
+            self._text.newline()
+        return None
+
+    def _pulse_width(self, command: bytes, events: list[Event]) -> Optional[str]:
+        # ESC BEL n1 n2: the drawer pulse, n1 on and n2 off, in 10 ms units.
+        self._pulse = (command[2] * 10, command[3] * 10)
+        return None
+
+    def _status(self, command: bytes, events: list[Event]) -> Optional[str]:
+        if command in (ASB_REQUEST, VERSION_REQUEST) or command[:3] in (b"\x1b\x1ea",
+                                                                          b"\x1b\x1eE"):
+            events.append(StatusQuery(command))
+        return None
+
+    def _raster_mode(self, command: bytes, events: list[Event]) -> Optional[str]:
+        # ESC * r A enters raster mode (its settings back to their defaults); ESC * r B leaves
+        # it, ejecting per the EOT mode any rows not yet ejected.
+        self._content.end_image()
+        self._band_follows = False
+        entering = command[3] == ord("A")
+        if entering and not self._raster:
+            self._eot_mode = self._ff_mode = _DEFAULT_RASTER_MODE
+            self._raster_pending = False
+        if not entering and self._raster:
+            self._raster = False
+            return self._eject(self._eot_mode)
+        self._raster = self._raster or entering
+        return None
+
+    def _raster_setting(self, command: bytes, events: list[Event]) -> Optional[str]:
+        # ESC * r E n NUL (EOT mode), ESC * r F n NUL (FF mode): n in ASCII decimal.
+        digits = command[4:-1]
+        if digits.isdigit() and len(digits) <= 3:
+            if command[3] == ord("E"):
+                self._eot_mode = int(digits)
+            else:
+                self._ff_mode = int(digits)
+        return None
+
+    def _raster_feed(self, command: bytes, events: list[Event]) -> Optional[str]:
+        # ESC * r Y n NUL: move the paper n dots, blank rows in the page being printed.
+        digits = command[4:-1]
+        if self._raster and digits.isdigit():
+            rows = min(int(digits[:6]), _MAX_BLANK_ROWS)
+            if rows and self._band_follows:
+                self._content.image_band("ESC * r", 0, rows,
+                                         [b""] * rows if self._keep_bitmaps else None,
+                                         extend=True)
+        return None
+
+    def _raster_eject(self, command: bytes, events: list[Event]) -> Optional[str]:
+        # In raster mode ESC FF NUL ejects the page per the FF mode, ESC FF EOT per the EOT mode.
+        if self._raster and command[2] in (0x00, 0x04):
+            return self._eject(self._ff_mode if command[2] == 0 else self._eot_mode)
+        return None
+
+    def _eject(self, mode: int) -> Optional[str]:
+        self._content.end_image()
+        self._band_follows = False
+        pending, self._raster_pending = self._raster_pending, False
+        return _RASTER_MODE_CUTS.get(mode) if pending else None
+
+
+_RASTER_CONTROLS = frozenset({0x04, 0x05, 0x17, BEL, SUB, EM, FS})
+_IMAGES = frozenset({"ESC K", "ESC L", "ESC X", "ESC k", "ESC GS S", "raster b"})
+
+_HANDLERS: dict[str, Callable[[StarJobParser, bytes, list[Event]], Optional[str]]] = {
+    "ESC @": StarJobParser._reset,
+    "ESC GS t": StarJobParser._code_page,
+    "ESC R": StarJobParser._international,
+    "ESC $": StarJobParser._shift_jis,
+    "ESC d": StarJobParser._cut,
+    "ESC a": StarJobParser._feed_lines,
+    "ESC J": StarJobParser._feed_dots,
+    "ESC I": StarJobParser._feed_dots,
+    "ESC BEL": StarJobParser._pulse_width,
+    "ESC ACK": StarJobParser._status,
+    "ESC #": StarJobParser._status,
+    "ESC RS a": StarJobParser._status,
+    "ESC RS E": StarJobParser._status,
+    "ESC * r A": StarJobParser._raster_mode,
+    "ESC * r B": StarJobParser._raster_mode,
+    "ESC * r Y": StarJobParser._raster_feed,
+    "ESC * r E": StarJobParser._raster_setting,
+    "ESC * r F": StarJobParser._raster_setting,
+    "ESC FF": StarJobParser._raster_eject,
+}

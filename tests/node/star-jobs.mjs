@@ -1,0 +1,106 @@
+// Print jobs as real Star client libraries generate them, for printerd's Star tests.
+// Prints a JSON object: job name -> the job's bytes, base64.  Nothing here is printerd's code:
+// every byte comes from the libraries (receipt-printer-encoder, node-thermal-printer, receiptline).
+import { createRequire } from 'node:module';
+import ReceiptPrinterEncoder from '@point-of-sale/receipt-printer-encoder';
+import ImageData from '@canvas/image-data';
+
+const require = createRequire(import.meta.url);
+const { ThermalPrinter, PrinterTypes } = require('node-thermal-printer');
+const receiptline = require('receiptline');
+
+// A 48 x 48 logo: a black frame around a white square with a black dot in the middle.
+function logo() {
+  const size = 48;
+  const image = new ImageData(size, size);
+  for (let y = 0; y < size; y++) {
+    for (let x = 0; x < size; x++) {
+      const frame = x < 4 || y < 4 || x >= size - 4 || y >= size - 4;
+      const dot = Math.abs(x - 24) < 6 && Math.abs(y - 24) < 6;
+      const i = (y * size + x) * 4;
+      const value = frame || dot ? 0 : 255;
+      image.data[i] = image.data[i + 1] = image.data[i + 2] = value;
+      image.data[i + 3] = 255;
+    }
+  }
+  return image;
+}
+
+function encoderJob(options) {
+  const encoder = new ReceiptPrinterEncoder(options);
+  return encoder
+    .initialize()
+    .codepage('auto')
+    .align('center').bold(true).line('ExampleMart Ltd.').bold(false)
+    .line('Café Ünïcödé – £5 €7')
+    .align('left')
+    .underline(true).text('Underlined').underline(false).text(' and ')
+    .invert(true).text('inverted').invert(false).newline()
+    .size(2, 2).line('BIG').size(1, 1)
+    .align('right').line('Total 14.25')
+    .align('left')
+    .barcode('RIO-128', 'code128', 60)
+    .barcode('3130630574613', 'ean13', 60)
+    .qrcode('https://example.com/r/1', 2, 6, 'm')
+    .pdf417('PDF417 data', { columns: 3, rows: 0, width: 3, height: 3, errorlevel: 2 })
+    .image(logo(), 48, 48, 'threshold')
+    .pulse()
+    .cut('partial')
+    .line('Second receipt')
+    .cut()
+    .encode();
+}
+
+function thermalPrinterJob() {
+  const printer = new ThermalPrinter({ type: PrinterTypes.STAR, interface: 'tcp://127.0.0.1', width: 48 });
+  printer.alignCenter();
+  printer.bold(true);
+  printer.println('Star Cafe');
+  printer.bold(false);
+  printer.alignLeft();
+  printer.underline(true);
+  printer.println('Underlined');
+  printer.underline(false);
+  printer.invert(true);
+  printer.println('Inverted');
+  printer.invert(false);
+  printer.setTextDoubleHeight();
+  printer.println('Tall');
+  printer.setTextNormal();
+  printer.code128('ABC-123');
+  printer.printQR('https://example.com/q');
+  printer.pdf417('PDF');
+  const image = logo();
+  printer.append(printer.printer.printImageBuffer(image.width, image.height, Buffer.from(image.data)));
+  printer.openCashDrawer();
+  printer.println('Thank you');
+  printer.cut();
+  return printer.getBuffer();
+}
+
+const receiptDocument = `^^^ExampleMart
+Café au lait | 3.50
+Croissant | 2.25
+---
+^TOTAL | ^5.75
+{code:1234567890128; option:ean,hri}
+{code:https://example.com/r/2; option:qrcode,4,m}
+`;
+
+function receiptlineJob(command) {
+  return Buffer.from(receiptline.transform(receiptDocument,
+    { command, cpl: 48, encoding: 'cp437' }), 'binary');
+}
+
+const jobs = {
+  'receipt-printer-encoder-star-prnt': encoderJob({ language: 'star-prnt', columns: 48 }),
+  'receipt-printer-encoder-star-line': encoderJob({ printerModel: 'star-tsp650ii' }),
+  'receipt-printer-encoder-esc-pos': encoderJob({ language: 'esc-pos', columns: 48 }),
+  'node-thermal-printer-star': thermalPrinterJob(),
+  'receiptline-starsbcs': receiptlineJob('starsbcs'),
+  'receiptline-starlinesbcs': receiptlineJob('starlinesbcs'),
+  'receiptline-stargraphic': receiptlineJob('stargraphic'),
+};
+
+process.stdout.write(JSON.stringify(Object.fromEntries(
+  Object.entries(jobs).map(([name, bytes]) => [name, Buffer.from(bytes).toString('base64')]))));
