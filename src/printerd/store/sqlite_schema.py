@@ -69,8 +69,8 @@ MIGRATIONS: list[str] = [
     # newest receipts first (backwards it loads a whole doclist first: a trigram in every
     # receipt is a million entries).  Contentless: the text is stored once, in receipts.
     # Which receipts hold a trigram, not where (detail = none): half the size and indexing
-    # time of positions; a search checks its candidates' text itself.  Segments merged 16 at a
-    # time rather than 4: less rewriting per commit.  Built here for the receipts stored.
+    # time of positions; a search checks its candidates' text itself.  Built here for the
+    # receipts stored.
     # receipt_stats: one row the triggers keep current, so that start-up need not count: the
     # number of receipts, and from which id on received_at never goes down from one receipt
     # to the next (then a time window is a range of ids).
@@ -79,7 +79,6 @@ MIGRATIONS: list[str] = [
         text, ocr_text, content = '', tokenize = 'trigram case_sensitive 0', detail = none,
         columnsize = 0
     );
-    INSERT INTO receipts_text (receipts_text, rank) VALUES ('automerge', 16);
     INSERT INTO receipts_text (rowid, text, ocr_text)
         SELECT -id, text, ocr_text FROM receipts ORDER BY id DESC;
     CREATE TABLE receipt_stats (
