@@ -22,7 +22,9 @@ from __future__ import annotations
 from typing import Any, Callable, Optional, Protocol
 
 from printerd.store.outbox import Claim
-from printerd.store.receipts import NewReceipt, Receipt, ReceiptQuery, StoreSummary
+from printerd.store.receipts import (
+    NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
+)
 
 Connection = Any  # the engine's own connection type: sqlite3.Connection, psycopg.Connection, ...
 
@@ -124,8 +126,14 @@ class Engine(Protocol):
                             receipt_id: int) -> Optional[tuple[str, bytes]]:
         """The printer a receipt came from and its raw bytes, in one read, or None."""
 
-    def find_receipts(self, conn: Connection, query: ReceiptQuery) -> list[Receipt]:
-        """Receipts matching ``query``, newest (highest id) first, at most ``query.limit``."""
+    def find_receipts(self, conn: Connection, query: ReceiptQuery, now: Callable[[], float],
+                      budget: float) -> ReceiptPage:
+        """
+        Receipts matching ``query``, newest (highest id) first, at most ``query.limit``;
+        ``text`` is a substring, case folded by Unicode's simple rules.  Work that could read
+        every receipt stops after ``budget`` seconds of ``now()``, with the id it stopped at
+        in ``ReceiptPage.resume_before`` (the caller goes on with ``before`` = that id).
+        """
 
     def receipts_after(self, conn: Connection, after: int, limit: int,
                        printer: Optional[str]) -> list[Receipt]:

@@ -43,9 +43,11 @@ class ReceiptRoutes:
         found = await self.store.find_receipts(replace(query, limit=query.limit + 1))
         page = found[:query.limit]
         next_url = None
-        if len(found) > query.limit:
+        # A search that spent its time stops early: its next page goes on from where it stopped.
+        before = page[-1].id if len(found) > query.limit else found.resume_before
+        if before is not None:
             args = {k: v for k, v in params.given().items() if k != "before"}
-            args["before"] = str(page[-1].id)
+            args["before"] = str(before)
             next_url = "/api/receipts?" + urlencode(args)
         return receipts_body(request, page, next=next_url)
 
