@@ -18,12 +18,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ingest, parser as parser_bench, render, rest, soak, stream, webhook
+from bench import ingest, parser as parser_bench, render, rest, search, soak, stream, webhook
 from bench.common import raise_fd_limit
 from bench.table import Table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT = ["parser", "render", "ingest", "rest", "webhook", "stream"]
+DEFAULT = ["parser", "render", "ingest", "rest", "webhook", "search", "stream"]
 
 
 def main() -> None:
@@ -33,6 +33,9 @@ def main() -> None:
                              "when named)")
     parser.add_argument("--soak-receipts", type=int, default=1_000_000,
                         help="soak scenario: receipts in all")
+    parser.add_argument("--search-receipts", type=int, default=1_000_000,
+                        help="search scenario: receipts in its database (built once, kept in "
+                             "var/bench/)")
     parser.add_argument("--ingest-receipts", type=int, default=10_000,
                         help="ingest scenario: receipts per run at one per connection "
                              "(n/2 times as many at n per connection)")
@@ -94,6 +97,9 @@ def main() -> None:
         elif name == "webhook":
             with tempfile.TemporaryDirectory() as workdir:
                 report("webhook", stamp, webhook.run(Path(workdir)))
+        elif name == "search":
+            with tempfile.TemporaryDirectory() as workdir:
+                report("search", stamp, search.run(Path(workdir), receipts=args.search_receipts))
         elif name == "rest":
             with tempfile.TemporaryDirectory() as workdir:
                 result = rest.run(Path(workdir), seconds=args.rest_seconds)

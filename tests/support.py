@@ -29,18 +29,20 @@ from printerd.http.measure import RequestMetrics
 from printerd.http.openapi import OpenApiRoutes
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections
+from printerd.http.routes.commands import CommandRoutes
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.metrics import MetricsRoutes
 from printerd.http.routes.page import PageRoutes
 from printerd.http.routes.printers import PrinterRoutes
 from printerd.http.routes.receipts import ReceiptRoutes
+from printerd.http.routes.sample import SampleReceiptRoutes
 from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.metrics import Figures, ReactorLag, Sources, make_registry
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
-from printerd.render.document import parsing
+from printerd.render.document import ReceiptPrinter
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.receipts import NewReceipt, format_time
@@ -242,9 +244,10 @@ class Api:
         self.limiter = limiter or RateLimiter(clock, rate=0, burst=1)
         factories = tuple(p.factory for p in self.printers)
         self.retention = Retention(clock, store)
-        renderings = Renderings(store, {f.printer: parsing(f.job_settings.emulation.name,
-                                                           f.job_settings.two_byte_encoding)
-                                        for f in factories})
+        renderings = Renderings(store, {
+            f.printer: ReceiptPrinter(f.job_settings.emulation.name,
+                                      f.job_settings.two_byte_encoding, f.job_settings.profile)
+            for f in factories})
         self.requests = RequestMetrics(clock)
         self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
                                        self.retention, renderings, self.limiter,
@@ -255,8 +258,10 @@ class Api:
             HealthRoutes(store, self.printers, self.forwarder, self.authenticator),
             SessionRoutes(self.authenticator),
             ReceiptRoutes(store, renderings),
-            StreamRoutes(self.hub),
-            PrinterRoutes(self.printers),
+            CommandRoutes(store, self.printers),
+            StreamRoutes(self.hub, store.database_id),
+            PrinterRoutes(self.printers, lan=lambda: ["192.0.2.7"]),
+            SampleReceiptRoutes(clock, self.printers, lan=lambda: ["192.0.2.7"]),
             ForwarderRoutes(clock, store, self.forwarder),
             MetricsRoutes(self.figures),
             PageRoutes(),
