@@ -18,7 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ingest, parser as parser_bench, render, rest, search, soak, stream, webhook
+from bench import (
+    ingest, parser as parser_bench, rawport_cost, render, rest, search, soak, stream, webhook,
+)
 from bench.common import raise_fd_limit
 from bench.table import Table
 
@@ -29,8 +31,8 @@ DEFAULT = ["parser", "render", "ingest", "rest", "webhook", "search", "stream"]
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("scenarios", nargs="*", default=DEFAULT,
-                        help=f"scenarios to run (default: {' '.join(DEFAULT)}; soak runs only "
-                             "when named)")
+                        help=f"scenarios to run (default: {' '.join(DEFAULT)}; soak and rawport "
+                             "run only when named)")
     parser.add_argument("--soak-receipts", type=int, default=1_000_000,
                         help="soak scenario: receipts in all")
     parser.add_argument("--search-receipts", type=int, default=1_000_000,
@@ -80,6 +82,8 @@ def main() -> None:
                 table.stream(n, result, ceiling)
         elif name == "parser":
             report("parser", stamp, parser_bench.run())
+        elif name == "rawport":
+            report("rawport", stamp, rawport_cost.run())
         elif name == "render":
             report("render", stamp, render.run())
         elif name == "ingest":
