@@ -27,6 +27,7 @@ from printerd.escpos.status import PrinterIdentity, PrinterState
 from printerd.rawport.admission import Admission, AdmissionLimits
 from printerd.rawport.counters import PrinterCounters
 from printerd.rawport.emulation import EMULATIONS
+from printerd.rawport.joblog import JobLog
 from printerd.rawport.protocol import EndedJob, JobSettings, RawPrintProtocol
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
@@ -83,6 +84,7 @@ class RawPrintFactory(Factory):
         self.admission: Admission[RawPrintProtocol] = Admission(
             clock, limits if limits is not None else admission_limits(defaults), self.counters)
         self._state = PrinterState()
+        self.job_log = JobLog(clock, self.log, printer)
 
     def buildProtocol(self, addr: IAddress) -> Optional[RawPrintProtocol]:  # type: ignore
         host = getattr(addr, "host", None)
@@ -111,7 +113,11 @@ class RawPrintFactory(Factory):
 
     def drain(self, timeout: float) -> Deferred[None]:
         """Let every accepted job finish, up to ``timeout`` seconds (see Admission.drain)."""
-        return self.admission.drain(timeout)
+        def log_the_last_jobs(result: None) -> None:
+            self.job_log.flush()
+            return result
+
+        return self.admission.drain(timeout).addBoth(log_the_last_jobs)
 
     @property
     def connections_active(self) -> int:
@@ -171,10 +177,7 @@ class RawPrintFactory(Factory):
                       kind=kind, peer=peer)
 
     def end_job(self, ended: EndedJob) -> None:
-        self.log.info(
-            "job {job} printer={printer} peer={peer} receipts={receipts} bytes={bytes} "
-            "duration={duration:.3f}s", job=ended.job, printer=self.printer, peer=ended.peer,
-            receipts=ended.receipts, bytes=ended.received, duration=ended.duration)
+        self.job_log.ended(ended)
 
 
 @dataclass(frozen=True)
