@@ -224,6 +224,21 @@ def test_peers_outside_the_allow_list_are_refused_and_counted(store):
     assert factory.counters.connections_total == 1
 
 
+def test_allow_verdicts_are_remembered_per_address_in_a_bounded_table(store):
+    from printerd.rawport.factory import ALLOW_CACHE_SIZE
+
+    factory, _ = make_factory(store, allow=("10.0.0.0/8",))
+    for _ in range(3):  # asked again, each address keeps its own verdict
+        assert factory.buildProtocol(IPv4Address("TCP", "10.0.0.7", 1)) is not None
+        assert factory.buildProtocol(IPv4Address("TCP", "192.168.1.20", 1)) is None
+    assert factory.counters.connections_refused_total == 3
+    # Past the bound the table starts again: strangers are still refused, tills still let in.
+    for n in range(ALLOW_CACHE_SIZE + 10):
+        factory.buildProtocol(IPv4Address("TCP", f"172.16.{n // 256}.{n % 256}", 1))
+    assert factory.counters.connections_refused_total == 3 + ALLOW_CACHE_SIZE + 10
+    assert factory.buildProtocol(IPv4Address("TCP", "10.0.0.7", 2)) is not None
+
+
 def test_the_per_peer_cap_queues_a_busy_peer_without_blocking_others(store):
     factory, _ = make_factory(store, max_connections=10, max_per_peer=2)
     a1, t1 = connect(factory, 1)

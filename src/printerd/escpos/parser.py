@@ -176,6 +176,7 @@ class JobParser:
         if previous is not None:
             self._text.carry_over(previous)
         self._has_content = False
+        self._open = True  # False after a cut until bytes come (see _end_receipt)
         self._unknown = 0
         self._content = ContentCollector(lambda: len(self._text.lines), self._keep_bitmaps)
         self._image_feeds: dict[int, int] = {}
@@ -184,6 +185,8 @@ class JobParser:
         """Consume the next bytes of the job and return the events they complete."""
         if self._closed:
             raise ValueError("feed() after close()")
+        if not self._open:
+            self._start_receipt()
         events: list[Event] = []
         if self._skip:
             passed = min(self._skip, len(data))
@@ -212,7 +215,8 @@ class JobParser:
         self._raw += self._buffer
         self._buffer.clear()
         events: list[Event] = []
-        self._end_receipt(CUT_NONE, truncated, events)
+        if self._open:  # else the job ended at a cut, with nothing after it
+            self._end_receipt(CUT_NONE, truncated, events, start_next=False)
         return events
 
     def _parse(self, buf: bytearray, events: list[Event]) -> int:
@@ -254,7 +258,7 @@ class JobParser:
             if cut is not None:
                 self._raw += memoryview(buf)[raw_mark:pos]
                 raw_mark = pos
-                self._end_receipt(cut, False, events)
+                self._end_receipt(cut, False, events, start_next=pos < end)
         self._raw += memoryview(buf)[raw_mark:pos]
         return pos
 
@@ -315,7 +319,8 @@ class JobParser:
             return CUT_PARTIAL
         return None
 
-    def _end_receipt(self, cut: str, truncated: bool, events: list[Event]) -> None:
+    def _end_receipt(self, cut: str, truncated: bool, events: list[Event],
+                     start_next: bool = True) -> None:
         if self._has_content:
             lines, styled, pages = self._text.finish()
             details = self._content.to_json()
@@ -332,4 +337,8 @@ class JobParser:
                 layout=(Layout(full_lines(lines, styled), self._content, pages,
                                self._image_feeds) if self._keep_bitmaps else None),
             ))
-        self._start_receipt()
+        # A job's next receipt is set up once bytes come for it: most jobs end at their cut.
+        if start_next:
+            self._start_receipt()
+        else:
+            self._open = False

@@ -65,6 +65,10 @@ def admission_limits(settings: Settings, max_open: Optional[int] = None) -> Admi
                            wait_timeout=settings.raw_wait_timeout, max_open=max_open)
 
 
+# Peer addresses whose allow verdict is remembered (a LAN's tills are far fewer).
+ALLOW_CACHE_SIZE = 4096
+
+
 class RawPrintFactory(Factory):
     """Builds a RawPrintProtocol per connection and receives its results (``JobSink``)."""
 
@@ -79,6 +83,7 @@ class RawPrintFactory(Factory):
         self.printer = printer
         self.job_settings = job if job is not None else job_settings(defaults)
         self.allow = networks(allow if allow is not None else defaults.raw_allow)
+        self._allowed_hosts: dict[str, bool] = {}  # host -> in allow (see _allowed)
         self.counters = PrinterCounters()
         self.tee = tee  # a real printer every job is also sent to, if any
         self.admission: Admission[RawPrintProtocol] = Admission(
@@ -88,7 +93,7 @@ class RawPrintFactory(Factory):
 
     def buildProtocol(self, addr: IAddress) -> Optional[RawPrintProtocol]:  # type: ignore
         host = getattr(addr, "host", None)
-        if host is not None and not in_networks(host, self.allow):
+        if host is not None and not self._allowed(host):
             self.counters.connections_refused_total += 1
             self.log.warn("refused raw connection from {host}: not in raw_allow", host=host)
             return None  # Twisted closes the socket
@@ -98,6 +103,15 @@ class RawPrintFactory(Factory):
         self.counters.connections_total += 1
         return RawPrintProtocol(self.job_settings, self, self.admission, self.clock, peer,
                                 host or peer, self.tee.relay() if self.tee else None)
+
+    def _allowed(self, host: str) -> bool:
+        """Whether ``host`` is in ``allow``; a till's address is parsed once, not per job."""
+        allowed = self._allowed_hosts.get(host)
+        if allowed is None:
+            if len(self._allowed_hosts) >= ALLOW_CACHE_SIZE:
+                self._allowed_hosts.clear()  # many addresses: bounded, parsed again
+            allowed = self._allowed_hosts[host] = in_networks(host, self.allow)
+        return allowed
 
     # -- wiring: the listener, the store's health, shutdown ---------------------------------
 
