@@ -6,7 +6,6 @@ The webhook forwarder and retention over a real SQLite store whose calls run inl
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import pytest
 from treq.testing import StubTreq
@@ -19,7 +18,9 @@ from printerd.forwarder.service import Forwarder
 from printerd.forwarder.signing import sign, verify
 from printerd.retention import Retention
 from printerd.store import outbox
-from support import add_receipts, draft, make_inline_store, pump, request_json, result_of
+from support import (
+    add_receipts, draft, make_inline_store, pump, refuse_writes, request_json, result_of,
+)
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 TARGET = WebhookTarget(name="cloud", url="http://receiver.test/hook", secret=SECRET)
@@ -80,11 +81,11 @@ class Receiver(Resource):
 class Harness:
     """An inline store with an outbox for ``targets``, and a forwarder posting to ``receiver``."""
 
-    def __init__(self, db_path: str, clock, receiver: Receiver, targets=(TARGET,),
+    def __init__(self, database: str, clock, receiver: Receiver, targets=(TARGET,),
                  **options) -> None:
         self.clock = clock
         self.store = make_inline_store(
-            db_path, clock, outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
+            database, clock, outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
         self.store.startService()
         self.receiver = receiver
         self.stub = StubTreq(receiver)
@@ -117,11 +118,12 @@ class Harness:
 
 
 @pytest.fixture
-def harness(db_path, clock):
+def harness(database, clock):
+    """Makes harnesses on a fresh database, once per engine."""
     made = []
 
     def make(receiver, **options):
-        made.append(Harness(db_path, clock, receiver, **options))
+        made.append(Harness(database, clock, receiver, **options))
         return made[-1]
 
     yield make
@@ -241,7 +243,7 @@ def test_pending_deliveries_survive_a_restart_and_go_exactly_once(harness):
     assert sorted(ids) == sorted(f"msg_cloud_{i}" for i in range(1, 6))
 
 
-def test_retention_purges_old_receipts_but_keeps_undelivered_ones(harness, db_path):
+def test_retention_purges_old_receipts_but_keeps_undelivered_ones(harness):
     h = harness(Receiver([200]))
     day = 86400
     now = 1_800_000_000
@@ -256,20 +258,20 @@ def test_retention_purges_old_receipts_but_keeps_undelivered_ones(harness, db_pa
         "SELECT id FROM receipts ORDER BY id")]))
     assert remaining == [old_pending.id, recent.id]
     assert retention.deleted_total == 1 and h.store.receipts_total == 2
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT receipt_id, state FROM deliveries ORDER BY id").fetchall() \
-        == [(old_pending.id, "pending"), (recent.id, "pending")]
+    deliveries = result_of(h.store.read(lambda c: [tuple(row) for row in c.execute(
+        "SELECT receipt_id, state FROM deliveries ORDER BY id")]))
+    assert deliveries == [(old_pending.id, "pending"), (recent.id, "pending")]
 
 
 def test_a_failing_retention_run_logs_and_the_job_keeps_running(harness):
     h = harness(Receiver([200]))
-    result_of(h.store.write(lambda c: c.execute("PRAGMA query_only = ON")))  # writes now fail
+    refuse_writes(h.store)  # writes now fail
     retention = Retention(h.clock, h.store, days=30, interval=3600)
     retention.startService()
     assert retention.runs_failed == 1
     h.clock.advance(3600)
     assert retention.runs_failed == 2  # the LoopingCall survived the failure
-    result_of(h.store.write(lambda c: c.execute("PRAGMA query_only = OFF")))
+    refuse_writes(h.store, False)
     h.clock.advance(3600)
     assert retention.runs_failed == 2
     retention.stopService()

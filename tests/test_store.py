@@ -1,4 +1,7 @@
-"""The receipt store on a real SQLite file: group commit, queries, restart, faults."""
+"""
+The receipt store on a real database (each test that takes ``store`` or ``database`` runs on
+SQLite and on PostgreSQL): group commit, queries, restart, faults.
+"""
 
 from __future__ import annotations
 
@@ -12,29 +15,37 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from printerd.store.receipts import ReceiptQuery, format_time
-from printerd.store.engine import SchemaTooNew
+from printerd.store.engine import SchemaTooNew, open_engine
+from printerd.store.postgres import JOB_BLOCK
 from printerd.store.sqlite import SQLiteEngine
 from printerd.store.sqlite_schema import SCHEMA_VERSION
 from printerd.store.threads import DatabaseThreads, InlineRunner
 from support import draft, make_store, result_of, wait_until
 
 
+def count_receipts(database):
+    """Receipts in the database, counted on a connection of the test's own."""
+    conn = open_engine(database).connect()
+    try:
+        return conn.execute("SELECT count(*) FROM receipts").fetchone()[0]
+    finally:
+        conn.close()
+
+
 @pytest_twisted.ensureDeferred
-async def test_group_commit_announces_only_after_commit(store, db_path):
+async def test_group_commit_announces_only_after_commit(store, database):
     seen_in_other_connection = []
 
     def listener(stored):
         # A receipt is announced only once it is visible to every other reader.
-        other = sqlite3.connect(db_path)
-        (count,) = other.execute("SELECT count(*) FROM receipts").fetchone()
-        other.close()
-        seen_in_other_connection.append((len(stored), count, stored[-1].id))
+        seen_in_other_connection.append((len(stored), count_receipts(database), stored[-1].id))
 
     store.on_commit(listener)
     deferreds = [store.add_receipt(draft(f"receipt {i}")) for i in range(200)]
     stored = [await d for d in deferreds]
     assert [r.id for r in stored] == list(range(1, 201))
-    assert sum(n for n, _, _ in seen_in_other_connection) == 200
+    # On PostgreSQL, announcing is the tailer's read after the commit: it may come later.
+    await wait_until(lambda: sum(n for n, _, _ in seen_in_other_connection) == 200)
     assert all(count >= last_id for _, count, last_id in seen_in_other_connection)
     # 200 receipts queued at once go in far fewer than 200 transactions.
     assert len(seen_in_other_connection) < 10
@@ -67,19 +78,20 @@ async def test_queries_filter_and_page(store):
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_restart_keeps_receipts_ids_and_job_numbers(db_path):
-    first = make_store(db_path)
+async def test_a_restart_keeps_receipts_ids_and_job_numbers(database):
+    first = make_store(database)
     first.startService()
     assert first.next_job_id() == 1
     await first.add_receipt(draft("kept", job=41))
     await first.stopService()
 
-    second = make_store(db_path)
+    second = make_store(database)
     second.startService()
     try:
         assert second.receipts_total == 1
         assert [r.text for r in second.newest] == ["kept"]
-        assert second.next_job_id() == 42
+        # PostgreSQL: each start takes the next block of job numbers (unique across instances).
+        assert second.next_job_id() == (JOB_BLOCK + 1 if second.shared else 42)
         new = await second.add_receipt(draft("after restart"))
         assert new.id == 2
     finally:
@@ -87,14 +99,13 @@ async def test_a_restart_keeps_receipts_ids_and_job_numbers(db_path):
 
 
 @pytest_twisted.ensureDeferred
-async def test_stop_commits_everything_queued(db_path):
-    store = make_store(db_path, commit_delay=10.0)
+async def test_stop_commits_everything_queued(database):
+    store = make_store(database, commit_delay=10.0)
     store.startService()
     for i in range(5):
         store.add_receipt(draft(f"late {i}"))
     await store.stopService()
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT count(*) FROM receipts").fetchone() == (5,)
+    assert count_receipts(database) == 5
 
 
 @pytest_twisted.ensureDeferred

@@ -23,13 +23,14 @@ calls the methods of ``ReceiptStore`` and knows neither SQL nor which engine run
   + ``db_readers`` readers, fixed, one connection per thread, reconnecting after a connection
   the engine calls lost), ``InlineRunner`` in tests.
 
-What a second engine (PostgreSQL) must keep true: the writer's ``insert_receipts`` commits ids
-in id order (several instances: serialise the commits, e.g. an advisory transaction lock), as
-stream replay reads ``id > last``; ``prepare`` runs the migrations under a lock so instances
-starting together do not race; connections are in autocommit mode and every write opens its own
-transaction.  Today the writer passes its own commits to ``announce``; with several instances on
-one database, a tailer would feed ``announce`` every instance's commits in id order instead, and
-the writer would only fire each receipt's own Deferred.
+Announcing.  ``announce`` gives committed receipts to the listeners in id order, each once: it
+passes on only ids above the last one announced.  With SQLite (one process) the writer announces
+its own commits.  With a shared engine (PostgreSQL, several instances) the writer announces
+nothing itself but calls ``catch_up``, as every instance's tailer (``tailer.Tailer``) does when
+a commit's NOTIFY arrives and now and then: it reads ``id > last announced`` in id order and
+announces that, so each instance announces every instance's receipts in the same order; the
+writer still fires each receipt's own Deferred on its commit.  The PostgreSQL engine commits ids in id order
+(``postgres.COMMIT_LOCK``), so such a read never skips one.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from printerd.store.threads import ThreadRunner
 T = TypeVar("T")
 
 MAX_BATCH = 500
+CATCH_UP_PAGE = 500  # receipts per catch-up read
 
 CommitListener = Callable[[list[Receipt]], None]
 
@@ -84,6 +86,11 @@ class ReceiptStore(Service):
         self._health_listeners: list[Callable[[], None]] = []
         self.committed_total = 0
         self.receipts_total = summary.receipts
+        # The highest id given to the listeners: announce passes on only ids above it.
+        self.last_announced = summary.newest[-1].id if summary.newest else 0
+        self._catching_up = False
+        self._catch_up_again = False
+        self._catch_up_waiters: list[Deferred[None]] = []
         self._last_job = summary.last_job
         # The memory cache behind /api/recent: the newest receipts, oldest first.
         self.newest: deque[Receipt] = deque(summary.newest, maxlen=recent_size)
@@ -180,9 +187,13 @@ class ReceiptStore(Service):
             self.log.info("database writable again; {n} receipts committed", n=len(stored))
             self.write_error = None
             self._write_health_changed()
-        self.receipts_total += len(stored)
         self.committed_total += len(stored)
-        self.announce(stored)
+        if self._engine.shared:
+            # Read on at once rather than wait for our own NOTIFY to come back; whatever
+            # other instances committed before is announced first.
+            self.catch_up().addErrback(self._catch_up_failed)
+        else:
+            self.announce(stored)
         for (_, d), receipt in zip(batch, stored, strict=True):
             d.callback(receipt)
         if self._pending and not self._stopping:
@@ -202,13 +213,61 @@ class ReceiptStore(Service):
             self._flush_call = self._reactor.callLater(self._retry_delay, self._flush)
 
     def announce(self, stored: list[Receipt]) -> None:
-        """Give committed receipts, in id order, to the memory cache and the listeners."""
-        self.newest.extend(stored)
+        """
+        Give committed receipts, in id order, to the memory cache and the listeners; those
+        at or below the last id announced were announced already and are left out.
+        """
+        fresh = [r for r in stored if r.id > self.last_announced]
+        if not fresh:
+            return
+        self.last_announced = fresh[-1].id
+        self.receipts_total += len(fresh)
+        self.newest.extend(fresh)
         for listener in self._listeners:
             try:
-                listener(stored)
+                listener(fresh)
             except Exception:
                 self.log.failure("commit listener {listener!r} failed", listener=listener)
+
+    def catch_up(self) -> Deferred[None]:
+        """
+        Read the receipts committed after the last one announced (by any instance) in id
+        order, and announce them (the tailer).  Calls while a read runs share it and make it
+        read once more, so a commit that lands meanwhile is not left for the next call.
+        Fires once done; fails if the database cannot be read.
+        """
+        d: Deferred[None] = Deferred()
+        self._catch_up_waiters.append(d)
+        if self._catching_up:
+            self._catch_up_again = True
+        else:
+            self._catching_up = True
+            Deferred.fromCoroutine(self._catch_up())
+        return d
+
+    def _catch_up_failed(self, failure: Failure) -> None:
+        self.log.warn("cannot read the receipts just committed (the tailer reads them on its "
+                      "next round): {error}", error=failure.getErrorMessage())
+
+    async def _catch_up(self) -> None:
+        failure: Optional[Failure] = None
+        try:
+            while True:
+                self._catch_up_again = False
+                page = await self._runner.run_read(self._engine.receipts_after,
+                                                   self.last_announced, CATCH_UP_PAGE, None)
+                self.announce(page)
+                if len(page) < CATCH_UP_PAGE and not self._catch_up_again:
+                    break
+        except Exception:
+            failure = Failure()
+        self._catching_up = False
+        waiters, self._catch_up_waiters = self._catch_up_waiters, []
+        for waiter in waiters:
+            if failure is None:
+                waiter.callback(None)
+            else:
+                waiter.errback(failure)
 
     @property
     def pending_count(self) -> int:
@@ -293,13 +352,29 @@ class ReceiptStore(Service):
         return self._runner.run_read(read_and_use)
 
     def database_bytes(self) -> int:
-        """Bytes the database takes on disk (cheap: safe to call on the reactor thread)."""
+        """
+        Bytes the database takes on disk, as last measured (cheap: safe to call on the
+        reactor thread; ``measure_database`` measures again).
+        """
         return self._engine.size_on_disk()
+
+    def measure_database(self) -> Deferred[int]:
+        """Measure the database's size on a reader thread (PostgreSQL asks the server)."""
+        return self._runner.run_read(self._engine.measure_size)
+
+    def ping(self) -> Deferred[None]:
+        """A round trip to the database from a reader thread (health)."""
+        return self._runner.run_read(self._engine.ping)
 
     @property
     def engine_name(self) -> str:
-        """Which engine stores the receipts ("sqlite")."""
+        """Which engine stores the receipts ("sqlite" or "postgresql")."""
         return self._engine.name
+
+    @property
+    def shared(self) -> bool:
+        """Whether other instances write the same database (a tailer announces commits)."""
+        return self._engine.shared
 
     # -- engine-specific thread functions (the store's own tests) -----------------------------
 

@@ -91,10 +91,14 @@ class SQLiteEngine(SharedOutbox):
     """The store's ``engine.Engine`` on one SQLite file."""
 
     name = "sqlite"
+    shared = False  # one process: the writer announces its own commits
 
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
+
+    def describe(self) -> str:
+        return self.path
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -141,6 +145,12 @@ class SQLiteEngine(SharedOutbox):
     def transaction(self,
                     conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
         return write_transaction(conn)
+
+    def ping(self, conn: sqlite3.Connection) -> None:
+        conn.execute("SELECT 1").fetchone()
+
+    def measure_size(self, conn: sqlite3.Connection) -> int:
+        return self.size_on_disk()
 
     # -- reactor thread -----------------------------------------------------------------------
 

@@ -1,0 +1,357 @@
+"""
+The PostgreSQL engine: several printerd instances on one database (``database =
+"postgresql://..."``), its schema in ``postgres_schema``.
+
+Every method that takes a connection is a thread function (see ``engine.py``): the store runs it
+on its writer or reader threads, never on the reactor thread.  Connections are psycopg 3's, in
+autocommit mode; every write opens its own transaction.
+
+What several instances need, and how they get it:
+
+- *Ids become visible in id order.*  Each group commit takes ``COMMIT_LOCK`` (a transaction
+  advisory lock) before it inserts, so the commits of all instances are serialised: a batch
+  gets its ids after the previous batch has committed (PostgreSQL makes a transaction visible
+  before it releases its locks), and a reader of ``id > last`` can never see a later batch
+  without the earlier ones.  Gaps (ids of a rolled-back batch) are harmless.
+- *Every instance hears of every commit.*  Each group commit sends one NOTIFY on ``CHANNEL``
+  carrying its newest id and the server's clock (commit-to-announce latency); the tailer
+  (``tailer.Tailer``) of every instance then reads the new rows in id order.
+- *Migrations do not race*: ``MIGRATE_LOCK`` is held while the schema is read and changed.
+- *Retention runs on one instance at a time*: each purge transaction tries ``RETENTION_LOCK``
+  and deletes nothing if another instance holds it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import socket
+from contextlib import AbstractContextManager, contextmanager
+from typing import Any, Callable, Iterator, Optional
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from twisted.logger import Logger
+
+from printerd.store.engine import DatabaseUnavailable, SchemaTooNew
+from printerd.store.outbox import SharedOutbox
+from printerd.store.receipts import (
+    RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptQuery, StoreSummary, receipt_from_row,
+)
+from printerd.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
+
+# Advisory lock keys (one bigint space per database; "prnt" and a number, unlikely to clash).
+MIGRATE_LOCK = 0x70726E74_0001
+COMMIT_LOCK = 0x70726E74_0002
+RETENTION_LOCK = 0x70726E74_0003
+
+CHANNEL = "printerd_receipts"  # NOTIFY payload: "<newest id> <server epoch seconds>"
+
+# Job numbers: each start of an instance takes the next block from the job_blocks sequence.
+JOB_BLOCK = 1_000_000_000
+
+CONNECT_TIMEOUT = 5  # seconds; a server that does not answer fails start-up, not hangs it
+
+_SERVER_GOING_AWAY = {"57P01", "57P02", "57P03"}
+
+_INSERT_RECEIPT = (
+    "INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut, sha256,"
+    " truncated, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id")
+
+
+def redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    return re.sub(r"^(postgres(?:ql)?://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
+
+
+def check_url(url: str) -> None:
+    """ValueError (with a message fit for an operator) unless libpq can parse ``url``."""
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as e:
+        raise ValueError(f"{redact(url)} is not a valid PostgreSQL URL: {e}") from None
+
+
+@contextmanager
+def transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
+    """One transaction on an autocommit connection: commits when the block ends."""
+    with conn.transaction():
+        yield conn
+
+
+class PostgresEngine(SharedOutbox):
+    """The store's ``engine.Engine`` on a PostgreSQL database shared by several instances."""
+
+    name = "postgresql"
+    shared = True  # other instances commit too: a tailer announces every commit
+    PARAM = "%s"
+    log = Logger()
+
+    def __init__(self, url: str, instance: str = "") -> None:
+        check_url(url)
+        self.url = url
+        self.instance = instance or socket.gethostname()
+        self._size = 0  # pg_database_size, as last measured on a reader thread
+
+    def describe(self) -> str:
+        """Where the database is, for the banner and messages (no password)."""
+        return redact(self.url)
+
+    # -- start-up -----------------------------------------------------------------------------
+
+    def prepare(self, newest: int = 500) -> StoreSummary:
+        """
+        Bring the schema up to date under the migration lock, prove the database writable
+        (not a read-only standby), and read what the store needs to start.  A server that does
+        not answer, refuses the login or is read-only stops the daemon with a clear message.
+        """
+        try:
+            conn = self.connect()
+        except psycopg.Error as e:
+            raise DatabaseUnavailable(f"cannot connect to {self.describe()}: "
+                                      f"{_one_line(e)}") from None
+        try:
+            (read_only,) = conn.execute("SHOW transaction_read_only").fetchone()  # type: ignore
+            if read_only == "on":
+                raise DatabaseUnavailable(
+                    f"{self.describe()} is read-only (a standby?): printerd needs the primary")
+            migrate(conn, self.describe())
+            if not folds_every_script(conn):
+                self.log.warn(
+                    "search (q=) is case-insensitive for ASCII only on {database}: the server "
+                    "has no ICU and the database's LC_CTYPE is not a UTF-8 locale",
+                    database=self.describe())
+            self.measure_size(conn)
+            return self.summarize(conn, newest)
+        except psycopg.Error as e:
+            raise DatabaseUnavailable(f"cannot use {self.describe()}: {_one_line(e)}") from None
+        finally:
+            conn.close()
+
+    def summarize(self, conn: psycopg.Connection, newest: int) -> StoreSummary:
+        (count,) = conn.execute("SELECT count(*) FROM receipts").fetchone()  # type: ignore
+        (block,) = conn.execute("SELECT nextval('job_blocks')").fetchone()  # type: ignore
+        (max_job,) = conn.execute(  # type: ignore[misc]
+            "SELECT coalesce(max(job), 0) FROM receipts").fetchone()
+        rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT %s",
+                            (newest,)).fetchall()
+        return StoreSummary(count, max(max_job, block * JOB_BLOCK),
+                            [receipt_from_row(r) for r in reversed(rows)])
+
+    # -- connections --------------------------------------------------------------------------
+
+    def connect(self) -> psycopg.Connection:
+        """A connection in autocommit mode, named after this instance in pg_stat_activity."""
+        params = conninfo_to_dict(self.url)
+        extra: dict[str, Any] = {"application_name": f"printerd {self.instance}"[:63]}
+        if "connect_timeout" not in params:
+            extra["connect_timeout"] = CONNECT_TIMEOUT
+        if "keepalives_idle" not in params:
+            # A server that vanished without a word (a failover) is noticed in about 20 s.
+            extra.update(keepalives=1, keepalives_idle=10, keepalives_interval=5,
+                         keepalives_count=2)
+        return psycopg.connect(self.url, autocommit=True, **extra)
+
+    def is_disconnect(self, error: BaseException) -> bool:
+        # InterfaceError: the connection is closed already.  An OperationalError without a
+        # SQLSTATE is libpq's own (the server or the network went away); class 08 is a
+        # connection exception; 57P01-03: the server is shutting down or starting.  Other
+        # OperationalErrors (a full disk, a lock timeout) leave the connection usable.
+        if isinstance(error, psycopg.InterfaceError):
+            return True
+        if not isinstance(error, psycopg.OperationalError):
+            return False
+        state = error.sqlstate
+        return state is None or state.startswith("08") or state in _SERVER_GOING_AWAY
+
+    def transaction(self, conn: psycopg.Connection) -> AbstractContextManager[Any]:
+        return transaction(conn)
+
+    def ping(self, conn: psycopg.Connection) -> None:
+        """A round trip to the server (health)."""
+        conn.execute("SELECT 1").fetchone()
+
+    # -- reactor thread -----------------------------------------------------------------------
+
+    def size_on_disk(self) -> int:
+        """The database's size as last measured by ``measure_size`` (no I/O: reactor-safe)."""
+        return self._size
+
+    def measure_size(self, conn: psycopg.Connection) -> int:
+        """pg_database_size of the database, remembered for ``size_on_disk``."""
+        (size,) = conn.execute(  # type: ignore[misc]
+            "SELECT pg_database_size(current_database())").fetchone()
+        self._size = int(size)
+        return self._size
+
+    # -- writer thread ------------------------------------------------------------------------
+
+    def insert_receipts(self, conn: psycopg.Connection, drafts: list[NewReceipt],
+                        targets_for: Callable[[str], list[str]] = lambda printer: [],
+                        ) -> list[Receipt]:
+        """
+        Insert drafts in one transaction under ``COMMIT_LOCK`` (ids commit in id order across
+        instances), with a delivery row per webhook target, and one NOTIFY carrying the
+        newest id; return them as committed, in order.
+        """
+        stored = []
+        digests = [hashlib.sha256(draft.raw).hexdigest() for draft in drafts]
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_LOCK,))
+            with conn.cursor() as cursor:
+                cursor.executemany(_INSERT_RECEIPT, [
+                    (d.printer, d.peer, d.received_at, d.job, len(d.raw), d.raw, d.text, d.cut,
+                     digest, d.truncated, d.details) for d, digest in zip(drafts, digests, strict=True)],
+                    returning=True)
+                ids = []
+                while True:
+                    ids.append(cursor.fetchone()[0])  # type: ignore[index]
+                    if not cursor.nextset():
+                        break
+            deliveries = [(receipt_id, target) for receipt_id, draft in zip(ids, drafts, strict=True)
+                          for target in targets_for(draft.printer)]
+            if deliveries:
+                with conn.cursor() as cursor:
+                    cursor.executemany("INSERT INTO deliveries (receipt_id, target,"
+                                       " next_attempt_at) VALUES (%s, %s, 0)", deliveries)
+            conn.execute("SELECT pg_notify(%s, %s || ' ' || extract(epoch FROM"
+                         " clock_timestamp()))", (CHANNEL, str(ids[-1])))
+        for receipt_id, draft, digest in zip(ids, drafts, digests, strict=True):
+            stored.append(Receipt(
+                receipt_id, draft.printer, draft.peer, draft.received_at, draft.job,
+                len(draft.raw), draft.text, draft.cut, draft.truncated, digest, draft.details))
+        return stored
+
+    def purge_batch(self, conn: psycopg.Connection, cutoff: str,
+                    batch: int) -> tuple[int, int]:
+        """
+        One short retention transaction, if no other instance is purging (``RETENTION_LOCK``):
+        delivered outbox rows, then receipts older than ``cutoff`` with no pending delivery
+        (with their finished delivery rows).  Returns (receipts deleted, delivery rows
+        deleted); (0, 0) when another instance holds the lock, which ends this run.
+        """
+        with conn.transaction():
+            (locked,) = conn.execute(  # type: ignore[misc]
+                "SELECT pg_try_advisory_xact_lock(%s)", (RETENTION_LOCK,)).fetchone()
+            if not locked:
+                return 0, 0
+            deliveries = conn.execute(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
+                " WHERE state = 'delivered' LIMIT %s)", (batch,)).rowcount
+            old = [row[0] for row in conn.execute(
+                "SELECT id FROM receipts r WHERE received_at < %s AND NOT EXISTS (SELECT 1 FROM"
+                " deliveries d WHERE d.receipt_id = r.id AND d.state = 'pending')"
+                " ORDER BY id LIMIT %s", (cutoff, batch))]
+            if old:
+                deliveries += conn.execute(
+                    "DELETE FROM deliveries WHERE receipt_id = ANY(%s)", (old,)).rowcount
+                conn.execute("DELETE FROM receipts WHERE id = ANY(%s)", (old,))
+        return len(old), deliveries
+
+    def reclaim_space(self, conn: psycopg.Connection) -> None:
+        """Nothing: autovacuum makes the space of deleted rows reusable."""
+
+    # -- reader threads -----------------------------------------------------------------------
+
+    def get_receipt(self, conn: psycopg.Connection, receipt_id: int) -> Optional[Receipt]:
+        row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = %s",
+                           (receipt_id,)).fetchone()
+        return receipt_from_row(row) if row else None
+
+    def get_raw(self, conn: psycopg.Connection, receipt_id: int) -> Optional[bytes]:
+        row = conn.execute("SELECT raw FROM receipts WHERE id = %s", (receipt_id,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def get_printer_and_raw(self, conn: psycopg.Connection,
+                            receipt_id: int) -> Optional[tuple[str, bytes]]:
+        row = conn.execute("SELECT printer, raw FROM receipts WHERE id = %s",
+                           (receipt_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def find_receipts(self, conn: psycopg.Connection, query: ReceiptQuery) -> list[Receipt]:
+        """Receipts matching query, newest first, at most query.limit."""
+        where, args = [], []
+        conditions = [
+            ("id < %s", query.before),
+            ("id > %s", query.after),
+            ("received_at >= %s", query.since),
+            ("received_at < %s", query.until),
+            ("printer = %s", query.printer),
+        ]
+        for clause, value in conditions:
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if query.text:
+            where.append("printerd_fold(text) LIKE printerd_fold(%s)")
+            args.append(_like_pattern(query.text))
+        sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC LIMIT %s"
+        args.append(query.limit)
+        return [receipt_from_row(row) for row in conn.execute(sql, args)]
+
+    def receipts_after(self, conn: psycopg.Connection, after: int, limit: int,
+                       printer: Optional[str] = None) -> list[Receipt]:
+        """Receipts with id > after, oldest first (stream replay, the tailer)."""
+        if printer is None:
+            rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > %s"
+                                " ORDER BY id LIMIT %s", (after, limit))
+        else:
+            rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > %s"
+                                " AND printer = %s ORDER BY id LIMIT %s", (after, printer, limit))
+        return [receipt_from_row(row) for row in rows]
+
+    # -- the tailer's LISTEN connection ---------------------------------------------------------
+
+    def open_listener(self, conn: Any) -> psycopg.Connection:
+        """
+        A new connection of its own that LISTENs on ``CHANNEL`` (opened on a store thread; the
+        reactor then reads its socket: ``tailer.PostgresNotifications``).
+        """
+        listener = self.connect()
+        try:
+            listener.execute(f"LISTEN {CHANNEL}")
+        except BaseException:
+            listener.close()
+            raise
+        return listener
+
+
+def migrate(conn: psycopg.Connection, where: str = "database") -> int:
+    """
+    Bring the schema up to date in one transaction under ``MIGRATE_LOCK`` (an instance starting
+    meanwhile waits, then finds it done); return the version it had before.
+    """
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS printerd_schema (version integer NOT NULL)")
+        row = conn.execute("SELECT version FROM printerd_schema").fetchone()
+        version = row[0] if row else 0
+        if version > SCHEMA_VERSION:
+            raise SchemaTooNew(
+                f"{where} has schema version {version}, newer than this printerd's "
+                f"{SCHEMA_VERSION}: upgrade printerd or use another database")
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            conn.execute(MIGRATIONS[number - 1])
+        if row is None:
+            conn.execute("INSERT INTO printerd_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+        elif version < SCHEMA_VERSION:
+            conn.execute("UPDATE printerd_schema SET version = %s", (SCHEMA_VERSION,))
+    return version
+
+
+def folds_every_script(conn: psycopg.Connection) -> bool:
+    """Whether printerd_fold lower-cases beyond ASCII on this server (search is Unicode-wide)."""
+    (folded,) = conn.execute("SELECT printerd_fold('ÄЖΣΑ')").fetchone()  # type: ignore[misc]
+    return bool(folded == "äжσα")
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
