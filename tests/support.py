@@ -35,6 +35,7 @@ from printerd.http.auth import Authenticator
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
+from printerd.http.routes.ingest import IngestRoutes
 from printerd.http.routes.metrics import MetricsRoutes
 from printerd.http.routes.page import PageRoutes
 from printerd.http.routes.printers import PrinterRoutes
@@ -277,7 +278,8 @@ class Api:
     def __init__(self, store: ReceiptStore, clock: Clock, *,
                  printers: Optional[Sequence[RawPrinter]] = None,
                  hub: Optional[StreamHub] = None, forwarder: Optional[Forwarder] = None,
-                 tokens: tuple[str, ...] = (), limiter: Optional[RateLimiter] = None) -> None:
+                 tokens: tuple[str, ...] = (), limiter: Optional[RateLimiter] = None,
+                 ingest_secrets: tuple[str, ...] = ()) -> None:
         self.clock = clock
         self.store = store
         self.printers = list(printers) if printers is not None else [
@@ -295,13 +297,14 @@ class Api:
                                        self.retention, renderings, self.limiter,
                                        ReactorLag(clock), clock.seconds()), make_registry(store))
         self.api = HttpApi([
-            HealthRoutes(store, self.printers, self.forwarder, self.authenticator),
+            HealthRoutes(store, self.printers, self.forwarder, self.authenticator, clock),
             SessionRoutes(self.authenticator),
             ReceiptRoutes(store, renderings),
             StreamRoutes(self.hub),
             PrinterRoutes(self.printers),
             ForwarderRoutes(clock, store, self.forwarder),
             MetricsRoutes(self.figures),
+            IngestRoutes(clock, store, ingest_secrets),
             PageRoutes(),
         ], self.authenticator, self.limiter)
         self.stub = StubTreq(self.api.resource())

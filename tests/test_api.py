@@ -53,7 +53,7 @@ def test_receipt_json_has_every_field(stub, store, clock):
     code, body = request_json(stub, "/api/receipts/1")
     assert code == 200
     assert set(body) == {"id", "printer", "peer", "received_at", "job", "bytes", "text", "cut",
-                         "truncated", "sha256", "barcodes", "codes_2d", "images", "drawer_kicks",
+                         "truncated", "sha256", "site", "barcodes", "codes_2d", "images", "drawer_kicks",
                          "unknown_commands", "dialects", "line_styles"}
     assert body["text"] == "receipt 0" and body["bytes"] == 3
 

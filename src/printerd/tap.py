@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import sys
 from typing import Any, Optional, Sequence, cast
 
@@ -19,7 +20,6 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import ILogObserver
 from twisted.python.components import Componentized
 from twisted.python import usage
-from twisted.web.server import Site
 
 from printerd import __version__
 from printerd.banner import Banner, Listening
@@ -29,10 +29,11 @@ from printerd.config import (
 from printerd.descriptors import raise_open_file_limit
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
-from printerd.http.auth import Authenticator, LimitedRequest
+from printerd.http.auth import ApiSite, Authenticator, LargeBodies, LimitedRequest
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
+from printerd.http.routes.ingest import IngestRoutes
 from printerd.http.routes.metrics import MetricsRoutes
 from printerd.http.routes.page import PageRoutes
 from printerd.http.routes.printers import PrinterRoutes
@@ -51,6 +52,7 @@ from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
+from printerd.store.tailer import PostgresNotifications, Tailer
 from printerd.store.threads import DatabaseThreads
 from printerd.systemd import SystemdNotifier
 
@@ -219,26 +221,36 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
     raise_open_file_limit()
-    engine = open_engine(settings.database, settings.synchronous)
+    instance = settings.instance_name or socket.gethostname()
     try:
+        engine = open_engine(settings.database, settings.synchronous, instance)
         summary = engine.prepare(settings.recent_size)
     except (SchemaTooNew, DatabaseUnavailable) as e:
         fail(f"database: {e}")
 
     # Tell systemd first, stop taking requests and jobs, let jobs in flight finish, end streams
     # and deliveries, then commit what is queued and close the database.
+    # On a shared database the tailer stops first of the rest: nothing new is announced to
+    # streams and deliveries that are ending.
     raw_listeners = listeners(settings)[1:]
     root = DaemonService(stop_order=(
         "systemd-notify", "http_listen", *(setting for setting, _, _ in raw_listeners),
         *(f"drain:{name}" for _, name, _ in raw_listeners),
+        *(["tailer"] if engine.shared else []),
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
         log_observer=observer_for(settings.log_format))
     targets = settings.webhooks
     threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
     store = ReceiptStore(reactor, engine, summary, threads,
                          commit_delay=settings.commit_delay, recent_size=settings.recent_size,
-                         outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
+                         outbox=lambda printer: [t.name for t in targets if t.wants(printer)],
+                         site=settings.site)
     store.setServiceParent(root)
+    tailer = None
+    if engine.shared:
+        # Every instance's commits, announced here in id order (store/tailer.py).
+        tailer = Tailer(reactor, store, PostgresNotifications(reactor, store, engine))
+        tailer.setServiceParent(root)
     retention = Retention(reactor, store, days=settings.retention_days,
                           interval=settings.retention_interval)
     retention.setServiceParent(root)
@@ -278,25 +290,30 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                 for p in printers},
         models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
-                              retention, renderings, limiter, lag, reactor.seconds()),
-                      make_registry(store))
+                              retention, renderings, limiter, lag, reactor.seconds(),
+                              instance=instance, site=settings.site),
+                      make_registry(store, tailer))
     api = HttpApi([
-        HealthRoutes(store, printers, forwarder, authenticator),
+        HealthRoutes(store, printers, forwarder, authenticator, clock=reactor),
         SessionRoutes(authenticator),
         ReceiptRoutes(store, renderings),
         StreamRoutes(hub),
         PrinterRoutes(printers),
         ForwarderRoutes(reactor, store, forwarder),
         MetricsRoutes(figures),
+        IngestRoutes(reactor, store, settings.ingest_secrets),
         PageRoutes(),
     ], authenticator, limiter)
-    site = Site(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
+    site = ApiSite(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
     site.displayTracebacks = False
+    if settings.ingest_secrets:
+        # Forwarded receipts come with their raw bytes: larger bodies, from token holders only.
+        site.large_bodies = LargeBodies(settings.ingest_max_bytes, authenticator)
     http = ListenerService("http_listen", settings.http_listen,
                            serverFromString(reactor, settings.http_listen), site)
     http.setServiceParent(root)
     listening_services.append(http)
-    Banner(__version__, settings.database,
+    Banner(__version__, engine.describe(),
            lambda: [listening(service) for service in listening_services]).setServiceParent(root)
     # Last: READY=1 goes out once every listener above is up.
     SystemdNotifier(reactor, os.environ, status=f"printerd {__version__} serving") \

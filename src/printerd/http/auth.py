@@ -18,7 +18,7 @@ from typing import Optional
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 from twisted.web.resource import Resource
-from twisted.web.server import Request
+from twisted.web.server import Request, Site
 
 from printerd.http.ratelimit import RateLimiter
 
@@ -100,7 +100,8 @@ class ApiGate(Resource):
 
     def render(self, request: IRequest) -> bytes:
         if getattr(request, "body_too_large", False):
-            return _refuse(request, 413, f"request body over {MAX_BODY} bytes")
+            limit = getattr(request, "body_limit", MAX_BODY)
+            return _refuse(request, 413, f"request body over {limit} bytes")
         if self.limiter is not None and request.path not in PROBE_PATHS:
             allowed, wait = self.limiter.allow(request.getClientAddress().host)
             if not allowed:
@@ -115,15 +116,46 @@ class ApiGate(Resource):
         return self.inner.render(request)
 
 
+class LargeBodies:
+    """
+    Lets requests with an API token send bodies of up to ``limit`` bytes (a central
+    printerd's ``POST /api/ingest`` takes forwarded receipts with their raw bytes); anyone
+    else still gets MAX_BODY.  An ``ApiSite`` holds it.
+    """
+
+    def __init__(self, limit: int, authenticator: Authenticator) -> None:
+        self.limit = limit
+        self.authenticator = authenticator
+
+    def limit_for(self, request: IRequest) -> int:
+        if bearer_token(request) is not None and self.authenticator.authenticated(request):
+            return max(self.limit, MAX_BODY)
+        return MAX_BODY
+
+
+class ApiSite(Site):
+    """The HTTP site; ``large_bodies`` (if set) lifts the body limit for token holders."""
+
+    large_bodies: Optional[LargeBodies] = None
+
+
 class LimitedRequest(Request):
-    """A request whose body is dropped past MAX_BODY bytes (the gate then answers 413)."""
+    """A request whose body is dropped past its limit (the gate then answers 413)."""
 
     body_too_large = False
+    body_limit = MAX_BODY
     _body_bytes = 0
+
+    def gotLength(self, length: Optional[int]) -> None:
+        # The headers are in: whose request it is decides how large its body may be.
+        large = getattr(getattr(self.channel, "site", None), "large_bodies", None)
+        if large is not None:
+            self.body_limit = large.limit_for(self)
+        super().gotLength(length)
 
     def handleContentChunk(self, data: bytes) -> None:
         self._body_bytes += len(data)
-        if self._body_bytes > MAX_BODY:
+        if self._body_bytes > self.body_limit:
             self.body_too_large = True
             return
         super().handleContentChunk(data)

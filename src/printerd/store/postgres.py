@@ -23,7 +23,6 @@ What several instances need, and how they get it:
 
 from __future__ import annotations
 
-import hashlib
 import re
 import socket
 from contextlib import AbstractContextManager, contextmanager
@@ -56,7 +55,8 @@ _SERVER_GOING_AWAY = {"57P01", "57P02", "57P03"}
 
 _INSERT_RECEIPT = (
     "INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut, sha256,"
-    " truncated, details) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id")
+    " truncated, details, origin) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (origin) WHERE origin IS NOT NULL DO NOTHING RETURNING id")
 
 
 def redact(url: str) -> str:
@@ -69,7 +69,8 @@ def check_url(url: str) -> None:
     try:
         conninfo_to_dict(url)
     except psycopg.ProgrammingError as e:
-        raise ValueError(f"{redact(url)} is not a valid PostgreSQL URL: {e}") from None
+        raise ValueError(f"{redact(url)} is not a valid PostgreSQL URL: {_one_line(e)}") \
+            from None
 
 
 @contextmanager
@@ -192,34 +193,45 @@ class PostgresEngine(SharedOutbox):
         """
         Insert drafts in one transaction under ``COMMIT_LOCK`` (ids commit in id order across
         instances), with a delivery row per webhook target, and one NOTIFY carrying the
-        newest id; return them as committed, in order.
+        newest id; return them as committed, in order.  A draft whose ``origin`` is stored
+        already (a forwarded receipt sent again) is not inserted: the receipt stored before is
+        returned in its place.
         """
-        stored = []
-        digests = [hashlib.sha256(draft.raw).hexdigest() for draft in drafts]
+        digests = [draft.digest() for draft in drafts]
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_LOCK,))
             with conn.cursor() as cursor:
                 cursor.executemany(_INSERT_RECEIPT, [
-                    (d.printer, d.peer, d.received_at, d.job, len(d.raw), d.raw, d.text, d.cut,
-                     digest, d.truncated, d.details) for d, digest in zip(drafts, digests, strict=True)],
-                    returning=True)
-                ids = []
+                    (d.printer, d.peer, d.received_at, d.job, d.byte_count(), d.raw, d.text,
+                     d.cut, digest, d.truncated, d.details, d.origin)
+                    for d, digest in zip(drafts, digests, strict=True)], returning=True)
+                ids: list[Optional[int]] = []
                 while True:
-                    ids.append(cursor.fetchone()[0])  # type: ignore[index]
+                    row = cursor.fetchone()  # none: its origin is stored already (a retry)
+                    ids.append(row[0] if row else None)
                     if not cursor.nextset():
                         break
             deliveries = [(receipt_id, target) for receipt_id, draft in zip(ids, drafts, strict=True)
-                          for target in targets_for(draft.printer)]
+                          if receipt_id is not None for target in targets_for(draft.printer)]
             if deliveries:
                 with conn.cursor() as cursor:
                     cursor.executemany("INSERT INTO deliveries (receipt_id, target,"
                                        " next_attempt_at) VALUES (%s, %s, 0)", deliveries)
-            conn.execute("SELECT pg_notify(%s, %s || ' ' || extract(epoch FROM"
-                         " clock_timestamp()))", (CHANNEL, str(ids[-1])))
-        for receipt_id, draft, digest in zip(ids, drafts, digests, strict=True):
-            stored.append(Receipt(
-                receipt_id, draft.printer, draft.peer, draft.received_at, draft.job,
-                len(draft.raw), draft.text, draft.cut, draft.truncated, digest, draft.details))
+            inserted = [receipt_id for receipt_id in ids if receipt_id is not None]
+            if inserted:
+                conn.execute("SELECT pg_notify(%s, %s || ' ' || extract(epoch FROM"
+                             " clock_timestamp()))", (CHANNEL, str(inserted[-1])))
+            stored = []
+            for receipt_id, draft, digest in zip(ids, drafts, digests, strict=True):
+                if receipt_id is None:
+                    row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE origin = %s",
+                                       (draft.origin,)).fetchone()
+                    stored.append(receipt_from_row(row))  # type: ignore[arg-type]
+                else:
+                    stored.append(Receipt(
+                        receipt_id, draft.printer, draft.peer, draft.received_at, draft.job,
+                        draft.byte_count(), draft.text, draft.cut, draft.truncated, digest,
+                        draft.details))
         return stored
 
     def purge_batch(self, conn: psycopg.Connection, cutoff: str,

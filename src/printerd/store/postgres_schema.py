@@ -13,8 +13,10 @@ types: identity ``bigint`` ids, ``bytea`` for the raw bytes, ``boolean`` for ``t
 from __future__ import annotations
 
 MIGRATIONS: list[str] = [
-    # 1: receipts and the webhook outbox, as SQLite's migrations 1-3 left them.  Identity ids
-    # are never reused after purging (stream clients resume from the last id they saw).
+    # 1: receipts and the webhook outbox, as SQLite's migrations left them.  Identity ids are
+    # never reused after purging (stream clients resume from the last id they saw).  origin:
+    # a receipt forwarded by another printerd is stored once per (site, webhook-id).  A
+    # delivery is claimed by one instance at a time (claimed_by, until claimed_until).
     # job_blocks hands each instance start a block of job numbers (postgres.JOB_BLOCK), so
     # job numbers stay unique across instances and restarts.
     """
@@ -30,8 +32,10 @@ MIGRATIONS: list[str] = [
         cut         text    NOT NULL,
         sha256      text    NOT NULL,
         truncated   boolean NOT NULL,
-        details     text    NOT NULL DEFAULT '{}'
+        details     text    NOT NULL DEFAULT '{}',
+        origin      text
     );
+    CREATE UNIQUE INDEX receipts_origin ON receipts (origin) WHERE origin IS NOT NULL;
     CREATE INDEX receipts_received_at ON receipts (received_at);
     CREATE INDEX receipts_printer ON receipts (printer, id);
     CREATE INDEX receipts_job ON receipts (job);
@@ -44,6 +48,8 @@ MIGRATIONS: list[str] = [
         next_attempt_at double precision NOT NULL,
         last_attempt_at double precision,
         last_error      text,
+        claimed_by      text,
+        claimed_until   double precision,
         UNIQUE (receipt_id, target)
     );
     CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);

@@ -36,6 +36,7 @@ writer still fires each receipt's own Deferred on its commit.  The PostgreSQL en
 from __future__ import annotations
 
 from collections import deque
+from dataclasses import replace
 from typing import Any, Callable, Optional, TypeVar
 
 from twisted.application.service import Service
@@ -46,7 +47,9 @@ from twisted.python.failure import Failure
 
 from printerd.store.engine import Engine
 from printerd.store.outbox import Delivery
-from printerd.store.receipts import NewReceipt, Receipt, ReceiptQuery, StoreSummary
+from printerd.store.receipts import (
+    NewReceipt, Receipt, ReceiptQuery, StoreSummary, with_site,
+)
 from printerd.store.threads import ThreadRunner
 
 T = TypeVar("T")
@@ -66,12 +69,15 @@ class ReceiptStore(Service):
     def __init__(self, reactor: IReactorTime, engine: Engine, summary: StoreSummary,
                  runner: ThreadRunner, commit_delay: float = 0.002, recent_size: int = 500,
                  retry_delay: float = 1.0,
-                 outbox: Callable[[str], list[str]] = lambda printer: []) -> None:
+                 outbox: Callable[[str], list[str]] = lambda printer: [], site: str = "") -> None:
         """
         ``summary`` is what ``engine.prepare`` read at start-up; ``runner`` runs the engine's
         thread functions (``threads.DatabaseThreads`` in the daemon).  ``outbox(printer)``
         names the webhook targets that want that printer's receipts (called on the writer).
+        ``site``: put into each receipt's details, unless it names a site already (one
+        forwarded from another printerd).
         """
+        self.site = site
         self._reactor = reactor
         self._engine = engine
         self.commit_delay = commit_delay
@@ -155,6 +161,8 @@ class ReceiptStore(Service):
 
     def add_receipt(self, draft: NewReceipt) -> Deferred[Receipt]:
         """Queue a receipt for the next group commit; fires with it once committed."""
+        if self.site:
+            draft = replace(draft, details=with_site(draft.details, self.site))
         d: Deferred[Receipt] = Deferred()
         self._pending.append((draft, d))
         if self._writing is None and self._flush_call is None and not self._stopping:
