@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ingest, parser as parser_bench, render, rest, soak, stream, webhook
+from bench import ingest, multi, parser as parser_bench, render, rest, soak, stream, webhook
 from bench.common import raise_fd_limit
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("scenarios", nargs="*",
                         default=["parser", "render", "ingest", "rest", "webhook", "stream"],
                         help="scenarios to run (default: parser render ingest rest webhook "
-                             "stream; soak runs only when named)")
+                             "stream; soak, pg-ingest and pg-stream run only when named)")
     parser.add_argument("--soak-receipts", type=int, default=1_000_000,
                         help="soak scenario: receipts in all")
     parser.add_argument("--ingest-receipts", type=int, default=10_000,
@@ -37,6 +37,11 @@ def main() -> None:
                         help="stream scenario: POS clients printing")
     parser.add_argument("--stream-rate", type=float, default=1.0,
                         help="stream scenario: receipts per second per POS client")
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="pg-ingest, pg-stream: a PostgreSQL server where the bench may "
+                             "create and drop databases (two instances share one)")
+    parser.add_argument("--pg-subscribers", type=int, default=5000,
+                        help="pg-stream: subscribers on each of the two instances")
     args = parser.parse_args()
     raise_fd_limit()
     RESULTS.mkdir(exist_ok=True)
@@ -64,6 +69,21 @@ def main() -> None:
         elif name == "webhook":
             with tempfile.TemporaryDirectory() as workdir:
                 report("webhook", stamp, webhook.run(Path(workdir)))
+        elif name in ("pg-ingest", "pg-stream"):
+            if not args.postgres:
+                parser.error(f"{name} needs --postgres URL")
+            with tempfile.TemporaryDirectory() as workdir:
+                if name == "pg-stream":
+                    report(f"pg-stream-2x{args.pg_subscribers}", stamp, multi.stream(
+                        Path(workdir), args.postgres, subscribers=args.pg_subscribers,
+                        printers=args.stream_pos, receipts=args.stream_receipts,
+                        rate=args.stream_rate))
+                    continue
+                for per_connection in (1, 10):
+                    with tempfile.TemporaryDirectory() as run_dir:
+                        report(f"pg-ingest-{per_connection}-per-connection", stamp, multi.ingest(
+                            Path(run_dir), args.postgres, per_connection,
+                            receipts=args.ingest_receipts))
         elif name == "rest":
             with tempfile.TemporaryDirectory() as workdir:
                 report("rest", stamp, rest.run(Path(workdir)))

@@ -41,7 +41,7 @@ async def http_get(port: int, path: str) -> tuple[int, bytes]:
     """One GET on a new connection."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     # HTTP/1.0: the body arrives plain (no chunked framing) and the server closes after it.
-    writer.write(f"GET {path} HTTP/1.0\r\nHost: bench\r\n\r\n".encode())
+    writer.write(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
     data = await reader.read()
     writer.close()
     head, _, body = data.partition(b"\r\n\r\n")

@@ -4,7 +4,8 @@ subscriber listens; after every kill check that the database is intact, that eve
 announced on the stream before the kill is stored, and that nothing is stored twice.
 
     python -m bench.crash_test --kills 1000       # the long run (by hand)
-    tests/test_crash.py runs a short one in make test
+    python -m bench.crash_test --kills 100 --postgres postgresql://.../empty_db
+    tests/test_crash.py runs a short one in make test (on each engine)
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class Listener(threading.Thread):
     def run(self) -> None:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=30) as sock:
-                sock.sendall(b"GET /api/stream?after=%d HTTP/1.1\r\nHost: x\r\n\r\n" % self.after)
+                sock.sendall(b"GET /api/stream?after=%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % self.after)
                 buffer = b""
                 while True:
                     data = sock.recv(65536)
@@ -73,12 +74,26 @@ class Listener(threading.Thread):
             return
 
 
-def tags_since(database: Path, after_id: int) -> tuple[str, Counter, int]:
-    """integrity_check, the tags of receipts with id > after_id, and the largest id."""
-    conn = sqlite3.connect(database)
-    try:
+def tags_since(database: Path | str, after_id: int) -> tuple[str, Counter, int]:
+    """
+    integrity_check (SQLite; PostgreSQL: amcheck's bt_index_check of the receipts' primary
+    key), the tags of receipts with id > after_id, and the largest id.
+    """
+    if isinstance(database, str):
+        import psycopg
+
+        conn = psycopg.connect(database, autocommit=True)
+        conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+        conn.execute("SELECT bt_index_check('receipts_pkey', true)")
+        integrity = "ok"  # bt_index_check raises on a damaged index
+        rows = conn.execute("SELECT id, text FROM receipts WHERE id > %s ORDER BY id",
+                            (after_id,))
+    else:
+        conn = sqlite3.connect(database)  # type: ignore[assignment]
         (integrity,) = conn.execute("PRAGMA integrity_check").fetchone()
-        rows = conn.execute("SELECT id, text FROM receipts WHERE id > ? ORDER BY id", (after_id,))
+        rows = conn.execute("SELECT id, text FROM receipts WHERE id > ? ORDER BY id",
+                            (after_id,))
+    try:
         tags: Counter = Counter()
         last_id = after_id
         for receipt_id, text in rows:
@@ -90,9 +105,11 @@ def tags_since(database: Path, after_id: int) -> tuple[str, Counter, int]:
 
 
 def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1,
-              progress: bool = False, recount_every: int = 100) -> dict:
+              progress: bool = False, recount_every: int = 100,
+              postgres: str | None = None) -> dict:
+    """``postgres``: the URL of an empty PostgreSQL database to use instead of a SQLite file."""
     rng = random.Random(seed)
-    database = workdir / "crash.sqlite3"
+    database: Path | str = postgres or workdir / "crash.sqlite3"
     announced: set[str] = set()
     problems: list[str] = []
     # Receipts are only ever appended, so each kill reads only the rows added since the last
@@ -142,17 +159,20 @@ def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1,
     if missing_overall:
         problems.append(f"end: {len(missing_overall)} announced receipts missing")
     return {"kills": kills, "receipts_stored": sum(stored.values()), "announced": len(announced),
-            "problems": problems}
+            "engine": "postgresql" if postgres else "sqlite", "problems": problems}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.crash_test")
     parser.add_argument("--kills", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="an empty PostgreSQL database to crash on instead of SQLite")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir:
-        result = crash_run(Path(workdir), args.kills, seed=args.seed, progress=True)
+        result = crash_run(Path(workdir), args.kills, seed=args.seed, progress=True,
+                           postgres=args.postgres)
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=2))
     raise SystemExit(1 if result["problems"] else 0)

@@ -16,15 +16,17 @@ from pathlib import Path
 TWISTD = str(Path(sys.executable).parent / "twistd")
 PRINTERD = str(Path(sys.executable).parent / "printerd")
 ROOT = Path(__file__).resolve().parents[1]
-_LISTENING = re.compile(r"(raw_listen|http_listen|printers\.[\w.-]+) listening on .*port=(\d+)")
+_LISTENING = re.compile(
+    r"(raw_listen|http_listen|epos_listen|printers\.[\w.-]+) listening on .*port=(\d+)")
 
 
 def _printer_count(options: tuple[str, ...]) -> int:
-    """How many raw listeners the options ask for."""
+    """How many raw listeners (and ePOS-Print listeners) the options ask for."""
+    extra = sum(1 for option in options if option.startswith("--epos-listen=") and option[14:])
     for option in options:
         if option.startswith("--printers="):
-            return len(json.loads(option.split("=", 1)[1]))
-    return 1
+            return len(json.loads(option.split("=", 1)[1])) + extra
+    return 1 + extra
 
 
 class Daemon:

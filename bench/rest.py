@@ -31,7 +31,7 @@ async def read_response(reader: asyncio.StreamReader) -> int:
 async def client(port: int, path: str, until: float, latencies: list[float]) -> int:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     errors = 0
-    request = f"GET {path} HTTP/1.1\r\nHost: bench\r\n\r\n".encode()
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
     while time.perf_counter() < until:
         started = time.perf_counter()
         writer.write(request)

@@ -29,7 +29,7 @@ class SubscriberProtocol(asyncio.Protocol):
         self.latencies: list[float] = []
 
     def connection_made(self, transport) -> None:
-        transport.write(b"GET /api/stream HTTP/1.1\r\nHost: bench\r\n\r\n")
+        transport.write(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
 
     def data_received(self, data: bytes) -> None:
         now = time.time()

@@ -32,7 +32,9 @@ from twisted.python.failure import Failure
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
+from printerd.http.hosts import AllowedHosts
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.site import HttpConnections
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.ingest import IngestRoutes
@@ -209,6 +211,74 @@ def postgres_database(migrated: bool = True) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+class LaggingRunner:
+    """
+    A ``ThreadRunner`` for tests whose calls run at once (as ``InlineRunner``) but whose answers
+    arrive ``read_lag`` / ``write_lag`` seconds of ``clock`` later, as from busy threads: a
+    read's rows are as of when it ran, and may be stale by the time they arrive.
+    """
+
+    thread_count = 0
+
+    def __init__(self, inner: InlineRunner, clock: Clock, read_lag: float,
+                 write_lag: float) -> None:
+        self._inner = inner
+        self._clock = clock
+        self._read_lag = read_lag
+        self._write_lag = write_lag
+
+    def start(self) -> None:
+        self._inner.start()
+
+    def stop(self) -> None:
+        self._inner.stop()
+
+    def run_write(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
+        return self._later(self._inner.run_write(fn, *args), self._write_lag)
+
+    def run_read(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
+        return self._later(self._inner.run_read(fn, *args), self._read_lag)
+
+    def _later(self, done: Deferred[T], lag: float) -> Deferred[T]:
+        answer: Deferred[T] = Deferred()
+        results: list[Any] = []
+        done.addBoth(results.append)
+        self._clock.callLater(lag, lambda: answer.callback(results[0]) if not isinstance(
+            results[0], Failure) else answer.errback(results[0]))
+        return answer
+
+
+def make_lagging_store(database: str, clock: Clock, read_lag: float, write_lag: float,
+                       **kwargs: Any) -> ReceiptStore:
+    """An inline store (on either engine) whose answers come late (``LaggingRunner``)."""
+    kwargs.setdefault("commit_delay", 0.0)
+    engine = open_engine(database, "NORMAL")
+    summary = engine.prepare(kwargs.get("recent_size", 500))
+    runner = LaggingRunner(InlineRunner(engine), clock, read_lag, write_lag)
+    return ReceiptStore(clock, engine, summary, runner, **kwargs)
+
+
+def run_clock_until(clock: Clock, condition: Callable[[], Any], *stubs: Any,
+                    limit: float = 3600.0) -> Any:
+    """
+    Run a simulation on ``clock``: flush the StubTreq clients, then jump to the next timed
+    call, until ``condition()`` is true (returns its value) or ``limit`` seconds have passed.
+    """
+    deadline = clock.seconds() + limit
+    while True:
+        pump(clock, *stubs, rounds=2)
+        value = condition()
+        if value:
+            return value
+        calls = clock.getDelayedCalls()
+        if not calls:
+            raise AssertionError("nothing left to run and the condition is not met")
+        next_time = min(call.getTime() for call in calls)
+        if next_time > deadline:
+            raise AssertionError(f"condition not met within {limit} s of the clock")
+        clock.advance(max(0.0, next_time - clock.seconds()))
+
+
 def result_of(d: Deferred[T]) -> T:
     """The result of a Deferred that has fired already (raises its failure)."""
     results: list[Any] = []
@@ -295,7 +365,8 @@ class Api:
                                         for f in factories})
         self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
                                        self.retention, renderings, self.limiter,
-                                       ReactorLag(clock), clock.seconds()), make_registry(store))
+                                       ReactorLag(clock), HttpConnections(), clock.seconds()),
+                               make_registry(store))
         self.api = HttpApi([
             HealthRoutes(store, self.printers, self.forwarder, self.authenticator, clock),
             SessionRoutes(self.authenticator),
@@ -306,8 +377,8 @@ class Api:
             MetricsRoutes(self.figures),
             IngestRoutes(clock, store, ingest_secrets),
             PageRoutes(),
-        ], self.authenticator, self.limiter)
-        self.stub = StubTreq(self.api.resource())
+        ], self.authenticator, self.limiter, AllowedHosts(["printerd"]))
+        self.stub = StubTreq(self.api.resource())  # its requests say Host: printerd
 
 
 async def wait_until(condition: Callable[[], Any], timeout: float = 5.0,

@@ -54,7 +54,7 @@ def test_receipt_json_has_every_field(stub, store, clock):
     assert code == 200
     assert set(body) == {"id", "printer", "peer", "received_at", "job", "bytes", "text", "cut",
                          "truncated", "sha256", "site", "barcodes", "codes_2d", "images", "drawer_kicks",
-                         "unknown_commands", "dialects", "line_styles"}
+                         "unknown_commands", "dialects", "line_styles", "ocr_text"}
     assert body["text"] == "receipt 0" and body["bytes"] == 3
 
 
@@ -166,6 +166,9 @@ def test_printer_state_can_be_read_and_set(stub, api):
                        ({"colour": 1}, "colour"), ([1], "body")]:
         code, body = put_json(stub, "/api/printers/default/state", bad)
         assert code == 400 and body["error"].startswith(named)
+    for raw in (b"[" * 4000, b'{"online": ' + b"[" * 2000 + b"]" * 2000 + b"}", b"{"):
+        code, body = request_json(stub, "/api/printers/default/state", "PUT", data=raw)
+        assert (code, body) == (400, {"error": "body: expected a JSON object"})
     assert (put_json(stub, "/api/printers/bar/state", {}))[0] == 404
 
 

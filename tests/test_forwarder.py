@@ -1,13 +1,21 @@
 """
-The webhook forwarder and retention over a real SQLite store whose calls run inline, on a
-``task.Clock``; HTTP through treq's StubTreq.  Nothing here waits for a thread or a timer.
+The webhook forwarder and retention over a real store (SQLite and PostgreSQL in turn, where a
+test takes ``database`` or ``harness``) whose calls run inline, on a ``task.Clock``; HTTP
+through treq's StubTreq.  Nothing here waits for a thread or a timer, but for the tests with a
+real receiver on a socket.
 """
 
 from __future__ import annotations
 
 import json
+import random
+from collections import Counter
+from types import SimpleNamespace
 
 import pytest
+import pytest_twisted
+from twisted.internet.defer import maybeDeferred
+from twisted.internet.task import Clock, deferLater
 from treq.testing import StubTreq
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
@@ -17,9 +25,10 @@ from printerd.forwarder.schedule import DEFAULT_DELAYS, RetrySchedule
 from printerd.forwarder.service import Forwarder
 from printerd.forwarder.signing import sign, verify
 from printerd.retention import Retention
-from printerd.store import outbox
 from support import (
-    add_receipts, draft, make_inline_store, pump, refuse_writes, request_json, result_of,
+    add_receipts, draft, make_inline_store, make_lagging_store, make_store, pump, refuse_writes,
+    request_json,
+    result_of, run_clock_until, wait_until,
 )
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -250,7 +259,9 @@ def test_retention_purges_old_receipts_but_keeps_undelivered_ones(harness):
     old_delivered, old_pending, recent = h.print(
         draft("old, delivered", at=now - 40 * day), draft("old, pending", at=now - 40 * day),
         draft("recent", at=now - 2 * day))
-    result_of(h.store.record_attempt(1, now, outbox.DELIVERED, None, None))
+    # (No parameter: SQLite's marker is ?, PostgreSQL's %s.)
+    result_of(h.store.write(lambda c: c.execute(
+        f"UPDATE deliveries SET state = 'delivered' WHERE receipt_id = {old_delivered.id:d}")))
     h.clock.advance(now - h.clock.seconds())
     retention = Retention(h.clock, h.store, days=30, interval=3600, batch=1)
     result_of(retention.run())
@@ -311,3 +322,273 @@ def test_forwarder_api_lists_targets_dead_letters_and_retries_them(harness):
     assert h.target.delivered == 2
     code, health = request_json(api, "/api/health")
     assert health["status"] == "ok"
+
+
+# -- exactly once: a real receiver on a real socket, the store on real threads ------------------
+
+class CountingReceiver(Resource):
+    """
+    A webhook receiver on a real socket: counts POSTs and 2xx answers per ``webhook-id``, and
+    answers each POST after ``delay()`` seconds with ``answer(receipt_id, nth_post)``.
+    """
+
+    isLeaf = True
+
+    def __init__(self, clock, delay, answer) -> None:
+        super().__init__()
+        self.clock = clock
+        self.delay = delay
+        self.answer = answer
+        self.posts: Counter[str] = Counter()
+        self.accepted: Counter[str] = Counter()
+
+    def render_POST(self, request):
+        message_id = request.getHeader("webhook-id")
+        self.posts[message_id] += 1
+        code, headers = self.answer(int(message_id.rsplit("_", 1)[1]), self.posts[message_id])
+        gone = []
+        request.notifyFinish().addErrback(gone.append)
+
+        def answer() -> None:
+            if gone:
+                return
+            request.setResponseCode(code)
+            for name, value in headers.items():
+                request.setHeader(name, value)
+            request.write(b"ok")
+            request.finish()
+            if 200 <= code < 300:
+                self.accepted[message_id] += 1
+
+        self.clock.callLater(self.delay(), answer)
+        return NOT_DONE_YET
+
+
+def mixed_answers(receipt_id: int, nth_post: int) -> tuple[int, dict]:
+    """The first 5 receipts' first POSTs get 503, every 7th's 429 + Retry-After: 0; else 200."""
+    if nth_post == 1 and receipt_id <= 5:
+        return 503, {}
+    if nth_post == 1 and receipt_id % 7 == 0:
+        return 429, {b"Retry-After": b"0"}
+    return 200, {}
+
+
+async def deliver_through_a_real_receiver(database, receipts: int, per_commit: int,
+                                          concurrency: int, delay, answer=mixed_answers):
+    """Store ``receipts`` (``per_commit`` at a time), forward them, return the receiver."""
+    from twisted.internet import reactor
+    from twisted.internet.endpoints import TCP4ServerEndpoint
+    from twisted.web.client import Agent, HTTPConnectionPool
+    from twisted.web.server import Site
+    from treq.client import HTTPClient
+    import treq
+
+    receiver = CountingReceiver(reactor, delay, answer)
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Site(receiver))
+    target = WebhookTarget(name="cloud", url=f"http://127.0.0.1:{port.getHost().port}/",
+                           secret=SECRET)
+    pool = HTTPConnectionPool(reactor)
+    pool.maxPersistentPerHost = concurrency
+    client = HTTPClient(Agent(reactor, pool=pool))
+    # synchronous=NORMAL: durability is not what these tests are about, and it halves their time.
+    store = make_store(database, commit_delay=0.001, synchronous="NORMAL",
+                       outbox=lambda printer: [target.name])
+    forwarder = Forwarder(reactor, store, (target,), SimpleNamespace(post=client.post,
+                                                                     content=treq.content),
+                          concurrency=concurrency, poll_interval=0.1,
+                          schedule=RetrySchedule(delays=(0,) + (0.05,) * 7, jitter=0))
+    store.on_commit(forwarder.wake)
+    store.startService()
+    forwarder.startService()
+    try:
+        for first in range(0, receipts, per_commit):
+            group = [store.add_receipt(draft(f"receipt {n}"))
+                     for n in range(first, min(receipts, first + per_commit))]
+            if per_commit == 1:
+                await group[0]  # one receipt per commit, as one per connection
+        await wait_until(lambda: len(receiver.accepted) == receipts, timeout=60)
+        await wait_until(lambda: forwarder.targets["cloud"].in_flight == 0)
+        await deferLater(reactor, 0.3, lambda: None)  # room for a stray POST to arrive
+    finally:
+        try:
+            await maybeDeferred(forwarder.stopService)
+        finally:
+            await store.stopService()  # its threads would keep the process alive
+            await pool.closeCachedConnections()
+            await port.stopListening()
+    return receiver
+
+
+def assert_one_accepted_post_per_receipt(receiver, receipts: int) -> None:
+    expected = {f"msg_cloud_{n}" for n in range(1, receipts + 1)}
+    assert set(receiver.posts) == expected
+    duplicates = {i: n for i, n in receiver.accepted.items() if n != 1}
+    assert duplicates == {}, f"{len(duplicates)} receipts were accepted more than once"
+    # Each receipt was posted once more than it was refused: no POST after its 2xx.
+    refused = {f"msg_cloud_{n}" for n in range(1, receipts + 1)
+               if mixed_answers(n, 1)[0] != 200}
+    extra = {i: n for i, n in receiver.posts.items() if n != (2 if i in refused else 1)}
+    assert extra == {}, f"{len(extra)} receipts were posted more often than refused + 1"
+
+
+@pytest.mark.parametrize("per_commit", [1, 10])
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_one_post_per_receipt_when_the_store_answers_late(database, per_commit, concurrency):
+    """
+    Issue 20, its mechanism on a clock: 1,000 receipts in a burst, a receiver answering after
+    20-200 ms (with 503 and 429 + Retry-After mixed in), and a store whose answers arrive a few
+    ms after its reads ran, as from busy threads.  A delivery read as due before its previous
+    attempt was recorded must not be sent again.
+    """
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    rng = random.Random(20)
+    receiver = CountingReceiver(clock, lambda: rng.uniform(0.02, 0.2), mixed_answers)
+    stub = StubTreq(receiver)
+    store = make_lagging_store(database, clock, read_lag=0.005, write_lag=0.002,
+                               outbox=lambda printer: ["cloud"])
+    forwarder = Forwarder(clock, store, (TARGET,), stub, concurrency=concurrency,
+                          schedule=RetrySchedule(jitter=0))
+    store.on_commit(forwarder.wake)
+    store.startService()
+    forwarder.startService()
+    for first in range(0, 1000, per_commit):
+        for n in range(first, first + per_commit):
+            store.add_receipt(draft(f"receipt {n}"))
+        clock.advance(0.0005)  # the next connection's receipts arrive half a millisecond later
+        stub.flush()
+    run_clock_until(clock, lambda: len(receiver.accepted) == 1000
+                    and forwarder.targets["cloud"].in_flight == 0, stub)
+    clock.advance(60)  # anything still to be sent would go now
+    pump(clock, stub)
+    forwarder.stopService()
+    store.stopService()
+    assert_one_accepted_post_per_receipt(receiver, 1000)
+
+
+@pytest_twisted.ensureDeferred
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_a_healthy_slow_receiver_gets_one_post_per_receipt(database, concurrency):
+    """Issue 20: 200 receipts, one per commit, a receiver answering after 20 ms."""
+    receiver = await deliver_through_a_real_receiver(
+        database, receipts=200, per_commit=1, concurrency=concurrency, delay=lambda: 0.02)
+    assert_one_accepted_post_per_receipt(receiver, 200)
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_burst_of_1000_at_10_per_commit_gets_one_post_per_receipt(database):
+    receiver = await deliver_through_a_real_receiver(
+        database, receipts=1000, per_commit=10, concurrency=4, delay=lambda: 0.02)
+    assert_one_accepted_post_per_receipt(receiver, 1000)
+
+
+# -- claims, engine-neutral: only store methods ----------------------------------------------
+
+def test_a_claim_is_exclusive_until_its_lease_ends_then_comes_back(harness):
+    h = harness(Receiver([200]))
+    (receipt,) = h.print()
+    now = h.clock.seconds()
+    first = result_of(h.store.claim_deliveries(now, {"cloud": 4}, "a", now + 60))
+    assert [d.receipt.id for d in first.deliveries] == [receipt.id]
+    assert first.due == 1
+    # Another instance, and the same one again, find nothing to claim while the lease runs.
+    assert result_of(h.store.claim_deliveries(now + 59, {"cloud": 4}, "b", now + 119)).deliveries \
+        == []
+    assert result_of(h.store.claim_deliveries(now + 59, {"cloud": 4}, "a", now + 119)).deliveries \
+        == []
+    # Instance a died: when its lease ends, b takes the same delivery (same webhook-id).
+    again = result_of(h.store.claim_deliveries(now + 60, {"cloud": 4}, "b", now + 120))
+    assert [d.id for d in again.deliveries] == [d.id for d in first.deliveries]
+    # Only the claimant records; a's late result is refused and changes nothing.
+    delivery_id = first.deliveries[0].id
+    assert not result_of(h.store.record_delivery(delivery_id, "a", now + 61, "delivered",
+                                                 None, None))
+    assert h.rows()[0][2:4] == ("pending", 0)
+    assert result_of(h.store.record_delivery(delivery_id, "b", now + 61, "delivered",
+                                             None, None))
+    assert h.rows()[0][2:4] == ("delivered", 1)
+    assert result_of(h.store.claim_deliveries(now + 500, {"cloud": 4}, "a", now + 560)) \
+        .deliveries == []
+
+
+def test_claims_take_at_most_the_room_given_oldest_due_first(harness):
+    h = harness(Receiver([200]))
+    h.print(*(draft(f"r{i}") for i in range(6)))
+    now = h.clock.seconds()
+    claim = result_of(h.store.claim_deliveries(now, {"cloud": 4}, "a", now + 60))
+    assert [d.receipt.id for d in claim.deliveries] == [1, 2, 3, 4]
+    assert claim.due == 6  # pending and due, claimed or not
+    rest = result_of(h.store.claim_deliveries(now, {"cloud": 4}, "b", now + 60))
+    assert [d.receipt.id for d in rest.deliveries] == [5, 6]
+    assert result_of(h.store.release_claims([5, 6], "a")) == 0  # not a's to release
+    assert result_of(h.store.release_claims([5, 6], "b")) == 2
+    assert [d.receipt.id for d in result_of(h.store.claim_deliveries(
+        now, {"cloud": 4}, "a", now + 60)).deliveries] == [5, 6]
+
+
+def test_a_delivery_left_in_flight_by_a_dead_instance_is_sent_again_after_the_lease(
+        harness, database, clock):
+    """At-least-once: a POST in flight when the process died is sent again, same webhook-id."""
+    frozen = Clock()  # the dead process's time: it never moves again
+    frozen.advance(clock.seconds())
+    dead = Harness(database, frozen, Receiver([200], hang=True), lease=60)
+    dead.forwarder.startService()
+    dead.print()
+    dead.pump()
+    assert len(dead.receiver.requests) == 1  # posted; the process dies before any answer
+
+    receiver = Receiver([200])
+    survivor = harness(receiver, lease=60)
+    survivor.forwarder.instance = dead.forwarder.instance  # restarted under the same name
+    survivor.forwarder.startService()
+    survivor.advance(59)
+    assert receiver.requests == []  # the lease still runs
+    survivor.advance(1)
+    (headers, _), = receiver.requests
+    assert headers["webhook-id"] == dead.receiver.requests[0][0]["webhook-id"]
+    assert survivor.target.delivered == 1
+
+
+def test_stopping_waits_for_posts_in_flight_and_records_them(harness):
+    receiver = Receiver([200], hang=True)
+    h = harness(receiver, timeout=15)
+    h.forwarder.startService()
+    h.print()
+    h.pump()
+    stopped = h.forwarder.stopService()
+    assert not stopped.called  # the POST is still out
+    h.print(draft("after stop"))
+    h.advance(15)
+    assert stopped.called and len(receiver.requests) == 1  # nothing claimed after stop
+    assert [row[2:4] for row in h.rows()] == [("pending", 1), ("pending", 0)]
+    assert result_of(h.store.read(lambda c: c.execute(
+        "SELECT count(*) FROM deliveries WHERE claimed_by IS NOT NULL").fetchone())) == (0,)
+
+
+def test_a_version_3_database_gains_claims_and_its_deliveries_still_go(db_path, clock):
+    from printerd.store.sqlite import split_statements, connect
+    from printerd.store.sqlite_schema import MIGRATIONS
+
+    import os
+    os.makedirs(os.path.dirname(db_path))
+    conn = connect(db_path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for number, script in enumerate(MIGRATIONS[:3], start=1):
+        for statement in split_statements(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+    conn.execute("INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut,"
+                 " sha256, truncated) VALUES ('default', 'x', '2023-11-14T22:13:20.000000Z', 1,"
+                 " 3, x'41420a', 'AB', 'full', '', 0)")
+    conn.execute("INSERT INTO deliveries (receipt_id, target, next_attempt_at) VALUES (1, 'cloud', 0)")
+    conn.close()
+
+    receiver = Receiver([200])
+    h = Harness(db_path, clock, receiver)
+    try:
+        h.forwarder.startService()
+        h.pump()
+        assert [headers["webhook-id"] for headers, _ in receiver.requests] == ["msg_cloud_1"]
+        assert h.rows()[0][2] == "delivered"
+    finally:
+        h.stop()

@@ -32,7 +32,7 @@ class Central:
         self.site = make_inline_store(site_database, clock, site="paris-3",
                                       outbox=lambda printer: ["central"])
         self.site.startService()
-        self.target = WebhookTarget("central", "http://central/api/ingest", secret,
+        self.target = WebhookTarget("central", "http://printerd/api/ingest", secret,
                                     include_raw=include_raw, token=token)
         self.http = StubTreq(self.api.api.resource())
         self.forwarder = Forwarder(clock, self.site, (self.target,), self.http,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 from twisted.application.service import Service
+from twisted.internet.address import IPv4Address, IPv6Address, UNIXAddress
 from twisted.internet.defer import Deferred
 from twisted.internet.testing import MemoryReactorClock
 
-from printerd.tap import Options, SequentialMultiService, makeService
+from printerd.tap import Options, SequentialMultiService, lan_without_tokens, makeService
 
 
 def parsed(*args: str) -> Options:
@@ -90,7 +91,6 @@ def test_each_child_stops_once_the_one_before_it_has_finished():
     (["--http-listen=carrier-pigeon:80"], "http_listen"),
     (["--printers", '{"bar": "tcp:notaport"}'], "printers.bar"),
     (["--api-tokens-file=/nonexistent/tokens"], "api_tokens_file"),
-    (["--http-listen=tcp:8000"], "http_listen"),  # the LAN without a token
     (["--database=postgresql://u:pw@db/x?ssl_mode=on"], "--database"),
 ])
 def test_bad_settings_are_refused_while_parsing_options_in_one_line(args, named, capsys):
@@ -106,3 +106,23 @@ def test_tokens_are_read_from_the_file_while_parsing_options(tmp_path):
     tokens.write_text("# operators\nfile-token\n\n")
     options = parsed(f"--api-tokens-file={tokens}", "--api-tokens=cli-token")
     assert options.tokens == ("cli-token", "file-token")
+
+
+@pytest.mark.parametrize("address, tokens, insecure, refused", [
+    (IPv4Address("TCP", "0.0.0.0", 8000), (), False, True),
+    (IPv4Address("TCP", "192.168.1.5", 8000), (), False, True),
+    (IPv6Address("TCP", "::", 8000), (), False, True),
+    (IPv4Address("TCP", "127.0.0.1", 8000), (), False, False),
+    (IPv4Address("TCP", "127.0.1.1", 8000), (), False, False),
+    (IPv6Address("TCP", "::1", 8000), (), False, False),
+    (IPv6Address("TCP", "::ffff:127.0.0.1", 8000), (), False, False),
+    (UNIXAddress("/run/printerd.sock"), (), False, False),
+    (IPv4Address("TCP", "0.0.0.0", 8000), ("token",), False, False),
+    (IPv4Address("TCP", "0.0.0.0", 8000), (), True, False),
+])
+def test_the_http_listener_without_tokens_serves_only_on_loopback(address, tokens, insecure,
+                                                                   refused):
+    problem = lan_without_tokens(tokens, insecure, "tcp:8000")(address)
+    assert (problem is not None) is refused
+    if refused:
+        assert "api_tokens" in problem and address.host in problem

@@ -267,6 +267,31 @@ def _printers(value: Any) -> tuple[tuple[str, tuple[tuple[str, Any], ...]], ...]
     return tuple(printers)
 
 
+def _server_direct_print(value: Any) -> tuple:
+    """A list of tables (TOML) or the same as a JSON string: the servers printers poll."""
+    from printerd.epos.sdp import ServerDirectPrintConfig
+
+    if isinstance(value, str):
+        value = json.loads(value) if value.strip() else []
+    if not isinstance(value, list):
+        raise ValueError("must be a list of {printer, url, interval, id, name}")
+    entries = []
+    for index, item in enumerate(value):
+        if not isinstance(item, dict) or not {"printer", "url"} <= set(item):
+            raise ValueError(f"entry {index + 1} needs at least printer and url")
+        unknown = set(item) - {"printer", "url", "interval", "id", "name"}
+        if unknown:
+            raise ValueError(f"entry {index + 1}: unknown keys {sorted(unknown)}")
+        url = str(item["url"])
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"entry {index + 1}: url must be http:// or https://")
+        entries.append(ServerDirectPrintConfig(
+            printer=_printer_name(item["printer"]), url=url,
+            interval=_positive_float(item.get("interval", 5)),
+            id=str(item.get("id", "")), name=str(item.get("name", ""))))
+    return tuple(entries)
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str) -> Any:
     return field(default=default, metadata={"parse": parse, "doc": doc})
 
@@ -332,6 +357,8 @@ class Settings:
         1024 * 1024, _positive_int, "unsent bytes a stream subscriber may lag before it is dropped")
     sse_max_subscribers: int = _setting(
         10_000, _positive_int, "open streams; more get 503 with Retry-After")
+    sse_max_per_client: int = _setting(
+        2_000, _positive_int, "open streams per client address; more get 503 with Retry-After")
     webhooks: tuple = _setting(
         (), _webhooks, "webhook targets: JSON list of {name, url, secret, printers, include_raw, "
         "token}")
@@ -356,11 +383,38 @@ class Settings:
         50.0, _non_negative_float, "API requests per second per client (0: no limit)")
     api_burst: int = _setting(200, _positive_int, "API requests a client may burst")
     http_timeout: float = _setting(
-        30.0, _positive_float, "seconds an HTTP client may idle or dawdle sending a request")
+        30.0, _positive_float, "seconds an HTTP connection may stay silent")
+    http_request_timeout: float = _setting(
+        10.0, _positive_float, "seconds an HTTP request (line, headers, body) may take to arrive "
+        "from its first byte; then 408")
+    http_max_connections: int = _setting(
+        0, _non_negative_int, "HTTP connections at once (0: the HTTP share of the descriptor "
+        "limit); at the cap a new one replaces the one idle longest")
+    http_allowed_hosts: tuple = _setting(
+        (), _string_list, "Host names the API answers to besides loopback and its own address "
+        "(comma-separated; * for any); others get 421")
+    trusted_proxies: tuple = _setting(
+        (), _networks, "reverse proxies (CIDR, comma-separated) whose X-Forwarded-For, "
+        "Forwarded or CF-Connecting-IP name the client")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
     log_format: str = _setting(
         "text", _log_format, "log lines: text, or json (one JSON object per line on stdout)")
+    epos: bool = _setting(
+        True, _boolean, "answer Epson ePOS-Print (POST /cgi-bin/epos/service.cgi) over HTTP")
+    epos_listen: str = _setting(
+        "", str, "a listener of ePOS-Print's own, e.g. tcp:8008 or ssl:8043:... (empty: none)")
+    epos_max_body: int = _setting(
+        2 * 1024 * 1024, _positive_int, "bytes an ePOS-Print request may carry")
+    ocr: bool = _setting(
+        False, _boolean, "read the text of image-only receipts with Tesseract (ocr_text)")
+    ocr_command: str = _setting("tesseract", str, "the tesseract program (a name on PATH, or a path)")
+    ocr_languages: str = _setting("eng", str, "Tesseract languages, e.g. eng or eng+fra")
+    ocr_queue: int = _setting(100, _positive_int, "receipts waiting for OCR; more are skipped")
+    ocr_timeout: float = _setting(60.0, _positive_float, "seconds one OCR run may take")
+    server_direct_print: tuple = _setting(
+        (), _server_direct_print, "Epson Server Direct Print: JSON list of {printer, url, "
+        "interval, id, name}; each printer polls its URL for ePOS-Print jobs")
 
     def printer_configs(self) -> tuple[PrinterConfig, ...]:
         """Every printer to emulate, per-printer keys over the top-level settings."""

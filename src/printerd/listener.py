@@ -13,13 +13,19 @@ from typing import Callable, Optional
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred, succeed
-from twisted.internet.interfaces import IListeningPort, IProtocolFactory, IStreamServerEndpoint
+from twisted.internet.interfaces import (
+    IAddress, IListeningPort, IProtocolFactory, IStreamServerEndpoint,
+)
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 
 class ListenFailed(SystemExit):
     """The daemon cannot listen where it was told to: a configuration error, exit code 1."""
+
+
+class RefusedAddress(Exception):
+    """The address bound is not one this listener may serve on (the check's reason)."""
 
 
 class ListenerService(Service):
@@ -29,7 +35,12 @@ class ListenerService(Service):
 
     def __init__(self, setting: str, description: str, endpoint: IStreamServerEndpoint,
                  factory: IProtocolFactory,
-                 on_listening: Optional[Callable[[IListeningPort], None]] = None) -> None:
+                 on_listening: Optional[Callable[[IListeningPort], None]] = None,
+                 check: Optional[Callable[[IAddress], Optional[str]]] = None) -> None:
+        """
+        ``check``: given the address actually bound, a reason not to serve there (or None);
+        with a reason the daemon stops before serving anything, as when it cannot listen.
+        """
         self.name = setting
         self.setting = setting
         self.description = description
@@ -37,6 +48,7 @@ class ListenerService(Service):
         self.factory = factory
         self.port: Optional[IListeningPort] = None
         self._on_listening = on_listening
+        self._check = check
         self._listening: Optional[Deferred[IListeningPort]] = None
 
     @property
@@ -48,15 +60,20 @@ class ListenerService(Service):
         super().privilegedStartService()
         failures: list[Failure] = []
         self._listening = self.endpoint.listen(self.factory)
-        self._listening.addCallbacks(self._listened, failures.append)
+        # The errback also takes what _listened raises (an address the check refused).
+        self._listening.addCallback(self._listened).addErrback(failures.append)
         if failures:
-            message = f"printerd: error: {self.setting}: cannot listen on {self.description}: " \
-                      f"{failures[0].getErrorMessage()}"
-            # twistd redirects sys.stderr into its log: the line goes to both the log and
-            # the real stderr, so an operator sees it however the daemon was started.
-            self.log.critical("{message}", message=message)
-            print(message, file=sys.__stderr__)
-            raise ListenFailed(1)
+            failure = failures[0]
+            self._fail(str(failure.value) if failure.check(RefusedAddress) else
+                       f"cannot listen on {self.description}: {failure.getErrorMessage()}")
+
+    def _fail(self, problem: str) -> None:
+        message = f"printerd: error: {self.setting}: {problem}"
+        # twistd redirects sys.stderr into its log: the line goes to both the log and
+        # the real stderr, so an operator sees it however the daemon was started.
+        self.log.critical("{message}", message=message)
+        print(message, file=sys.__stderr__)
+        raise ListenFailed(1)
 
     def startService(self) -> None:
         if self._listening is None:
@@ -64,6 +81,10 @@ class ListenerService(Service):
         super().startService()
 
     def _listened(self, port: IListeningPort) -> IListeningPort:
+        problem = self._check(port.getHost()) if self._check is not None else None
+        if problem is not None:
+            port.stopListening()
+            raise RefusedAddress(problem)
         self.port = port
         self.log.info("{setting} listening on {address}", setting=self.setting,
                       address=port.getHost())

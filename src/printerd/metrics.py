@@ -23,6 +23,7 @@ from printerd import process
 from printerd.store import outbox
 from printerd.forwarder.service import Forwarder
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.site import HttpConnections
 from printerd.http.stream import StreamHub
 from printerd.periodic import PeriodicJob
 from printerd.rawport.factory import RawPrintFactory
@@ -66,6 +67,7 @@ class Sources:
     renderings: Renderings
     limiter: RateLimiter
     lag: ReactorLag
+    http: HttpConnections
     started_at: float
     instance: str = ""  # instance_name (default: the host name)
     site: str = ""
@@ -170,6 +172,20 @@ FIGURES: tuple[Figure, ...] = (
     Figure("http_rate_limited_total", "printerd_http_rate_limited",
            "API requests answered 429 (rate limit)", "counter",
            lambda s: s.limiter.limited_total),
+    Figure("http_connections", "printerd_http_connections", "Open HTTP connections", "gauge",
+           lambda s: s.http.open),
+    Figure("http_connections_evicted_total", "printerd_http_connections_evicted",
+           "HTTP connections closed at the cap to make room for a new one", "counter",
+           lambda s: s.http.evicted_total),
+    Figure("http_connections_refused_total", "printerd_http_connections_refused",
+           "HTTP connections answered 503 at the cap (every connection busy)", "counter",
+           lambda s: s.http.refused_total),
+    Figure("http_requests_timed_out_total", "printerd_http_requests_timed_out",
+           "HTTP requests not received within http_request_timeout (408)", "counter",
+           lambda s: s.http.timed_out_total),
+    Figure("http_requests_malformed_total", "printerd_http_requests_malformed",
+           "HTTP requests answered 400 before any route (malformed, head over 16 KiB)",
+           "counter", lambda s: s.http.malformed_total),
     Figure("renders_total", "printerd_renders", "Receipt renderings made (cache misses)",
            "counter", lambda s: s.renderings.renders_total),
     Figure("forwarder_pending", "printerd_webhook_pending", "Webhook deliveries waiting", "gauge",

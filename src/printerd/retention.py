@@ -3,7 +3,7 @@ Retention: a clock-driven job that purges old receipts and delivered outbox rows
 
 Deletes in small transactions (``batch`` rows) so ingest never waits long on the write lock,
 keeps receipts whose webhook delivery is still pending, then reclaims space with an
-incremental vacuum.  A failing run is logged; the next one runs as scheduled.
+incremental vacuum.  A failing run is logged (``PeriodicJob``); the next one runs as scheduled.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ from __future__ import annotations
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
+from printerd.periodic import PeriodicJob
 from printerd.store.receipts import format_time
 from printerd.store.service import ReceiptStore
 
@@ -33,22 +33,24 @@ class Retention(Service):
         self.days = days
         self.batch = batch
         self.deleted_total = 0
-        self.runs_failed = 0
-        self._loop = LoopingCall(self.run)
-        self._loop.clock = clock
-        self._interval = interval
+        # Runs now at start, then every interval; a failed run is logged and counted there.
+        self._job = PeriodicJob("retention", clock, interval, self.run)
+
+    @property
+    def runs_failed(self) -> int:
+        return self._job.failures
 
     def startService(self) -> None:
         super().startService()
-        self._loop.start(self._interval, now=True)
+        self._job.startService()
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[None]:
+        """Stop; fires once the run in progress (if any) has finished."""
         super().stopService()
-        if self._loop.running:
-            self._loop.stop()
+        return self._job.stopService()
 
     def run(self) -> Deferred[None]:
-        """One purge; never raises (it is a LoopingCall body)."""
+        """One purge, in short transactions, then a bounded space reclaim."""
         return Deferred.fromCoroutine(self._run())
 
     async def _run(self) -> None:
@@ -61,11 +63,8 @@ class Retention(Service):
                 if receipts < self.batch and deliveries < self.batch:
                     break
             await self.store.reclaim_space()
-        except Exception:
-            self.runs_failed += 1
-            self.log.failure("retention run failed; the next one runs as scheduled")
         finally:
             self.deleted_total += deleted
-        if deleted:
-            self.log.info("retention deleted {n} receipts received before {cutoff}",
-                          n=deleted, cutoff=cutoff)
+            if deleted:
+                self.log.info("retention deleted {n} receipts received before {cutoff}",
+                              n=deleted, cutoff=cutoff)

@@ -6,17 +6,17 @@ Used by the twistd plugin (``twistd printerd ...``) and by ``printerd.tac``.
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import re
+import shutil
 import socket
 import sys
-from typing import Any, Optional, Sequence, cast
+from typing import Any, Callable, NoReturn, Optional, Sequence, cast
 
 import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IAddress
 from twisted.logger import ILogObserver
 from twisted.python.components import Componentized
 from twisted.python import usage
@@ -26,14 +26,22 @@ from printerd.banner import Banner, Listening
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
-from printerd.descriptors import raise_open_file_limit
+from printerd.descriptors import DescriptorBudget, raise_open_file_limit
+from printerd.epos.http import EposEndpoint, HttpRoot, request_factory
+from printerd.epos.metrics import epos_figures
+from printerd.epos.sdp import ServerDirectPrint
+from printerd.epos.service import EposPrinter, EposPrinting
+from printerd.escpos.status import PrinterState
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
-from printerd.http.auth import ApiSite, Authenticator, LargeBodies, LimitedRequest
+from printerd.http.auth import Authenticator
+from printerd.http.hosts import AllowedHosts
+from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
+from printerd.http.site import HttpConnections, PrinterdRequest, PrinterdSite
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
-from printerd.http.routes.ingest import IngestRoutes
+from printerd.http.routes.ingest import IngestRoutes, ingest_request_class
 from printerd.http.routes.metrics import MetricsRoutes
 from printerd.http.routes.page import PageRoutes
 from printerd.http.routes.printers import PrinterRoutes
@@ -43,7 +51,8 @@ from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.listener import ListenerService
 from printerd.logs import observer_for
-from printerd.metrics import Figures, ReactorLag, Sources, make_registry
+from printerd.metrics import FIGURES, Figures, ReactorLag, Sources, make_registry
+from printerd.ocr import OcrWorker, ocr_figure_rows
 from printerd.rawport.factory import (
     RawPrintFactory, RawPrinter, admission_limits, job_settings,
 )
@@ -95,13 +104,16 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         for setting, _, description in listeners(self.settings):
             check_endpoint(setting, description)
+        if self.settings.epos_listen:
+            check_endpoint("epos_listen", self.settings.epos_listen)
+        if self.settings.ocr and shutil.which(self.settings.ocr_command) is None:
+            raise usage.UsageError(f"ocr_command: {self.settings.ocr_command!r} not found (install "
+                                   "Debian's tesseract-ocr, or set ocr = false)")
+        known = {name for _, name, _ in listeners(self.settings)[1:]}
+        for config in self.settings.server_direct_print:
+            if config.printer not in known:
+                raise usage.UsageError(f"server_direct_print: no printer named {config.printer!r}")
         self.tokens = read_tokens(self.settings)
-        settings = self.settings
-        if not self.tokens and not settings.insecure \
-                and not listens_only_on_loopback(settings.http_listen):
-            raise usage.UsageError(
-                f"http_listen: {settings.http_listen!r} is reachable from other machines and no "
-                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
 
 
 def listeners(settings: Settings) -> list[tuple[str, str, str]]:
@@ -111,7 +123,7 @@ def listeners(settings: Settings) -> list[tuple[str, str, str]]:
     return [("http_listen", "", settings.http_listen), *raw]
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     print(f"printerd: error: {message}", file=sys.stderr)
     raise SystemExit(code)
 
@@ -185,21 +197,29 @@ def check_endpoint(setting: str, description: str) -> None:
             from None
 
 
-def listens_only_on_loopback(description: str) -> bool:
-    """Whether an endpoint string is reachable only from this machine (unix, or loopback IP)."""
-    kind = description.split(":", 1)[0].lower()
-    if kind == "unix":
-        return True
-    match = re.search(r"(?:^|:)interface=((?:\\.|[^:])*)", description)
-    if match is None:
-        return False  # no interface: every interface
-    host = match.group(1).replace("\\", "")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+def lan_without_tokens(tokens: tuple[str, ...], insecure: bool,
+                       description: str) -> Callable[[IAddress], Optional[str]]:
+    """
+    The HTTP listener's check of the address it bound: without tokens (and without
+    ``insecure``) only loopback or a unix socket will do.  It reads the address bound, not the
+    endpoint string, which Twisted may read differently (of two ``interface=``, the last wins).
+    """
+    def check(address: IAddress) -> Optional[str]:
+        host = getattr(address, "host", None)
+        if tokens or insecure or host is None:  # a unix socket has no host
+            return None
+        parsed = parse_address(host)
+        if parsed is not None and parsed.is_loopback:
+            return None
+        return (f"{description!r} listens on {host}, reachable from other machines, and no "
+                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
+
+    return check
+
+
+def http_connection_cap(settings: Settings, budget: DescriptorBudget) -> int:
+    """http_max_connections, or by default the HTTP share of the descriptors."""
+    return settings.http_max_connections or max(1, budget.http)
 
 
 def read_tokens(settings: Settings) -> tuple[str, ...]:
@@ -215,12 +235,17 @@ def read_tokens(settings: Settings) -> tuple[str, ...]:
     return tuple(tokens)
 
 
+def _state_of(factory: RawPrintFactory) -> Callable[[], PrinterState]:
+    """The raw printer's current state, as status replies report it (ePOS-Print too)."""
+    return lambda: factory.state
+
+
 def makeService(options: Options, reactor: Any = None) -> IService:
     """Build printerd's service tree from parsed options."""
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
-    raise_open_file_limit()
+    budget = DescriptorBudget.for_limit(raise_open_file_limit())
     instance = settings.instance_name or socket.gethostname()
     try:
         engine = open_engine(settings.database, settings.synchronous, instance)
@@ -229,15 +254,15 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         fail(f"database: {e}")
 
     # Tell systemd first, stop taking requests and jobs, let jobs in flight finish, end streams
-    # and deliveries, then commit what is queued and close the database.
-    # On a shared database the tailer stops first of the rest: nothing new is announced to
-    # streams and deliveries that are ending.
+    # and deliveries, then commit what is queued and close the database.  On a shared database
+    # the tailer stops before them: nothing new is announced to streams and deliveries ending.
     raw_listeners = listeners(settings)[1:]
+    pollers = [f"server-direct-print:{n + 1}" for n in range(len(settings.server_direct_print))]
     root = DaemonService(stop_order=(
-        "systemd-notify", "http_listen", *(setting for setting, _, _ in raw_listeners),
-        *(f"drain:{name}" for _, name, _ in raw_listeners),
-        *(["tailer"] if engine.shared else []),
-        "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
+        "systemd-notify", "http_listen", *(["epos_listen"] if settings.epos_listen else []),
+        *(setting for setting, _, _ in raw_listeners), *pollers,
+        *(f"drain:{name}" for _, name, _ in raw_listeners), *(["ocr"] if settings.ocr else []),
+        *(["tailer"] if engine.shared else []), "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
         log_observer=observer_for(settings.log_format))
     targets = settings.webhooks
     threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
@@ -254,14 +279,17 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     retention = Retention(reactor, store, days=settings.retention_days,
                           interval=settings.retention_interval)
     retention.setServiceParent(root)
+    # Claims name the process: a restarted instance does not take its predecessor's for its own.
     forwarder = Forwarder(reactor, store, targets, treq, timeout=settings.webhook_timeout,
-                          concurrency=settings.webhook_concurrency)
+                          concurrency=settings.webhook_concurrency,
+                          instance=f"{instance}/{os.getpid()}")
     store.on_commit(forwarder.wake)
     forwarder.setServiceParent(root)
 
     hub = StreamHub(reactor, store.receipts_after, keepalive=settings.sse_keepalive,
                     max_duration=settings.sse_max_duration, max_buffer=settings.sse_max_buffer,
-                    max_subscribers=settings.sse_max_subscribers)
+                    max_subscribers=settings.sse_max_subscribers,
+                    max_per_client=settings.sse_max_per_client)
     store.on_commit(hub.publish)
     hub.setServiceParent(root)
 
@@ -289,10 +317,33 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                                            p.factory.job_settings.two_byte_encoding)
                 for p in printers},
         models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
+    connections = HttpConnections()
+    # ePOS-Print (HTTP, and Server Direct Print polling) prints on the same printers.
+    printing = EposPrinting(reactor, store, [
+        EposPrinter(p.factory.printer, state=_state_of(p.factory),
+                    two_byte_encoding=p.factory.job_settings.two_byte_encoding,
+                    allow=settings.raw_allow, profile=p.factory.job_settings.profile)
+        for p in printers])
+    epos = EposEndpoint(printing)
+    servers = []
+    for name, config in zip(pollers, settings.server_direct_print, strict=True):
+        poller = ServerDirectPrint(reactor, printing, printing.printers[config.printer], config,
+                                   treq)
+        poller.setName(name)
+        poller.setServiceParent(root)
+        servers.append(poller)
+    ocr_figures: tuple = ()
+    if settings.ocr:
+        ocr = OcrWorker(reactor, store, lambda receipt_id: renderings.get(receipt_id, "png", 576),
+                        hub.publish_update, cast(str, shutil.which(settings.ocr_command)),
+                        settings.ocr_languages, settings.ocr_queue, settings.ocr_timeout)
+        store.on_commit(ocr.receipts_committed)
+        ocr.setServiceParent(root)
+        ocr_figures = ocr_figure_rows(ocr)
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
-                              retention, renderings, limiter, lag, reactor.seconds(),
-                              instance=instance, site=settings.site),
-                      make_registry(store, tailer))
+                              retention, renderings, limiter, lag, connections,
+                              reactor.seconds(), instance=instance, site=settings.site),
+                      make_registry(store, tailer), FIGURES + epos_figures(epos, servers) + ocr_figures)
     api = HttpApi([
         HealthRoutes(store, printers, forwarder, authenticator, clock=reactor),
         SessionRoutes(authenticator),
@@ -303,16 +354,40 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         MetricsRoutes(figures),
         IngestRoutes(reactor, store, settings.ingest_secrets),
         PageRoutes(),
-    ], authenticator, limiter)
-    site = ApiSite(api.resource(), requestFactory=LimitedRequest, timeout=settings.http_timeout)
-    site.displayTracebacks = False
+    ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts))
+    # ePOS-Print answers on the HTTP listener beside the API, and on its own listener if asked.
+    request_class = request_factory(settings.epos_max_body) if settings.epos else PrinterdRequest
     if settings.ingest_secrets:
         # Forwarded receipts come with their raw bytes: larger bodies, from token holders only.
-        site.large_bodies = LargeBodies(settings.ingest_max_bytes, authenticator)
+        request_class = ingest_request_class(request_class, settings.ingest_max_bytes,
+                                             authenticator)
+    # The HTTP share of descriptors covers both listeners: ePOS-Print's own takes a quarter.
+    http_cap = http_connection_cap(settings, budget)
+    epos_cap = max(1, http_cap // 4) if settings.epos_listen else 0
+    http_root = HttpRoot(epos.resource(), api.resource()) if settings.epos else api.resource()
+    site = PrinterdSite(http_root, reactor, timeout=settings.http_timeout,
+                        request_timeout=settings.http_request_timeout,
+                        max_connections=max(1, http_cap - epos_cap),
+                        proxies=TrustedProxies(settings.trusted_proxies), connections=connections,
+                        request_class=request_class)
     http = ListenerService("http_listen", settings.http_listen,
-                           serverFromString(reactor, settings.http_listen), site)
+                           serverFromString(reactor, settings.http_listen), site,
+                           check=lan_without_tokens(options.tokens, settings.insecure,
+                                                    settings.http_listen))
     http.setServiceParent(root)
     listening_services.append(http)
+    if settings.epos_listen:
+        epos_site = PrinterdSite(HttpRoot(epos.resource()), reactor,
+                                 timeout=settings.http_timeout,
+                                 request_timeout=settings.http_request_timeout,
+                                 max_connections=epos_cap,
+                                 proxies=TrustedProxies(settings.trusted_proxies),
+                                 connections=connections,
+                                 request_class=request_factory(settings.epos_max_body))
+        epos_listener = ListenerService("epos_listen", settings.epos_listen,
+                                        serverFromString(reactor, settings.epos_listen), epos_site)
+        epos_listener.setServiceParent(root)
+        listening_services.append(epos_listener)
     Banner(__version__, engine.describe(),
            lambda: [listening(service) for service in listening_services]).setServiceParent(root)
     # Last: READY=1 goes out once every listener above is up.

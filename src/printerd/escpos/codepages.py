@@ -239,6 +239,11 @@ _PAGE_TABLES: dict[int, str] = {n: _page_table(name) for n, name in CODE_PAGES.i
 _NO_TABLE = _page_table(None)
 
 
+def page_characters(page: int) -> str:
+    """The 256 characters page ``page`` prints (U+FFFE where it prints none): for encoders."""
+    return _PAGE_TABLES.get(page, _NO_TABLE)
+
+
 class CharacterDecoder:
     """Turns printed bytes into text under the current page, set and two-byte mode."""
 

@@ -2,10 +2,17 @@
 The webhook forwarder: posts each receipt to every target that wants it, from a durable outbox.
 
 Delivery rows are written with the receipt (same transaction), so the outbox survives crashes
-and restarts.  A commit wakes the forwarder at once; a one-second LoopingCall picks up retries
+and restarts.  A commit wakes the forwarder at once; a one-second periodic poll picks up retries
 as they fall due.  Each POST carries Standard Webhooks headers; 2xx is delivered, anything else
 (timeout and refused connection included) is a failure retried on ``RetrySchedule``; 410 Gone
 disables the target; after the last attempt a delivery is dead-lettered, never dropped.
+
+Each delivery is claimed in the database before it is posted (``store.claim_deliveries``: a
+write, so never from a stale read), for at most ``concurrency`` at a time per target, with a
+lease; the result is recorded only while the claim is still this forwarder's.  A receiver that
+answers 2xx therefore gets one POST per receipt.  Duplicates remain possible only where
+at-least-once cannot avoid them: a POST in flight when the process dies (its claim comes back
+when the lease ends) and a 2xx that arrived after the attempt timed out.
 """
 
 from __future__ import annotations
@@ -16,19 +23,17 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
-from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from printerd.config import WebhookTarget
 from printerd.forwarder.schedule import RetrySchedule, parse_retry_after
 from printerd.forwarder.signing import sign
+from printerd.periodic import PeriodicJob
 from printerd.store import outbox
 from printerd.store.receipts import format_time
 from printerd.store.service import ReceiptStore
-
-FETCH_LIMIT = 200
 
 
 @dataclass
@@ -53,8 +58,14 @@ class Forwarder(Service):
 
     def __init__(self, clock: IReactorTime, store: ReceiptStore, targets: tuple[WebhookTarget, ...],
                  http: Any, timeout: float = 15.0, concurrency: int = 4,
-                 schedule: Optional[RetrySchedule] = None, poll_interval: float = 1.0) -> None:
-        """``http`` is treq, or a treq-like client (``treq.testing.StubTreq`` in tests)."""
+                 schedule: Optional[RetrySchedule] = None, poll_interval: float = 1.0,
+                 instance: str = "printerd", lease: Optional[float] = None) -> None:
+        """
+        ``http`` is treq, or a treq-like client (``treq.testing.StubTreq`` in tests).
+        ``instance`` names this forwarder's claims; ``lease`` is how long a claim lasts
+        (default: twice the timeout plus 30 s, well past an attempt's end), after which a
+        claim left by a dead instance is taken again.
+        """
         self.clock = clock
         self.store = store
         self.http = http
@@ -62,23 +73,25 @@ class Forwarder(Service):
         self.concurrency = concurrency
         self.schedule = schedule or RetrySchedule()
         self.targets = {t.name: TargetState(t) for t in targets}
-        self._in_flight: set[int] = set()
+        self.instance = instance
+        self.lease = 2 * timeout + 30 if lease is None else lease
         self._polling = False
         self._poll_again = False
-        self._loop = LoopingCall(self.poll)
-        self._loop.clock = clock
-        self._poll_interval = poll_interval
-        self.due = 0  # deliveries due at the last poll, at most FETCH_LIMIT (metrics)
+        self._deliveries: set[Deferred[None]] = set()
+        self._job = PeriodicJob("forwarder", clock, poll_interval, self.poll)
+        self.due = 0  # deliveries due at the last poll, at most outbox.DUE_LIMIT (metrics)
 
     def startService(self) -> None:
         super().startService()
         if self.targets:
-            self._loop.start(self._poll_interval, now=True)
+            self._job.startService()
 
-    def stopService(self) -> None:
+    def stopService(self) -> Deferred[None]:
+        """Stop claiming; fires once the POSTs in flight have been answered and recorded."""
         super().stopService()
-        if self._loop.running:
-            self._loop.stop()
+        stopped = self._job.stopService() if self._job.running else succeed(None)
+        in_flight = DeferredList([stopped, *self._deliveries])
+        return in_flight.addCallback(lambda _: None)
 
     def wake(self, receipts: object = None) -> None:
         """Store commit listener: new deliveries are due now."""
@@ -88,7 +101,7 @@ class Forwarder(Service):
     # -- polling -----------------------------------------------------------------------------
 
     def poll(self) -> Deferred[None]:
-        """Send every due delivery a target has room for; never raises (LoopingCall body)."""
+        """Claim and send every due delivery a target has room for; never raises."""
         return Deferred.fromCoroutine(self._poll())
 
     async def _poll(self) -> None:
@@ -108,19 +121,30 @@ class Forwarder(Service):
             self._polling = False
 
     async def _send_due(self) -> None:
-        open_targets = [name for name, state in self.targets.items()
-                        if state.disabled is None and state.in_flight < self.concurrency]
-        if not open_targets:
+        # Polls run one at a time and only deliveries finishing change in_flight meanwhile
+        # (downwards), so what is claimed here always fits within concurrency.
+        room = {name: self.concurrency - state.in_flight for name, state in self.targets.items()
+                if state.disabled is None and state.in_flight < self.concurrency}
+        if not room or not self.running:
             return
-        due = await self.store.due_deliveries(self.clock.seconds(), open_targets, FETCH_LIMIT)
-        self.due = len(due)
-        for delivery in due:
+        now = self.clock.seconds()
+        claim = await self.store.claim_deliveries(now, room, self.instance, now + self.lease)
+        self.due = claim.due
+        unsent = []
+        for delivery in claim.deliveries:
             state = self.targets[delivery.target]
-            if delivery.id in self._in_flight or state.in_flight >= self.concurrency:
+            if state.disabled is not None or not self.running:
+                unsent.append(delivery.id)  # disabled or stopped while the claim was taken
                 continue
-            self._in_flight.add(delivery.id)
             state.in_flight += 1
-            Deferred.fromCoroutine(self._deliver(delivery, state))
+            delivering = Deferred.fromCoroutine(self._deliver(delivery, state))
+            self._deliveries.add(delivering)
+            delivering.addBoth(self._delivered, delivering)
+        if unsent:
+            await self.store.release_claims(unsent, self.instance)
+
+    def _delivered(self, result: None, delivering: Deferred[None]) -> None:
+        self._deliveries.discard(delivering)
 
     # -- one delivery ------------------------------------------------------------------------
 
@@ -162,7 +186,6 @@ class Forwarder(Service):
             self.log.failure("delivery {id} to {target} could not be recorded",
                              id=delivery.id, target=target.name)
         finally:
-            self._in_flight.discard(delivery.id)
             state.in_flight -= 1
         if state.disabled is None:
             self.wake()
@@ -172,30 +195,36 @@ class Forwarder(Service):
         """Write the attempt's outcome, then count it (counters follow the database)."""
         now = self.clock.seconds()
         name = state.target.name
+        next_attempt_at: Optional[float] = None
+        counted = True
         if error is None:
-            await self.store.record_attempt(delivery.id, now, outbox.DELIVERED,
-                                   None, None)
+            result = outbox.DELIVERED
+        elif code == 410:
+            # The receiver says it is gone for good: stop sending, keep the deliveries.
+            result, counted = outbox.PENDING, False
+        else:
+            delay = self.schedule.delay_after(
+                delivery.attempts + 1, retry_after if code in (429, 503) else None)
+            result = outbox.DEAD if delay is None else outbox.PENDING
+            next_attempt_at = None if delay is None else now + delay
+        if not await self.store.record_delivery(delivery.id, self.instance, now, result,
+                                                next_attempt_at, error, counted):
+            # The lease ran out and another claim owns the delivery now: its result counts.
+            self.log.warn("delivery {id} of receipt {receipt} to {target}: the claim was lost "
+                          "before the result could be recorded", id=delivery.id,
+                          receipt=delivery.receipt.id, target=name)
+            return
+        if error is None:
             state.delivered += 1
             state.failing = False
             return
         if code == 410:
-            # The receiver says it is gone for good: stop sending, keep the deliveries.
-            await self.store.record_attempt(delivery.id, now, outbox.PENDING,
-                                   None, error, False)
             state.disabled = f"{format_time(now)}: 410 Gone"
             self.log.error("webhook {target} answered 410 Gone: target disabled", target=name)
-        else:
-            delay = self.schedule.delay_after(
-                delivery.attempts + 1, retry_after if code in (429, 503) else None)
-            if delay is None:
-                self.log.warn("delivery of receipt {receipt} to {target} is dead after {n} "
-                              "attempts: {error}", receipt=delivery.receipt.id, target=name,
-                              n=delivery.attempts + 1, error=error)
-                await self.store.record_attempt(delivery.id, now, outbox.DEAD,
-                                       None, error)
-            else:
-                await self.store.record_attempt(delivery.id, now,
-                                       outbox.PENDING, now + delay, error)
+        elif result == outbox.DEAD:
+            self.log.warn("delivery of receipt {receipt} to {target} is dead after {n} "
+                          "attempts: {error}", receipt=delivery.receipt.id, target=name,
+                          n=delivery.attempts + 1, error=error)
         state.failed += 1
         state.failing = True
         state.last_error, state.last_error_at = error, format_time(now)

@@ -18,6 +18,7 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect
 
 from printerd.http.auth import ApiGate, Authenticator
+from printerd.http.hosts import AllowedHosts
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.responses import ROUTING_MESSAGES, error_body
 
@@ -42,15 +43,19 @@ class RouteTable(Resource):
                 mounted = rule.empty()
                 mounted.endpoint = index
                 rules.append(mounted)
-        self._map = Map(rules)
+        self._map = Map(rules, merge_slashes=False)
 
     def rules(self) -> list[tuple[str, frozenset[str]]]:
         """Every route as (rule, methods), e.g. ("/api/receipts/<int:receipt_id>", {"GET", ...})."""
         return sorted((rule.rule, frozenset(rule.methods or ())) for rule in self._map.iter_rules())
 
     def render(self, request: IRequest) -> bytes:
-        path = "/" + "/".join(segment.decode("utf-8", "replace")
-                              for segment in request.postpath or ())
+        try:
+            path = "/" + "/".join(segment.decode("utf-8") for segment in request.postpath or ())
+        except UnicodeDecodeError:
+            return error_body(request, 400, "path: not valid UTF-8")
+        if "//" in path:  # werkzeug would redirect, or ignore leading slashes: not a route
+            return error_body(request, 404, ROUTING_MESSAGES[404])
         adapter = self._map.bind("printerd", path_info=path)
         try:
             index, _ = adapter.match(method=request.method.decode("latin-1"))
@@ -65,11 +70,13 @@ class HttpApi:
     """All of printerd's routes behind the body cap, the rate limit and the token check."""
 
     def __init__(self, modules: Sequence[RouteModule], authenticator: Authenticator,
-                 limiter: Optional[RateLimiter] = None) -> None:
+                 limiter: Optional[RateLimiter] = None,
+                 hosts: Optional[AllowedHosts] = None) -> None:
         self.modules = tuple(modules)
         self.routes = RouteTable(modules)
         self.authenticator = authenticator
         self.limiter = limiter
+        self.hosts = hosts or AllowedHosts()
 
     def resource(self) -> IResource:
-        return ApiGate(self.routes, self.authenticator, self.limiter)
+        return ApiGate(self.routes, self.authenticator, self.limiter, self.hosts)

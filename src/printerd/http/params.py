@@ -1,8 +1,9 @@
-"""Query-string parsing for the API: every bad parameter becomes a 400 that names it."""
+"""Parsing what clients send (query strings, JSON bodies): every bad input is a 4xx that says why."""
 
 from __future__ import annotations
 
-from typing import Callable, Optional, TypeVar
+import json
+from typing import Any, Callable, Optional, TypeVar
 
 from twisted.web.iweb import IRequest
 
@@ -76,3 +77,17 @@ class QueryParams:
             return parse(text)
         except (ValueError, OverflowError):
             raise ApiError(400, f"{name}: {text!r} is not {expected}") from None
+
+
+def parse_json_body(request: IRequest, max_bytes: int, expected: str) -> Any:
+    """
+    The request's body as JSON: 413 past ``max_bytes``, else 400 ("body: <expected>") for
+    anything that does not parse, nesting deeper than Python recurses included.
+    """
+    body = request.content.read(max_bytes + 1) if request.content is not None else b""
+    if len(body) > max_bytes:
+        raise ApiError(413, f"body over {max_bytes} bytes")
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # RecursionError is not a ValueError
+        raise ApiError(400, f"body: {expected}") from None

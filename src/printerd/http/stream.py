@@ -13,7 +13,7 @@ backed up, events queue in the subscriber, and past ``max_buffer`` bytes it is d
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from typing import Callable, Optional
 
 from twisted.application.service import Service
@@ -56,10 +56,11 @@ class Subscriber:
         self.hub = hub
         self.request = request
         self.printer = printer
+        self.client = ""  # its address, for the per-client cap
         self.last_id = last_id
         self.live = not replaying
         self.done: Deferred[bytes] = Deferred()
-        self._held: list[tuple[int, bytes]] = []
+        self._held: list[tuple[Optional[int], bytes]] = []  # (None, update event)
         self._held_bytes = 0
         self._queue: deque[bytes] = deque()
         self._queued_bytes = 0
@@ -82,6 +83,18 @@ class Subscriber:
             return
         self.send(receipt_id, event, chunk)
 
+    def update(self, printer: str, event: bytes) -> None:
+        """A stored receipt changed: sent now, or after the replay if one is running."""
+        if self.printer is not None and printer != self.printer:
+            return
+        if not self.live:
+            self._held.append((None, event))
+            self._held_bytes += len(event)
+            if self._held_bytes > self.hub.max_buffer:
+                self.hub.drop_slow(self)
+            return
+        self.write(event)
+
     def send(self, receipt_id: int, event: bytes, chunk: Optional[bytes] = None) -> None:
         """Send an event unless the client already has it (ids only grow)."""
         if receipt_id <= self.last_id:
@@ -94,7 +107,10 @@ class Subscriber:
         held, self._held, self._held_bytes = self._held, [], 0
         self.live = True
         for receipt_id, event in held:
-            self.send(receipt_id, event)
+            if receipt_id is None:
+                self.write(event)
+            else:
+                self.send(receipt_id, event)
 
     # -- bytes out ---------------------------------------------------------------------------
 
@@ -167,7 +183,7 @@ class Subscriber:
 
 
 class SubscriberLimit(Exception):
-    """The hub is full."""
+    """The hub is full, or this client has its share of it; the message says which."""
 
 
 class StreamHub(Service):
@@ -180,7 +196,8 @@ class StreamHub(Service):
                  keepalive: float = DEFAULTS.sse_keepalive,
                  max_duration: float = DEFAULTS.sse_max_duration,
                  max_buffer: int = DEFAULTS.sse_max_buffer,
-                 max_subscribers: int = DEFAULTS.sse_max_subscribers, retry_ms: int = 3000,
+                 max_subscribers: int = DEFAULTS.sse_max_subscribers,
+                 max_per_client: int = DEFAULTS.sse_max_per_client, retry_ms: int = 3000,
                  slice_size: int = 1000) -> None:
         self.clock = clock
         self.read_after = read_after
@@ -188,6 +205,8 @@ class StreamHub(Service):
         self.max_duration = max_duration
         self.max_buffer = max_buffer
         self.max_subscribers = max_subscribers
+        self.max_per_client = max_per_client
+        self._per_client: Counter[str] = Counter()  # client address -> open streams
         self.retry_ms = retry_ms
         self.slice_size = slice_size
         # Each commit's events (id, printer, event, chunk) and the subscribers still to get them.
@@ -210,11 +229,19 @@ class StreamHub(Service):
             subscriber.end()
 
     def subscribe(self, request: IRequest, printer: Optional[str],
-                  after: Optional[int]) -> Subscriber:
-        """A new subscriber, live at once or (with ``after``) replaying first."""
+                  after: Optional[int], client: str = "") -> Subscriber:
+        """
+        A new subscriber, live at once or (with ``after``) replaying first; ``client`` (its
+        address) may hold at most ``max_per_client`` of the ``max_subscribers`` streams.
+        """
         if len(self.subscribers) >= self.max_subscribers:
-            raise SubscriberLimit()
+            raise SubscriberLimit(f"the stream has its maximum of {self.max_subscribers} "
+                                  "subscribers")
+        if self._per_client[client] >= self.max_per_client:
+            raise SubscriberLimit(f"this client has its maximum of {self.max_per_client} streams")
         subscriber = Subscriber(self, request, printer, after or 0, replaying=after is not None)
+        subscriber.client = client
+        self._per_client[client] += 1
         self.subscribers.add(subscriber)
         subscriber.start_timer(self.clock, self.max_duration)
         return subscriber
@@ -236,7 +263,11 @@ class StreamHub(Service):
         return await subscriber.done
 
     def remove(self, subscriber: Subscriber) -> None:
-        self.subscribers.discard(subscriber)
+        if subscriber in self.subscribers:
+            self.subscribers.discard(subscriber)
+            self._per_client[subscriber.client] -= 1
+            if self._per_client[subscriber.client] <= 0:
+                del self._per_client[subscriber.client]
 
     def publish(self, receipts: list[Receipt]) -> None:
         """
@@ -257,6 +288,22 @@ class StreamHub(Service):
         self._fanout.append((events, list(self.subscribers)))
         if self._fanout_call is None:
             self._fanout_call = self.clock.callLater(0, self._fan_out)
+
+    def publish_update(self, receipt: Receipt, kind: bytes = b"receipt.ocr") -> None:
+        """
+        A receipt changed after its commit (OCR read its images): an event of its own type
+        (``event: receipt.ocr``) with the receipt's whole JSON. It has no ``id:`` line: ids are
+        receipt ids in commit order, the point a client resumes from, and an update must not
+        move it (a client that missed the update reads ``ocr_text`` in the receipt itself).
+        """
+        event = b"event: %s\ndata: %s\n\n" % (kind, receipt.json_bytes)
+        self.events_total += 1
+        for subscriber in list(self.subscribers):
+            try:
+                subscriber.update(receipt.printer, event)
+            except Exception:
+                self.log.failure("update to a stream subscriber failed: dropping it")
+                subscriber.close()
 
     def _fan_out(self) -> None:
         budget = self.slice_size

@@ -8,12 +8,15 @@ bytes (no extra threads). Receipts never change, so a rendering is cached by (id
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
+from functools import partial
 from typing import Callable, Mapping, Optional
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
+from printerd.epos.translate import printable_escpos
 from printerd.escpos.profiles import DEFAULT_MODEL, PrinterProfile, profile_for
 from printerd.render.budget import release_memory
 from printerd.render.html import render_html
@@ -94,13 +97,26 @@ class Renderings:
         render, _, own_size, _ = FORMATS[fmt]
         encodings = self.encodings
 
-        def render_raw(printer: str, raw: bytes) -> bytes:
+        def render_raw(details: str, printer: str, raw: bytes) -> bytes:
             profile = self.profile(printer)
+            encoding = encodings.get(printer, DEFAULT_ENCODING)
             try:
-                return render(raw, own_size(profile) if size is None else size,
-                              encodings.get(printer, DEFAULT_ENCODING), profile)
+                if '"source":"epos-print"' in details:
+                    # Printed from an ePOS-Print document: draw the ESC/POS it translates to,
+                    # whatever the printer's emulation (parsing names it before a colon).
+                    encoding = encoding.rpartition(":")[2]
+                    raw = printable_escpos(raw, json.loads(details), encoding)
+                return render(raw, own_size(profile) if size is None else size, encoding,
+                              profile)
             finally:
                 release_memory()
+
+        async def read_and_render() -> Optional[bytes]:
+            # Two reads: the receipt's JSON says how to read its raw data (ePOS-Print or not).
+            receipt = await self.store.get_receipt(receipt_id)
+            if receipt is None:
+                return None
+            return await self.store.with_raw(receipt_id, partial(render_raw, receipt.details))
 
         def remember(body: Optional[bytes]) -> Optional[bytes]:
             if body is not None and key not in self._cache and len(body) <= self.cache_bytes:
@@ -119,5 +135,5 @@ class Renderings:
                     waiter.callback(result)
             return result
 
-        return (self.store.with_raw(receipt_id, render_raw)
+        return (Deferred.fromCoroutine(read_and_render())
                 .addCallback(remember).addBoth(answer_waiters))

@@ -22,9 +22,9 @@ from printerd.store.postgres import PostgresEngine
 from printerd.store.sqlite import SQLiteEngine
 
 RECEIPT_COPY_COLUMNS = ("id", "printer", "peer", "received_at", "job", "bytes", "raw", "text",
-                        "cut", "sha256", "truncated", "details", "origin")
+                        "cut", "sha256", "truncated", "details", "ocr_text", "origin")
 DELIVERY_COPY_COLUMNS = ("id", "receipt_id", "target", "state", "attempts", "next_attempt_at",
-                         "last_attempt_at", "last_error")
+                         "last_attempt_at", "last_error", "claimed_by", "claimed_until")
 PAGE = 1000  # rows read from SQLite at a time
 
 

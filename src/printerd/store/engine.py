@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Protocol
 
-from printerd.store.outbox import Delivery
+from printerd.store.outbox import Claim
 from printerd.store.receipts import NewReceipt, Receipt, ReceiptQuery, StoreSummary
 
 Connection = Any  # the engine's own connection type: sqlite3.Connection, psycopg.Connection, ...
@@ -89,10 +89,30 @@ class Engine(Protocol):
         skips one).
         """
 
-    def record_attempt(self, conn: Connection, delivery_id: int, now: float, state: str,
-                       next_attempt_at: Optional[float], error: Optional[str],
-                       count_attempt: bool = True) -> None:
-        """Record a delivery attempt's outcome."""
+    def claim_deliveries(self, conn: Connection, now: float, room: dict[str, int],
+                         claimant: str, lease_until: float) -> Claim:
+        """
+        In one write transaction, claim up to ``room[target]`` pending deliveries per target
+        that are due by ``now`` and under no live claim (none, or ``claimed_until <= now``),
+        oldest due first, marking them ``claimed_by = claimant`` until ``lease_until``; return
+        them, and how many deliveries were due (at most ``outbox.DUE_LIMIT``).  What it claims
+        must be read under the transaction's lock, not from an earlier snapshot; several
+        instances claiming at once must get different rows.
+        """
+
+    def record_delivery(self, conn: Connection, delivery_id: int, claimant: str, now: float,
+                        state: str, next_attempt_at: Optional[float], error: Optional[str],
+                        count_attempt: bool = True) -> bool:
+        """
+        Record an attempt's outcome and clear its claim, only if ``claimant`` still holds it;
+        False (nothing written) if it does not.
+        """
+
+    def release_claims(self, conn: Connection, delivery_ids: list[int], claimant: str) -> int:
+        """Clear ``claimant``'s claims on these deliveries (nothing was sent); how many."""
+
+    def set_ocr_text(self, conn: Connection, receipt_id: int, text: str) -> Optional[Receipt]:
+        """Store the text OCR read from a receipt's images; the updated receipt, or None."""
 
     def retry_dead(self, conn: Connection, now: float, delivery_id: Optional[int]) -> int:
         """Make dead deliveries (one, or all) pending and due at ``now``; how many changed."""
@@ -125,10 +145,6 @@ class Engine(Protocol):
     def receipts_after(self, conn: Connection, after: int, limit: int,
                        printer: Optional[str]) -> list[Receipt]:
         """Receipts with id > after (of one printer, if given), oldest first (stream replay)."""
-
-    def due_deliveries(self, conn: Connection, now: float, targets: list[str],
-                       limit: int) -> list[Delivery]:
-        """Pending deliveries due by ``now`` for the given targets, oldest due first."""
 
     def delivery_counts(self, conn: Connection) -> dict[str, dict[str, int]]:
         """Deliveries per target and state."""

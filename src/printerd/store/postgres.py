@@ -88,6 +88,15 @@ class PostgresEngine(SharedOutbox):
     PARAM = "%s"
     log = Logger()
 
+    # Instances claiming at once take different rows: each skips the rows another has locked
+    # (and, under READ COMMITTED, rechecks a row another has just claimed and committed).
+    CLAIM = (
+        "UPDATE deliveries SET claimed_by = %s, claimed_until = %s"
+        " WHERE id IN (SELECT id FROM deliveries WHERE target = %s AND state = 'pending'"
+        " AND next_attempt_at <= %s AND (claimed_until IS NULL OR claimed_until <= %s)"
+        " ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id"
+    )
+
     def __init__(self, url: str, instance: str = "") -> None:
         check_url(url)
         self.url = url
@@ -233,6 +242,13 @@ class PostgresEngine(SharedOutbox):
                         draft.byte_count(), draft.text, draft.cut, draft.truncated, digest,
                         draft.details))
         return stored
+
+    def set_ocr_text(self, conn: psycopg.Connection, receipt_id: int,
+                     text: str) -> Optional[Receipt]:
+        """Store the text OCR read from a receipt; the receipt as updated (None: purged)."""
+        row = conn.execute(f"UPDATE receipts SET ocr_text = %s WHERE id = %s"
+                           f" RETURNING {RECEIPT_COLUMNS}", (text, receipt_id)).fetchone()
+        return receipt_from_row(row) if row else None
 
     def purge_batch(self, conn: psycopg.Connection, cutoff: str,
                     batch: int) -> tuple[int, int]:

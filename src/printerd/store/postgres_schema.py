@@ -15,8 +15,9 @@ from __future__ import annotations
 MIGRATIONS: list[str] = [
     # 1: receipts and the webhook outbox, as SQLite's migrations left them.  Identity ids are
     # never reused after purging (stream clients resume from the last id they saw).  origin:
-    # a receipt forwarded by another printerd is stored once per (site, webhook-id).  A
-    # delivery is claimed by one instance at a time (claimed_by, until claimed_until).
+    # a receipt forwarded by another printerd is stored once per (site, webhook-id); ocr_text:
+    # what OCR read from its images (NULL: not read).  A delivery is claimed by one instance at
+    # a time (claimed_by, until claimed_until).
     # job_blocks hands each instance start a block of job numbers (postgres.JOB_BLOCK), so
     # job numbers stay unique across instances and restarts.
     """
@@ -33,6 +34,7 @@ MIGRATIONS: list[str] = [
         sha256      text    NOT NULL,
         truncated   boolean NOT NULL,
         details     text    NOT NULL DEFAULT '{}',
+        ocr_text    text,
         origin      text
     );
     CREATE UNIQUE INDEX receipts_origin ON receipts (origin) WHERE origin IS NOT NULL;
@@ -53,6 +55,7 @@ MIGRATIONS: list[str] = [
         UNIQUE (receipt_id, target)
     );
     CREATE INDEX deliveries_due ON deliveries (state, next_attempt_at);
+    CREATE INDEX deliveries_claimable ON deliveries (target, state, next_attempt_at);
     CREATE SEQUENCE job_blocks MINVALUE 0 START 0;
     """,
     # 2: search.  q= matches printerd_fold(text) LIKE printerd_fold(q), case-insensitive in every

@@ -80,12 +80,14 @@ class Receipt:
     truncated: bool
     sha256: str
     details: str = "{}"  # structured content, JSON
+    ocr_text: Optional[str] = None  # read from the images by OCR, once it has run
 
     def to_json(self) -> dict[str, Any]:
         return {"id": self.id, "printer": self.printer, "peer": self.peer,
                 "received_at": self.received_at, "job": self.job, "bytes": self.size,
                 "text": self.text, "cut": self.cut, "truncated": self.truncated,
-                "sha256": self.sha256, **EMPTY_DETAILS, **json.loads(self.details)}
+                "sha256": self.sha256, "ocr_text": self.ocr_text, **EMPTY_DETAILS,
+                **json.loads(self.details)}
 
     @cached_property
     def json_bytes(self) -> bytes:
@@ -107,14 +109,15 @@ class ReceiptQuery:
 
 
 RECEIPT_COLUMNS = ("id, printer, peer, received_at, job, bytes, text, cut, truncated, sha256,"
-                   " details")
+                   " details, ocr_text")
 
 
 def receipt_from_row(row: tuple) -> Receipt:
     """A Receipt from a row of RECEIPT_COLUMNS."""
-    id_, printer, peer, received_at, job, size, text, cut, truncated, sha256, details = row
+    (id_, printer, peer, received_at, job, size, text, cut, truncated, sha256, details,
+     ocr_text) = row
     return Receipt(id_, printer, peer, received_at, job, size, text, cut, bool(truncated), sha256,
-                   details)
+                   details, ocr_text)
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ its own commits.  With a shared engine (PostgreSQL, several instances) the write
 nothing itself but calls ``catch_up``, as every instance's tailer (``tailer.Tailer``) does when
 a commit's NOTIFY arrives and now and then: it reads ``id > last announced`` in id order and
 announces that, so each instance announces every instance's receipts in the same order; the
-writer still fires each receipt's own Deferred on its commit.  The PostgreSQL engine commits ids in id order
-(``postgres.COMMIT_LOCK``), so such a read never skips one.
+writer still fires each receipt's own Deferred on its commit.  The PostgreSQL engine commits
+ids in id order (``postgres.COMMIT_LOCK``), so such a read never skips one.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from printerd.store.engine import Engine
-from printerd.store.outbox import Delivery
+from printerd.store.outbox import Claim
 from printerd.store.receipts import (
     NewReceipt, Receipt, ReceiptQuery, StoreSummary, with_site,
 )
@@ -283,17 +283,25 @@ class ReceiptStore(Service):
 
     # -- the webhook outbox (the forwarder) ----------------------------------------------------
 
-    def due_deliveries(self, now: float, targets: list[str],
-                       limit: int) -> Deferred[list[Delivery]]:
-        """Pending deliveries due by ``now`` for the given targets, oldest due first."""
-        return self._runner.run_read(self._engine.due_deliveries, now, targets, limit)
+    def claim_deliveries(self, now: float, room: dict[str, int], claimant: str,
+                         lease_until: float) -> Deferred[Claim]:
+        """
+        Claim up to ``room[target]`` due deliveries per target for ``claimant`` until
+        ``lease_until`` (a write: never from a stale read); see ``outbox``.
+        """
+        return self._runner.run_write(self._engine.claim_deliveries, now, room, claimant,
+                                      lease_until)
 
-    def record_attempt(self, delivery_id: int, now: float, state: str,
-                       next_attempt_at: Optional[float], error: Optional[str],
-                       count_attempt: bool = True) -> Deferred[None]:
-        """Record a delivery attempt's outcome."""
-        return self._runner.run_write(self._engine.record_attempt, delivery_id, now, state,
-                                      next_attempt_at, error, count_attempt)
+    def record_delivery(self, delivery_id: int, claimant: str, now: float, state: str,
+                        next_attempt_at: Optional[float], error: Optional[str],
+                        count_attempt: bool = True) -> Deferred[bool]:
+        """Record an attempt's outcome if ``claimant`` still holds the claim (else False)."""
+        return self._runner.run_write(self._engine.record_delivery, delivery_id, claimant, now,
+                                      state, next_attempt_at, error, count_attempt)
+
+    def release_claims(self, delivery_ids: list[int], claimant: str) -> Deferred[int]:
+        """Give back claims that were not acted on."""
+        return self._runner.run_write(self._engine.release_claims, delivery_ids, claimant)
 
     def delivery_counts(self) -> Deferred[dict[str, dict[str, int]]]:
         """Deliveries per target and state (``outbox.PENDING``, ``DELIVERED``, ``DEAD``)."""
@@ -306,6 +314,24 @@ class ReceiptStore(Service):
     def retry_dead(self, now: float, delivery_id: Optional[int] = None) -> Deferred[int]:
         """Make dead deliveries (one, or all) pending and due at once; how many changed."""
         return self._runner.run_write(self._engine.retry_dead, now, delivery_id)
+
+    # -- OCR ----------------------------------------------------------------------------------
+
+    def set_ocr_text(self, receipt_id: int, text: str) -> Deferred[Optional[Receipt]]:
+        """
+        Store the text OCR read from a receipt's images; fires with the updated receipt (None
+        if it is gone), which also replaces the old one in the memory cache of the newest.
+        """
+        def refresh_cache(receipt: Optional[Receipt]) -> Optional[Receipt]:
+            if receipt is not None:
+                for index, cached in enumerate(self.newest):
+                    if cached.id == receipt.id:
+                        self.newest[index] = receipt
+                        break
+            return receipt
+
+        return self._runner.run_write(self._engine.set_ocr_text, receipt_id,
+                                      text).addCallback(refresh_cache)
 
     # -- retention ----------------------------------------------------------------------------
 

@@ -64,13 +64,13 @@ def migrate(conn: sqlite3.Connection, path: str = "database") -> int:
         conn.execute("PRAGMA journal_mode = WAL")
     for number in range(version + 1, SCHEMA_VERSION + 1):
         with write_transaction(conn):
-            for statement in _statements(MIGRATIONS[number - 1]):
+            for statement in split_statements(MIGRATIONS[number - 1]):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
     return version
 
 
-def _statements(script: str) -> list[str]:
+def split_statements(script: str) -> list[str]:
     """Split a migration into statements (executescript would commit on its own)."""
     statements, current = [], ""
     for line in script.splitlines(keepends=True):
@@ -91,6 +91,15 @@ class SQLiteEngine(SharedOutbox):
 
     name = "sqlite"
     shared = False  # one process: the writer announces its own commits
+
+    # One writer takes the write lock (BEGIN IMMEDIATE) before the inner SELECT, so the rows
+    # it picks are the current ones.
+    CLAIM = (
+        "UPDATE deliveries SET claimed_by = ?, claimed_until = ?"
+        " WHERE id IN (SELECT id FROM deliveries WHERE target = ? AND state = 'pending'"
+        " AND next_attempt_at <= ? AND (claimed_until IS NULL OR claimed_until <= ?)"
+        " ORDER BY next_attempt_at, id LIMIT ?) RETURNING id"
+    )
 
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
         self.path = path
@@ -205,6 +214,15 @@ class SQLiteEngine(SharedOutbox):
                 ))
         return stored
 
+    def set_ocr_text(self, conn: sqlite3.Connection, receipt_id: int,
+                     text: str) -> Optional[Receipt]:
+        """Store the text OCR read from a receipt; the receipt as updated (None: purged)."""
+        with write_transaction(conn):
+            conn.execute("UPDATE receipts SET ocr_text = ? WHERE id = ?", (text, receipt_id))
+            row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = ?",
+                               (receipt_id,)).fetchone()
+        return receipt_from_row(row) if row else None
+
     def purge_batch(self, conn: sqlite3.Connection, cutoff: str,
                     batch: int) -> tuple[int, int]:
         """
@@ -263,8 +281,9 @@ class SQLiteEngine(SharedOutbox):
                 where.append(clause)
                 args.append(value)
         if query.text:
-            where.append("text LIKE ? ESCAPE '\\'")
-            args.append(_like_pattern(query.text))
+            # The printed text, or the text OCR read from the receipt's images.
+            where.append("(text LIKE ? ESCAPE '\\' OR ocr_text LIKE ? ESCAPE '\\')")
+            args += [_like_pattern(query.text)] * 2
         sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts"
         if where:
             sql += " WHERE " + " AND ".join(where)

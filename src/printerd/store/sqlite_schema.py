@@ -49,7 +49,20 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE receipts ADD COLUMN details TEXT NOT NULL DEFAULT '{}';
     """,
-    # 4: receipts forwarded by another printerd (POST /api/ingest) are stored once per origin
+    # 4: delivery claims.  A forwarder claims a delivery (who, and until when) in a write
+    # transaction before it posts it, and only the claimant records the result; a claim whose
+    # lease ran out (its instance died) can be taken again.
+    """
+    ALTER TABLE deliveries ADD COLUMN claimed_by TEXT;
+    ALTER TABLE deliveries ADD COLUMN claimed_until REAL;
+    CREATE INDEX deliveries_claimable ON deliveries (target, state, next_attempt_at);
+    """,
+    # 5: text read by OCR from a receipt's images, filled in after the receipt is stored
+    # (NULL: not read).
+    """
+    ALTER TABLE receipts ADD COLUMN ocr_text TEXT;
+    """,
+    # 6: receipts forwarded by another printerd (POST /api/ingest) are stored once per origin
     # (the site and the webhook-id of the delivery); NULL for receipts printed here, which the
     # partial index leaves out (nothing to maintain for them).
     """

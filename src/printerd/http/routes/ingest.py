@@ -22,9 +22,13 @@ import binascii
 import hashlib
 import json
 from typing import Any
+from typing import Optional
 
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
+
+from printerd.http.auth import Authenticator, bearer_token
+from printerd.http.site import PrinterdRequest
 
 from printerd.forwarder.signing import verify
 from printerd.http.params import ApiError
@@ -37,6 +41,28 @@ MAX_HEADER = 256
 # The receipt JSON's own fields; the rest of it is its details.
 COLUMNS = {"id", "printer", "peer", "received_at", "job", "bytes", "text", "cut", "truncated",
            "sha256", "raw_base64"}
+
+
+def ingest_request_class(base: type[PrinterdRequest], max_body: int,
+                         authenticator: Authenticator) -> type[PrinterdRequest]:
+    """
+    ``base``, letting a request that carries a valid API token (a site forwarding receipts
+    with their raw bytes) send up to ``max_body`` bytes; any other keeps ``base``'s cap.
+    """
+
+    class IngestAwareRequest(base):  # type: ignore[valid-type,misc]
+        max_body: int
+
+        def gotLength(self, length: Optional[int]) -> None:
+            # The headers are in, the body is not: whose request it is sets its cap.
+            # (Without tokens the API listens on loopback only: every client may.)
+            token = bearer_token(self)
+            if not authenticator.enabled or (
+                    token is not None and authenticator.token_index(token) is not None):
+                self.max_body = max(self.max_body, max_body)
+            super().gotLength(length)
+
+    return IngestAwareRequest
 
 
 class IngestRoutes:

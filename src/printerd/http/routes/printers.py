@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from typing import Any, Sequence
 
 from twisted.web.iweb import IRequest
 
 from printerd.escpos.status import PAPER_NEAR_END, PAPER_OK, PAPER_OUT
-from printerd.http.params import ApiError
+from printerd.http.params import ApiError, parse_json_body
 from printerd.http.responses import json_app, json_body
 from printerd.rawport.factory import RawPrinter
 
@@ -50,11 +49,7 @@ class PrinterRoutes:
         printer = self.by_name.get(name)
         if printer is None:
             raise ApiError(404, f"no printer {name!r}")
-        body = request.content.read(MAX_STATE_BODY + 1)
-        try:
-            changes = json.loads(body)
-        except ValueError:
-            raise ApiError(400, "body: expected a JSON object") from None
+        changes = parse_json_body(request, MAX_STATE_BODY, "expected a JSON object")
         if not isinstance(changes, dict):
             raise ApiError(400, "body: expected a JSON object")
         for key, value in changes.items():

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
-
 from twisted.web.server import Request
 
 from printerd.http.auth import COOKIE, SESSION_SECONDS, Authenticator, bearer_token
-from printerd.http.params import ApiError
+from printerd.http.params import ApiError, parse_json_body
 from printerd.http.responses import json_app, json_body
 
 MAX_SESSION_BODY = 4096
@@ -26,18 +24,16 @@ class SessionRoutes:
         """A token (JSON body or bearer header) buys an HttpOnly cookie."""
         token = bearer_token(request)
         if token is None:
-            body = request.content.read(MAX_SESSION_BODY + 1) if request.content else b""
-            if len(body) > MAX_SESSION_BODY:
-                raise ApiError(413, "body too large")
-            try:
-                token = str(json.loads(body)["token"]).encode()
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(400, 'body: expected {"token": "..."}') from None
+            expected = 'expected {"token": "..."}'
+            body = parse_json_body(request, MAX_SESSION_BODY, expected)
+            if not isinstance(body, dict) or not isinstance(body.get("token"), str):
+                raise ApiError(400, f"body: {expected}")
+            token = body["token"].encode()
         if not self.authenticator.enabled:
             raise ApiError(404, "no tokens are configured: the API is open")
         if not self.authenticator.token_ok(token):
             raise ApiError(401, "wrong token")
-        request.addCookie(COOKIE, self.authenticator.open_session(), path=b"/", httpOnly=True,
+        request.addCookie(COOKIE, self.authenticator.open_session(token), path=b"/", httpOnly=True,
                           sameSite="strict", max_age=str(SESSION_SECONDS).encode(),
                           secure=request.isSecure() or None)
         return json_body(request, {"ok": True})

@@ -29,11 +29,11 @@ class StreamRoutes:
                 raise ApiError(400, "Last-Event-ID: must be a receipt id")
             after = int(text)
         printer = params.text("printer")
+        client = getattr(request.getClientAddress(), "host", None) or "-"
         try:
-            subscriber = self.hub.subscribe(request, printer, after)
-        except SubscriberLimit:
-            raise ApiError(503, f"the stream has its maximum of {self.hub.max_subscribers} "
-                                "subscribers: retry later", {b"Retry-After": b"30"}) from None
+            subscriber = self.hub.subscribe(request, printer, after, client)
+        except SubscriberLimit as e:
+            raise ApiError(503, f"{e}: retry later", {b"Retry-After": b"30"}) from None
         try:
             request.setHeader(b"Content-Type", b"text/event-stream")
             request.setHeader(b"Cache-Control", b"no-cache")

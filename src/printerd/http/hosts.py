@@ -1,0 +1,66 @@
+"""
+Which ``Host`` names the API answers to: the defence against DNS rebinding.
+
+A web page the operator visits can rebind its own name to 127.0.0.1; the browser then sends
+that page's requests to printerd with the page's name as ``Host``.  So printerd answers only
+requests whose ``Host`` is a loopback name or address, the address the connection arrived at
+(which is the listener's own address), or a name the operator listed in
+``http_allowed_hosts`` (``*`` turns the check off).  A request without ``Host`` (HTTP/1.0)
+cannot come from a browser and is answered.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Iterable, Optional
+
+LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
+
+
+def host_name(header: bytes) -> Optional[str]:
+    """The name or address in a Host header, lower case, without port or brackets."""
+    try:
+        text = header.decode("ascii").strip().lower()
+    except UnicodeDecodeError:
+        return None
+    if text.startswith("["):  # [v6 address]:port
+        end = text.find("]")
+        return text[1:end] if end > 0 else None
+    name, _, port = text.partition(":")
+    if port and not port.isdigit():
+        return None  # two colons without brackets, or a port that is not a number
+    return name.rstrip(".")
+
+
+def _address(text: str) -> Optional[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    try:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+class AllowedHosts:
+    """``allows(host_header, local_address)``: see the module docstring."""
+
+    def __init__(self, names: Iterable[str] = ()) -> None:
+        listed = {name.strip().lower().rstrip(".") for name in names if name.strip()}
+        self.any = "*" in listed
+        self.names = frozenset(listed - {"*"})
+
+    def allows(self, header: Optional[bytes], local_address: Optional[str]) -> bool:
+        if self.any or header is None:
+            return True
+        name = host_name(header)
+        if not name:
+            return False
+        if name in self.names or name in LOOPBACK_NAMES or name.endswith(".localhost"):
+            return True
+        address = _address(name)
+        if address is None:
+            return False
+        # Addresses this printerd has: loopback, or the one this connection came in on.
+        return address.is_loopback or (local_address is not None
+                                       and address == _address(local_address))
