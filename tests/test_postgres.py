@@ -236,9 +236,7 @@ async def test_another_instances_commits_are_announced_in_order_on_notify(tailed
     await wait_until(lambda: len(announced) == 15)
     assert announced == list(range(1, 16))
     assert tailer.notifications_total >= 1
-    # Observed once the catch-up that announced them has finished (it may read once more).
-    await wait_until(lambda: latencies)
-    assert all(0 <= s < 5 for s in latencies)
+    assert latencies and all(0 <= s < 5 for s in latencies)
     mine = await store.add_receipt(draft("from A"))
     await wait_until(lambda: len(announced) == 16)
     assert announced[-1] == mine.id

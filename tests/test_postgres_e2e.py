@@ -224,3 +224,113 @@ def test_postgresql_stopped_health_503_port_paused_then_everything_resumes(tmp_p
         stream.close()
     finally:
         daemon.stop()
+
+
+# -- webhooks from two instances, and a site forwarding to a central printerd -----------------
+
+WEBHOOK_SECRET = "whsec_ZTJlLXR3by1pbnN0YW5jZXMta2V5"
+
+
+class Receiver:
+    """A webhook receiver on a socket of its own: counts POSTs per webhook-id, answers 200."""
+
+    def __init__(self, delay: float = 0.02) -> None:
+        import http.server
+
+        self.posts: dict[str, int] = {}
+        lock = threading.Lock()
+        posts = self.posts
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["Content-Length"]))
+                time.sleep(delay)  # a cloud function's usual time
+                with lock:
+                    posts[self.headers["webhook-id"]] = posts.get(self.headers["webhook-id"], 0) + 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+def test_a_webhook_configured_on_both_instances_gets_each_receipt_once(tmp_path, database):
+    import json
+
+    receiver = Receiver()
+    webhooks = json.dumps([{"name": "cloud", "url": receiver.url, "secret": WEBHOOK_SECRET}])
+    daemons = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            daemons.append(Daemon(tmp_path / name, f"--database={database}",
+                                  f"--instance-name={name}", f"--webhooks={webhooks}",
+                                  "--api-rate=0", "--shutdown-timeout=2"))
+        jobs = [(daemons[i % 2], job(f"Hook {i}")) for i in range(150)]
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            list(pool.map(lambda pair: send_job(pair[0].raw_port, pair[1]), jobs))
+        wait_for(lambda: len(receiver.posts) >= 150, timeout=60)
+        time.sleep(1.5)  # both forwarders poll every second: a second POST would come now
+        assert set(receiver.posts) == {f"msg_cloud_{n}" for n in range(1, 151)}
+        assert {n for n in receiver.posts.values()} == {1}
+        # Both instances took part: each recorded deliveries of its own claims.
+        delivered = [d.get("/api/stats")[1]["webhook_attempts_total"]["delivered"]
+                     for d in daemons]
+        assert sum(delivered) == 150
+    finally:
+        for daemon in daemons:
+            daemon.stop()
+        receiver.close()
+
+
+def test_a_site_forwards_to_a_central_printerd_that_stores_streams_and_renders_it(
+        tmp_path, database):
+    """The README's chain: a site on SQLite, its outbox posting to a central on PostgreSQL."""
+    import base64
+    import json
+    import urllib.request
+
+    token = "site-paris-3-token"
+    (tmp_path / "central").mkdir()
+    (tmp_path / "site").mkdir()
+    central = Daemon(tmp_path / "central", f"--database={database}", f"--api-tokens={token}",
+                     f"--ingest-secrets={WEBHOOK_SECRET}", "--api-rate=0")
+    webhooks = json.dumps([{"name": "central", "secret": WEBHOOK_SECRET, "token": token,
+                            "include_raw": True,
+                            "url": f"http://127.0.0.1:{central.http_port}/api/ingest"}])
+    site = Daemon(tmp_path / "site", "--database=site.sqlite3", "--site=paris-3",
+                  f"--webhooks={webhooks}", "--api-rate=0")
+    try:
+        def central_get(path: str) -> bytes:
+            request = urllib.request.Request(central.url(path),
+                                             headers={"Authorization": f"Bearer {token}"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.read()
+
+        # A logo receipt: its raw bytes (base64 in the delivery) are over the API's 64 KiB.
+        logo = b"\x1dv0\x00\x48\x00\x00\x04" + bytes(range(256)) * (0x48 * 4)
+        send_job(site.raw_port, b"\x1b@\x1ba\x01" + logo + b"Caf\x82 Paris\nTotal 4.20\n\x1dV\x00")
+        listed = wait_for(lambda: json.loads(central_get("/api/receipts"))["receipts"],
+                          timeout=30)
+        (got,) = listed
+        (mine,) = site.get("/api/receipts")[1]["receipts"]
+        assert got["site"] == "paris-3" and got["site_receipt_id"] == mine["id"]
+        assert (got["printer"], got["text"], got["sha256"]) == (
+            mine["printer"], mine["text"], mine["sha256"])
+        assert got["bytes"] > 64 * 1024
+        assert central_get(f"/api/receipts/{got['id']}.txt") == urllib.request.urlopen(
+            site.url(f"/api/receipts/{mine['id']}.txt"), timeout=10).read()
+        raw = central_get(f"/api/receipts/{got['id']}/raw")
+        assert base64.b64encode(raw) and len(raw) == got["bytes"]
+        assert site.get("/api/forwarder")[1]["targets"][0]["delivered"] == 1
+    finally:
+        site.stop()
+        central.stop()

@@ -311,8 +311,10 @@ class PostgresEngine(SharedOutbox):
                 where.append(clause)
                 args.append(value)
         if query.text:
-            where.append("printerd_fold(text) LIKE printerd_fold(%s)")
-            args.append(_like_pattern(query.text))
+            # Each side has its trigram index (the planner ORs the two bitmaps).
+            where.append("(printerd_fold(text) LIKE printerd_fold(%s)"
+                         " OR printerd_fold(ocr_text) LIKE printerd_fold(%s))")
+            args += [_like_pattern(query.text)] * 2
         sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts"
         if where:
             sql += " WHERE " + " AND ".join(where)

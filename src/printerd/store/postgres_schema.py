@@ -58,8 +58,8 @@ MIGRATIONS: list[str] = [
     CREATE INDEX deliveries_claimable ON deliveries (target, state, next_attempt_at);
     CREATE SEQUENCE job_blocks MINVALUE 0 START 0;
     """,
-    # 2: search.  q= matches printerd_fold(text) LIKE printerd_fold(q), case-insensitive in every
-    # script, helped by a trigram GIN index.  printerd_fold is lower() under ICU's root locale
+    # 2: search.  q= matches printerd_fold(text) LIKE printerd_fold(q) (or the same of ocr_text),
+    # case-insensitive in every script, helped by trigram GIN indexes.  printerd_fold is lower() under ICU's root locale
     # when the server has ICU (Unicode's full lower-case mapping, whatever the database's
     # locale); without ICU it is lower() under the database's LC_CTYPE, which folds every
     # script under a UTF-8 locale (C.UTF-8, en_US.UTF-8) but only ASCII under "C" (start-up
@@ -78,6 +78,8 @@ MIGRATIONS: list[str] = [
     END
     $$;
     CREATE INDEX receipts_text_trigrams ON receipts USING gin (printerd_fold(text) gin_trgm_ops);
+    CREATE INDEX receipts_ocr_text_trigrams ON receipts
+        USING gin (printerd_fold(ocr_text) gin_trgm_ops);
     """,
 ]
 

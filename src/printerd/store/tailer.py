@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from printerd.periodic import PeriodicJob
+from printerd.store.receipts import Receipt
 from printerd.store.service import ReceiptStore
 
 OnNotify = Callable[[int, float], None]  # (newest id of a commit, server time it was sent)
@@ -59,6 +60,7 @@ class Tailer(PeriodicJob):
         # (newest id, server time) of notifications whose receipts are not announced yet.
         self._waiting: deque[tuple[int, float]] = deque(maxlen=10_000)
         self._latency_observers: list[Callable[[float], None]] = []
+        store.on_commit(self._announced)
 
     def on_announce_latency(self, observer: Callable[[float], None]) -> None:
         """Call observer with the seconds from a commit's NOTIFY to its announcement here."""
@@ -119,13 +121,12 @@ class Tailer(PeriodicJob):
             self._catch_up()
 
     def _catch_up(self) -> Deferred[None]:
-        d = self.store.catch_up()
-        d.addCallbacks(self._caught_up, self._catch_up_failed)
-        return d
+        return self.store.catch_up().addErrback(self._catch_up_failed)
 
-    def _caught_up(self, _: object) -> None:
+    def _announced(self, receipts: list[Receipt]) -> None:
+        """Commit listener: the notified commits these receipts complete have been announced."""
         now = self.clock.seconds()
-        while self._waiting and self._waiting[0][0] <= self.store.last_announced:
+        while self._waiting and self._waiting[0][0] <= receipts[-1].id:
             _, sent_at = self._waiting.popleft()
             for observe in self._latency_observers:
                 observe(max(0.0, now - sent_at))
