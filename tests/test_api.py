@@ -231,3 +231,11 @@ def test_no_route_is_shadowed_by_an_attribute_of_its_module(api):
     for module in api.api.modules:
         endpoints = {rule.endpoint for rule in module.app.url_map.iter_rules()}
         assert endpoints and not endpoints & set(vars(module)), type(module).__name__
+
+
+def test_a_method_a_route_does_not_take_is_405_naming_the_ones_it_does(stub):
+    response, body = request(stub, "/api/printers/default/state", "POST")
+    assert response.code == 405
+    assert response.headers.getRawHeaders("allow") == ["PUT"]
+    response, body = request(stub, "/api/receipts", "DELETE")
+    assert response.headers.getRawHeaders("allow") == ["GET, HEAD"]

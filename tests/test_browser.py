@@ -318,3 +318,21 @@ def test_on_paper_every_run_stays_in_its_line_and_long_lines_wrap_as_printed(dae
     assert "".join(rows[5:10]) == LONG_SENTENCE and [len(row) for row in rows[5:9]] == [21] * 4
     assert "".join(rows[-2:]) == LONG_SENTENCE and len(rows[-2]) == 56
     assert "".join(rows[2:]).count(LONG_SENTENCE) == 7
+
+
+def test_a_printer_card_shows_its_tee_and_receipts_the_real_printer_missed(tmp_path, page):
+    with socket.socket() as probe:  # a port nothing listens on: the real printer is off
+        probe.bind(("127.0.0.1", 0))
+        off = probe.getsockname()[1]
+    daemon = Daemon(tmp_path, f"--tee=tcp:127.0.0.1:{off}", "--tee-timeout=1")
+    try:
+        with socket.create_connection(("127.0.0.1", daemon.raw_port), timeout=10) as sock:
+            sock.sendall(b"\x1b@Order 5\n\x1dV\x00")
+        daemon.wait_for(lambda: daemon.get("/api/stats")[1]["receipts_total"] == 1)
+        page.goto(daemon.url("/#printers"))
+        line = page.locator('[data-printer="default"] .tee')
+        expect(line).to_contain_text(f"tee to tcp:127.0.0.1:{off}: unreachable")
+        expect(line).to_contain_text("0 jobs relayed, 1 receipts not printed")
+        expect(line).to_have_class(re.compile(r"\btee-down\b"))
+    finally:
+        daemon.stop()

@@ -126,3 +126,19 @@ def test_emulation_setting_is_checked():
     assert load_settings({"emulation": "STAR"}, {}).emulation == "star"
     with pytest.raises(ConfigError, match="^--emulation: 'zebra' is not valid"):
         load_settings({"emulation": "zebra"}, {})
+
+
+def test_tee_is_a_per_printer_client_endpoint_with_its_fallback(tmp_path):
+    config = tmp_path / "p.toml"
+    config.write_text('tee_fallback = "offline"\n[printers.kitchen]\nlisten = "tcp:9100"\n'
+                      'tee = "tcp:192.168.1.50:9100"\n[printers.bar]\nlisten = "tcp:9101"\n'
+                      'tee_fallback = "own"\n')
+    kitchen, bar = load_settings({}, {}, str(config)).printer_configs()
+    assert (kitchen.tee, kitchen.tee_fallback) == ("tcp:192.168.1.50:9100", "offline")
+    assert (bar.tee, bar.tee_fallback) == ("", "own")
+    assert load_settings({}, {"PRINTERD_TEE": "tcp:printer.lan:9100"}).tee == \
+        "tcp:printer.lan:9100"
+    with pytest.raises(ConfigError, match="^--tee: 'tcp:nohost' is not valid: not a client"):
+        load_settings({"tee": "tcp:nohost"}, {})
+    with pytest.raises(ConfigError, match="printers.bar.tee_fallback: 'silent' is not valid"):
+        load_settings({"printers": '{"bar": {"tee_fallback": "silent"}}'}, {})

@@ -90,3 +90,23 @@ def test_every_figure_is_documented_in_the_readme():
     missing = [f.stats_key for f in FIGURES if f"`{f.stats_key}`" not in readme]
     missing += [f.metric for f in FIGURES if f"`{f.metric}" not in readme]
     assert missing == []
+
+
+def test_every_raw_port_counter_is_a_figure(inline_store, clock):
+    """A counter added to PrinterCounters must be added to the table too, or this fails."""
+    import dataclasses
+
+    from printerd.rawport.counters import PrinterCounters
+
+    factory = RawPrintFactory(MemoryReactorClock(), inline_store)
+    stub = Api(inline_store, clock, printers=[RawPrinter(factory)]).stub
+    expected = {}
+    for n, counter in enumerate(dataclasses.fields(PrinterCounters)):
+        if counter.name == "junk_total":
+            factory.counters.junk_total["probe"] = 7001
+            expected[counter.name] = {"probe": 7001}
+        else:
+            setattr(factory.counters, counter.name, 1000 + n)
+            expected[counter.name] = 1000 + n
+    stats = request_json(stub, "/api/stats")[1]
+    assert [name for name, value in expected.items() if value not in stats.values()] == []

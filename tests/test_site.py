@@ -228,3 +228,35 @@ def test_https_at_a_trusted_proxy_makes_the_request_secure_and_the_client_its_ow
     stranger = Connection(site, peer="198.51.100.9")
     stranger.send(forwarded)
     assert b'"client": "198.51.100.9", "secure": false' in stranger.answer
+
+
+def test_an_error_nobody_caught_is_a_json_500_not_twisteds_html_page(clock):
+    class Broken(Resource):
+        isLeaf = True
+
+        def render(self, request):
+            raise RuntimeError("a bug in the gate")
+
+    connection = Connection(PrinterdSite(Broken(), clock, timeout=30.0, request_timeout=10.0,
+                                         max_connections=10))
+    connection.send(GET)
+    assert connection.status() == 500
+    assert b"Content-Type: application/json" in connection.answer
+    assert connection.answer.endswith(b'{"error": "internal error"}\n')
+
+
+def test_two_sites_sharing_their_figures_count_open_connections_together(clock):
+    from printerd.http.site import HttpConnections
+
+    shared = HttpConnections()
+    api = make_site(clock, max_connections=2, connections=shared)
+    other = make_site(clock, max_connections=2, connections=shared)
+    first, second = Connection(api), Connection(other)
+    assert shared.open == 2
+    for _ in range(3):  # on the full site each newcomer replaces one: still two there
+        Connection(api).send(b"GET /x HT")
+        clock.advance(1)
+    assert shared.open == 3 and shared.evicted_total == 2
+    second.channel.connectionLost()
+    assert shared.open == 2
+    assert first.closed  # the one that waited longest on the full site

@@ -14,6 +14,7 @@ import re
 import sys
 from typing import Optional, Sequence
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd import __version__
 
 RUN_HELP = "run the daemon in the foreground (options: printerd run --help)"
@@ -61,8 +62,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="columns (txt, html) or dots (png, pdf); default: as the API's")
     render.add_argument("--receipt", type=int, default=1, metavar="N",
                         help="which receipt of the job, counted from 1 at its cuts (default 1)")
-    render.add_argument("--two-byte-encoding", default="gb18030",
-                        help="encoding of FS & two-byte mode (default gb18030)")
+    render.add_argument("--two-byte-encoding", default=DEFAULT_TWO_BYTE_ENCODING,
+                        help="encoding of FS & two-byte mode "
+                             f"(default {DEFAULT_TWO_BYTE_ENCODING})")
     render.add_argument("--model", default=None,
                         help="the printer model whose paper it is drawn on (default TM-T88V: "
                              "512 dots, 42 columns)")

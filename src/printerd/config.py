@@ -17,6 +17,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, TWO_BYTE_ENCODINGS
 from printerd.forwarder.signing import secret_key
 
 ENV_PREFIX = "PRINTERD_"
@@ -172,8 +173,8 @@ def _non_negative_int(text: Any) -> int:
 
 def _two_byte_encoding(value: Any) -> str:
     text = str(value).lower().replace("-", "_")
-    if text not in ("gb18030", "shift_jis", "big5", "euc_kr"):
-        raise ValueError("must be one of gb18030, shift_jis, big5, euc_kr")
+    if text not in TWO_BYTE_ENCODINGS:
+        raise ValueError(f"must be one of {', '.join(TWO_BYTE_ENCODINGS)}")
     return text
 
 
@@ -194,12 +195,56 @@ def _emulation(value: Any) -> str:
     return text
 
 
+def _client_endpoint(value: Any) -> str:
+    """A Twisted client endpoint string (``tcp:192.168.1.50:9100``), or empty: none."""
+    text = str(value).strip()
+    if text:
+        from twisted.internet.endpoints import clientFromString
+
+        try:
+            # Parsed only to check it: makeService builds it again on its reactor.
+            clientFromString(None, text)
+        except Exception as e:  # clientFromString raises many kinds for bad strings
+            raise ValueError(f"not a client endpoint such as tcp:192.168.1.50:9100 ({e})") \
+                from None
+    return text
+
+
+def _http_url(value: Any) -> str:
+    """An http:// or https:// URL, or empty: none."""
+    text = str(value).strip()
+    if text and not text.lower().startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// URL")
+    return text
+
+
+def _mac(value: Any) -> str:
+    """A MAC address as six hex pairs (any of : - . separators), or empty: derived."""
+    text = str(value).strip().lower()
+    digits = "".join(c for c in text if c not in ":-.")
+    if text and (len(digits) != 12 or any(c not in "0123456789abcdef" for c in digits)):
+        raise ValueError("must be a MAC address such as 00:11:62:0a:0b:0c")
+    return ":".join(digits[i:i + 2] for i in range(0, 12, 2)) if text else ""
+
+
+TEE_FALLBACKS = ("own", "offline")
+
+
+def _tee_fallback(value: Any) -> str:
+    text = str(value).strip().lower()
+    if text not in TEE_FALLBACKS:
+        raise ValueError("must be one of " + ", ".join(TEE_FALLBACKS))
+    return text
+
+
 class SettingProblem(ValueError):
     """A bad value whose message already says where and what: shown without the value."""
 
 
-def _per_printer(setting: str) -> Any:
-    return field(metadata={"setting": setting})
+def _per_printer(setting: str, default: Any = dataclasses.MISSING) -> Any:
+    # A default (the top-level setting's) lets code that builds a PrinterConfig by hand leave
+    # out the keys it does not use.
+    return field(default=default, metadata={"setting": setting})
 
 
 @dataclass(frozen=True)
@@ -217,6 +262,11 @@ class PrinterConfig:
     model: str = _per_printer("printer_model")
     serial: str = _per_printer("printer_serial")
     two_byte_encoding: str = _per_printer("two_byte_encoding")
+    tee: str = _per_printer("tee", "")
+    tee_fallback: str = _per_printer("tee_fallback", "own")
+    cloudprnt: str = _per_printer("cloudprnt", "")
+    cloudprnt_interval: float = _per_printer("cloudprnt_interval", 5.0)
+    cloudprnt_mac: str = _per_printer("cloudprnt_mac", "")
 
 
 def printer_keys() -> dict[str, str]:
@@ -326,11 +376,12 @@ class Settings:
     printer_serial: str = _setting("PRINTERD0001", str, "serial number the printer reports")
     printers: tuple = _setting(
         (), _printers, "several printers: JSON object name -> raw listener, or name -> {listen, "
-        "emulation, maker, model, serial, two_byte_encoding} (default: one, printer_name on "
-        "raw_listen)")
+        "emulation, maker, model, serial, two_byte_encoding, tee, tee_fallback, cloudprnt, "
+        "cloudprnt_interval, cloudprnt_mac} (default: one, "
+        "printer_name on raw_listen)")
     two_byte_encoding: str = _setting(
-        "gb18030", _two_byte_encoding, "encoding of FS & two-byte mode (gb18030, shift_jis, "
-        "big5, euc_kr)")
+        DEFAULT_TWO_BYTE_ENCODING, _two_byte_encoding,
+        f"encoding of FS & two-byte mode ({', '.join(TWO_BYTE_ENCODINGS)})")
     max_connections: int = _setting(
         50, _positive_int, "raw jobs in flight; further connections wait in the backlog"
     )
@@ -400,6 +451,28 @@ class Settings:
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
     log_format: str = _setting(
         "text", _log_format, "log lines: text, or json (one JSON object per line on stdout)")
+    tee: str = _setting(
+        "", _client_endpoint, "a real printer every raw job is also sent to as it arrives "
+        "(client endpoint string, e.g. tcp:192.168.1.50:9100; empty: none)")
+    tee_fallback: str = _setting(
+        "own", _tee_fallback, "status replies while the tee's printer is unreachable: own "
+        "(printerd's state) or offline")
+    cloudprnt: str = _setting(
+        "", _http_url, "Star CloudPRNT: the server URL the printer polls for jobs (needs "
+        "emulation = star; empty: none)")
+    cloudprnt_interval: float = _setting(
+        5.0, _positive_float, "seconds between CloudPRNT polls")
+    cloudprnt_mac: str = _setting(
+        "", _mac, "the MAC address the printer reports to its CloudPRNT server (default: one "
+        "derived from the printer's name and serial)")
+    mdns: bool = _setting(
+        False, _boolean, "advertise each raw printer on the LAN with mDNS/DNS-SD (Bonjour) "
+        "through the system's Avahi (avahi-publish)")
+    mdns_command: str = _setting(
+        "avahi-publish", str, "Avahi's publishing command (a name on PATH, or a path)")
+    tee_timeout: float = _setting(
+        3.0, _positive_float, "seconds to connect to the tee's printer before a job goes on "
+        "without it")
     epos: bool = _setting(
         True, _boolean, "answer Epson ePOS-Print (POST /cgi-bin/epos/service.cgi) over HTTP")
     epos_listen: str = _setting(

@@ -107,6 +107,16 @@ def _printer_counter(attribute: str) -> Callable[[Sources], Samples]:
     return lambda s: [((f.printer,), getattr(f.counters, attribute)) for f in s.factories]
 
 
+def _tee(read: Callable[[Any], Number]) -> Callable[[Sources], Samples]:
+    """A figure of each printer's tee (printers without one have no sample)."""
+    return lambda s: [((f.printer,), read(f.tee)) for f in s.factories if f.tee is not None]
+
+
+def _tee_jobs(s: Sources) -> Samples:
+    return [((f.printer, outcome), getattr(f.tee.counters, f"jobs_{outcome}_total"))
+            for f in s.factories if f.tee is not None for outcome in ("relayed", "not_relayed")]
+
+
 def _per_target(read: Callable[[Sources, str], Number]) -> Callable[[Sources], Samples]:
     return lambda s: [((name,), read(s, name)) for name in s.forwarder.targets]
 
@@ -154,6 +164,26 @@ FIGURES: tuple[Figure, ...] = (
            "counter", _printer_counter("unknown_commands_total"), ("printer",)),
     Figure("status_replies_total", "printerd_status_queries", "Real-time status queries answered",
            "counter", _printer_counter("status_replies_total"), ("printer",)),
+    Figure("tee_up", "printerd_tee_up", "Tee relays whose real printer was reachable at the last "
+           "try (1) or not (0)", "gauge", _tee(lambda t: int(t.up)), ("printer",)),
+    Figure("tee_connections", "printerd_tee_connections", "Tee relay connections open", "gauge",
+           _tee(lambda t: t.open_relays), ("printer",)),
+    Figure("tee_jobs_total", "printerd_tee_jobs", "Raw jobs relayed to the tee's real printer, or "
+           "not", "counter", _tee_jobs, ("printer", "outcome"), stats_by="outcome"),
+    Figure("tee_receipts_undelivered_total", "printerd_tee_receipts_undelivered",
+           "Receipts stored that the tee's real printer did not get", "counter",
+           _tee(lambda t: t.counters.receipts_undelivered_total), ("printer",)),
+    Figure("tee_bytes_total", "printerd_tee_bytes", "Job bytes written to the tee's real printer",
+           "counter", _tee(lambda t: t.counters.bytes_relayed_total), ("printer",)),
+    Figure("tee_connect_failures_total", "printerd_tee_connect_failures",
+           "Connections to the tee's real printer that failed", "counter",
+           _tee(lambda t: t.counters.connect_failures_total), ("printer",)),
+    Figure("tee_connections_lost_total", "printerd_tee_connections_lost",
+           "Tee relay connections lost mid-job", "counter",
+           _tee(lambda t: t.counters.connections_lost_total), ("printer",)),
+    Figure("tee_pauses_total", "printerd_tee_pauses",
+           "Times the tee's real printer paused a POS connection (backpressure)", "counter",
+           _tee(lambda t: t.counters.pauses_total), ("printer",)),
     Figure("uptime_s", "printerd_uptime_seconds", "Seconds since printerd started", "gauge",
            lambda s: round(s.clock.seconds() - s.started_at, 3)),
     Figure("threads", "printerd_threads", "OS threads of the process", "gauge",

@@ -10,12 +10,13 @@ import os
 import shutil
 import socket
 import sys
+from dataclasses import replace
 from typing import Any, Callable, NoReturn, Optional, Sequence, cast
 
 import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.endpoints import serverFromString
+from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import IAddress
 from twisted.logger import ILogObserver
 from twisted.python.components import Componentized
@@ -23,6 +24,10 @@ from twisted.python import usage
 
 from printerd import __version__
 from printerd.banner import Banner, Listening
+from printerd.cloudprnt import CloudPrntConfig, CloudPrntPrinter, cloudprnt_figures
+from printerd.mdns import (
+    Advertisement, AvahiPublisher, epos_advertisement, printer_advertisement,
+)
 from printerd.config import (
     ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
 )
@@ -64,6 +69,7 @@ from printerd.store.service import ReceiptStore
 from printerd.store.tailer import PostgresNotifications, Tailer
 from printerd.store.threads import DatabaseThreads
 from printerd.systemd import SystemdNotifier
+from printerd.tee import Tee
 
 
 class Options(usage.Options):
@@ -104,6 +110,11 @@ class Options(usage.Options):
             raise usage.UsageError(str(e)) from None
         for setting, _, description in listeners(self.settings):
             check_endpoint(setting, description)
+        for printer in self.settings.printer_configs():
+            if printer.cloudprnt and printer.emulation != "star":
+                raise usage.UsageError(
+                    f"cloudprnt: printer {printer.name!r} polls a CloudPRNT server, a Star "
+                    "protocol: give it emulation = \"star\"")
         if self.settings.epos_listen:
             check_endpoint("epos_listen", self.settings.epos_listen)
         if self.settings.ocr and shutil.which(self.settings.ocr_command) is None:
@@ -113,6 +124,10 @@ class Options(usage.Options):
         for config in self.settings.server_direct_print:
             if config.printer not in known:
                 raise usage.UsageError(f"server_direct_print: no printer named {config.printer!r}")
+        if self.settings.mdns and shutil.which(self.settings.mdns_command) is None:
+            raise usage.UsageError(
+                f"mdns_command: {self.settings.mdns_command!r} not found (install Debian's "
+                "avahi-utils and run avahi-daemon, or set mdns = false)")
         self.tokens = read_tokens(self.settings)
 
 
@@ -259,10 +274,14 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     raw_listeners = listeners(settings)[1:]
     pollers = [f"server-direct-print:{n + 1}" for n in range(len(settings.server_direct_print))]
     root = DaemonService(stop_order=(
-        "systemd-notify", "http_listen", *(["epos_listen"] if settings.epos_listen else []),
+        "systemd-notify", *(f"mdns:{name}" for _, name, _ in raw_listeners if settings.mdns),
+        *([EPOS_ADVERTISER] if advertises_epos(settings) else []),
+        "http_listen", *(["epos_listen"] if settings.epos_listen else []),
         *(setting for setting, _, _ in raw_listeners), *pollers,
+        *(f"cloudprnt:{p.name}" for p in settings.printer_configs() if p.cloudprnt),
         *(f"drain:{name}" for _, name, _ in raw_listeners), *(["ocr"] if settings.ocr else []),
-        *(["tailer"] if engine.shared else []), "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
+        *(["tailer"] if engine.shared else []),
+        "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
         log_observer=observer_for(settings.log_format))
     targets = settings.webhooks
     threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
@@ -297,16 +316,34 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     listening_services: list[ListenerService] = []
     for (setting, name, description), config in zip(raw_listeners, settings.printer_configs(),
                                                      strict=True):
+        tee = Tee(reactor, clientFromString(reactor, config.tee), config.tee,
+                  config.tee_fallback, settings.tee_timeout) if config.tee else None
         factory = RawPrintFactory(reactor, store, printer=name,
                                   job=job_settings(settings, config),
-                                  limits=admission_limits(settings), allow=settings.raw_allow)
+                                  limits=admission_limits(settings), allow=settings.raw_allow,
+                                  tee=tee)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
         raw = ListenerService(setting, description, serverFromString(reactor, description),
                               factory, on_listening=factory.set_port)
         raw.setServiceParent(root)
         listening_services.append(raw)
-        printers.append(RawPrinter(factory, raw))
+        cloudprnt = None
+        if config.cloudprnt:
+            cloudprnt = CloudPrntPrinter(reactor, factory, CloudPrntConfig(
+                config.cloudprnt, config.cloudprnt_interval, config.cloudprnt_mac), treq,
+                max_job_bytes=settings.max_job_bytes)
+            cloudprnt.setServiceParent(root)
+        printers.append(RawPrinter(factory, raw, cloudprnt))
+
+    if settings.mdns:
+        # After the listeners (their ports are known once they listen), before the HTTP one.
+        command = cast(str, shutil.which(settings.mdns_command))
+        for index, printer in enumerate(printers):
+            publisher = AvahiPublisher(reactor, printer.factory.printer, command,
+                                       advertised(printer), os.environ)
+            publisher.setServiceParent(root)
+            printers[index] = replace(printer, mdns=publisher)
 
     lag = ReactorLag(reactor)
     lag.setServiceParent(root)
@@ -343,7 +380,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, connections,
                               reactor.seconds(), instance=instance, site=settings.site),
-                      make_registry(store, tailer), FIGURES + epos_figures(epos, servers) + ocr_figures)
+                      make_registry(store, tailer),
+                      FIGURES + epos_figures(epos, servers) + ocr_figures
+                      + cloudprnt_figures([p.cloudprnt for p in printers if p.cloudprnt]))
     api = HttpApi([
         HealthRoutes(store, printers, forwarder, authenticator, clock=reactor),
         SessionRoutes(authenticator),
@@ -388,6 +427,12 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                                         serverFromString(reactor, settings.epos_listen), epos_site)
         epos_listener.setServiceParent(root)
         listening_services.append(epos_listener)
+    if advertises_epos(settings):
+        # The endpoint as a web service, on its own listener, else on the HTTP one.
+        epos_service = epos_listener if settings.epos_listen else http
+        AvahiPublisher(reactor, "ePOS-Print", cast(str, shutil.which(settings.mdns_command)),
+                       epos_advertised(epos_service), os.environ,
+                       name=EPOS_ADVERTISER).setServiceParent(root)
     Banner(__version__, engine.describe(),
            lambda: [listening(service) for service in listening_services]).setServiceParent(root)
     # Last: READY=1 goes out once every listener above is up.
@@ -395,6 +440,42 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         .setServiceParent(root)
     root.stopping_order()  # every service has its place in the stop order
     return root
+
+
+EPOS_ADVERTISER = "mdns-epos-print"  # never "mdns:<printer>": the colon keeps them apart
+
+
+def advertises_epos(settings: Settings) -> bool:
+    return settings.mdns and settings.epos
+
+
+def lan_port(listener: Optional[ListenerService]) -> Optional[int]:
+    """The TCP port ``listener`` listens on for other machines; None when it has none or binds
+    loopback only (an advertisement of it would send POS apps nowhere)."""
+    address = listener.port.getHost() if listener and listener.port is not None else None
+    port, host = getattr(address, "port", None), getattr(address, "host", None)
+    parsed = parse_address(host) if isinstance(host, str) else None
+    if not isinstance(port, int) or parsed is None or parsed.is_loopback:
+        return None
+    return port
+
+
+def epos_advertised(listener: ListenerService) -> Callable[[], Optional[Advertisement]]:
+    """The ePOS-Print endpoint's advertisement on ``listener`` (see ``lan_port``)."""
+    def advertisement() -> Optional[Advertisement]:
+        port = lan_port(listener)
+        tls = listener.description.lower().startswith("ssl:")
+        return epos_advertisement(port, tls) if port is not None else None
+    return advertisement
+
+
+def advertised(printer: RawPrinter) -> Callable[[], Optional[Advertisement]]:
+    """The printer's advertisement on its raw listener's port (see ``lan_port``)."""
+    def advertisement() -> Optional[Advertisement]:
+        port = lan_port(printer.listener)
+        return None if port is None else printer_advertisement(
+            printer.factory.printer, printer.factory.job_settings.identity, port)
+    return advertisement
 
 
 def listening(service: ListenerService) -> Listening:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from printerd.escpos.codepages import CODE_PAGES, page_characters
+from printerd.escpos.codepages import CODE_PAGES, DEFAULT_TWO_BYTE_ENCODING, page_characters
 
 ESC, FS = b"\x1b", b"\x1c"
 TWO_BYTE_LANGUAGES = frozenset({"ja", "ko", "zh-cn", "zh-tw"})
@@ -46,7 +46,7 @@ _PAGE_BY_NUMBER = dict(_PAGES)
 class TextEncoder:
     """Encodes text run by run, keeping the code page and two-byte mode the printer is in."""
 
-    def __init__(self, two_byte_encoding: str = "gb18030") -> None:
+    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> None:
         self.two_byte_encoding = two_byte_encoding
         self.substituted = 0  # characters no page and no two-byte encoding has
         self.reset()

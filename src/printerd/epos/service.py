@@ -23,6 +23,7 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.epos.document import Element, SchemaError
 from printerd.epos.response import (
     DEVICE_NOT_FOUND, PRINT_SYSTEM_ERROR, SCHEMA_ERROR, PrintResult, failed, printed, refusal,
@@ -44,7 +45,7 @@ class EposPrinter:
 
     name: str
     state: Callable[[], PrinterState]
-    two_byte_encoding: str = "gb18030"
+    two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING
     allow: tuple[str, ...] = ("0.0.0.0/0", "::/0")
     profile: PrinterProfile = DEFAULT_PROFILE  # the model's paper, as the raw port parses on
 

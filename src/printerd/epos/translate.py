@@ -31,6 +31,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, TypeVar
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.epos.document import Element, SchemaError, find_documents, parse_xml
 from printerd.epos.encoder import TextEncoder
 from printerd.escpos.parser import CAPTURE_LIMIT, JobParser, ParsedReceipt
@@ -453,7 +454,7 @@ _HANDLERS: dict[str, Callable[[_Translator, Element], None]] = {
 }
 
 
-def translate(document: Element, two_byte_encoding: str = "gb18030") -> Translation:
+def translate(document: Element, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> Translation:
     """The ESC/POS bytes of an ``<epos-print>`` element (``SchemaError`` if it is invalid)."""
     translator = _Translator(document.namespace, two_byte_encoding)
     translator.out += ESC + b"@"  # every ePOS-Print job starts from the printer's defaults
@@ -463,7 +464,7 @@ def translate(document: Element, two_byte_encoding: str = "gb18030") -> Translat
                        translator.encoder.substituted)
 
 
-def parse_translation(escpos: bytes, two_byte_encoding: str = "gb18030",
+def parse_translation(escpos: bytes, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
                       keep_bitmaps: bool = False,
                       profile: PrinterProfile = DEFAULT_PROFILE) -> list[ParsedReceipt]:
     """The receipts a translated document prints, as the raw port's parser reads them."""
@@ -472,14 +473,16 @@ def parse_translation(escpos: bytes, two_byte_encoding: str = "gb18030",
     return [event for event in events if isinstance(event, ParsedReceipt)]
 
 
-def escpos_of_part(document: Element, part: int, two_byte_encoding: str = "gb18030") -> bytes:
+def escpos_of_part(document: Element, part: int,
+                   two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> bytes:
     """The ESC/POS bytes of receipt ``part`` (0 first) of a document: what renderers draw."""
     receipts = parse_translation(translate(document, two_byte_encoding).escpos,
                                  two_byte_encoding)
     return receipts[part].raw if 0 <= part < len(receipts) else b""
 
 
-def printable_escpos(raw: bytes, details: dict, two_byte_encoding: str = "gb18030") -> bytes:
+def printable_escpos(raw: bytes, details: dict,
+                     two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> bytes:
     """
     The ESC/POS bytes a stored receipt prints: its raw bytes, or for a receipt printed from
     ePOS-Print (``details["source"] == "epos-print"``) those of its part of its document.

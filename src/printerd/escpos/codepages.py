@@ -15,6 +15,10 @@ from __future__ import annotations
 import codecs
 from typing import Optional
 
+# FS & two-byte mode's encodings (the two_byte_encoding setting); the first is the default.
+TWO_BYTE_ENCODINGS = ("gb18030", "shift_jis", "big5", "euc_kr")
+DEFAULT_TWO_BYTE_ENCODING = TWO_BYTE_ENCODINGS[0]
+
 # Epson ESC t numbers -> a Python codec, or the name of a table of our own (_OWN_TABLES, bytes
 # 0x80-0xFF); None: no table, placeholder for bytes >= 0x80.
 CODE_PAGES: dict[int, Optional[str]] = {
@@ -247,7 +251,7 @@ def page_characters(page: int) -> str:
 class CharacterDecoder:
     """Turns printed bytes into text under the current page, set and two-byte mode."""
 
-    def __init__(self, two_byte_encoding: str = "gb18030") -> None:
+    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> None:
         codecs.lookup(two_byte_encoding)  # fail early on a bad setting
         self.two_byte_encoding = two_byte_encoding
         self.reset()

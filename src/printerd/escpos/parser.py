@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Union
 
-from printerd.escpos.codepages import CharacterDecoder
+from printerd.escpos.codepages import CharacterDecoder, DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.content import ContentCollector
 from printerd.escpos.commands import Measured, is_command_prefix, measure, measure_fsq_image
 from printerd.escpos.layout import (
@@ -151,7 +151,8 @@ def realtime_queries_inside(data: bytes | bytearray, already_seen: int = 0) -> l
 class JobParser:
     """Parses one ESC/POS print job fed in arbitrary chunks; see the module docstring."""
 
-    def __init__(self, two_byte_encoding: str = "gb18030", keep_bitmaps: bool = False,
+    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+                 keep_bitmaps: bool = False,
                  profile: PrinterProfile = DEFAULT_PROFILE) -> None:
         # keep_bitmaps: renderers want image dots; the ingest path does not store them.
         self._keep_bitmaps = keep_bitmaps

@@ -61,7 +61,8 @@ class RouteTable(Resource):
             index, _ = adapter.match(method=request.method.decode("latin-1"))
         except (NotFound, RequestRedirect):
             return error_body(request, 404, ROUTING_MESSAGES[404])
-        except MethodNotAllowed:
+        except MethodNotAllowed as e:
+            request.setHeader(b"Allow", ", ".join(sorted(e.valid_methods or ())).encode())
             return error_body(request, 405, ROUTING_MESSAGES[405])
         return self._resources[index].render(request)
 

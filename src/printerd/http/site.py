@@ -2,9 +2,9 @@
 The HTTP server around the API: Twisted's ``Site`` with the limits a published API needs.
 
 - ``PrinterdRequest``: bodies over ``MAX_BODY`` are dropped (the gate answers 413); the
-  client's address is the one a trusted proxy
-  reports (rate limits and the access log follow it), and HTTPS at that proxy counts as HTTPS;
-  an error nobody caught is a JSON 500, not Twisted's HTML page.
+  client's address is the one a trusted proxy reports (rate limits and the access log follow
+  it), and HTTPS at that proxy counts as HTTPS; an error nobody caught is a JSON 500, not
+  Twisted's HTML page.
 - ``PrinterdChannel``: a request Twisted cannot parse, or whose line or headers pass 16 KiB, is
   answered with a JSON 400; a request whose line, headers and body have not all arrived
   ``request_timeout`` seconds after its first byte is answered 408 (slowloris: the idle timeout
@@ -49,7 +49,7 @@ def error_response(code: int, message: str, **headers: bytes) -> bytes:
 
 @dataclass
 class HttpConnections:
-    """What the HTTP listener's connection cap has done (the figures read it)."""
+    """The HTTP listener's connections, and what its limits did to them (the figures read it)."""
 
     open: int = 0
     evicted_total: int = 0  # closed at the cap to make room for a new connection
@@ -252,19 +252,23 @@ class PrinterdSite(Site):
                 return
             oldest = min(waiting, key=lambda c: c.waiting_since)
             self.connections.evicted_total += 1
-            if self.connections.evicted_total % 1000 == 1:  # once, then every 1,000th: an attack is long
+            if self.connections.evicted_total % 1000 == 1:  # once, then every 1,000th
                 self.logger.warn("{n} HTTP connections, the cap: closing the one that waited "
-                              "longest for a new one ({total} so far)", n=len(self.channels),
-                              total=self.connections.evicted_total)
-            self.channels.discard(oldest)
+                                 "longest for a new one ({total} so far)", n=len(self.channels),
+                                 total=self.connections.evicted_total)
+            self._forget(oldest)
             oldest.refused = True
             oldest.tcp.abortConnection()
         self.channels.add(channel)
-        self.connections.open = len(self.channels)
+        self.connections.open += 1  # counted, not set: sites may share their figures
 
     def connection_lost(self, channel: PrinterdChannel) -> None:
-        self.channels.discard(channel)
-        self.connections.open = len(self.channels)
+        self._forget(channel)
+
+    def _forget(self, channel: PrinterdChannel) -> None:
+        if channel in self.channels:
+            self.channels.discard(channel)
+            self.connections.open -= 1
 
 
 def local_host(request: Any) -> Optional[str]:

@@ -28,6 +28,7 @@ from printerd.rawport.emulation import EMULATIONS
 from printerd.rawport.protocol import EndedJob, JobSettings, RawPrintProtocol
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
+from printerd.tee import Tee
 
 
 def describe_peer(address: IAddress) -> str:
@@ -62,7 +63,7 @@ class RawPrintFactory(Factory):
 
     def __init__(self, clock: IReactorTime, store: ReceiptStore, printer: str = "default",
                  job: Optional[JobSettings] = None, limits: Optional[AdmissionLimits] = None,
-                 allow: Optional[tuple[str, ...]] = None) -> None:
+                 allow: Optional[tuple[str, ...]] = None, tee: Optional[Tee] = None) -> None:
         defaults = Settings()
         self.clock = clock
         self.store = store
@@ -71,6 +72,7 @@ class RawPrintFactory(Factory):
         self.allow = [ipaddress.ip_network(n, strict=False)
                       for n in (allow if allow is not None else defaults.raw_allow)]
         self.counters = PrinterCounters()
+        self.tee = tee  # a real printer every job is also sent to, if any
         self.admission: Admission[RawPrintProtocol] = Admission(
             clock, limits if limits is not None else admission_limits(defaults))
         self._state = PrinterState()
@@ -84,7 +86,7 @@ class RawPrintFactory(Factory):
         self.counters.connections_total += 1
         peer = describe_peer(addr)
         return RawPrintProtocol(self.job_settings, self, self.admission, self.clock, peer,
-                                host or peer)
+                                host or peer, self.tee.relay() if self.tee else None)
 
     def _allowed(self, host: str) -> bool:
         try:
@@ -181,3 +183,5 @@ class RawPrinter:
 
     factory: RawPrintFactory
     listener: Optional[Any] = None  # printerd.listener.ListenerService
+    cloudprnt: Optional[Any] = None  # printerd.cloudprnt.CloudPrntPrinter polling for it
+    mdns: Optional[Any] = None  # printerd.mdns.AvahiPublisher advertising it

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Optional, Protocol as Interface
+from typing import Callable, Optional, Protocol as Interface
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime, ITransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -79,6 +79,28 @@ class JobSink(Interface):
         """A job has ended."""
 
 
+class JobRelay(Interface):
+    """
+    Another printer that gets a copy of the job as it arrives (``printerd.tee``): it may hold
+    the job's start, and answers status queries in printerd's place while it is connected.
+    """
+
+    def start(self, pos: ITransport, resume: Callable[[], None]) -> bool:
+        """The job starts: True to read now, False to wait until ``resume()`` is called."""
+
+    def forward(self, data: bytes) -> None:
+        """The job's bytes as they arrive (after the junk check, within max_job_bytes)."""
+
+    def reported_state(self, own: PrinterState) -> Optional[PrinterState]:
+        """The state printerd's replies report, or None: the other printer answers instead."""
+
+    def annotate(self, receipt: ParsedReceipt) -> ParsedReceipt:
+        """The receipt as stored (it says whether the other printer got it)."""
+
+    def end(self) -> None:
+        """The job has ended."""
+
+
 class Gate(Interface):
     """Hands out job slots: calls ``start_job`` or ``wait_for_slot`` on each admitted one."""
 
@@ -95,8 +117,9 @@ class RawPrintProtocol(Protocol):
     log = Logger()
 
     def __init__(self, settings: JobSettings, sink: JobSink, gate: Gate, clock: IReactorTime,
-                 peer: str, host: str) -> None:
+                 peer: str, host: str, relay: Optional[JobRelay] = None) -> None:
         self.settings = settings
+        self.relay = relay
         self.sink = sink
         self.gate = gate
         self.clock = clock
@@ -123,7 +146,18 @@ class RawPrintProtocol(Protocol):
         self.job = self.sink.start_job(self.peer)
         self.started_at = self.clock.seconds()
         self._reset_idle_timer()
-        self.transport.resumeProducing()  # type: ignore[union-attr]
+        # A relay that is still connecting to its printer holds the job's first byte until it
+        # knows whether it will get the bytes and answer the status queries.
+        if self.relay is None or self.relay.start(
+                self.transport, self._resume_reading):  # type: ignore[arg-type]
+            self.transport.resumeProducing()  # type: ignore[union-attr]
+        else:
+            self.transport.pauseProducing()  # type: ignore[union-attr]
+
+    def _resume_reading(self) -> None:
+        if not self._ended:
+            self._reset_idle_timer()
+            self.transport.resumeProducing()  # type: ignore[union-attr]
 
     def wait_for_slot(self) -> None:
         """Called by the gate at the connection limit: leave the bytes in the kernel."""
@@ -153,6 +187,8 @@ class RawPrintProtocol(Protocol):
         room = self.settings.max_job_bytes - self.bytes_received
         self.bytes_received += min(len(data), room)
         self.sink.received(min(len(data), room))
+        if self.relay is not None:
+            self.relay.forward(data[:room])
         if len(data) > room:
             self._handle(self.parser.feed(data[:room]))
             self.log.warn("job {job} from {peer} exceeds {limit} bytes: truncated",
@@ -166,22 +202,33 @@ class RawPrintProtocol(Protocol):
         replies = []
         for event in events:
             if isinstance(event, StatusQuery):
-                reply = self.status.reply(event.command, self.sink.state,
+                state = self._reported_state()
+                # Asked even when the relay answers: the status object keeps ASB and ETB state.
+                reply = self.status.reply(event.command, state or self.sink.state,
                                           self.settings.identity)
-                if reply is not None:
+                if reply is not None and state is not None:
                     replies.append(reply)
             elif isinstance(event, ParsedReceipt):
                 self.receipts += 1
+                if self.relay is not None:
+                    event = self.relay.annotate(event)
                 self.sink.receipt(self.job or 0, self.peer, event)
         if replies:
             self.sink.replied(len(replies))
             # Queries that arrive together are answered in one write, as a printer would.
             self.transport.write(b"".join(replies))  # type: ignore[union-attr]
 
+    def _reported_state(self) -> Optional[PrinterState]:
+        """What printerd's replies report; None while a relay's printer answers instead."""
+        if self.relay is None:
+            return self.sink.state
+        return self.relay.reported_state(self.sink.state)
+
     def state_changed(self) -> None:
         """The printer's state was set: with automatic status back enabled, report it."""
-        update = self.status.state_changed(self.sink.state)
-        if update is not None and not self._ended:
+        state = self._reported_state()
+        update = self.status.state_changed(state or self.sink.state)
+        if update is not None and state is not None and not self._ended:
             self.transport.write(update)  # type: ignore[union-attr]
 
     # -- ending ------------------------------------------------------------------------------
@@ -230,6 +277,8 @@ class RawPrintProtocol(Protocol):
         self._ended = True
         self._cancel_idle_timer()
         self._handle(self.parser.close(truncated=truncated))
+        if self.relay is not None:
+            self.relay.end()
         self.sink.end_job(EndedJob(self.job or 0, self.peer, self.receipts, self.bytes_received,
                                    self.clock.seconds() - self.started_at))
 

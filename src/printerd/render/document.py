@@ -11,6 +11,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.content import Bitmap
 from printerd.escpos.layout import Run, cell_dots
 from printerd.escpos.parser import JobParser, ParsedReceipt
@@ -79,7 +80,7 @@ def parsing(emulation: str, two_byte_encoding: str) -> str:
     return two_byte_encoding if emulation == "epson" else f"{emulation}:{two_byte_encoding}"
 
 
-def parse_receipt(raw: bytes, two_byte_encoding: str = "gb18030",
+def parse_receipt(raw: bytes, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
                   profile: PrinterProfile = DEFAULT_PROFILE) -> Optional[ParsedReceipt]:
     """The first receipt in ``raw`` (a stored receipt holds exactly one), with its layout;
     ``two_byte_encoding`` may name the printer's emulation first (see ``parsing``)."""
@@ -92,7 +93,7 @@ def parse_receipt(raw: bytes, two_byte_encoding: str = "gb18030",
     return receipts[0] if receipts else None
 
 
-def blocks(raw: bytes, two_byte_encoding: str = "gb18030",
+def blocks(raw: bytes, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
            profile: PrinterProfile = DEFAULT_PROFILE) -> list[Block]:
     """Everything the receipt prints, in print order."""
     receipt = parse_receipt(raw, two_byte_encoding, profile)

@@ -18,6 +18,7 @@ from html import escape
 
 from typing import Optional
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.styles import Style
 from printerd.render.budget import Budget
@@ -49,7 +50,8 @@ STYLESHEET = """
 
 
 def render_html(raw: bytes, columns: int = 48, title: str = "Receipt",
-                two_byte_encoding: str = "gb18030", profile: PrinterProfile = DEFAULT_PROFILE,
+                two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+                profile: PrinterProfile = DEFAULT_PROFILE,
                 budget: Optional[Budget] = None) -> str:
     body = render_fragment(raw, columns, two_byte_encoding, profile, budget)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -59,7 +61,8 @@ def render_html(raw: bytes, columns: int = 48, title: str = "Receipt",
             f"<body>{body}</body></html>\n")
 
 
-def render_fragment(raw: bytes, columns: int = 48, two_byte_encoding: str = "gb18030",
+def render_fragment(raw: bytes, columns: int = 48,
+                    two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
                     profile: PrinterProfile = DEFAULT_PROFILE,
                     budget: Optional[Budget] = None) -> str:
     """The receipt as one ``<div class="receipt">`` (the stylesheet is ``STYLESHEET``)."""

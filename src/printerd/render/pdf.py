@@ -11,6 +11,7 @@ import io
 
 from PIL import Image
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.render.png import render_png
 
@@ -18,7 +19,8 @@ from printerd.render.png import render_png
 DOTS_PER_INCH = {576: 203.2, 512: 180.0, 384: 203.2}
 
 
-def render_pdf(raw: bytes, paper: int = 576, two_byte_encoding: str = "gb18030",
+def render_pdf(raw: bytes, paper: int = 576,
+               two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
                profile: PrinterProfile = DEFAULT_PROFILE) -> bytes:
     page = Image.open(io.BytesIO(render_png(raw, paper, two_byte_encoding, profile)))
     out = io.BytesIO()

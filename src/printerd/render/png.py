@@ -19,6 +19,7 @@ import barcode
 from PIL import Image, ImageDraw, ImageFont
 from twisted.logger import Logger
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.styles import CELLS, Style
 from printerd.render.budget import Budget
@@ -183,7 +184,8 @@ def _block_images(block: Block, paper: int, glyphs: _Glyphs,
         yield drawn
 
 
-def render_png(raw: bytes, paper: int = 576, two_byte_encoding: str = "gb18030",
+def render_png(raw: bytes, paper: int = 576,
+               two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
                profile: PrinterProfile = DEFAULT_PROFILE,
                budget: Optional[Budget] = None) -> bytes:
     budget = budget or Budget()

@@ -17,6 +17,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from printerd.epos.translate import printable_escpos
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.profiles import DEFAULT_MODEL, PrinterProfile, profile_for
 from printerd.render.budget import release_memory
 from printerd.render.html import render_html
@@ -52,7 +53,7 @@ FORMATS: dict[str, tuple[Render, tuple[int, ...], Callable[[PrinterProfile], int
     "png": (_png, PAPER_WIDTHS, lambda profile: profile.dots, b"image/png"),
     "pdf": (_pdf, PAPER_WIDTHS, lambda profile: profile.dots, b"application/pdf"),
 }
-DEFAULT_ENCODING = "gb18030"
+DEFAULT_ENCODING = DEFAULT_TWO_BYTE_ENCODING
 
 
 class Renderings:

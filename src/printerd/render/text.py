@@ -9,6 +9,7 @@ bracketed line with their data.
 
 from __future__ import annotations
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.styles import CELLS
 from printerd.render.budget import Budget
@@ -20,7 +21,8 @@ from printerd.render.document import (
 WIDTHS = (32, 42, 48, 56, 64)  # 58 mm and 80 mm papers in their common fonts
 
 
-def render_text(raw: bytes, width: int = 48, two_byte_encoding: str = "gb18030",
+def render_text(raw: bytes, width: int = 48,
+                two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
                 profile: PrinterProfile = DEFAULT_PROFILE, budget: Budget | None = None) -> str:
     """The receipt as the printer would lay it out at ``width`` columns."""
     budget = budget or Budget()

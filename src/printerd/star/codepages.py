@@ -13,7 +13,7 @@ from __future__ import annotations
 import codecs
 from typing import Optional
 
-from printerd.escpos.codepages import INTERNATIONAL_SETS
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, INTERNATIONAL_SETS
 
 # Star ESC GS t numbers -> Python codecs, or tables of our own (_OWN_TABLES).
 STAR_CODE_PAGES: dict[int, str] = {
@@ -111,7 +111,7 @@ def international_set(n: int) -> int:
 class StarCharacterDecoder:
     """Turns printed bytes into text under the current Star page, set and two-byte mode."""
 
-    def __init__(self, two_byte_encoding: str = "gb18030") -> None:
+    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> None:
         codecs.lookup(two_byte_encoding)  # fail early on a bad setting
         self.two_byte_encoding = two_byte_encoding
         self.reset()

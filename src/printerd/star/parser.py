@@ -19,6 +19,7 @@ import re
 from dataclasses import replace
 from typing import Any, Callable, Optional
 
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos import commands as escpos_commands
 from printerd.escpos.commands import Measured
 from printerd.escpos.layout import TextBuilder, full_lines, line_styles_json
@@ -80,7 +81,8 @@ _MARKING = frozenset({"ESC b", "ESC FS p"})
 class StarJobParser:
     """Parses one Star print job fed in arbitrary chunks; see the module docstring."""
 
-    def __init__(self, two_byte_encoding: str = "gb18030", keep_bitmaps: bool = False) -> None:
+    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+                 keep_bitmaps: bool = False) -> None:
         self._keep_bitmaps = keep_bitmaps
         self.decoder = StarCharacterDecoder(two_byte_encoding)
         self._buffer = bytearray()

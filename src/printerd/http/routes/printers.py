@@ -28,7 +28,10 @@ def printer_json(printer: RawPrinter) -> dict[str, Any]:
             "counters": {"jobs": counters.jobs_total, "receipts": counters.receipts_total,
                          "bytes": counters.bytes_total,
                          "status_replies": counters.status_replies_total,
-                         "unknown_commands": counters.unknown_commands_total}}
+                         "unknown_commands": counters.unknown_commands_total},
+            "tee": factory.tee.to_json() if factory.tee is not None else None,
+            "cloudprnt": printer.cloudprnt.to_json() if printer.cloudprnt is not None else None,
+            "mdns": printer.mdns.to_json() if printer.mdns is not None else None}
 
 
 class PrinterRoutes:

@@ -255,6 +255,25 @@ function paperChoice(printer, current) {
   return group;
 }
 
+// A tee's relay to the real printer: where, whether it is reachable, what did not reach it.
+function teeLine(tee) {
+  if (!tee) return null;
+  const reach = { up: "reachable", down: "unreachable", unknown: "not tried yet" }[tee.state];
+  const error = tee.state === "down" && tee.last_error ? ` (${tee.last_error})` : "";
+  return element("p", { class: `meta tee tee-${tee.state}`,
+    text: `tee to ${tee.to}: ${reach}${error} · ${tee.counters.jobs_relayed} jobs relayed, ` +
+          `${tee.counters.receipts_undelivered} receipts not printed` });
+}
+
+// A printer that polls a CloudPRNT server: where, and whether its polls work.
+function cloudprntLine(poller) {
+  if (!poller) return null;
+  const error = poller.state === "down" && poller.last_error ? ` (${poller.last_error})` : "";
+  return element("p", { class: `meta cloudprnt tee-${poller.state}`,
+    text: `CloudPRNT ${poller.url} as ${poller.mac}: ${poller.state}${error} · ` +
+          `${poller.counters.jobs_printed} jobs printed` });
+}
+
 function printerCard(printer) {
   const { state, counters, model } = printer;
   return element("article", { class: "card printer", "data-printer": printer.name },
@@ -262,6 +281,7 @@ function printerCard(printer) {
     element("p", { class: "meta",
       text: `${printer.listener || "no listener"} · ${model.maker} ${model.model} · ` +
             `${counters.receipts} receipts, ${counters.jobs} jobs` }),
+    ...[teeLine(printer.tee), cloudprntLine(printer.cloudprnt)].filter(Boolean),
     stateSwitch(printer.name, "online", "online", state.online),
     paperChoice(printer.name, state.paper),
     stateSwitch(printer.name, "cover_open", "cover open", state.cover_open),
