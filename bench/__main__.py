@@ -24,7 +24,7 @@ def main() -> None:
     parser.add_argument("scenarios", nargs="*",
                         default=["parser", "render", "ingest", "rest", "webhook", "stream"],
                         help="scenarios to run (default: parser render ingest rest webhook "
-                             "stream; soak, pg-ingest and pg-stream run only when named)")
+                             "stream; soak and the pg- scenarios run only when named)")
     parser.add_argument("--soak-receipts", type=int, default=1_000_000,
                         help="soak scenario: receipts in all")
     parser.add_argument("--ingest-receipts", type=int, default=10_000,
@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--stream-rate", type=float, default=1.0,
                         help="stream scenario: receipts per second per POS client")
     parser.add_argument("--postgres", metavar="URL", default=None,
-                        help="pg-ingest, pg-stream: a PostgreSQL server where the bench may "
+                        help="pg-ingest, pg-announce, pg-stream: a PostgreSQL server where the bench may "
                              "create and drop databases (two instances share one)")
     parser.add_argument("--pg-subscribers", type=int, default=5000,
                         help="pg-stream: subscribers on each of the two instances")
@@ -69,10 +69,13 @@ def main() -> None:
         elif name == "webhook":
             with tempfile.TemporaryDirectory() as workdir:
                 report("webhook", stamp, webhook.run(Path(workdir)))
-        elif name in ("pg-ingest", "pg-stream"):
+        elif name in ("pg-ingest", "pg-stream", "pg-announce"):
             if not args.postgres:
                 parser.error(f"{name} needs --postgres URL")
             with tempfile.TemporaryDirectory() as workdir:
+                if name == "pg-announce":
+                    report("pg-announce", stamp, multi.announce(Path(workdir), args.postgres))
+                    continue
                 if name == "pg-stream":
                     report(f"pg-stream-2x{args.pg_subscribers}", stamp, multi.stream(
                         Path(workdir), args.postgres, subscribers=args.pg_subscribers,

@@ -6,6 +6,8 @@ Two printerd instances on one PostgreSQL database (``python -m bench pg-ingest p
   connection; receipts per second until all are committed, counted in the database (0 lost),
   and the tailers' commit-to-announce latency (``printerd_tailer_announce_seconds`` of both
   instances: another instance's commit, from its NOTIFY to its announcement here).
+- ``pg-announce``: one POS client prints on the second instance at a steady rate (20 receipts/s);
+  the first instance's commit-to-announce latency, without an ingest burst competing for the CPU.
 - ``pg-stream``: N subscribers on each instance while POS clients print on the first one; every
   subscriber of both must get every receipt; delivery latency percentiles.
 """
@@ -129,6 +131,36 @@ def ingest(workdir: Path, server: str, per_connection: int, clients: int = 20,
     result["stored_in_database"] = stored
     result["lost"] = result["receipts"] - stored
     return result
+
+
+def announce(workdir: Path, server: str, receipts: int = 200, rate: float = 20.0) -> dict:
+    """The tailer's latency at a steady rate: printed on B, announced on A."""
+    with fresh_database(server) as url:
+        a, b = start_two(workdir, url)
+        try:
+            async def trickle() -> dict:
+                for n in range(receipts):
+                    started = time.perf_counter()
+                    _, writer = await asyncio.open_connection("127.0.0.1", b.raw_port)
+                    writer.write(b"\x1b@Steady %d\nTotal 1.00\n\x1dV\x00" % n)
+                    await writer.drain()
+                    writer.close()
+                    await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
+                await asyncio.sleep(2)
+                buckets, count = await announce_histogram(a)
+                return {"receipts": receipts, "rate_per_s": rate,
+                        "tailer_announce_observed": int(count),
+                        "tailer_announce_buckets_ms": {
+                            str(bound * 1000): n for bound, n in sorted(buckets.items())},
+                        "tailer_announce_p50_at_most_ms": quantile_bound(buckets, count, 0.5)
+                        * 1000,
+                        "tailer_announce_p99_at_most_ms": quantile_bound(buckets, count, 0.99)
+                        * 1000}
+
+            return asyncio.run(trickle())
+        finally:
+            a.stop()
+            b.stop()
 
 
 async def _subscribers(daemon: Daemon) -> int:

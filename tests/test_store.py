@@ -238,7 +238,7 @@ def test_nothing_above_the_store_knows_the_engine():
     import printerd
 
     engine_modules = {"sqlite3", "printerd.store.sqlite", "printerd.store.sqlite_schema",
-                      "psycopg"}
+                      "psycopg", "printerd.store.postgres", "printerd.store.postgres_schema"}
     package = Path(printerd.__file__).parent
     offenders = []
     for path in package.rglob("*.py"):

@@ -184,14 +184,13 @@ def healthcheck(url: Optional[str], timeout: float, path: str) -> int:
 
 def copy_db(source: str, destination: str) -> int:
     from printerd.store.copy import CopyRefused, copy_database
-    from printerd.store.postgres import redact
 
     try:
         copied = copy_database(source, destination)
     except CopyRefused as e:
         return _error(f"copy-db: {e}")
     print(f"copied {copied.receipts} receipts and {copied.deliveries} webhook deliveries from "
-          f"{source} to {redact(destination)}, ids kept; the next receipt is {copied.next_id}")
+          f"{source} to {copied.destination}, ids kept; the next receipt is {copied.next_id}")
     return 0
 
 

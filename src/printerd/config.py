@@ -64,7 +64,7 @@ def _database(text: Any) -> str:
     """A SQLite path, or a PostgreSQL URL that libpq can parse (its password never shown)."""
     value = str(text)
     if value.startswith(("postgresql://", "postgres://")):
-        from printerd.store.postgres import check_url
+        from printerd.store.engine import check_url
 
         try:
             check_url(value)

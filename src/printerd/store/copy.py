@@ -34,6 +34,7 @@ class CopyRefused(Exception):
 
 @dataclass(frozen=True)
 class Copied:
+    destination: str  # the URL without its password
     receipts: int
     deliveries: int
     next_id: int  # the id the next receipt gets in PostgreSQL
@@ -79,7 +80,7 @@ def copy_database(source: str, destination: str,
                 f" FROM {sequence}").fetchone()
     finally:
         reader.close()
-    return Copied(receipts, deliveries, int(next_id))
+    return Copied(target.describe(), receipts, deliveries, int(next_id))
 
 
 def _copy_table(reader: sqlite3.Connection, conn: object, table: str, columns: tuple[str, ...],

@@ -21,6 +21,7 @@ supplies its parameter marker, its write transaction and its claim statement.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Optional, Protocol
 
 from printerd.store.outbox import Claim
@@ -157,6 +158,23 @@ class Engine(Protocol):
 def is_postgres_url(database: str) -> bool:
     """Whether the ``database`` setting names a PostgreSQL server rather than a SQLite file."""
     return database.startswith(("postgresql://", "postgres://"))
+
+
+def redact(url: str) -> str:
+    """A PostgreSQL URL without its password, for messages and logs."""
+    return re.sub(r"^(postgres(?:ql)?://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
+
+
+def check_url(url: str) -> None:
+    """ValueError (with a message fit for an operator) unless libpq can parse ``url``."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as e:
+        problem = " ".join(str(e).split())
+        raise ValueError(f"{redact(url)} is not a valid PostgreSQL URL: {problem}") from None
 
 
 def open_engine(database: str, synchronous: str = "FULL", instance: str = "") -> Engine:

@@ -23,7 +23,6 @@ What several instances need, and how they get it:
 
 from __future__ import annotations
 
-import re
 import socket
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Callable, Iterator, Optional
@@ -32,7 +31,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from twisted.logger import Logger
 
-from printerd.store.engine import DatabaseUnavailable, SchemaTooNew
+from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, check_url, redact
 from printerd.store.outbox import SharedOutbox
 from printerd.store.receipts import (
     RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptQuery, StoreSummary, receipt_from_row,
@@ -57,20 +56,6 @@ _INSERT_RECEIPT = (
     "INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut, sha256,"
     " truncated, details, origin) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (origin) WHERE origin IS NOT NULL DO NOTHING RETURNING id")
-
-
-def redact(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    return re.sub(r"^(postgres(?:ql)?://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
-
-
-def check_url(url: str) -> None:
-    """ValueError (with a message fit for an operator) unless libpq can parse ``url``."""
-    try:
-        conninfo_to_dict(url)
-    except psycopg.ProgrammingError as e:
-        raise ValueError(f"{redact(url)} is not a valid PostgreSQL URL: {_one_line(e)}") \
-            from None
 
 
 @contextmanager
