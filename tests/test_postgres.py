@@ -332,3 +332,21 @@ def test_copy_db_moves_a_sqlite_database_keeping_ids(db_path, url, clock, capsys
         central.stopService()
     assert main(["copy-db", db_path, url]) == 1
     assert "holds 7 receipts already" in capsys.readouterr().err
+
+
+def test_instances_claiming_at_once_take_different_deliveries_without_waiting(url):
+    """FOR UPDATE SKIP LOCKED: rows another instance is claiming are skipped, not waited for."""
+    engine = PostgresEngine(url)
+    engine.prepare()
+    with engine.connect() as conn, engine.connect() as other:
+        engine.insert_receipts(conn, [draft(f"r{i}") for i in range(6)], lambda p: ["cloud"])
+        conn.execute("SET lock_timeout = '1s'")  # waiting on a lock fails the test
+        with other.transaction():
+            held = [row[0] for row in other.execute(
+                engine.CLAIM, ("b", 2e9, "cloud", 1e9, 1e9, 2)).fetchall()]
+            claim = engine.claim_deliveries(conn, 1e9, {"cloud": 3}, "a", 2e9)
+        assert sorted(held) == [1, 2]
+        assert [d.receipt.id for d in claim.deliveries] == [3, 4, 5]
+        # Committed, b's claims hold: a takes only what is left.
+        rest = engine.claim_deliveries(conn, 1e9, {"cloud": 6}, "a", 2e9)
+        assert [d.receipt.id for d in rest.deliveries] == [6]
