@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any, Callable, Optional
 
 TWISTD = str(Path(sys.executable).parent / "twistd")
 PRINTERD = str(Path(sys.executable).parent / "printerd")
@@ -53,7 +54,10 @@ class Daemon:
         # printerd run logs to its standard output: that is its log file here.
         with open(self.log_path, "w") if cli else open(os.devnull, "w") as log:
             self.process = subprocess.Popen(command, cwd=workdir,
-                                            env={**os.environ, **(env or {})},
+                                            # No /etc/printerd/printerd.toml: only
+                                            # what the caller gives.
+                                            env={**os.environ, "PRINTERD_CONFIG": "",
+                                                 **(env or {})},
                                             stdout=log if cli else None,
                                             stderr=subprocess.PIPE, text=True)
         self.ports = self._wait_for_ports(1 + _printer_count(options))
@@ -82,12 +86,18 @@ class Daemon:
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.http_port}{path}"
 
+    # The tests set this to check every answer against the OpenAPI document.
+    response_check: Optional[Callable[[str, str, int, Any], None]] = None
+
     def get(self, path: str) -> tuple[int, dict]:
         try:
             with urllib.request.urlopen(self.url(path), timeout=10) as response:
-                return response.status, json.loads(response.read())
+                status, body = response.status, json.loads(response.read())
         except urllib.error.HTTPError as e:
-            return e.code, json.loads(e.read())
+            status, body = e.code, json.loads(e.read())
+        if Daemon.response_check is not None:
+            Daemon.response_check("GET", path, status, body)
+        return status, body
 
     def wait_for(self, condition, timeout: float = 20.0):
         deadline = time.monotonic() + timeout

@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--receipts", type=int, default=10)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        daemon = Daemon(Path(folder), "--ocr=true")
+        daemon = Daemon(Path(folder), "--ocr")
         try:
             printer = Printer(f"127.0.0.1:{daemon.http_port}", request_timeout=60)
             started = time.monotonic()

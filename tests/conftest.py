@@ -11,6 +11,11 @@ from twisted.internet.task import Clock
 # Re-exported for test modules that import them from here.
 from support import SAMPLES, make_store, sample_files  # noqa: F401
 from support import drop_template, make_inline_store, postgres_database
+from bench.daemon import Daemon
+from openapi_check import check_response
+
+# Every answer an end-to-end test reads through Daemon.get is checked against the OpenAPI document.
+Daemon.response_check = staticmethod(check_response)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -29,10 +29,13 @@ from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock
 from twisted.python.failure import Failure
 
+from openapi_check import check_response
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
 from printerd.http.hosts import AllowedHosts
+from printerd.http.measure import RequestMetrics
+from printerd.http.openapi import OpenApiRoutes
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections
 from printerd.http.routes.forwarder import ForwarderRoutes
@@ -325,7 +328,9 @@ def request_json(stub: Any, url: str, method: str = "GET", clock: Optional[Clock
     """A request whose answer must be JSON: (status, decoded body)."""
     response, body = request(stub, url, method, clock, **kwargs)
     assert response.headers.getRawHeaders("content-type") == ["application/json"], body
-    return response.code, json.loads(body)
+    decoded = json.loads(body)
+    check_response(method, url, response.code, decoded)  # as the OpenAPI document says
+    return response.code, decoded
 
 
 def put_json(stub: Any, url: str, body: Any) -> tuple[int, Any]:
@@ -349,6 +354,7 @@ class Api:
                  printers: Optional[Sequence[RawPrinter]] = None,
                  hub: Optional[StreamHub] = None, forwarder: Optional[Forwarder] = None,
                  tokens: tuple[str, ...] = (), limiter: Optional[RateLimiter] = None,
+                 cors_origins: Sequence[str] = (),
                  ingest_secrets: tuple[str, ...] = ()) -> None:
         self.clock = clock
         self.store = store
@@ -363,10 +369,12 @@ class Api:
         renderings = Renderings(store, {f.printer: parsing(f.job_settings.emulation.name,
                                                            f.job_settings.two_byte_encoding)
                                         for f in factories})
+        self.requests = RequestMetrics(clock)
         self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
                                        self.retention, renderings, self.limiter,
-                                       ReactorLag(clock), HttpConnections(), clock.seconds()),
-                               make_registry(store))
+                                       ReactorLag(clock), HttpConnections(), clock.seconds(),
+                                       self.requests),
+                               make_registry(store, self.requests))
         self.api = HttpApi([
             HealthRoutes(store, self.printers, self.forwarder, self.authenticator, clock),
             SessionRoutes(self.authenticator),
@@ -377,7 +385,9 @@ class Api:
             MetricsRoutes(self.figures),
             IngestRoutes(clock, store, ingest_secrets),
             PageRoutes(),
-        ], self.authenticator, self.limiter, AllowedHosts(["printerd"]))
+            OpenApiRoutes(),
+        ], self.authenticator, self.limiter, AllowedHosts(["printerd"]), self.requests,
+            cors_origins=cors_origins)
         self.stub = StubTreq(self.api.resource())  # its requests say Host: printerd
 
 

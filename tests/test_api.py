@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 from twisted.internet.testing import MemoryReactorClock
 
+import printerd
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.store.receipts import format_time
@@ -35,8 +36,8 @@ def stub(api):
 
 def test_health_ok(stub):
     assert request_json(stub, "/api/health") == (
-        200, {"status": "ok", "checks": {"database": "ok", "raw_listener": "ok",
-                                        "forwarder": "ok"}})
+        200, {"status": "ok", "version": printerd.__version__,
+              "checks": {"database": "ok", "raw_listener": "ok", "forwarder": "ok"}})
 
 
 def test_health_fails_when_the_raw_listener_is_down(store, clock):

@@ -21,7 +21,8 @@ PROTECTED = [
     ("GET", "/api/receipts/1.pdf"), ("POST", "/api/ingest"),
     ("GET", "/api/no-such-route"),
 ]
-OPEN_ROUTES = {"/", "/static/<name>", "/api/health", "/api/session", "/livez", "/readyz"}
+OPEN_ROUTES = {"/", "/static/<name>", "/api/health", "/api/session", "/livez", "/readyz",
+               "/api/openapi.json"}
 
 
 def test_the_protected_list_covers_every_route_but_the_open_ones(inline_store, clock):

@@ -16,6 +16,7 @@ import pytest
 import pytest_twisted
 from escpos.printer import Network
 
+import printerd
 from bench.daemon import TWISTD, Daemon
 
 pytestmark = pytest.mark.e2e
@@ -48,8 +49,9 @@ def test_python_escpos_prints_three_receipts_on_one_connection(daemon):
     texts = [r["text"] for r in reversed(body["receipts"])]
     assert texts == [f"Receipt {n}\nCoffee      2.50" for n in range(3)]
     assert {r["job"] for r in body["receipts"]} == {1}
-    assert daemon.get("/api/health") == (200, {"status": "ok", "checks": {
-        "database": "ok", "raw_listener": "ok", "forwarder": "ok"}})
+    assert daemon.get("/api/health") == (200, {"status": "ok", "version": printerd.__version__,
+                                               "checks": {"database": "ok", "raw_listener": "ok",
+                                                          "forwarder": "ok"}})
 
 
 def test_a_job_in_flight_at_sigterm_is_stored(tmp_path):
@@ -253,7 +255,7 @@ def test_tokens_protect_the_real_daemon_and_insecure_allows_a_lan_listener(tmp_p
             assert response.status == 200
     finally:
         daemon.stop()
-    open_lan = Daemon(tmp_path, "--http-listen=tcp:0:interface=0.0.0.0", "--insecure=true")
+    open_lan = Daemon(tmp_path, "--http-listen=tcp:0:interface=0.0.0.0", "--insecure")
     try:
         assert open_lan.get("/api/receipts")[0] == 200
     finally:

@@ -226,7 +226,7 @@ def test_a_lan_listener_without_tokens_refuses_to_run_whatever_the_string_says(t
 
 def test_insecure_allows_the_same_listener(tmp_path):
     daemon = Daemon(tmp_path, "--http-listen=tcp:0:interface=127.0.0.1:interface=0.0.0.0",
-                    "--insecure=true")
+                    "--insecure")
     try:
         assert daemon.get("/api/health")[0] == 200
         assert re.search(r"http_listen listening on .*0\.0\.0\.0", daemon.log())

@@ -48,7 +48,7 @@ def test_the_daemon_advertises_each_printer_and_a_dns_sd_client_resolves_them(tm
     # printer on 127.0.0.1 only is not advertised, other machines could not reach it.
     printers = {"kitchen": "tcp:0", "bar": {"listen": "tcp:0", "emulation": "star"},
                 "local": "tcp:0:interface=127.0.0.1"}
-    daemon = Daemon(tmp_path, f"--printers={json.dumps(printers)}", "--mdns=true",
+    daemon = Daemon(tmp_path, f"--printers={json.dumps(printers)}", "--mdns",
                     "--epos-listen=tcp:0", env={"DBUS_SYSTEM_BUS_ADDRESS": lab.bus("a")})
     try:
         def both():
@@ -84,7 +84,7 @@ def test_mdns_is_off_by_default_and_refused_without_avahi_publish(capsys):
     options.parseOptions([])
     assert options.settings.mdns is False
     with pytest.raises(SystemExit):
-        Options().parseOptions(["--mdns=true", "--mdns-command=no-such-avahi-publish"])
+        Options().parseOptions(["--mdns", "--mdns-command=no-such-avahi-publish"])
     assert "mdns_command: 'no-such-avahi-publish' not found" in capsys.readouterr().err
 
 

@@ -63,9 +63,10 @@ def test_every_figure_of_the_table_is_in_both_stats_and_metrics_and_nothing_else
     for figure in FIGURES:
         assert figure.metric in families, figure.metric
     own = {name for name in families if name.startswith("printerd_")}
-    # The commit latency histogram (and its _created time) is a distribution: Prometheus only.
+    # The commit and request latency histograms are distributions: Prometheus only.
     assert own == {f.metric for f in FIGURES if f.metric.startswith("printerd_")} | {
-        "printerd_db_commit_seconds", "printerd_db_commit_seconds_created"}
+        "printerd_db_commit_seconds", "printerd_db_commit_seconds_created",
+        "printerd_http_request_seconds", "printerd_http_request_seconds_created"}
     assert stats["junk_connections_total"] == {}
     assert stats["webhook_attempts_total"] == {"delivered": 0, "failed": 0}
     assert stats["forwarder_pending"] == 0

@@ -123,7 +123,7 @@ def test_an_odoo_style_image_receipt_gets_its_text_read_and_announced(tmp_path):
 
     from bench.daemon import Daemon
 
-    daemon = Daemon(tmp_path, "--ocr=true")
+    daemon = Daemon(tmp_path, "--ocr")
     try:
         threads = daemon.get("/api/stats")[1]["threads"]
         stream = urllib.request.urlopen(daemon.url("/api/stream"), timeout=60)

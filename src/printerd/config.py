@@ -10,6 +10,7 @@ environment, command line.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import ipaddress
 import json
 import os
@@ -176,6 +177,17 @@ def _two_byte_encoding(value: Any) -> str:
     if text not in TWO_BYTE_ENCODINGS:
         raise ValueError(f"must be one of {', '.join(TWO_BYTE_ENCODINGS)}")
     return text
+
+
+def _origins(value: Any) -> tuple[str, ...]:
+    """Web origins as a browser sends them (scheme://host[:port]), or * for any."""
+    origins = _string_list(value)
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest
+                              or rest != rest.strip()):
+            raise ValueError(f"{origin!r} is not an origin like https://dash.example.com:8443")
+    return origins
 
 
 def _log_format(value: Any) -> str:
@@ -449,6 +461,9 @@ class Settings:
         "Forwarded or CF-Connecting-IP name the client")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
+    cors_origins: tuple = _setting(
+        (), _origins, "web origins (comma-separated, or *) whose pages may use the API and "
+        "the stream (CORS); tokens are still required")
     log_format: str = _setting(
         "text", _log_format, "log lines: text, or json (one JSON object per line on stdout)")
     tee: str = _setting(
@@ -548,31 +563,120 @@ def read_toml(path: str) -> dict[str, Any]:
     return data
 
 
-def load_settings(
+DEFAULT_CONFIG = "/etc/printerd/printerd.toml"  # read when it exists and no other file is named
+
+
+def load_settings_with_sources(
     options: Mapping[str, Any] | None = None,
     environ: Mapping[str, str] | None = None,
     config_path: str | None = None,
-) -> Settings:
+    default_config: str | None = None,
+) -> tuple[Settings, dict[str, str]]:
     """
-    Merge defaults, the TOML file, ``PRINTERD_*`` variables and command-line options.
+    Merge defaults, the TOML file, ``PRINTERD_*`` variables and command-line options; also say
+    where each setting came from ("default", "file PATH", "env NAME", "option --name").
 
     ``options`` maps setting names to values given on the command line (None = not given).
-    The TOML file is ``config_path``, else ``$PRINTERD_CONFIG`` if set.
+    The TOML file is ``config_path``, else ``$PRINTERD_CONFIG`` if set (empty: no file at
+    all), else ``default_config`` if that file exists.
     """
     options = options or {}
     environ = os.environ if environ is None else environ
     values: dict[str, Any] = {}
-    config_path = config_path or environ.get(ENV_PREFIX + "CONFIG") or None
+    sources = {name: "default" for name in Settings.__dataclass_fields__}
+    if not config_path:
+        config_path = environ.get(ENV_PREFIX + "CONFIG")
+        if config_path is None and default_config and os.path.isfile(default_config):
+            config_path = default_config
     if config_path:
         for name, value in read_toml(config_path).items():
             values[name] = _parse(name, value, f"{config_path}: {name}")
+            sources[name] = f"file {config_path}"
     for name in Settings.__dataclass_fields__:
         if env_name(name) in environ:
             values[name] = _parse(name, environ[env_name(name)], env_name(name))
+            sources[name] = f"env {env_name(name)}"
     for name, value in options.items():
         if value is not None:
             values[name] = _parse(name, value, "--" + option_name(name))
-    return Settings(**values)
+            sources[name] = f"option --{option_name(name)}"
+    return Settings(**values), sources
+
+
+def load_settings(
+    options: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+    config_path: str | None = None,
+    default_config: str | None = None,
+) -> Settings:
+    """The merged settings; see ``load_settings_with_sources``."""
+    return load_settings_with_sources(options, environ, config_path, default_config)[0]
+
+
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """
+    ``PRINTERD_*`` variables that name no setting, each with the setting it most likely
+    meant to name: a misspelled variable would otherwise be silently ignored.
+    """
+    known = {env_name(name) for name in Settings.__dataclass_fields__} | {ENV_PREFIX + "CONFIG"}
+    found = []
+    for variable in sorted(environ):
+        if variable.startswith(ENV_PREFIX) and variable not in known:
+            close = difflib.get_close_matches(variable, known, n=1, cutoff=0.75)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            found.append(f"{variable} is not a printerd setting{hint}; it is ignored")
+    return found
+
+
+def format_value(name: str, value: Any) -> str:
+    """A setting's value as one would type it in a TOML file; secrets are not shown."""
+    if name == "api_tokens":
+        return f"[]  # {len(value)} token(s), not shown" if value else "[]"
+    if name == "ingest_secrets":
+        return f"[]  # {len(value)} secret(s), not shown" if value else "[]"
+    if name == "database" and str(value).startswith(("postgresql://", "postgres://")):
+        from printerd.store.engine import redact
+
+        return _toml(redact(value))
+    if name == "webhooks":
+        hooks = [{"name": t.name, "url": t.url, "secret": "(not shown)",
+                  "printers": list(t.printers), "include_raw": t.include_raw,
+                  **({"token": "(not shown)"} if t.token else {})} for t in value]
+        return "[" + ", ".join(_inline_table(hook) for hook in hooks) + "]"
+    if name == "printers":  # ((name, ((key, value), ...)), ...)
+        return _inline_table({printer: dict(keys) for printer, keys in value}) if value else "{}"
+    return _toml(value)
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value)) + ".0"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (tuple, list)):
+        return "[" + ", ".join(_toml(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return _inline_table(value)
+    return json.dumps(str(value), ensure_ascii=False)
+
+
+def _inline_table(table: Mapping[str, Any]) -> str:
+    return "{" + ", ".join(f"{key} = {_toml(value)}" for key, value in table.items()) + "}"
+
+
+def help_default(value: Any) -> str:
+    """A default as typed on the command line or in a variable (not a Python repr)."""
+    if isinstance(value, bool):
+        return "false" if not value else "true"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "none"
+    if value == "":
+        return "none"
+    return str(value)
 
 
 def describe(name: str) -> str:

@@ -11,17 +11,20 @@ and, in Prometheus only as they are distributions, the database commit latency h
 
 from __future__ import annotations
 
+import platform
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, Optional, Sequence, Union
 
+import twisted
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from printerd import process
+from printerd import __version__, process
 from printerd.store import outbox
 from printerd.forwarder.service import Forwarder
+from printerd.http.measure import RequestMetrics
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections
 from printerd.http.stream import StreamHub
@@ -69,6 +72,7 @@ class Sources:
     lag: ReactorLag
     http: HttpConnections
     started_at: float
+    requests: Optional[RequestMetrics] = None
     instance: str = ""  # instance_name (default: the host name)
     site: str = ""
     # Deliveries per target and state: read from the database for each reading.
@@ -125,6 +129,14 @@ def _junk(s: Sources) -> Samples:
     return [((f.printer, kind), count) for f in s.factories for kind, count in f.counters.junk_total.items()]
 
 
+def _http_requests(s: Sources) -> Samples:
+    return sorted(s.requests.counts.items()) if s.requests is not None else []
+
+
+def _build_info(s: Sources) -> Samples:
+    return [((__version__, platform.python_version(), twisted.__version__), 1)]
+
+
 def _attempts(s: Sources) -> Samples:
     return [((name, outcome), getattr(state, outcome))
             for name, state in s.forwarder.targets.items() for outcome in ("delivered", "failed")]
@@ -135,6 +147,8 @@ FIGURES: tuple[Figure, ...] = (
            "This printerd: its instance_name, database engine (sqlite, postgresql) and site",
            "info", lambda s: [((s.instance, s.store.engine_name, s.site), 1)],
            ("instance_name", "engine", "site")),
+    Figure("build_info", "printerd_build_info", "Which printerd runs (the value is always 1)",
+           "gauge", _build_info, ("version", "python", "twisted"), stats_by="version"),
     Figure("receipts_total", "printerd_receipts_stored", "Receipts in the database", "gauge",
            lambda s: s.store.receipts_total),
     Figure("receipts_pending", "printerd_receipts_pending", "Receipts waiting for their commit",
@@ -202,6 +216,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("http_rate_limited_total", "printerd_http_rate_limited",
            "API requests answered 429 (rate limit)", "counter",
            lambda s: s.limiter.limited_total),
+    Figure("http_requests_total", "printerd_http_requests",
+           "HTTP requests answered, by route, method and status (disconnected: the client left "
+           "first)", "counter", _http_requests, ("route", "method", "code"), stats_by="code"),
     Figure("http_connections", "printerd_http_connections", "Open HTTP connections", "gauge",
            lambda s: s.http.open),
     Figure("http_connections_evicted_total", "printerd_http_connections_evicted",
@@ -233,6 +250,8 @@ FIGURES: tuple[Figure, ...] = (
            lambda s: s.forwarder.due),
     Figure("retention_deleted_total", "printerd_retention_deleted",
            "Receipts deleted by retention", "counter", lambda s: s.retention.deleted_total),
+    Figure("retention_runs_total", "printerd_retention_runs", "Retention runs started",
+           "counter", lambda s: s.retention.runs_total),
     Figure("retention_failures_total", "printerd_retention_failures", "Retention runs that failed",
            "counter", lambda s: s.retention.runs_failed),
     Figure("reactor_lag_s", "printerd_reactor_lag_seconds",
@@ -320,11 +339,12 @@ class _Collected:
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
 
-def make_registry(store: ReceiptStore, tailer: Optional[Tailer] = None) -> CollectorRegistry:
+def make_registry(store: ReceiptStore, requests: Optional[RequestMetrics] = None,
+                  tailer: Optional[Tailer] = None) -> CollectorRegistry:
     """
     The metrics prometheus_client keeps itself: the process's (memory, CPU, descriptors), the
-    commit latency histogram and, with a tailer, its commit-to-announce latency histogram (a
-    registry of printerd's own: tests build several).
+    commit latency histogram, the HTTP latency histogram by route and, with a tailer, its
+    commit-to-announce latency histogram (a registry of printerd's own: tests build several).
     """
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
@@ -332,6 +352,12 @@ def make_registry(store: ReceiptStore, tailer: Optional[Tailer] = None) -> Colle
         "printerd_db_commit_seconds", "From a receipt's arrival at the store to its commit",
         registry=registry, buckets=LATENCY_BUCKETS)
     store.on_commit_latency(commit_seconds.observe)
+    if requests is not None:
+        request_seconds = Histogram(
+            "printerd_http_request_seconds", "From a request's arrival to its last byte "
+            "(streams not included), by route", labelnames=["route"], registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        requests.on_latency(lambda route, seconds: request_seconds.labels(route).observe(seconds))
     if tailer is not None:
         announce_seconds = Histogram(
             "printerd_tailer_announce_seconds", "From a commit's NOTIFY (any instance's; the "

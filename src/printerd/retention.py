@@ -33,6 +33,7 @@ class Retention(Service):
         self.days = days
         self.batch = batch
         self.deleted_total = 0
+        self.runs_total = 0
         # Runs now at start, then every interval; a failed run is logged and counted there.
         self._job = PeriodicJob("retention", clock, interval, self.run)
 
@@ -54,6 +55,7 @@ class Retention(Service):
         return Deferred.fromCoroutine(self._run())
 
     async def _run(self) -> None:
+        self.runs_total += 1
         cutoff = format_time(self.clock.seconds() - self.days * DAY)
         deleted = 0
         try:

@@ -6,6 +6,7 @@ Used by the twistd plugin (``twistd printerd ...``) and by ``printerd.tac``.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import socket
@@ -18,7 +19,7 @@ from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import clientFromString, serverFromString
 from twisted.internet.interfaces import IAddress
-from twisted.logger import ILogObserver
+from twisted.logger import ILogObserver, Logger
 from twisted.python.components import Componentized
 from twisted.python import usage
 
@@ -29,7 +30,8 @@ from printerd.mdns import (
     Advertisement, AvahiPublisher, epos_advertisement, printer_advertisement,
 )
 from printerd.config import (
-    ConfigError, Settings, describe, env_name, load_settings, option_name, setting_fields,
+    DEFAULT_CONFIG, ConfigError, Settings, describe, env_name, format_value, help_default,
+    load_settings_with_sources, option_name, setting_fields, unknown_variables,
 )
 from printerd.descriptors import DescriptorBudget, raise_open_file_limit
 from printerd.epos.http import EposEndpoint, HttpRoot, request_factory
@@ -41,6 +43,8 @@ from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
 from printerd.http.hosts import AllowedHosts
+from printerd.http.measure import RequestMetrics
+from printerd.http.openapi import OpenApiRoutes
 from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections, PrinterdRequest, PrinterdSite
@@ -72,22 +76,41 @@ from printerd.systemd import SystemdNotifier
 from printerd.tee import Tee
 
 
+def flag_name(f: dataclasses.Field) -> str:
+    """The command-line flag of a true/false setting: --name, or --no-name if it is on."""
+    return ("no-" if f.default else "") + option_name(f.name)
+
+
 class Options(usage.Options):
     """``twistd printerd`` options: every setting, plus ``--config`` for a TOML file."""
 
     synopsis = "[options]"
     longdesc = ("printerd: a network receipt printer stand-in. Settings may also come from "
-                "PRINTERD_* environment variables and a TOML file; the command line wins.")
+                "PRINTERD_* environment variables and a TOML file (--config, PRINTERD_CONFIG, "
+                f"else {DEFAULT_CONFIG} if it exists); the command line wins.")
     optParameters = [
         ["config", "c", None, "TOML file of settings (env PRINTERD_CONFIG)"],
     ] + [
         [option_name(f.name), None, None,
-         f"{describe(f.name)} [default: {f.default}] (env {env_name(f.name)})"]
-        for f in setting_fields()
+         f"{describe(f.name)} [default: {help_default(f.default)}] (env {env_name(f.name)})"]
+        for f in setting_fields() if f.type != "bool"
+    ]
+    # A true/false setting is a flag on the command line that turns its default around:
+    # --insecure, --no-epos (its variable and TOML key take true or false).
+    optFlags = [
+        ["print-config", None, "print every effective setting and where it came from, then exit"],
+    ] + [
+        [flag_name(f), None, f"{describe(f.name)} (env {env_name(f.name)}: true or false)"]
+        for f in setting_fields() if f.type == "bool"
     ]
 
     settings: Settings
     tokens: tuple[str, ...]
+    warnings: list[str]
+
+    def __init__(self, default_config: Optional[str] = DEFAULT_CONFIG) -> None:
+        super().__init__()
+        self.default_config = default_config  # tests pass their own: never the real /etc
 
     def opt_version(self) -> None:
         """Print printerd's version and exit."""
@@ -103,11 +126,17 @@ class Options(usage.Options):
 
     def postOptions(self) -> None:
         """Settings merged and checked across fields; every problem is a UsageError."""
-        given = {f.name: self[option_name(f.name)] for f in setting_fields()}
+        given = {f.name: (not f.default if self[flag_name(f)] else None) if f.type == "bool"
+                 else self[option_name(f.name)] for f in setting_fields()}
         try:
-            self.settings = load_settings(given, os.environ, self["config"])
+            self.settings, sources = load_settings_with_sources(
+                given, os.environ, self["config"], self.default_config)
         except ConfigError as e:
             raise usage.UsageError(str(e)) from None
+        self.warnings = unknown_variables(os.environ)
+        if self["print-config"]:
+            print(effective_config(self.settings, sources, self.warnings), end="")
+            raise SystemExit(0)
         for setting, _, description in listeners(self.settings):
             check_endpoint(setting, description)
         for printer in self.settings.printer_configs():
@@ -131,11 +160,23 @@ class Options(usage.Options):
         self.tokens = read_tokens(self.settings)
 
 
+def effective_config(settings: Settings, sources: dict[str, str], warnings: list[str]) -> str:
+    """Every setting as a TOML line with where it came from (secrets not shown)."""
+    lines = [f"# {warning}" for warning in warnings]
+    for f in setting_fields():
+        lines.append(f"{f.name} = {format_value(f.name, getattr(settings, f.name))}"
+                     f"  # {sources[f.name]}")
+    return "\n".join(lines) + "\n"
+
+
 def listeners(settings: Settings) -> list[tuple[str, str, str]]:
     """(setting, printer name or "", endpoint string) of every listener, HTTP first."""
     raw = [(f"printers.{p.name}" if settings.printers else "raw_listen", p.name, p.listen)
            for p in settings.printer_configs()]
     return [("http_listen", "", settings.http_listen), *raw]
+
+
+log = Logger(namespace="printerd")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -227,7 +268,7 @@ def lan_without_tokens(tokens: tuple[str, ...], insecure: bool,
         if parsed is not None and parsed.is_loopback:
             return None
         return (f"{description!r} listens on {host}, reachable from other machines, and no "
-                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure=true")
+                "api_tokens are set: add a token, listen on 127.0.0.1, or pass --insecure")
 
     return check
 
@@ -260,6 +301,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     if reactor is None:
         from twisted.internet import reactor  # the global reactor: only here
     settings = options.settings
+    for warning in getattr(options, "warnings", ()):
+        log.warn("{warning}", warning=warning)
     budget = DescriptorBudget.for_limit(raise_open_file_limit())
     instance = settings.instance_name or socket.gethostname()
     try:
@@ -355,6 +398,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                 for p in printers},
         models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
     connections = HttpConnections()
+    requests = RequestMetrics(reactor)
     # ePOS-Print (HTTP, and Server Direct Print polling) prints on the same printers.
     printing = EposPrinting(reactor, store, [
         EposPrinter(p.factory.printer, state=_state_of(p.factory),
@@ -379,8 +423,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         ocr_figures = ocr_figure_rows(ocr)
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, connections,
-                              reactor.seconds(), instance=instance, site=settings.site),
-                      make_registry(store, tailer),
+                              reactor.seconds(), requests, instance=instance,
+                              site=settings.site),
+                      make_registry(store, requests, tailer),
                       FIGURES + epos_figures(epos, servers) + ocr_figures
                       + cloudprnt_figures([p.cloudprnt for p in printers if p.cloudprnt]))
     api = HttpApi([
@@ -393,7 +438,9 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         MetricsRoutes(figures),
         IngestRoutes(reactor, store, settings.ingest_secrets),
         PageRoutes(),
-    ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts))
+        OpenApiRoutes(),
+    ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts), requests,
+        cors_origins=settings.cors_origins)
     # ePOS-Print answers on the HTTP listener beside the API, and on its own listener if asked.
     request_class = request_factory(settings.epos_max_body) if settings.epos else PrinterdRequest
     if settings.ingest_secrets:

@@ -14,11 +14,14 @@ from typing import Optional, Protocol, Sequence
 from klein import Klein
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
+from twisted.web.server import Request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, RequestRedirect
 
 from printerd.http.auth import ApiGate, Authenticator
+from printerd.http.cors import CorsPolicy, CorsResource
 from printerd.http.hosts import AllowedHosts
+from printerd.http.measure import RequestMetrics
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.responses import ROUTING_MESSAGES, error_body
 
@@ -49,9 +52,25 @@ class RouteTable(Resource):
         """Every route as (rule, methods), e.g. ("/api/receipts/<int:receipt_id>", {"GET", ...})."""
         return sorted((rule.rule, frozenset(rule.methods or ())) for rule in self._map.iter_rules())
 
+    def _path(self, request: IRequest) -> str:
+        """The request's path as routes see it; UnicodeDecodeError when it is not UTF-8."""
+        return "/" + "/".join(segment.decode("utf-8") for segment in request.postpath or ())
+
+    def route_of(self, request: IRequest) -> str:
+        """The rule a request matches (e.g. ``/api/receipts/<int:receipt_id>``), or unmatched."""
+        try:
+            path = self._path(request)
+            if "//" in path:
+                return "unmatched"
+            rule, _ = self._map.bind("printerd", path_info=path).match(
+                method=request.method.decode("latin-1"), return_rule=True)
+        except (UnicodeDecodeError, NotFound, RequestRedirect, MethodNotAllowed):
+            return "unmatched"
+        return str(rule.rule)
+
     def render(self, request: IRequest) -> bytes:
         try:
-            path = "/" + "/".join(segment.decode("utf-8") for segment in request.postpath or ())
+            path = self._path(request)
         except UnicodeDecodeError:
             return error_body(request, 400, "path: not valid UTF-8")
         if "//" in path:  # werkzeug would redirect, or ignore leading slashes: not a route
@@ -67,17 +86,43 @@ class RouteTable(Resource):
         return self._resources[index].render(request)
 
 
+class MeasuredApi(Resource):
+    """Tells ``RequestMetrics`` of every request, refused ones included, with its route."""
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource, routes: RouteTable, metrics: RequestMetrics) -> None:
+        super().__init__()
+        self.inner = inner
+        self.routes = routes
+        self.metrics = metrics
+
+    def render(self, request: Request) -> bytes:
+        self.metrics.started(request, self.routes.route_of(request))
+        return self.inner.render(request)
+
+
 class HttpApi:
     """All of printerd's routes behind the body cap, the rate limit and the token check."""
 
     def __init__(self, modules: Sequence[RouteModule], authenticator: Authenticator,
                  limiter: Optional[RateLimiter] = None,
-                 hosts: Optional[AllowedHosts] = None) -> None:
+                 hosts: Optional[AllowedHosts] = None,
+                 requests: Optional[RequestMetrics] = None,
+                 cors_origins: Sequence[str] = ()) -> None:
         self.modules = tuple(modules)
         self.routes = RouteTable(modules)
         self.authenticator = authenticator
         self.limiter = limiter
         self.hosts = hosts or AllowedHosts()
+        self.requests = requests
+        self.cors = CorsPolicy(cors_origins) if cors_origins else None
 
     def resource(self) -> IResource:
-        return ApiGate(self.routes, self.authenticator, self.limiter, self.hosts)
+        resource: Resource = ApiGate(self.routes, self.authenticator, self.limiter, self.hosts)
+        if self.cors is not None:
+            # Outside the gate: preflights carry no token, refusals must carry the headers.
+            resource = CorsResource(resource, self.cors)
+        if self.requests is not None:
+            resource = MeasuredApi(resource, self.routes, self.requests)
+        return resource

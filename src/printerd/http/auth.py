@@ -28,7 +28,8 @@ COOKIE = b"printerd_session"
 SESSION_SECONDS = 12 * 3600
 # Probes a supervisor calls without a token; they are not rate limited either.
 PROBE_PATHS = {b"/api/health", b"/livez", b"/readyz"}
-OPEN_PATHS = PROBE_PATHS | {b"/api/session", b"/"}  # "/": the page, which shows a login form
+# "/": the page, which shows a login form; the OpenAPI document describes the API, holds no data.
+OPEN_PATHS = PROBE_PATHS | {b"/api/session", b"/", b"/api/openapi.json"}
 STATIC_PREFIX = b"/static/"  # the page's scripts and styles: no data in them
 # Not charged to the REST rate limit once authenticated: the stream has caps of its own (a
 # browser's EventSource never reconnects after a 429).

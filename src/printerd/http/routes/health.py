@@ -17,6 +17,7 @@ from typing import Any, Optional, Sequence
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
+from printerd import __version__
 from printerd.forwarder.service import Forwarder
 from printerd.http.auth import Authenticator
 from printerd.http.responses import json_app, json_body
@@ -89,4 +90,5 @@ class HealthRoutes:
         code = 200 if ok else 503
         if not self.authenticator.authenticated(request):
             return json_body(request, {"status": status}, code)
-        return json_body(request, {"status": status, "checks": checks}, code)
+        return json_body(request, {"status": status, "version": __version__, "checks": checks},
+                         code)

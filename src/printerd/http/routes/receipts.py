@@ -69,9 +69,10 @@ class ReceiptRoutes:
     # One route for every rendering in the format table: .txt and .html (``width`` in columns:
     # 32, 42, 48, 56 or 64), .png and .pdf (``width`` in dots: 576, 512 or 384); no width: the
     # paper of the printer that printed the receipt.
-    @app.route(f"/api/receipts/<int:receipt_id>.<any({', '.join(FORMATS)}):fmt>",
+    @app.route(f"/api/receipts/<int:receipt_id>.<any({', '.join(FORMATS)}):format>",
                methods=["GET"])
-    async def rendering(self, request: IRequest, receipt_id: int, fmt: str) -> bytes:
+    async def rendering(self, request: IRequest, receipt_id: int, format: str) -> bytes:
+        fmt = format  # the name in the URL rule (and the OpenAPI document) shadows a builtin
         _, sizes, _, content_type = FORMATS[fmt]
         size = QueryParams(request, {"width"}).optional_choice("width", sizes)
         if fmt == "html":
