@@ -1,7 +1,9 @@
 """
 Crash safety: SIGKILL the daemon again and again while POS clients print and a stream
 subscriber listens; after every kill check that the database is intact, that every receipt
-announced on the stream before the kill is stored, and that nothing is stored twice.
+announced on the stream before the kill is stored, that every receipt the "printer"
+acknowledged (it answered the DLE EOT 1 the POS sent after the cut) is stored, and that
+nothing is stored twice.
 
     python -m bench.crash_test --kills 1000       # the long run (by hand)
     python -m bench.crash_test --kills 100 --postgres postgresql://.../empty_db
@@ -29,20 +31,26 @@ _TAG = re.compile(rb"crash-tag-(\d+-\d+-\d+)")
 
 
 class Printer(threading.Thread):
-    """A POS client printing tagged receipts, one per connection, until stopped."""
+    """
+    A POS client printing tagged receipts, one per connection, until stopped; after each cut
+    it asks DLE EOT 1 and records the receipt as acknowledged when the printer answers.
+    """
 
     def __init__(self, port: int, run: int, number: int, stop: threading.Event) -> None:
         super().__init__(daemon=True)
         self.port, self.run_id, self.number, self.stop = port, run, number, stop
         self.sent = 0
+        self.acknowledged: list[str] = []
 
     def run(self) -> None:
         while not self.stop.is_set():
-            tag = f"crash-tag-{self.run_id}-{self.number}-{self.sent}".encode()
+            tag = f"crash-tag-{self.run_id}-{self.number}-{self.sent}"
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
-                    sock.sendall(b"\x1b@" + tag + b"\nTotal 1.00\n\x1dV\x00")
-                self.sent += 1
+                    sock.sendall(b"\x1b@" + tag.encode() + b"\nTotal 1.00\n\x1dV\x00\x10\x04\x01")
+                    self.sent += 1
+                    if sock.recv(1):
+                        self.acknowledged.append(tag[len("crash-tag-"):])
             except OSError:
                 return  # the daemon was killed
 
@@ -111,6 +119,7 @@ def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1,
     rng = random.Random(seed)
     database: Path | str = postgres or workdir / "crash.sqlite3"
     announced: set[str] = set()
+    acknowledged: set[str] = set()
     problems: list[str] = []
     # Receipts are only ever appended, so each kill reads only the rows added since the last
     # one (keeps a long run linear); a full recount every `recount_every` kills and at the end
@@ -134,6 +143,8 @@ def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1,
             client.join(5)
         listener.join(5)
         announced.update(listener.announced)
+        run_acknowledged = [tag for client in clients for tag in client.acknowledged]
+        acknowledged.update(run_acknowledged)
         integrity, new_tags, last_id = tags_since(database, last_id)
         stored.update(new_tags)
         if integrity != "ok":
@@ -147,6 +158,10 @@ def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1,
         if missing:
             problems.append(f"kill {run + 1}: {len(missing)} announced receipts missing, e.g. "
                             f"{missing[:3]}")
+        unacknowledged = [t for t in run_acknowledged if stored[t] == 0]
+        if unacknowledged:
+            problems.append(f"kill {run + 1}: {len(unacknowledged)} acknowledged receipts "
+                            f"missing, e.g. {unacknowledged[:3]}")
         doubled = [t for t, n in new_tags.items() if stored[t] > 1]
         if doubled:
             problems.append(f"kill {run + 1}: {len(doubled)} receipts stored twice, e.g. "
@@ -154,11 +169,15 @@ def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1,
         if progress:
             # One line per kill, so a run cut short still tells what it checked.
             print(f"kill {run + 1}: stored {sum(stored.values())}, announced {len(announced)}, "
-                  f"problems {len(problems)}", flush=True)
+                  f"acknowledged {len(acknowledged)}, problems {len(problems)}", flush=True)
     missing_overall = [t for t in announced if stored[t] == 0]
     if missing_overall:
         problems.append(f"end: {len(missing_overall)} announced receipts missing")
+    unacknowledged_overall = [t for t in acknowledged if stored[t] == 0]
+    if unacknowledged_overall:
+        problems.append(f"end: {len(unacknowledged_overall)} acknowledged receipts missing")
     return {"kills": kills, "receipts_stored": sum(stored.values()), "announced": len(announced),
+            "acknowledged": len(acknowledged),
             "engine": "postgresql" if postgres else "sqlite", "problems": problems}
 
 

@@ -50,7 +50,7 @@ from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.metrics import Figures, ReactorLag, Sources, make_registry
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
-from printerd.render.document import parsing
+from printerd.render.document import ReceiptPrinter
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.engine import open_engine
@@ -366,9 +366,10 @@ class Api:
         self.limiter = limiter or RateLimiter(clock, rate=0, burst=1)
         factories = tuple(p.factory for p in self.printers)
         self.retention = Retention(clock, store)
-        renderings = Renderings(store, {f.printer: parsing(f.job_settings.emulation.name,
-                                                           f.job_settings.two_byte_encoding)
-                                        for f in factories})
+        renderings = Renderings(store, {
+            f.printer: ReceiptPrinter(f.job_settings.emulation.name,
+                                      f.job_settings.two_byte_encoding, f.job_settings.profile)
+            for f in factories})
         self.requests = RequestMetrics(clock)
         self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
                                        self.retention, renderings, self.limiter,

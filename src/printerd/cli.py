@@ -97,11 +97,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from printerd.escpos.parser import JobParser, ParsedReceipt
     from printerd.escpos.profiles import DEFAULT_MODEL, profile_for
-    from printerd.render.document import parsing
+    from printerd.render.document import ReceiptPrinter, parse_job
     from printerd.render.service import FORMATS
-    from printerd.star.parser import StarJobParser
 
     render, sizes, own_size, _ = FORMATS[options.format]
     profile = profile_for(options.model or DEFAULT_MODEL)
@@ -117,21 +115,19 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
                 raw = f.read()
     except OSError as e:
         return _error(f"cannot read {options.file}: {e.strerror}")
+    printer = ReceiptPrinter(options.emulation, options.two_byte_encoding, profile)
     try:
-        job = (StarJobParser(options.two_byte_encoding) if options.emulation == "star"
-               else JobParser(options.two_byte_encoding, profile=profile))
+        # The job splits at its cuts as the raw port splits it; each part is rendered on its own.
+        receipts = [receipt.raw for receipt in parse_job(raw, printer, keep_bitmaps=False)]
     except LookupError:
         parser.error(f"--two-byte-encoding: unknown encoding {options.two_byte_encoding!r}")
-    # The job splits at its cuts as the raw port splits it; each part is rendered on its own.
-    receipts = [e.raw for e in job.feed(raw) + job.close() if isinstance(e, ParsedReceipt)]
     if not 1 <= options.receipt <= len(receipts):
         return _error(f"{options.file} holds {len(receipts)} receipt(s); "
                       f"--receipt {options.receipt} is not one of them")
     if len(receipts) > 1:
         print(f"printerd: {options.file} holds {len(receipts)} receipts; rendering number "
               f"{options.receipt} (--receipt N picks another)", file=sys.stderr)
-    body = render(receipts[options.receipt - 1], width,
-                  parsing(options.emulation, options.two_byte_encoding), profile)
+    body = render(receipts[options.receipt - 1], width, printer)
     if options.output == "-":
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()

@@ -461,6 +461,8 @@ class Settings:
         "Forwarded or CF-Connecting-IP name the client")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
+    raw_wait_timeout: float = _setting(
+        60.0, _positive_float, "seconds a raw connection may wait for a slot before it is closed")
     cors_origins: tuple = _setting(
         (), _origins, "web origins (comma-separated, or *) whose pages may use the API and "
         "the stream (CORS); tokens are still required")

@@ -58,14 +58,14 @@ from printerd.http.routes.receipts import ReceiptRoutes
 from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
-from printerd.listener import ListenerService
+from printerd.listener import ListenerService, default_backlog, with_backlog
 from printerd.logs import observer_for
 from printerd.metrics import FIGURES, Figures, ReactorLag, Sources, make_registry
 from printerd.ocr import OcrWorker, ocr_figure_rows
 from printerd.rawport.factory import (
     RawPrintFactory, RawPrinter, admission_limits, job_settings,
 )
-from printerd.render.document import parsing
+from printerd.render.document import ReceiptPrinter
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
@@ -357,17 +357,20 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
     printers = []
     listening_services: list[ListenerService] = []
+    backlog = default_backlog()
     for (setting, name, description), config in zip(raw_listeners, settings.printer_configs(),
                                                      strict=True):
         tee = Tee(reactor, clientFromString(reactor, config.tee), config.tee,
                   config.tee_fallback, settings.tee_timeout) if config.tee else None
+        # The raw ports share their part of the descriptors: each printer an equal share.
+        limits = admission_limits(settings, max_open=budget.raw // len(raw_listeners))
         factory = RawPrintFactory(reactor, store, printer=name,
-                                  job=job_settings(settings, config),
-                                  limits=admission_limits(settings), allow=settings.raw_allow,
-                                  tee=tee)
+                                  job=job_settings(settings, config), limits=limits,
+                                  allow=settings.raw_allow, tee=tee)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
-        raw = ListenerService(setting, description, serverFromString(reactor, description),
+        raw = ListenerService(setting, description,
+                              serverFromString(reactor, with_backlog(description, backlog)),
                               factory, on_listening=factory.set_port)
         raw.setServiceParent(root)
         listening_services.append(raw)
@@ -392,18 +395,18 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     lag.setServiceParent(root)
     authenticator = Authenticator(reactor, options.tokens)
     limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
-    renderings = Renderings(
-        store, {p.factory.printer: parsing(p.factory.job_settings.emulation.name,
-                                           p.factory.job_settings.two_byte_encoding)
-                for p in printers},
-        models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
+    renderings = Renderings(store, {
+        p.factory.printer: ReceiptPrinter(p.factory.job_settings.emulation.name,
+                                          p.factory.job_settings.two_byte_encoding,
+                                          p.factory.job_settings.profile)
+        for p in printers})
     connections = HttpConnections()
     requests = RequestMetrics(reactor)
     # ePOS-Print (HTTP, and Server Direct Print polling) prints on the same printers.
     printing = EposPrinting(reactor, store, [
         EposPrinter(p.factory.printer, state=_state_of(p.factory),
                     two_byte_encoding=p.factory.job_settings.two_byte_encoding,
-                    allow=settings.raw_allow, profile=p.factory.job_settings.profile)
+                    allow=p.factory.allow, profile=p.factory.job_settings.profile)
         for p in printers])
     epos = EposEndpoint(printing)
     servers = []

@@ -11,8 +11,9 @@ cannot come from a browser and is answered.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Iterable, Optional
+
+from printerd.addresses import ip_address
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 
@@ -32,16 +33,6 @@ def host_name(header: bytes) -> Optional[str]:
     return name.rstrip(".")
 
 
-def _address(text: str) -> Optional[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
-
-
 class AllowedHosts:
     """``allows(host_header, local_address)``: see the module docstring."""
 
@@ -58,9 +49,9 @@ class AllowedHosts:
             return False
         if name in self.names or name in LOOPBACK_NAMES or name.endswith(".localhost"):
             return True
-        address = _address(name)
+        address = ip_address(name)
         if address is None:
             return False
         # Addresses this printerd has: loopback, or the one this connection came in on.
         return address.is_loopback or (local_address is not None
-                                       and address == _address(local_address))
+                                       and address == ip_address(local_address))
