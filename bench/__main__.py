@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ingest, multi, parser as parser_bench, render, rest, soak, stream, webhook
+from bench import ingest, multi, parser as parser_bench, render, rest, search, soak, stream, webhook
 from bench.common import raise_fd_limit
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -22,11 +22,15 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("scenarios", nargs="*",
-                        default=["parser", "render", "ingest", "rest", "webhook", "stream"],
+                        default=["parser", "render", "ingest", "rest", "webhook", "search",
+                                 "stream"],
                         help="scenarios to run (default: parser render ingest rest webhook "
-                             "stream; soak and the pg- scenarios run only when named)")
+                             "search stream; soak and the pg- scenarios run only when named)")
     parser.add_argument("--soak-receipts", type=int, default=1_000_000,
                         help="soak scenario: receipts in all")
+    parser.add_argument("--search-receipts", type=int, default=1_000_000,
+                        help="search scenario: receipts in its database (built once, kept in "
+                             "var/bench/)")
     parser.add_argument("--ingest-receipts", type=int, default=10_000,
                         help="ingest scenario: receipts per run")
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1000, 10000],
@@ -69,6 +73,9 @@ def main() -> None:
         elif name == "webhook":
             with tempfile.TemporaryDirectory() as workdir:
                 report("webhook", stamp, webhook.run(Path(workdir)))
+        elif name == "search":
+            with tempfile.TemporaryDirectory() as workdir:
+                report("search", stamp, search.run(Path(workdir), receipts=args.search_receipts))
         elif name in ("pg-ingest", "pg-stream", "pg-announce"):
             if not args.postgres:
                 parser.error(f"{name} needs --postgres URL")

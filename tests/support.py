@@ -38,6 +38,7 @@ from printerd.http.measure import RequestMetrics
 from printerd.http.openapi import OpenApiRoutes
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections
+from printerd.http.routes.commands import CommandRoutes
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.ingest import IngestRoutes
@@ -45,6 +46,7 @@ from printerd.http.routes.metrics import MetricsRoutes
 from printerd.http.routes.page import PageRoutes
 from printerd.http.routes.printers import PrinterRoutes
 from printerd.http.routes.receipts import ReceiptRoutes
+from printerd.http.routes.sample import SampleReceiptRoutes
 from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
@@ -380,8 +382,10 @@ class Api:
             HealthRoutes(store, self.printers, self.forwarder, self.authenticator, clock),
             SessionRoutes(self.authenticator),
             ReceiptRoutes(store, renderings),
-            StreamRoutes(self.hub),
-            PrinterRoutes(self.printers),
+            CommandRoutes(store, self.printers),
+            StreamRoutes(self.hub, store.database_id),
+            PrinterRoutes(self.printers, lan=lambda: ["192.0.2.7"]),
+            SampleReceiptRoutes(clock, self.printers, lan=lambda: ["192.0.2.7"]),
             ForwarderRoutes(clock, store, self.forwarder),
             MetricsRoutes(self.figures),
             IngestRoutes(clock, store, ingest_secrets),

@@ -164,7 +164,7 @@ def test_search_is_case_insensitive_in_every_script(url):
     with engine.connect() as conn:
         assert folds_every_script(conn)
         engine.insert_receipts(conn, [draft(text) for text in texts])
-        found = {q: [r.text for r in engine.find_receipts(conn, ReceiptQuery(text=q))]
+        found = {q: [r.text for r in engine.find_receipts(conn, ReceiptQuery(text=q), lambda: 0.0, 1.0)]
                  for q in ("äpfel", "ЗДРАВ", "σοφία", "STRASSE", "straSSe", "STRAẞE", "50%",
                            "0_", "%")}
         # The trigram index serves the search (the planner may still pick a scan on a
@@ -323,6 +323,7 @@ def test_copy_db_moves_a_sqlite_database_keeping_ids(db_path, url, clock, capsys
     try:
         copied = result_of(central.receipts_after(0, 100))
         assert copied == stored[:6]  # ids, text, sha256, details: all as they were
+        assert central.database_id == site.database_id  # the stream's clients go on
         assert result_of(central.get_raw(3)) == b"\x1b@receipt 3\n\x00\xff\x1dV\x00"
         counts = result_of(central.delivery_counts())
         assert counts == {"cloud": {"pending": 6}}
@@ -350,3 +351,11 @@ def test_instances_claiming_at_once_take_different_deliveries_without_waiting(ur
         # Committed, b's claims hold: a takes only what is left.
         rest = engine.claim_deliveries(conn, 1e9, {"cloud": 6}, "a", 2e9)
         assert [d.receipt.id for d in rest.deliveries] == [6]
+
+
+def test_postgresql_folds_the_characters_lower_leaves_as_the_search_does_in_python():
+    from printerd.store.folding import _after_lower
+    from printerd.store.postgres_schema import FOLD_AFTER_LOWER
+
+    _, table = _after_lower()
+    assert dict(zip(map(ord, FOLD_AFTER_LOWER[0]), FOLD_AFTER_LOWER[1], strict=True)) == table

@@ -48,6 +48,7 @@ from printerd.http.openapi import OpenApiRoutes
 from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections, PrinterdRequest, PrinterdSite
+from printerd.http.routes.commands import CommandRoutes
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
 from printerd.http.routes.ingest import IngestRoutes, ingest_request_class
@@ -55,6 +56,7 @@ from printerd.http.routes.metrics import MetricsRoutes
 from printerd.http.routes.page import PageRoutes
 from printerd.http.routes.printers import PrinterRoutes
 from printerd.http.routes.receipts import ReceiptRoutes
+from printerd.http.routes.sample import SampleReceiptRoutes
 from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
@@ -435,8 +437,10 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         HealthRoutes(store, printers, forwarder, authenticator, clock=reactor),
         SessionRoutes(authenticator),
         ReceiptRoutes(store, renderings),
-        StreamRoutes(hub),
+        CommandRoutes(store, printers),
+        StreamRoutes(hub, store.database_id),
         PrinterRoutes(printers),
+        SampleReceiptRoutes(reactor, printers),
         ForwarderRoutes(reactor, store, forwarder),
         MetricsRoutes(figures),
         IngestRoutes(reactor, store, settings.ingest_secrets),

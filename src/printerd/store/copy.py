@@ -67,6 +67,10 @@ def copy_database(source: str, destination: str,
             deliveries = _copy_table(reader, conn, "deliveries", DELIVERY_COPY_COLUMNS,
                                      lambda copied: None)
             highest = _highest_id_given(reader)
+            # The same receipts under the same ids: the same database to the stream's clients,
+            # which go on where they were instead of starting over.
+            (identity,) = reader.execute("SELECT id FROM database_identity").fetchone()
+            conn.execute("UPDATE database_identity SET id = %s", (identity,))
             for table, last in (("receipts", highest), ("deliveries", None)):
                 conn.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"

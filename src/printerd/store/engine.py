@@ -25,7 +25,9 @@ import re
 from typing import Any, Callable, Optional, Protocol
 
 from printerd.store.outbox import Claim
-from printerd.store.receipts import NewReceipt, Receipt, ReceiptQuery, StoreSummary
+from printerd.store.receipts import (
+    NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
+)
 
 Connection = Any  # the engine's own connection type: sqlite3.Connection, psycopg.Connection, ...
 
@@ -55,7 +57,8 @@ class Engine(Protocol):
         """
         Bring the schema up to date (raise ``SchemaTooNew`` for a newer one), prove the
         database writable (raise ``DatabaseUnavailable`` with a clear message if it is not),
-        and return the count, last job id and ``newest`` newest receipts, oldest first.
+        and return the count, last job id, ``newest`` newest receipts (oldest first) and the
+        database's id (made at random when the database was created, kept for its life).
         """
 
     # -- connections (threads.Connector) ------------------------------------------------------
@@ -140,8 +143,14 @@ class Engine(Protocol):
                             receipt_id: int) -> Optional[tuple[str, bytes]]:
         """The printer a receipt came from and its raw bytes, in one read, or None."""
 
-    def find_receipts(self, conn: Connection, query: ReceiptQuery) -> list[Receipt]:
-        """Receipts matching ``query``, newest (highest id) first, at most ``query.limit``."""
+    def find_receipts(self, conn: Connection, query: ReceiptQuery, now: Callable[[], float],
+                      budget: float) -> ReceiptPage:
+        """
+        Receipts matching ``query``, newest (highest id) first, at most ``query.limit``;
+        ``text`` is a substring, case folded by Unicode's simple rules.  Work that could read
+        every receipt stops after ``budget`` seconds of ``now()``, with the id it stopped at
+        in ``ReceiptPage.resume_before`` (the caller goes on with ``before`` = that id).
+        """
 
     def receipts_after(self, conn: Connection, after: int, limit: int,
                        printer: Optional[str]) -> list[Receipt]:

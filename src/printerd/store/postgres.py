@@ -34,7 +34,8 @@ from twisted.logger import Logger
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, check_url, redact
 from printerd.store.outbox import SharedOutbox
 from printerd.store.receipts import (
-    RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptQuery, StoreSummary, receipt_from_row,
+    RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
+    receipt_from_row,
 )
 from printerd.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -47,6 +48,9 @@ CHANNEL = "printerd_receipts"  # NOTIFY payload: "<newest id> <server epoch seco
 
 # Job numbers: each start of an instance takes the next block from the job_blocks sequence.
 JOB_BLOCK = 1_000_000_000
+
+# q= looks through this many ids at a time, newest first, between two looks at the clock.
+SEARCH_RANGE = 50_000
 
 CONNECT_TIMEOUT = 5  # seconds; a server that does not answer fails start-up, not hangs it
 
@@ -82,9 +86,10 @@ class PostgresEngine(SharedOutbox):
         " ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED) RETURNING id"
     )
 
-    def __init__(self, url: str, instance: str = "") -> None:
+    def __init__(self, url: str, instance: str = "", search_range: int = SEARCH_RANGE) -> None:
         check_url(url)
         self.url = url
+        self.search_range = search_range
         self.instance = instance or socket.gethostname()
         self._size = 0  # pg_database_size, as last measured on a reader thread
 
@@ -130,8 +135,10 @@ class PostgresEngine(SharedOutbox):
             "SELECT coalesce(max(job), 0) FROM receipts").fetchone()
         rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT %s",
                             (newest,)).fetchall()
+        (database_id,) = conn.execute(  # type: ignore[misc]
+            "SELECT id FROM database_identity").fetchone()
         return StoreSummary(count, max(max_job, block * JOB_BLOCK),
-                            [receipt_from_row(r) for r in reversed(rows)])
+                            [receipt_from_row(r) for r in reversed(rows)], database_id)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -281,12 +288,17 @@ class PostgresEngine(SharedOutbox):
                            (receipt_id,)).fetchone()
         return (row[0], bytes(row[1])) if row else None
 
-    def find_receipts(self, conn: psycopg.Connection, query: ReceiptQuery) -> list[Receipt]:
-        """Receipts matching query, newest first, at most query.limit."""
+    def find_receipts(self, conn: psycopg.Connection, query: ReceiptQuery,
+                      now: Callable[[], float] = lambda: 0.0,
+                      budget: float = float("inf")) -> ReceiptPage:
+        """
+        Receipts matching query, newest first, at most query.limit.  A ``q`` is looked for in
+        ranges of ``search_range`` ids, newest first, with a look at the clock between two: a
+        text that is rare or nowhere would otherwise have the server read every receipt, so
+        after ``budget`` seconds the page says where it stopped (``resume_before``).
+        """
         where, args = [], []
         conditions = [
-            ("id < %s", query.before),
-            ("id > %s", query.after),
             ("received_at >= %s", query.since),
             ("received_at < %s", query.until),
             ("printer = %s", query.printer),
@@ -300,12 +312,36 @@ class PostgresEngine(SharedOutbox):
             where.append("(printerd_fold(text) LIKE printerd_fold(%s)"
                          " OR printerd_fold(ocr_text) LIKE printerd_fold(%s))")
             args += [_like_pattern(query.text)] * 2
-        sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT %s"
-        args.append(query.limit)
-        return [receipt_from_row(row) for row in conn.execute(sql, args)]
+        low = query.after if query.after is not None else 0  # ids above this
+        high = query.before  # ids below this (None: no bound)
+        if not query.text:
+            return ReceiptPage(self._newest(conn, where, args, low, high, query.limit))
+        if high is None:
+            (newest,) = conn.execute(  # type: ignore[misc]
+                "SELECT coalesce(max(id), 0) FROM receipts").fetchone()
+            high = newest + 1
+        found: list[Receipt] = []
+        started = now()
+        while high > low + 1 and len(found) < query.limit:
+            start = max(high - self.search_range, low + 1)
+            found += self._newest(conn, where, args, start - 1, high, query.limit - len(found))
+            high = start
+            if len(found) < query.limit and high > low + 1 and now() - started >= budget:
+                return ReceiptPage(found, resume_before=high)
+        return ReceiptPage(found)
+
+    @staticmethod
+    def _newest(conn: psycopg.Connection, where: list[str], args: list[Any], above: int,
+                below: Optional[int], limit: int) -> list[Receipt]:
+        """At most ``limit`` receipts with above < id < below matching ``where``, newest first."""
+        where = [*where, "id > %s"]
+        args = [*args, above]
+        if below is not None:
+            where.append("id < %s")
+            args.append(below)
+        sql = (f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE {' AND '.join(where)}"
+               " ORDER BY id DESC LIMIT %s")
+        return [receipt_from_row(row) for row in conn.execute(sql, [*args, limit])]
 
     def receipts_after(self, conn: psycopg.Connection, after: int, limit: int,
                        printer: Optional[str] = None) -> list[Receipt]:

@@ -12,6 +12,13 @@ types: identity ``bigint`` ids, ``bytea`` for the raw bytes, ``boolean`` for ``t
 
 from __future__ import annotations
 
+# Characters str.lower() (and PostgreSQL's lower()) leaves that simple case folding changes, and
+# what it makes of them, in Unicode 15 (``folding._after_lower``; a test checks they agree).
+FOLD_AFTER_LOWER = (
+    "µſͅςϐϑϕϖϰϱϵᏸᏹᏺᏻᏼᏽᲀᲁᲂᲃᲄᲅᲆᲇᲈẛιꭰꭱꭲꭳꭴꭵꭶꭷꭸꭹꭺꭻꭼꭽꭾꭿꮀꮁꮂꮃꮄꮅꮆꮇꮈꮉꮊꮋꮌꮍꮎꮏꮐꮑꮒꮓꮔꮕꮖꮗꮘꮙꮚꮛꮜꮝꮞꮟꮠꮡꮢꮣꮤꮥꮦꮧꮨꮩꮪꮫꮬꮭꮮꮯꮰꮱꮲꮳꮴꮵꮶꮷꮸꮹꮺꮻꮼꮽꮾꮿ",
+    "μsισβθφπκρεᏰᏱᏲᏳᏴᏵвдосттъѣꙋṡιᎠᎡᎢᎣᎤᎥᎦᎧᎨᎩᎪᎫᎬᎭᎮᎯᎰᎱᎲᎳᎴᎵᎶᎷᎸᎹᎺᎻᎼᎽᎾᎿᏀᏁᏂᏃᏄᏅᏆᏇᏈᏉᏊᏋᏌᏍᏎᏏᏐᏑᏒᏓᏔᏕᏖᏗᏘᏙᏚᏛᏜᏝᏞᏟᏠᏡᏢᏣᏤᏥᏦᏧᏨᏩᏪᏫᏬᏭᏮᏯ",
+)
+
 MIGRATIONS: list[str] = [
     # 1: receipts and the webhook outbox, as SQLite's migrations left them.  Identity ids are
     # never reused after purging (stream clients resume from the last id they saw).  origin:
@@ -59,27 +66,37 @@ MIGRATIONS: list[str] = [
     CREATE SEQUENCE job_blocks MINVALUE 0 START 0;
     """,
     # 2: search.  q= matches printerd_fold(text) LIKE printerd_fold(q) (or the same of ocr_text),
-    # case-insensitive in every script, helped by trigram GIN indexes.  printerd_fold is lower() under ICU's root locale
-    # when the server has ICU (Unicode's full lower-case mapping, whatever the database's
-    # locale); without ICU it is lower() under the database's LC_CTYPE, which folds every
-    # script under a UTF-8 locale (C.UTF-8, en_US.UTF-8) but only ASCII under "C" (start-up
-    # logs a warning then).  pg_trgm is a trusted extension: the database's owner may create it.
-    """
+    # helped by trigram GIN indexes.  printerd_fold folds case as SQLite's index does
+    # (``folding``: Unicode's simple case folding): lower(), then the characters lower() leaves
+    # that simple folding changes further (final "ς", "ſ", "ϐ", Cherokee...; FOLD_AFTER_LOWER).
+    # lower() is ICU's root locale when the server has ICU (every script, whatever the
+    # database's locale); without ICU, the database's LC_CTYPE, which folds every script under
+    # a UTF-8 locale (C.UTF-8, en_US.UTF-8) but only ASCII under "C" (start-up logs a warning
+    # then).  pg_trgm is a trusted extension: the database's owner may create it.
+    f"""
     CREATE EXTENSION IF NOT EXISTS pg_trgm;
     DO $$
     BEGIN
         IF EXISTS (SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu') THEN
             CREATE FUNCTION printerd_fold(text) RETURNS text LANGUAGE sql IMMUTABLE STRICT
-                PARALLEL SAFE AS 'SELECT lower($1 COLLATE "und-x-icu")';
+                PARALLEL SAFE AS $fold$ SELECT translate(lower($1 COLLATE "und-x-icu"),
+                    '{FOLD_AFTER_LOWER[0]}', '{FOLD_AFTER_LOWER[1]}') $fold$;
         ELSE
             CREATE FUNCTION printerd_fold(text) RETURNS text LANGUAGE sql IMMUTABLE STRICT
-                PARALLEL SAFE AS 'SELECT lower($1)';
+                PARALLEL SAFE AS $fold$ SELECT translate(lower($1),
+                    '{FOLD_AFTER_LOWER[0]}', '{FOLD_AFTER_LOWER[1]}') $fold$;
         END IF;
     END
     $$;
     CREATE INDEX receipts_text_trigrams ON receipts USING gin (printerd_fold(text) gin_trgm_ops);
     CREATE INDEX receipts_ocr_text_trigrams ON receipts
         USING gin (printerd_fold(ocr_text) gin_trgm_ops);
+    """,
+    # 3: the database's identity, random, made once with the database (as SQLite's 6): ids
+    # start again at 1 in a new database, and the stream tells its clients which one it serves.
+    """
+    CREATE TABLE database_identity (id text NOT NULL);
+    INSERT INTO database_identity (id) VALUES (replace(gen_random_uuid()::text, '-', ''));
     """,
 ]
 

@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 
 def format_time(seconds: float) -> str:
@@ -120,6 +120,19 @@ def receipt_from_row(row: tuple) -> Receipt:
                    details, ocr_text)
 
 
+class ReceiptPage(list[Receipt]):
+    """
+    Receipts found, newest first.  A search that spent its time budget before it filled the
+    page stops at an id: ``resume_before`` is then that id (ask again with ``before`` set to
+    it for the older ones); None means the page holds every match it could.
+    """
+
+    def __init__(self, receipts: Iterable[Receipt] = (),
+                 resume_before: Optional[int] = None) -> None:
+        super().__init__(receipts)
+        self.resume_before = resume_before
+
+
 @dataclass(frozen=True)
 class StoreSummary:
     """What the store loads at start: counts, the last job id, the newest receipts."""
@@ -127,3 +140,4 @@ class StoreSummary:
     receipts: int
     last_job: int
     newest: list[Receipt]
+    database_id: str = ""  # made at random with the database: another database, another id

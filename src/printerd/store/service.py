@@ -31,6 +31,16 @@ a commit's NOTIFY arrives and now and then: it reads ``id > last announced`` in 
 announces that, so each instance announces every instance's receipts in the same order; the
 writer still fires each receipt's own Deferred on its commit.  The PostgreSQL engine commits
 ids in id order (``postgres.COMMIT_LOCK``), so such a read never skips one.
+
+What a second engine (PostgreSQL) must keep true: the writer's ``insert_receipts`` commits ids
+in id order (several instances: serialise the commits, e.g. an advisory transaction lock), as
+stream replay reads ``id > last``; ``prepare`` runs the migrations under a lock so instances
+starting together do not race, and reads its summary without counting every row; connections
+are in autocommit mode and every write opens its own transaction (``transaction``); the outbox's
+``CLAIM`` statement never hands one delivery to two live claims (``FOR UPDATE SKIP LOCKED``);
+``find_receipts`` folds case as ``folding`` does and gives up after its budget with
+``ReceiptPage.resume_before``.  Job ids
+(``next_job_id``) come from the summary's last job and are this process's own.
 """
 
 from __future__ import annotations
@@ -48,7 +58,7 @@ from twisted.python.failure import Failure
 from printerd.store.engine import Engine
 from printerd.store.outbox import Claim
 from printerd.store.receipts import (
-    NewReceipt, Receipt, ReceiptQuery, StoreSummary, with_site,
+    NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary, with_site,
 )
 from printerd.store.threads import ThreadRunner
 
@@ -56,6 +66,9 @@ T = TypeVar("T")
 
 MAX_BATCH = 500
 CATCH_UP_PAGE = 500  # receipts per catch-up read
+# A search (q=, or a time window when received_at went back in time) spends at most this long
+# on a reader thread before it answers with what it found and where it stopped.
+SEARCH_BUDGET = 0.03
 
 CommitListener = Callable[[list[Receipt]], None]
 
@@ -100,6 +113,7 @@ class ReceiptStore(Service):
         self._last_job = summary.last_job
         # The memory cache behind /api/recent: the newest receipts, oldest first.
         self.newest: deque[Receipt] = deque(summary.newest, maxlen=recent_size)
+        self.database_id = summary.database_id  # which database: the stream tells its clients
         self.write_error: Optional[str] = None
         self._stopping = False
 
@@ -361,9 +375,14 @@ class ReceiptStore(Service):
     def get_raw(self, receipt_id: int) -> Deferred[Optional[bytes]]:
         return self._runner.run_read(self._engine.get_raw, receipt_id)
 
-    def find_receipts(self, query: ReceiptQuery) -> Deferred[list[Receipt]]:
-        """Receipts matching ``query``, newest first, at most ``query.limit``."""
-        return self._runner.run_read(self._engine.find_receipts, query)
+    def find_receipts(self, query: ReceiptQuery) -> Deferred[ReceiptPage]:
+        """
+        Receipts matching ``query``, newest first, at most ``query.limit``.  A search that
+        could read every receipt stops after ``SEARCH_BUDGET`` seconds: the page then says
+        where to go on (``ReceiptPage.resume_before``).
+        """
+        return self._runner.run_read(self._engine.find_receipts, query, self._reactor.seconds,
+                                     SEARCH_BUDGET)
 
     def receipts_after(self, after: int, limit: int,
                        printer: Optional[str] = None) -> Deferred[list[Receipt]]:

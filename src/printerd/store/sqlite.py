@@ -12,10 +12,12 @@ import sqlite3
 from contextlib import AbstractContextManager, contextmanager
 from typing import Callable, Iterator, Optional
 
+from printerd.store import sqlite_search
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew
 from printerd.store.outbox import SharedOutbox
 from printerd.store.receipts import (
-    RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptQuery, StoreSummary, receipt_from_row,
+    RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
+    receipt_from_row,
 )
 from printerd.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -81,11 +83,6 @@ def split_statements(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 class SQLiteEngine(SharedOutbox):
     """The store's ``engine.Engine`` on one SQLite file."""
 
@@ -134,12 +131,14 @@ class SQLiteEngine(SharedOutbox):
             conn.close()
 
     def summarize(self, conn: sqlite3.Connection, newest: int) -> StoreSummary:
-        (count,) = conn.execute("SELECT count(*) FROM receipts").fetchone()
+        # Kept by triggers: counting a million rows would take a good part of start-up.
+        (count,) = conn.execute("SELECT receipts FROM receipt_stats").fetchone()
         (last_job,) = conn.execute("SELECT coalesce(max(job), 0) FROM receipts").fetchone()
         rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?",
                             (newest,))
+        (database_id,) = conn.execute("SELECT id FROM database_identity").fetchone()
         return StoreSummary(count, last_job,
-                            [receipt_from_row(r) for r in reversed(rows.fetchall())])
+                            [receipt_from_row(r) for r in reversed(rows.fetchall())], database_id)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -266,30 +265,14 @@ class SQLiteEngine(SharedOutbox):
                            (receipt_id,)).fetchone()
         return (row[0], bytes(row[1])) if row else None
 
-    def find_receipts(self, conn: sqlite3.Connection, query: ReceiptQuery) -> list[Receipt]:
-        """Receipts matching query, newest first, at most query.limit."""
-        where, args = [], []
-        conditions = [
-            ("id < ?", query.before),
-            ("id > ?", query.after),
-            ("received_at >= ?", query.since),
-            ("received_at < ?", query.until),
-            ("printer = ?", query.printer),
-        ]
-        for clause, value in conditions:
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        if query.text:
-            # The printed text, or the text OCR read from the receipt's images.
-            where.append("(text LIKE ? ESCAPE '\\' OR ocr_text LIKE ? ESCAPE '\\')")
-            args += [_like_pattern(query.text)] * 2
-        sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(query.limit)
-        return [receipt_from_row(row) for row in conn.execute(sql, args)]
+    def find_receipts(self, conn: sqlite3.Connection, query: ReceiptQuery,
+                      now: Callable[[], float] = lambda: 0.0,
+                      budget: float = float("inf")) -> ReceiptPage:
+        """
+        Receipts matching query, newest first, at most query.limit; a search stops after
+        ``budget`` seconds of ``now()`` and says where (``sqlite_search`` tells how).
+        """
+        return sqlite_search.find_receipts(conn, query, now, budget)
 
     def receipts_after(self, conn: sqlite3.Connection, after: int, limit: int,
                        printer: Optional[str] = None) -> list[Receipt]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from twisted.web.server import Request
 
 from printerd.http.params import ApiError, QueryParams
@@ -9,13 +11,19 @@ from printerd.http.responses import json_app
 from printerd.http.stream import StreamHub, SubscriberLimit
 
 
+def database_event(database_id: str) -> bytes:
+    """The first event of every stream: which database it serves (ids count within one)."""
+    return b'event: database\ndata: {"database_id":%s}\n\n' % json.dumps(database_id).encode()
+
+
 class StreamRoutes:
     """Opens a subscriber on the hub for each stream request; the hub does the rest."""
 
     app = json_app()
 
-    def __init__(self, hub: StreamHub) -> None:
+    def __init__(self, hub: StreamHub, database_id: str = "") -> None:
         self.hub = hub
+        self.database_id = database_id
 
     @app.route("/api/stream", methods=["GET"])
     async def stream(self, request: Request) -> bytes:
@@ -38,7 +46,9 @@ class StreamRoutes:
             request.setHeader(b"Content-Type", b"text/event-stream")
             request.setHeader(b"Cache-Control", b"no-cache")
             request.setHeader(b"X-Accel-Buffering", b"no")  # proxies: do not buffer
-            request.write(b"retry: %d\n\n" % self.hub.retry_ms)  # sends the headers now
+            # Sends the headers now; a client that saw another database starts over.
+            request.write(b"retry: %d\n\n" % self.hub.retry_ms
+                          + database_event(self.database_id))
             request.registerProducer(subscriber, True)
             request.notifyFinish().addBoth(lambda _: subscriber.close())
             # Fires when the stream ends; Klein cancels it when the client leaves.
