@@ -497,3 +497,23 @@ def test_q_finds_the_text_ocr_read_once_it_is_stored(inline_store, clock, databa
     if not is_postgres_url(database):  # the FTS5 index holds what is stored, no more
         result_of(inline_store.write(lambda c: c.execute(
             "INSERT INTO receipts_text (receipts_text, rank) VALUES ('integrity-check', 1)")))
+
+
+def test_a_page_read_again_reuses_its_receipts_until_their_ocr_text_changes(inline_store, clock,
+                                                                             database):
+    older, _ = add_receipts(inline_store, clock, draft("Espresso"), draft("[image]"))
+    first = result_of(inline_store.find_receipts(ReceiptQuery()))
+    first_json = [r.json_bytes for r in first]
+    again = result_of(inline_store.find_receipts(ReceiptQuery(before=first[0].id + 1)))
+    assert all(a is b for a, b in zip(first, again, strict=True))  # JSON encoded once
+    # Another instance stores what OCR read: this store's copy no longer stands for the row.
+    engine = open_engine(database)
+    conn = engine.connect()
+    try:
+        engine.set_ocr_text(conn, older.id, "Käsekuchen")
+    finally:
+        conn.close()
+    third = result_of(inline_store.find_receipts(ReceiptQuery()))
+    assert [r.ocr_text for r in third] == [None, "Käsekuchen"]
+    assert b'"ocr_text":"K\\u00e4sekuchen"' in third[1].json_bytes and third[0] is first[0]
+    assert first_json[1] != third[1].json_bytes

@@ -45,7 +45,7 @@ are in autocommit mode and every write opens its own transaction (``transaction`
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import replace
 from typing import Any, Callable, Optional, TypeVar
 
@@ -69,8 +69,41 @@ CATCH_UP_PAGE = 500  # receipts per catch-up read
 # A search (q=, or a time window when received_at went back in time) spends at most this long
 # on a reader thread before it answers with what it found and where it stopped.
 SEARCH_BUDGET = 0.03
+# Receipts kept by id so that pages read again reuse their encoded JSON (about 2 KB each for
+# a 1.5 KB receipt: 4 MB at most).
+KNOWN_RECEIPTS = 2_000
 
 CommitListener = Callable[[list[Receipt]], None]
+
+
+class KnownReceipts:
+    """
+    The receipts read or announced lately, by id, up to ``size``: a read hands out the object
+    already in memory instead of a new one from its row, so that a receipt's JSON
+    (``Receipt.json_bytes``) is encoded once, not on every page that lists it.  Of a stored
+    receipt only its OCR text can change, so a kept one stands for a row only while their OCR
+    text is the same (the row wins otherwise: another instance may have read it).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._by_id: OrderedDict[int, Receipt] = OrderedDict()
+
+    def remember(self, receipts: list[Receipt]) -> None:
+        for receipt in receipts:
+            self._by_id[receipt.id] = receipt
+            self._by_id.move_to_end(receipt.id)
+        while len(self._by_id) > self._size:
+            self._by_id.popitem(last=False)
+
+    def reuse(self, page: ReceiptPage) -> ReceiptPage:
+        """``page`` with each receipt replaced by the known one it equals; the rest kept."""
+        for index, receipt in enumerate(page):
+            known = self._by_id.get(receipt.id)
+            if known is not None and known.ocr_text == receipt.ocr_text:
+                page[index] = known
+        self.remember(page)
+        return page
 
 
 class ReceiptStore(Service):
@@ -113,6 +146,8 @@ class ReceiptStore(Service):
         self._last_job = summary.last_job
         # The memory cache behind /api/recent: the newest receipts, oldest first.
         self.newest: deque[Receipt] = deque(summary.newest, maxlen=recent_size)
+        self._known = KnownReceipts(KNOWN_RECEIPTS)
+        self._known.remember(summary.newest)
         self.database_id = summary.database_id  # which database: the stream tells its clients
         self.write_error: Optional[str] = None
         self._stopping = False
@@ -245,6 +280,7 @@ class ReceiptStore(Service):
         self.last_announced = fresh[-1].id
         self.receipts_total += len(fresh)
         self.newest.extend(fresh)
+        self._known.remember(fresh)
         for listener in self._listeners:
             try:
                 listener(fresh)
@@ -338,6 +374,7 @@ class ReceiptStore(Service):
         """
         def refresh_cache(receipt: Optional[Receipt]) -> Optional[Receipt]:
             if receipt is not None:
+                self._known.remember([receipt])
                 for index, cached in enumerate(self.newest):
                     if cached.id == receipt.id:
                         self.newest[index] = receipt
@@ -382,7 +419,7 @@ class ReceiptStore(Service):
         where to go on (``ReceiptPage.resume_before``).
         """
         return self._runner.run_read(self._engine.find_receipts, query, self._reactor.seconds,
-                                     SEARCH_BUDGET)
+                                     SEARCH_BUDGET).addCallback(self._known.reuse)
 
     def receipts_after(self, after: int, limit: int,
                        printer: Optional[str] = None) -> Deferred[list[Receipt]]:
