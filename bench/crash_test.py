@@ -6,7 +6,8 @@ acknowledged (it answered the DLE EOT 1 the POS sent after the cut) is stored, a
 nothing is stored twice.
 
     python -m bench.crash_test --kills 1000       # the long run (by hand)
-    tests/test_crash.py runs a short one in make test
+    python -m bench.crash_test --kills 100 --postgres postgresql://.../empty_db
+    tests/test_crash.py runs a short one in make test (on each engine)
 """
 
 from __future__ import annotations
@@ -81,12 +82,26 @@ class Listener(threading.Thread):
             return
 
 
-def tags_since(database: Path, after_id: int) -> tuple[str, Counter, int]:
-    """integrity_check, the tags of receipts with id > after_id, and the largest id."""
-    conn = sqlite3.connect(database)
-    try:
+def tags_since(database: Path | str, after_id: int) -> tuple[str, Counter, int]:
+    """
+    integrity_check (SQLite; PostgreSQL: amcheck's bt_index_check of the receipts' primary
+    key), the tags of receipts with id > after_id, and the largest id.
+    """
+    if isinstance(database, str):
+        import psycopg
+
+        conn = psycopg.connect(database, autocommit=True)
+        conn.execute("CREATE EXTENSION IF NOT EXISTS amcheck")
+        conn.execute("SELECT bt_index_check('receipts_pkey', true)")
+        integrity = "ok"  # bt_index_check raises on a damaged index
+        rows = conn.execute("SELECT id, text FROM receipts WHERE id > %s ORDER BY id",
+                            (after_id,))
+    else:
+        conn = sqlite3.connect(database)  # type: ignore[assignment]
         (integrity,) = conn.execute("PRAGMA integrity_check").fetchone()
-        rows = conn.execute("SELECT id, text FROM receipts WHERE id > ? ORDER BY id", (after_id,))
+        rows = conn.execute("SELECT id, text FROM receipts WHERE id > ? ORDER BY id",
+                            (after_id,))
+    try:
         tags: Counter = Counter()
         last_id = after_id
         for receipt_id, text in rows:
@@ -98,9 +113,11 @@ def tags_since(database: Path, after_id: int) -> tuple[str, Counter, int]:
 
 
 def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1,
-              progress: bool = False, recount_every: int = 100) -> dict:
+              progress: bool = False, recount_every: int = 100,
+              postgres: str | None = None) -> dict:
+    """``postgres``: the URL of an empty PostgreSQL database to use instead of a SQLite file."""
     rng = random.Random(seed)
-    database = workdir / "crash.sqlite3"
+    database: Path | str = postgres or workdir / "crash.sqlite3"
     announced: set[str] = set()
     acknowledged: set[str] = set()
     problems: list[str] = []
@@ -160,17 +177,21 @@ def crash_run(workdir: Path, kills: int, printers: int = 4, seed: int = 1,
     if unacknowledged_overall:
         problems.append(f"end: {len(unacknowledged_overall)} acknowledged receipts missing")
     return {"kills": kills, "receipts_stored": sum(stored.values()), "announced": len(announced),
-            "acknowledged": len(acknowledged), "problems": problems}
+            "acknowledged": len(acknowledged),
+            "engine": "postgresql" if postgres else "sqlite", "problems": problems}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.crash_test")
     parser.add_argument("--kills", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="an empty PostgreSQL database to crash on instead of SQLite")
     args = parser.parse_args()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as workdir:
-        result = crash_run(Path(workdir), args.kills, seed=args.seed, progress=True)
+        result = crash_run(Path(workdir), args.kills, seed=args.seed, progress=True,
+                           postgres=args.postgres)
     result["elapsed_s"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=2))
     raise SystemExit(1 if result["problems"] else 0)

@@ -37,6 +37,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         print(new_secret())
         return 0
+    if options.command == "copy-db":
+        return copy_db(options.source, options.destination)
     if options.command == "healthcheck":
         return healthcheck(options.url, options.timeout, "/readyz" if options.ready else "/livez")
     parser.print_help(sys.stderr)
@@ -73,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     render.set_defaults(render_parser=render)  # its own usage line in error messages
     commands.add_parser("version", help="print the version")
     commands.add_parser("webhook-secret", help="print a new random webhook secret (whsec_...)")
+    copy = commands.add_parser(
+        "copy-db", help="copy a SQLite database into PostgreSQL, keeping ids",
+        description="Copy every receipt and webhook delivery of a SQLite database into a "
+                    "PostgreSQL database that holds no receipts yet, keeping their ids (stream "
+                    "clients resume from the Last-Event-ID they have). Stop printerd first.")
+    copy.add_argument("source", metavar="SOURCE", help="the SQLite database file")
+    copy.add_argument("destination", metavar="DEST",
+                      help="the PostgreSQL URL (postgresql://user:password@host/database)")
     check = commands.add_parser(
         "healthcheck", help="probe the running daemon: /livez, or /readyz (exit 0: it passed)",
         description="GET /livez (or /readyz with --ready) of the daemon configured by the same "
@@ -166,6 +176,18 @@ def healthcheck(url: Optional[str], timeout: float, path: str) -> int:
     except OSError as e:
         print(f"{url}: {e}")
     return 1
+
+
+def copy_db(source: str, destination: str) -> int:
+    from printerd.store.copy import CopyRefused, copy_database
+
+    try:
+        copied = copy_database(source, destination)
+    except CopyRefused as e:
+        return _error(f"copy-db: {e}")
+    print(f"copied {copied.receipts} receipts and {copied.deliveries} webhook deliveries from "
+          f"{source} to {copied.destination}, ids kept; the next receipt is {copied.next_id}")
+    return 0
 
 
 def _error(message: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import socket
 import sys
 from dataclasses import replace
 from typing import Any, Callable, NoReturn, Optional, Sequence, cast
@@ -50,6 +51,7 @@ from printerd.http.site import HttpConnections, PrinterdRequest, PrinterdSite
 from printerd.http.routes.commands import CommandRoutes
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
+from printerd.http.routes.ingest import IngestRoutes, ingest_request_class
 from printerd.http.routes.metrics import MetricsRoutes
 from printerd.http.routes.page import PageRoutes
 from printerd.http.routes.printers import PrinterRoutes
@@ -70,6 +72,7 @@ from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
+from printerd.store.tailer import PostgresNotifications, Tailer
 from printerd.store.threads import DatabaseThreads
 from printerd.systemd import SystemdNotifier
 from printerd.tee import Tee
@@ -303,14 +306,16 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     for warning in getattr(options, "warnings", ()):
         log.warn("{warning}", warning=warning)
     budget = DescriptorBudget.for_limit(raise_open_file_limit())
-    engine = open_engine(settings.database, settings.synchronous)
+    instance = settings.instance_name or socket.gethostname()
     try:
+        engine = open_engine(settings.database, settings.synchronous, instance)
         summary = engine.prepare(settings.recent_size)
     except (SchemaTooNew, DatabaseUnavailable) as e:
         fail(f"database: {e}")
 
     # Tell systemd first, stop taking requests and jobs, let jobs in flight finish, end streams
-    # and deliveries, then commit what is queued and close the database.
+    # and deliveries, then commit what is queued and close the database.  On a shared database
+    # the tailer stops before them: nothing new is announced to streams and deliveries ending.
     raw_listeners = listeners(settings)[1:]
     pollers = [f"server-direct-print:{n + 1}" for n in range(len(settings.server_direct_print))]
     root = DaemonService(stop_order=(
@@ -320,19 +325,28 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         *(setting for setting, _, _ in raw_listeners), *pollers,
         *(f"cloudprnt:{p.name}" for p in settings.printer_configs() if p.cloudprnt),
         *(f"drain:{name}" for _, name, _ in raw_listeners), *(["ocr"] if settings.ocr else []),
+        *(["tailer"] if engine.shared else []),
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
         log_observer=observer_for(settings.log_format))
     targets = settings.webhooks
     threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
     store = ReceiptStore(reactor, engine, summary, threads,
                          commit_delay=settings.commit_delay, recent_size=settings.recent_size,
-                         outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
+                         outbox=lambda printer: [t.name for t in targets if t.wants(printer)],
+                         site=settings.site)
     store.setServiceParent(root)
+    tailer = None
+    if engine.shared:
+        # Every instance's commits, announced here in id order (store/tailer.py).
+        tailer = Tailer(reactor, store, PostgresNotifications(reactor, store, engine))
+        tailer.setServiceParent(root)
     retention = Retention(reactor, store, days=settings.retention_days,
                           interval=settings.retention_interval)
     retention.setServiceParent(root)
+    # Claims name the process: a restarted instance does not take its predecessor's for its own.
     forwarder = Forwarder(reactor, store, targets, treq, timeout=settings.webhook_timeout,
-                          concurrency=settings.webhook_concurrency)
+                          concurrency=settings.webhook_concurrency,
+                          instance=f"{instance}/{os.getpid()}")
     store.on_commit(forwarder.wake)
     forwarder.setServiceParent(root)
 
@@ -414,11 +428,13 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         ocr_figures = ocr_figure_rows(ocr)
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, connections,
-                              reactor.seconds(), requests), make_registry(store, requests),
+                              reactor.seconds(), requests, instance=instance,
+                              site=settings.site),
+                      make_registry(store, requests, tailer),
                       FIGURES + epos_figures(epos, servers) + ocr_figures
                       + cloudprnt_figures([p.cloudprnt for p in printers if p.cloudprnt]))
     api = HttpApi([
-        HealthRoutes(store, printers, forwarder, authenticator),
+        HealthRoutes(store, printers, forwarder, authenticator, clock=reactor),
         SessionRoutes(authenticator),
         ReceiptRoutes(store, renderings),
         CommandRoutes(store, printers),
@@ -427,12 +443,17 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         SampleReceiptRoutes(reactor, printers),
         ForwarderRoutes(reactor, store, forwarder),
         MetricsRoutes(figures),
+        IngestRoutes(reactor, store, settings.ingest_secrets),
         PageRoutes(),
         OpenApiRoutes(),
     ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts), requests,
         cors_origins=settings.cors_origins)
     # ePOS-Print answers on the HTTP listener beside the API, and on its own listener if asked.
     request_class = request_factory(settings.epos_max_body) if settings.epos else PrinterdRequest
+    if settings.ingest_secrets:
+        # Forwarded receipts come with their raw bytes: larger bodies, from token holders only.
+        request_class = ingest_request_class(request_class, settings.ingest_max_bytes,
+                                             authenticator)
     # The HTTP share of descriptors covers both listeners: ePOS-Print's own takes a quarter.
     http_cap = http_connection_cap(settings, budget)
     epos_cap = max(1, http_cap // 4) if settings.epos_listen else 0
@@ -466,7 +487,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         AvahiPublisher(reactor, "ePOS-Print", cast(str, shutil.which(settings.mdns_command)),
                        epos_advertised(epos_service), os.environ,
                        name=EPOS_ADVERTISER).setServiceParent(root)
-    Banner(__version__, settings.database,
+    Banner(__version__, engine.describe(),
            lambda: [listening(service) for service in listening_services]).setServiceParent(root)
     # Last: READY=1 goes out once every listener above is up.
     SystemdNotifier(reactor, os.environ, status=f"printerd {__version__} serving") \

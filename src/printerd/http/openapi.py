@@ -67,6 +67,10 @@ SCHEMAS: dict[str, Any] = {
             "images": {"type": "object"}, "drawer_kicks": {"type": "array"},
             "unknown_commands": {"type": "object"}, "dialects": {"type": "object"},
             "line_styles": {"type": "array"},
+            "site": {"type": "string", "description": "the site setting of the printerd that "
+                                                      "received it"},
+            "site_receipt_id": {"type": "integer", "description": "a forwarded receipt's id "
+                                                                  "at its site"},
         },
     },
     "ReceiptPage": {"type": "object", "required": ["receipts"],
@@ -240,6 +244,20 @@ PATHS: dict[str, Any] = {
         "summary": "retry every dead letter",
         "responses": {"200": _json({"type": "object", "required": ["retried"]}, "retried"),
                       **ERRORS}}},
+    "/api/ingest": {"post": {
+        "summary": "store a receipt another printerd forwarded (a Standard Webhooks delivery "
+                   "of its receipt.printed payload, signed with one of ingest_secrets)",
+        "parameters": [{"name": name, "in": "header", "required": True,
+                        "schema": {"type": "string"}}
+                       for name in ("webhook-id", "webhook-timestamp", "webhook-signature")],
+        "requestBody": {"required": True, "content": {JSON: {"schema": {
+            "type": "object", "required": ["type", "receipt"],
+            "properties": {"type": {"const": "receipt.printed"}, "site": {"type": "string"},
+                           "receipt": _ref("Receipt")}}}}},
+        "responses": {"200": _json({"type": "object", "required": ["id", "origin"],
+                                    "properties": {"id": INTEGER_ID,
+                                                   "origin": {"type": "string"}}},
+                                   "stored (or stored before: the same id)"), **ERRORS}}},
     "/metrics": {"get": _get("Prometheus metrics", {
         "200": {"description": "the Prometheus text format",
                 "content": {"text/plain": {}}}})},

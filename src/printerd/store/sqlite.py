@@ -7,7 +7,6 @@ on its writer or reader threads, never on the reactor thread.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from contextlib import AbstractContextManager, contextmanager
@@ -88,6 +87,7 @@ class SQLiteEngine(SharedOutbox):
     """The store's ``engine.Engine`` on one SQLite file."""
 
     name = "sqlite"
+    shared = False  # one process: the writer announces its own commits
 
     # One writer takes the write lock (BEGIN IMMEDIATE) before the inner SELECT, so the rows
     # it picks are the current ones.
@@ -101,6 +101,9 @@ class SQLiteEngine(SharedOutbox):
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
+
+    def describe(self) -> str:
+        return self.path
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -150,6 +153,12 @@ class SQLiteEngine(SharedOutbox):
                     conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
         return write_transaction(conn)
 
+    def ping(self, conn: sqlite3.Connection) -> None:
+        conn.execute("SELECT 1").fetchone()
+
+    def measure_size(self, conn: sqlite3.Connection) -> int:
+        return self.size_on_disk()
+
     # -- reactor thread -----------------------------------------------------------------------
 
     def size_on_disk(self) -> int:
@@ -173,19 +182,26 @@ class SQLiteEngine(SharedOutbox):
 
         ``targets_for(printer)`` names the webhook targets that want a receipt from that
         printer; a delivery row for each is written in the same transaction, due at once
-        (time 0).
+        (time 0).  A draft whose ``origin`` is stored already (a forwarded receipt sent again)
+        is not inserted: the receipt stored before is returned in its place.
         """
         stored = []
         with write_transaction(conn):
             for draft in drafts:
-                digest = hashlib.sha256(draft.raw).hexdigest()
+                digest, size = draft.digest(), draft.byte_count()
                 cursor = conn.execute(
                     "INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut,"
-                    " sha256, truncated, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (draft.printer, draft.peer, draft.received_at, draft.job, len(draft.raw),
-                     draft.raw, draft.text, draft.cut, digest, int(draft.truncated),
-                     draft.details),
+                    " sha256, truncated, details, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (origin) WHERE origin IS NOT NULL DO NOTHING",
+                    (draft.printer, draft.peer, draft.received_at, draft.job, size, draft.raw,
+                     draft.text, draft.cut, digest, int(draft.truncated), draft.details,
+                     draft.origin),
                 )
+                if cursor.rowcount == 0:  # a forwarded receipt stored before: a retry
+                    row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE origin = ?",
+                                       (draft.origin,)).fetchone()
+                    stored.append(receipt_from_row(row))
+                    continue
                 receipt_id: int = cursor.lastrowid  # type: ignore[assignment]
                 for target in targets_for(draft.printer):
                     conn.execute(
@@ -193,8 +209,7 @@ class SQLiteEngine(SharedOutbox):
                         " VALUES (?, ?, 0)", (receipt_id, target))
                 stored.append(Receipt(
                     receipt_id, draft.printer, draft.peer, draft.received_at, draft.job,
-                    len(draft.raw), draft.text, draft.cut, draft.truncated, digest,
-                    draft.details,
+                    size, draft.text, draft.cut, draft.truncated, digest, draft.details,
                 ))
         return stored
 

@@ -119,6 +119,13 @@ MIGRATIONS: list[str] = [
             VALUES (-new.id, new.text, new.ocr_text);
     END;
     """,
+    # 8: receipts forwarded by another printerd (POST /api/ingest) are stored once per origin
+    # (the site and the webhook-id of the delivery); NULL for receipts printed here, which the
+    # partial index leaves out (nothing to maintain for them).
+    """
+    ALTER TABLE receipts ADD COLUMN origin TEXT;
+    CREATE UNIQUE INDEX receipts_origin ON receipts (origin) WHERE origin IS NOT NULL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
