@@ -672,3 +672,26 @@ def test_barcodes_receipt_printer_encoder_sends_store_what_they_encode():
         ("CODE128", "RIO-128"), ("CODE128", "20240102"),
         ("GS1-128", "010950110153000317261231"),  # GS k 74: the printer adds the FNC1
     ]
+
+
+def test_a_finished_parser_is_freed_at_once_not_left_to_the_cyclic_collector():
+    """
+    The raw port makes a parser per job: one in a reference cycle is garbage until the cyclic
+    collector's next full run, whose pauses grow with every job's leftovers.
+    """
+    import gc
+    import weakref
+
+    job = b"\x1b@\x1b!\x30ACME\x1b!\x00\nCoffee 2.80\n\x1dVA\x03Second\n\x1dV\x00"
+    gc.disable()
+    try:
+        for ending in (b"", b"tail without a cut"):
+            parser = JobParser()
+            events = parser.feed(job + ending) + parser.close()
+            assert [e.text for e in events if isinstance(e, ParsedReceipt)][:2] == [
+                "ACME\nCoffee 2.80", "Second"]
+            freed = weakref.ref(parser)
+            del parser
+            assert freed() is None
+    finally:
+        gc.enable()

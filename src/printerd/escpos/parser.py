@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable, Optional, Union
 
 from printerd.escpos.codepages import CharacterDecoder, DEFAULT_TWO_BYTE_ENCODING
@@ -178,7 +179,10 @@ class JobParser:
         self._has_content = False
         self._open = True  # False after a cut until bytes come (see _end_receipt)
         self._unknown = 0
-        self._content = ContentCollector(lambda: len(self._text.lines), self._keep_bitmaps)
+        # The line count from the receipt's own list (extended in place), not through self: a
+        # closure over the parser made every job's parser a reference cycle, garbage that only
+        # the cyclic collector frees.
+        self._content = ContentCollector(partial(len, self._text.lines), self._keep_bitmaps)
         self._image_feeds: dict[int, int] = {}
 
     def feed(self, data: bytes) -> list[Event]:
