@@ -32,6 +32,7 @@ from printerd.config import (
     DEFAULT_CONFIG, ConfigError, Settings, describe, env_name, format_value, help_default,
     load_settings_with_sources, option_name, setting_fields, unknown_variables,
 )
+from printerd.collector import CollectorTuning
 from printerd.descriptors import DescriptorBudget, raise_open_file_limit
 from printerd.epos.http import EposEndpoint, HttpRoot, request_factory
 from printerd.epos.metrics import epos_figures
@@ -227,9 +228,23 @@ class DaemonService(SequentialMultiService):
     """printerd's root service; under twistd it also chooses the log observer (log_format)."""
 
     def __init__(self, stop_order: Sequence[str] = (),
-                 log_observer: Optional[ILogObserver] = None) -> None:
+                 log_observer: Optional[ILogObserver] = None,
+                 collector: Optional[CollectorTuning] = None) -> None:
         super().__init__(stop_order)
         self.log_observer = log_observer
+        self.collector = collector
+
+    def startService(self) -> None:
+        # Once everything is built (see printerd.collector), and before the children start:
+        # the banner they log says printerd is ready, and a supervisor may act on it at once.
+        if self.collector is not None:
+            self.collector.apply()
+        super().startService()
+
+    def stopService(self) -> Deferred[None]:
+        if self.collector is not None:
+            self.collector.restore()
+        return super().stopService()
 
     def setServiceParent(self, parent: Any) -> Any:
         # twistd starts logging after makeService, to the application's ILogObserver component
@@ -319,7 +334,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         *(f"cloudprnt:{p.name}" for p in settings.printer_configs() if p.cloudprnt),
         *(f"drain:{name}" for _, name, _ in raw_listeners), *(["ocr"] if settings.ocr else []),
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
-        log_observer=observer_for(settings.log_format))
+        log_observer=observer_for(settings.log_format), collector=CollectorTuning())
     targets = settings.webhooks
     threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
     store = ReceiptStore(reactor, engine, summary, threads,
