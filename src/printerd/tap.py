@@ -352,7 +352,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     hub = StreamHub(reactor, store.receipts_after, keepalive=settings.sse_keepalive,
                     max_duration=settings.sse_max_duration, max_buffer=settings.sse_max_buffer,
                     max_subscribers=settings.sse_max_subscribers,
-                    max_per_client=settings.sse_max_per_client)
+                    max_per_client=settings.sse_max_per_client, newest=store.newest)
     store.on_commit(hub.publish)
     hub.setServiceParent(root)
 
