@@ -9,6 +9,7 @@ import treq
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
+from twisted.web import http
 from twisted.web.test.requesthelper import DummyRequest
 
 from printerd.http.stream import KEEPALIVE, StreamHub, encode_event
@@ -338,3 +339,50 @@ def test_head_of_the_stream_answers_its_headers_and_opens_nothing(store, clock):
     assert response.code == 200
     assert response.headers.getRawHeaders("content-type") == ["text/event-stream"]
     assert harness.hub.subscribers == set()
+
+
+class CountingTransport(StringTransport):
+    """A socket that counts the writes it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        super().write(data)
+
+
+def open_http11_stream(hub: StreamHub, after=None):
+    """A real Request on an HTTP/1.1 channel, its headers sent, subscribed and begun."""
+    transport = CountingTransport()
+    channel = http.HTTPChannel()
+    channel.makeConnection(transport)
+    request = http.Request(channel)
+    request.method, request.clientproto, request.uri = b"GET", b"HTTP/1.1", b"/api/stream"
+    request.write(b"retry: 3000\n\n")  # the headers go out, chunked
+    subscriber = hub.subscribe(request, None, after)
+    hub.begin(subscriber)
+    transport.writes = 0
+    transport.clear()
+    return subscriber, transport
+
+
+def test_a_commit_reaches_a_live_stream_in_one_socket_write_and_never_twice():
+    clock = Clock()
+    hub = StreamHub(clock, nothing_stored)
+    subscriber, transport = open_http11_stream(hub)
+    receipts = [Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (1, 2, 3)]
+    hub.publish(receipts)
+    clock.advance(0)
+    assert transport.writes == 1
+    framed = transport.value()
+    assert framed == b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in map(encode_event, receipts))
+    # A commit it already has in part (a replay got there first) goes event by event: only
+    # the receipts it lacks.
+    subscriber.last_id = 4
+    transport.clear()
+    hub.publish([Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (4, 5)])
+    clock.advance(0)
+    assert [e["id"] for e in parse_events(b"".join(
+        line for line in transport.value().split(b"\r\n")[1::2]))] == [5]
