@@ -18,21 +18,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ingest, parser as parser_bench, render, rest, soak, storm, stream, webhook
+from bench import (
+    ingest, multi, parser as parser_bench, render, rest, search, soak, storm, stream, webhook,
+)
 from bench.common import raise_fd_limit
 from bench.table import Table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT = ["parser", "render", "ingest", "rest", "webhook", "stream", "storm"]
+DEFAULT = ["parser", "render", "ingest", "rest", "webhook", "search", "stream", "storm"]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("scenarios", nargs="*", default=DEFAULT,
-                        help=f"scenarios to run (default: {' '.join(DEFAULT)}; soak runs only "
-                             "when named)")
+                        help=f"scenarios to run (default: {' '.join(DEFAULT)}; soak and the pg- "
+                             "scenarios run only when named)")
     parser.add_argument("--soak-receipts", type=int, default=1_000_000,
                         help="soak scenario: receipts in all")
+    parser.add_argument("--search-receipts", type=int, default=1_000_000,
+                        help="search scenario: receipts in its database (built once, kept in "
+                             "var/bench/)")
     parser.add_argument("--ingest-receipts", type=int, default=10_000,
                         help="ingest scenario: receipts per run at one per connection "
                              "(n/2 times as many at n per connection)")
@@ -50,6 +55,11 @@ def main() -> None:
                         help="rest scenario: seconds per path")
     parser.add_argument("--no-ceiling", action="store_true",
                         help="skip the bare-Twisted ceiling runs (no ratios)")
+    parser.add_argument("--postgres", metavar="URL", default=None,
+                        help="pg-ingest, pg-announce, pg-stream: a PostgreSQL server where the bench may "
+                             "create and drop databases (two instances share one)")
+    parser.add_argument("--pg-subscribers", type=int, default=5000,
+                        help="pg-stream: subscribers on each of the two instances")
     args = parser.parse_args()
     raise_fd_limit()
     RESULTS.mkdir(exist_ok=True)
@@ -104,6 +114,27 @@ def main() -> None:
         elif name == "webhook":
             with tempfile.TemporaryDirectory() as workdir:
                 report("webhook", stamp, webhook.run(Path(workdir)))
+        elif name == "search":
+            with tempfile.TemporaryDirectory() as workdir:
+                report("search", stamp, search.run(Path(workdir), receipts=args.search_receipts))
+        elif name in ("pg-ingest", "pg-stream", "pg-announce"):
+            if not args.postgres:
+                parser.error(f"{name} needs --postgres URL")
+            with tempfile.TemporaryDirectory() as workdir:
+                if name == "pg-announce":
+                    report("pg-announce", stamp, multi.announce(Path(workdir), args.postgres))
+                    continue
+                if name == "pg-stream":
+                    report(f"pg-stream-2x{args.pg_subscribers}", stamp, multi.stream(
+                        Path(workdir), args.postgres, subscribers=args.pg_subscribers,
+                        printers=args.stream_pos, receipts=args.stream_receipts,
+                        rate=args.stream_rate))
+                    continue
+                for per_connection in (1, 10):
+                    with tempfile.TemporaryDirectory() as run_dir:
+                        report(f"pg-ingest-{per_connection}-per-connection", stamp, multi.ingest(
+                            Path(run_dir), args.postgres, per_connection,
+                            receipts=args.ingest_receipts))
         elif name == "rest":
             with tempfile.TemporaryDirectory() as workdir:
                 result = rest.run(Path(workdir), seconds=args.rest_seconds)

@@ -10,7 +10,7 @@ from twisted.internet.task import Clock
 
 # Re-exported for test modules that import them from here.
 from support import SAMPLES, make_store, sample_files  # noqa: F401
-from support import make_inline_store
+from support import drop_template, make_inline_store, postgres_database
 from bench.daemon import Daemon
 from openapi_check import check_response
 
@@ -18,15 +18,33 @@ from openapi_check import check_response
 Daemon.response_check = staticmethod(check_response)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    drop_template()
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> str:
+    """A SQLite database's path (tests of what only SQLite does)."""
     return str(tmp_path / "db" / "printerd.sqlite3")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path):
+    """
+    The ``database`` setting of a fresh database, once per engine: a SQLite path, then a
+    PostgreSQL URL (a database of its own; skipped without PRINTERD_TEST_POSTGRES).
+    """
+    if request.param == "sqlite":
+        yield str(tmp_path / "db" / "printerd.sqlite3")
+    else:
+        with postgres_database() as url:
+            yield url
+
+
 @pytest_twisted.async_yield_fixture()
-async def store(db_path: str):
-    """A started store on real threads and the real reactor."""
-    store = make_store(db_path, commit_delay=0.001)
+async def store(database: str):
+    """A started store on real threads and the real reactor, on each engine."""
+    store = make_store(database, commit_delay=0.001)
     store.startService()
     yield store
     await store.stopService()
@@ -41,9 +59,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def inline_store(db_path: str, clock: Clock):
-    """A started store whose database calls run inline; it commits on ``clock.advance(0)``."""
-    store = make_inline_store(db_path, clock)
+def inline_store(database: str, clock: Clock):
+    """
+    A started store whose database calls run inline, on each engine; it commits on
+    ``clock.advance(0)``.
+    """
+    store = make_inline_store(database, clock)
     store.startService()
     yield store
     result = store.stopService()

@@ -4,14 +4,23 @@ as makeService builds it, requests to it, and ways to wait.
 
 A store runs its database calls on real threads (``make_store``: the store's own tests and the
 end-to-end ones) or inline on the calling thread (``make_inline_store``: everything above the
-store, driven by a ``task.Clock``; nothing to wait for).
+store, driven by a ``task.Clock``; nothing to wait for).  Either is on SQLite or PostgreSQL,
+as the ``database`` setting names: the ``database`` fixture (conftest) gives each test both in
+turn, a PostgreSQL one being a fresh database of its own on the server that
+``PRINTERD_TEST_POSTGRES`` names (``postgres_database``).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, TypeVar
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
 
 from treq.testing import StubTreq
 from twisted.internet import reactor
@@ -29,23 +38,26 @@ from printerd.http.measure import RequestMetrics
 from printerd.http.openapi import OpenApiRoutes
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections
+from printerd.http.routes.commands import CommandRoutes
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
+from printerd.http.routes.ingest import IngestRoutes
 from printerd.http.routes.metrics import MetricsRoutes
 from printerd.http.routes.page import PageRoutes
 from printerd.http.routes.printers import PrinterRoutes
 from printerd.http.routes.receipts import ReceiptRoutes
+from printerd.http.routes.sample import SampleReceiptRoutes
 from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.metrics import Figures, ReactorLag, Sources, make_registry
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
-from printerd.render.document import parsing
+from printerd.render.document import ReceiptPrinter
 from printerd.render.service import Renderings
 from printerd.retention import Retention
+from printerd.store.engine import open_engine
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
-from printerd.store.sqlite import SQLiteEngine
 from printerd.store.threads import DatabaseThreads, InlineRunner
 
 T = TypeVar("T")
@@ -69,26 +81,139 @@ def draft(text: str = "Table 4\nTotal 9.50", printer: str = "default",
                       text=text, cut="full", truncated=False)
 
 
-def make_store(path: str, clock: Any = None, readers: int = 2, synchronous: str = "FULL",
+def make_store(database: str, clock: Any = None, readers: int = 2, synchronous: str = "FULL",
                **kwargs: Any) -> ReceiptStore:
-    """A store on a real SQLite file and real threads (call startService to start them)."""
+    """
+    A store on a real database (a SQLite path or a PostgreSQL URL) and real threads (call
+    startService to start them).
+    """
     clock = reactor if clock is None else clock
-    engine = SQLiteEngine(path, synchronous)
+    engine = open_engine(database, synchronous)
     summary = engine.prepare(kwargs.get("recent_size", 500))
     threads = DatabaseThreads(clock, engine, readers=readers)
     return ReceiptStore(clock, engine, summary, threads, **kwargs)
 
 
-def make_inline_store(path: str, clock: Clock, **kwargs: Any) -> ReceiptStore:
+def make_inline_store(database: str, clock: Clock, **kwargs: Any) -> ReceiptStore:
     """
-    A store on a real SQLite file whose calls run at once on the calling thread: its
-    Deferreds have fired when they are returned, and a commit happens on ``clock.advance``
-    (``commit_delay`` is 0 unless given).
+    A store on a real database (a SQLite path or a PostgreSQL URL) whose calls run at once
+    on the calling thread: its Deferreds have fired when they are returned, and a commit
+    happens on ``clock.advance`` (``commit_delay`` is 0 unless given).  On PostgreSQL no
+    tailer runs: the store's own commits are announced as it reads on after each.
     """
     kwargs.setdefault("commit_delay", 0.0)
-    engine = SQLiteEngine(path, "NORMAL")
+    engine = open_engine(database, "NORMAL")
     summary = engine.prepare(kwargs.get("recent_size", 500))
     return ReceiptStore(clock, engine, summary, InlineRunner(engine), **kwargs)
+
+
+def fill_disk(store: ReceiptStore) -> None:
+    """
+    Make the store's next commit of a large receipt (300 kB) fail as on a full disk: SQLite
+    may not grow its file; PostgreSQL raises disk_full (SQLSTATE 53100) on insert.
+    """
+    if store.shared:
+        store.write(lambda c: c.execute(
+            "CREATE FUNCTION printerd_test_full() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN"
+            " RAISE EXCEPTION 'could not extend file: No space left on device'"
+            " USING ERRCODE = 'disk_full'; END $$;"
+            " CREATE TRIGGER printerd_test_full BEFORE INSERT ON receipts"
+            " FOR EACH STATEMENT EXECUTE FUNCTION printerd_test_full()"))
+    else:
+        pages = result_of(store.write(lambda c: c.execute("PRAGMA page_count").fetchone()[0]))
+        store.write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
+
+
+def free_disk(store: ReceiptStore) -> Deferred[Any]:
+    """Undo ``fill_disk``."""
+    if store.shared:
+        return store.write(lambda c: c.execute(
+            "DROP TRIGGER printerd_test_full ON receipts; DROP FUNCTION printerd_test_full()"))
+    return store.write(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+
+
+def refuse_writes(store: ReceiptStore, refuse: bool = True) -> None:
+    """Make the store's writer connection read-only (``refuse=False``: writable again)."""
+    if store.shared:
+        setting = "on" if refuse else "off"
+        result_of(store.write(lambda c: c.execute(
+            f"SET default_transaction_read_only = {setting}")))
+    else:
+        setting = "ON" if refuse else "OFF"
+        result_of(store.write(lambda c: c.execute(f"PRAGMA query_only = {setting}")))
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+POSTGRES_URL = os.environ.get("PRINTERD_TEST_POSTGRES", "")
+REQUIRE_POSTGRES = os.environ.get("PRINTERD_REQUIRE_POSTGRES") == "1"
+_database_numbers = itertools.count(1)
+_template: list[str] = []  # the session's migrated template database, once made
+
+
+def postgres_url_or_skip() -> str:
+    """The test server's URL; skips the test without one (fails it where CI requires one)."""
+    if not POSTGRES_URL:
+        reason = ("PostgreSQL tests need PRINTERD_TEST_POSTGRES, e.g. "
+                  "PRINTERD_TEST_POSTGRES=$(.ci/postgres-cluster)")
+        if REQUIRE_POSTGRES:
+            pytest.fail(f"PRINTERD_REQUIRE_POSTGRES=1: {reason}")
+        pytest.skip(reason)
+    return POSTGRES_URL
+
+
+def with_database(url: str, name: str) -> str:
+    """``url`` naming the database ``name`` instead."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+def _admin() -> Any:
+    import psycopg
+
+    return psycopg.connect(postgres_url_or_skip(), autocommit=True)
+
+
+def _template_database() -> str:
+    """A database migrated once per session, copied for each test (faster than migrating)."""
+    if not _template:
+        from printerd.store.postgres import migrate
+
+        import psycopg
+
+        name = f"printerd_template_{os.getpid()}"
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            admin.execute(f'CREATE DATABASE "{name}"')
+        with psycopg.connect(with_database(POSTGRES_URL, name), autocommit=True) as conn:
+            migrate(conn)
+        _template.append(name)
+    return _template[0]
+
+
+def drop_template() -> None:
+    """Drop the session's template database (conftest, at the end of the session)."""
+    if _template:
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{_template.pop()}" WITH (FORCE)')
+
+
+@contextmanager
+def postgres_database(migrated: bool = True) -> Iterator[str]:
+    """
+    A fresh database of its own on the test server, dropped afterwards: its URL.
+    ``migrated``: with printerd's schema already in place (else empty).
+    """
+    postgres_url_or_skip()
+    template = f' TEMPLATE "{_template_database()}"' if migrated else ""
+    name = f"printerd_test_{os.getpid()}_{next(_database_numbers)}"
+    with _admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}"{template}')
+    try:
+        yield with_database(POSTGRES_URL, name)
+    finally:
+        with _admin() as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 class LaggingRunner:
@@ -128,11 +253,11 @@ class LaggingRunner:
         return answer
 
 
-def make_lagging_store(path: str, clock: Clock, read_lag: float, write_lag: float,
+def make_lagging_store(database: str, clock: Clock, read_lag: float, write_lag: float,
                        **kwargs: Any) -> ReceiptStore:
-    """An inline store whose answers come late (``LaggingRunner``)."""
+    """An inline store (on either engine) whose answers come late (``LaggingRunner``)."""
     kwargs.setdefault("commit_delay", 0.0)
-    engine = SQLiteEngine(path, "NORMAL")
+    engine = open_engine(database, "NORMAL")
     summary = engine.prepare(kwargs.get("recent_size", 500))
     runner = LaggingRunner(InlineRunner(engine), clock, read_lag, write_lag)
     return ReceiptStore(clock, engine, summary, runner, **kwargs)
@@ -231,7 +356,8 @@ class Api:
                  printers: Optional[Sequence[RawPrinter]] = None,
                  hub: Optional[StreamHub] = None, forwarder: Optional[Forwarder] = None,
                  tokens: tuple[str, ...] = (), limiter: Optional[RateLimiter] = None,
-                 cors_origins: Sequence[str] = ()) -> None:
+                 cors_origins: Sequence[str] = (),
+                 ingest_secrets: tuple[str, ...] = ()) -> None:
         self.clock = clock
         self.store = store
         self.printers = list(printers) if printers is not None else [
@@ -242,9 +368,10 @@ class Api:
         self.limiter = limiter or RateLimiter(clock, rate=0, burst=1)
         factories = tuple(p.factory for p in self.printers)
         self.retention = Retention(clock, store)
-        renderings = Renderings(store, {f.printer: parsing(f.job_settings.emulation.name,
-                                                           f.job_settings.two_byte_encoding)
-                                        for f in factories})
+        renderings = Renderings(store, {
+            f.printer: ReceiptPrinter(f.job_settings.emulation.name,
+                                      f.job_settings.two_byte_encoding, f.job_settings.profile)
+            for f in factories})
         self.requests = RequestMetrics(clock)
         self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
                                        self.retention, renderings, self.limiter,
@@ -252,13 +379,16 @@ class Api:
                                        self.requests),
                                make_registry(store, self.requests))
         self.api = HttpApi([
-            HealthRoutes(store, self.printers, self.forwarder, self.authenticator),
+            HealthRoutes(store, self.printers, self.forwarder, self.authenticator, clock),
             SessionRoutes(self.authenticator),
             ReceiptRoutes(store, renderings),
-            StreamRoutes(self.hub),
-            PrinterRoutes(self.printers),
+            CommandRoutes(store, self.printers),
+            StreamRoutes(self.hub, store.database_id),
+            PrinterRoutes(self.printers, lan=lambda: ["192.0.2.7"]),
+            SampleReceiptRoutes(clock, self.printers, lan=lambda: ["192.0.2.7"]),
             ForwarderRoutes(clock, store, self.forwarder),
             MetricsRoutes(self.figures),
+            IngestRoutes(clock, store, ingest_secrets),
             PageRoutes(),
             OpenApiRoutes(),
         ], self.authenticator, self.limiter, AllowedHosts(["printerd"]), self.requests,

@@ -13,7 +13,10 @@ import printerd
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.store.receipts import format_time
-from support import Api, add_receipts, draft, fill, put_json, request, request_json, result_of
+from support import (
+    Api, add_receipts, draft, fill, fill_disk, free_disk, put_json, request, request_json,
+    result_of,
+)
 
 
 @pytest.fixture
@@ -51,7 +54,7 @@ def test_receipt_json_has_every_field(stub, store, clock):
     code, body = request_json(stub, "/api/receipts/1")
     assert code == 200
     assert set(body) == {"id", "printer", "peer", "received_at", "job", "bytes", "text", "cut",
-                         "truncated", "sha256", "barcodes", "codes_2d", "images", "drawer_kicks",
+                         "truncated", "sha256", "site", "barcodes", "codes_2d", "images", "drawer_kicks",
                          "unknown_commands", "dialects", "line_styles", "ocr_text"}
     assert body["text"] == "receipt 0" and body["bytes"] == 3
 
@@ -133,8 +136,7 @@ def test_routing_errors_are_json(stub, method, url, code):
 
 def test_health_is_503_while_the_database_cannot_be_written(stub, store, clock):
     fill(store, clock, 1)
-    pages = result_of(store.write(lambda c: c.execute("PRAGMA page_count").fetchone()[0]))
-    store.write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
+    fill_disk(store)
     pending = store.add_receipt(draft("big", raw=b"x" * 300_000))
     clock.advance(store.commit_delay)  # the commit fails: the database is full
     assert store.write_error is not None
@@ -144,7 +146,7 @@ def test_health_is_503_while_the_database_cannot_be_written(stub, store, clock):
     assert body["checks"]["database"].startswith("cannot write:")
     # What was stored stays readable meanwhile.
     assert request_json(stub, "/api/receipts/1")[0] == 200
-    store.write(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+    free_disk(store)
     clock.advance(1.0)  # the store retries every second
     assert result_of(pending).text == "big"
     assert request_json(stub, "/api/health")[0] == 200

@@ -18,7 +18,8 @@ PROTECTED = [
     ("POST", "/api/forwarder/dead/1/retry"), ("POST", "/api/forwarder/dead/retry"),
     ("GET", "/api/printers"), ("PUT", "/api/printers/default/state"),
     ("GET", "/api/receipts/1.txt"), ("GET", "/api/receipts/1.html"), ("GET", "/api/receipts/1.png"),
-    ("GET", "/api/receipts/1.pdf"),
+    ("GET", "/api/receipts/1.pdf"), ("GET", "/api/receipts/1/commands"),
+    ("POST", "/api/printers/default/test-receipt"), ("POST", "/api/ingest"),
     ("GET", "/api/no-such-route"),
 ]
 OPEN_ROUTES = {"/", "/static/<name>", "/api/health", "/api/session", "/livez", "/readyz",

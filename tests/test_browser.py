@@ -8,18 +8,26 @@ there is no Chromium. PRINTERD_SCREENSHOT=<path> keeps a screenshot of the live 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import socket
 import sqlite3
+import subprocess
+import sys
+import threading
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from escpos.printer import Network
 
 from bench.daemon import Daemon
+from clients import require_node
+from printerd.banner import lan_addresses
 
 pytestmark = pytest.mark.e2e
 
@@ -38,6 +46,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-component-update", "--disable-sync", "--no-first-run",
                  "--disable-quic"]
 TIMEOUT_MS = 15_000
+# Assertions wait as long as actions do: on a loaded machine a stream event can take seconds.
+expect.set_options(timeout=TIMEOUT_MS)
 TOKEN = "browser-test-token-1234567890"
 
 
@@ -336,3 +346,398 @@ def test_a_printer_card_shows_its_tee_and_receipts_the_real_printer_missed(tmp_p
         expect(line).to_have_class(re.compile(r"\btee-down\b"))
     finally:
         daemon.stop()
+
+
+# -- issue 18: where to print, a feed you can read, a replaced database, commands, the rest -----
+
+AXE = Path(__file__).resolve().parent / "node" / "node_modules" / "axe-core" / "axe.min.js"
+
+
+def raw_job(port: int, text: str, host: str = "127.0.0.1") -> None:
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(b"\x1b@" + text.encode() + b"\n\x1dV\x00")
+
+
+def expected_addresses(port: int) -> list[str]:
+    """What a POS must type to reach a listener on every interface of this machine."""
+    return [f"{address}:{port}" for address in lan_addresses() or ["127.0.0.1"]]
+
+
+def shows_addresses(daemon: Daemon, texts) -> list[str]:
+    """Waits until ``texts()`` are this machine's addresses for the raw port (interfaces come
+    and go: a container network appearing adds one) and returns them."""
+    return daemon.wait_for(lambda: (lambda shown: shown == expected_addresses(daemon.raw_port)
+                                    and shown)(texts()))
+
+
+def test_an_empty_printerd_says_where_to_print_and_every_command_shown_prints(tmp_path, page):
+    """Issue 18.1: the first screen shows each printer's LAN addresses (not 0.0.0.0), a command
+    per common client that really prints, and a test receipt sent through the printer's port."""
+    daemon = Daemon(tmp_path, "--database=var/printerd.sqlite3", "--shutdown-timeout=2",
+                    "--raw-listen=tcp:0")  # every interface, as a real install listens
+    try:
+        page.goto(daemon.url("/"))
+        where = page.locator("#where")
+        expect(where).to_have_attribute("open", "")
+        addresses = shows_addresses(daemon, where.locator(".addresses li").all_inner_texts)
+        assert "0.0.0.0" not in page.locator("body").inner_text()
+        if os.environ.get("PRINTERD_SCREENSHOT_FIRST"):
+            page.screenshot(path=os.environ["PRINTERD_SCREENSHOT_FIRST"], full_page=False)
+        commands = dict(zip(where.locator(".clients dt").all_inner_texts(),
+                            where.locator(".clients pre").all_inner_texts(), strict=True))
+        assert set(commands) == {"Shell (bash)", "python-escpos", "Node.js"}
+        host, port = addresses[0].rsplit(":", 1)
+        assert all(host in command and port in command for command in commands.values())
+        # Each as pasted into a terminal (python3 being one with python-escpos installed).
+        run = {"Shell (bash)": commands["Shell (bash)"],
+               "python-escpos": commands["python-escpos"].replace("python3 ", f"{sys.executable} ", 1),
+               "Node.js": commands["Node.js"].replace("node ", f"{require_node()} ", 1)}
+        feed = page.locator("#feed .card")
+        for printed, command in enumerate(run.values(), start=1):
+            subprocess.run(["bash", "-c", command], check=True, timeout=30)
+            expect(feed).to_have_count(printed)
+        texts = [card["text"] for card in daemon.get("/api/receipts")[1]["receipts"]]
+        assert texts == ["Hello from Node.js", "Hello from python-escpos",
+                         "Hello from the POS\nTotal 12.50"]
+
+        where.locator(".test-print").click()
+        result = where.locator(".test-result")
+        expect(result).to_have_text(re.compile(r"Printed: receipt #4"), timeout=TIMEOUT_MS)
+        test_receipt = daemon.get("/api/receipts/4")[1]
+        assert "Test receipt" in test_receipt["text"] and test_receipt["peer"].startswith("127.0.0.1:")
+        expect(feed).to_have_count(4)
+
+        page.click("text=Printers")
+        page.locator("#printer-list .addresses li").first.wait_for()
+        shows_addresses(daemon, page.locator("#printer-list .addresses li").all_inner_texts)
+        page.click("text=Health")
+        page.locator("#health-addresses code").first.wait_for()
+        shows_addresses(daemon, page.locator("#health-addresses code").all_inner_texts)
+    finally:
+        daemon.stop()
+
+
+def card_top(page, receipt_id: int) -> float:
+    return page.locator(f'#feed .card[data-receipt-id="{receipt_id}"]').bounding_box()["y"]
+
+
+def print_at(port: int, count: int, per_second: float, first: int) -> threading.Thread:
+    def run() -> None:
+        for n in range(count):
+            raw_job(port, f"Order {first + n} arrives while you read")
+            time.sleep(1 / per_second)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_the_card_being_read_stays_still_while_receipts_arrive(daemon, page):
+    """Issue 18.2: at 3 receipts/s the card under the pointer does not move; new receipts wait
+    in a "N new receipts" bar, which shows them on top when clicked; the pause switch holds."""
+    for n in range(1, 9):
+        raw_job(daemon.raw_port, f"Order {n} before reading")
+    daemon.wait_for(lambda: daemon.get("/api/stats")[1]["receipts_total"] == 8)
+    page.goto(daemon.url("/"))
+    expect(page.locator("#feed .card .paper")).to_have_count(8)
+    page.evaluate("window.scrollTo(0, 250)")
+    reading = page.locator('#feed .card[data-receipt-id="5"]')
+    reading.hover()
+    before = card_top(page, 5)
+    sender = print_at(daemon.raw_port, 12, 3.0, first=9)
+    positions = []
+    while sender.is_alive():
+        positions.append(card_top(page, 5))
+        time.sleep(0.2)
+    sender.join()
+    daemon.wait_for(lambda: daemon.get("/api/stats")[1]["receipts_total"] == 20)
+    bar = page.locator("#new-receipts")
+    expect(bar).to_have_text("12 new receipts")
+    positions.append(card_top(page, 5))
+    assert len(positions) >= 10 and max(abs(p - before) for p in positions) <= 1, positions
+    assert page.locator("#feed .card").count() == 8
+    bar.click()
+    expect(page.locator("#feed .card")).to_have_count(20)
+    assert page.locator("#feed .card").first.get_attribute("data-receipt-id") == "20"
+    assert page.evaluate("window.scrollY") == 0
+    expect(bar).to_be_hidden()
+
+    # At the top with the pointer elsewhere, receipts come in at once; paused, they wait.
+    page.mouse.move(5, 5)
+    raw_job(daemon.raw_port, "Order 21 shown at once")
+    expect(page.locator("#feed .card").first).to_have_attribute("data-receipt-id", "21")
+    page.locator("#pause").check()
+    raw_job(daemon.raw_port, "Order 22 while paused")
+    expect(bar).to_have_text("1 new receipt")
+    assert page.locator("#feed .card").first.get_attribute("data-receipt-id") == "21"
+    page.locator("#pause").uncheck()
+    expect(page.locator("#feed .card").first).to_have_attribute("data-receipt-id", "22")
+
+
+def test_the_feed_filters_by_printer_with_unread_counts(tmp_path, page):
+    """Issue 18.2: a printer filter (buttons) with the unread receipts of each printer."""
+    printers = json.dumps({"kitchen": "tcp:0:interface=127.0.0.1",
+                           "bar": "tcp:0:interface=127.0.0.1"})
+    daemon = Daemon(tmp_path, "--database=var/printerd.sqlite3", f"--printers={printers}")
+    try:
+        kitchen, bar = daemon.ports["printers.kitchen"], daemon.ports["printers.bar"]
+        raw_job(kitchen, "2x soup")
+        raw_job(bar, "1x beer")
+        page.goto(daemon.url("/"))
+        cards = page.locator("#feed .card:visible")
+        expect(cards).to_have_count(2)
+        page.mouse.move(5, 5)
+        page.click('#feed-filter button[data-printer="bar"]')
+        expect(cards).to_have_count(1)
+        expect(cards.first).to_contain_text("bar")
+        raw_job(kitchen, "3x tea")
+        raw_job(kitchen, "1x cake")
+        kitchen_button = page.locator('#feed-filter button[data-printer="kitchen"]')
+        expect(kitchen_button).to_have_text("kitchen 2")
+        expect(kitchen_button).to_have_attribute("aria-label", "kitchen, 2 unread")
+        expect(page.locator('#feed-filter button[data-printer=""]')).to_have_text("All 2")
+        expect(cards).to_have_count(1)  # bar's receipt only
+        raw_job(bar, "2x wine")
+        expect(cards).to_have_count(2)
+        expect(page.locator('#feed-filter button[data-printer="bar"]')).to_have_text("bar")
+        kitchen_button.click()
+        expect(cards).to_have_count(3)
+        expect(kitchen_button).to_have_text("kitchen")
+        page.click('#feed-filter button[data-printer=""]')
+        expect(cards).to_have_count(5)
+    finally:
+        daemon.stop()
+
+
+def test_a_narrow_window_shows_the_receipts_in_one_column_as_on_a_roll(daemon, browser):
+    """Issue 18.2: below 60rem the receipts stand in one column, one under the other."""
+    for n in range(4):
+        raw_job(daemon.raw_port, f"Roll {n}")
+    daemon.wait_for(lambda: daemon.get("/api/stats")[1]["receipts_total"] == 4)
+    context = browser.new_context(viewport={"width": 900, "height": 900})
+    try:
+        narrow = context.new_page()
+        narrow.goto(daemon.url("/"))
+        expect(narrow.locator("#feed .card .paper")).to_have_count(4)
+        boxes = [narrow.locator("#feed .card").nth(i).bounding_box() for i in range(4)]
+        assert len({round(box["x"]) for box in boxes}) == 1
+        assert all(a["y"] + a["height"] <= b["y"] + 0.5 for a, b in zip(boxes, boxes[1:], strict=False))
+    finally:
+        context.close()
+
+
+def test_a_replaced_database_starts_the_feed_over(tmp_path, page):
+    """Issue 18.3: a new database's ids start again at 1; the page starts over with it."""
+    options = ("--database=var/printerd.sqlite3", "--shutdown-timeout=2",
+               f"--http-listen=tcp:{free_port()}:interface=127.0.0.1")
+    daemon = Daemon(tmp_path, *options)
+    page.goto(daemon.url("/"))
+    page.locator("#connection.live").wait_for()
+    for n in range(3):
+        raw_job(daemon.raw_port, f"Old database {n}")
+    expect(page.locator("#feed .card")).to_have_count(3)
+    daemon.stop()
+    shutil.rmtree(tmp_path / "var")  # a new var/: a new, empty database
+    daemon = Daemon(tmp_path, *options)
+    try:
+        raw_job(daemon.raw_port, "New database first receipt")
+        card = page.locator("#feed .card")
+        expect(card).to_have_count(1)
+        expect(card.first).to_have_attribute("data-receipt-id", "1")
+        expect(card.first).to_contain_text("New database first receipt")
+        page.locator("#connection.live").wait_for()
+        raw_job(daemon.raw_port, "New database second receipt")
+        expect(card).to_have_count(2)
+    finally:
+        daemon.stop()
+
+
+def test_a_receipts_commands_view_lists_what_the_printer_was_sent(daemon, page):
+    """Issue 18.4: the Commands view of a receipt's page, unknown commands highlighted."""
+    printer = Network("127.0.0.1", port=daemon.raw_port, timeout=10)
+    printer.set(align="center", bold=True)
+    printer.text("Commands please\n")
+    printer._raw(b"\x1b\x7f")  # a command no Epson printer knows
+    printer.text("Espresso    2.20\n")
+    printer.cut()
+    printer.close()
+    daemon.wait_for(lambda: daemon.get("/api/stats")[1]["receipts_total"] == 1)
+    page.goto(daemon.url("/#receipt/1"))
+    page.click("#tab-commands")
+    rows = page.locator("#commands tbody tr")
+    rows.first.wait_for()
+    listing = daemon.get("/api/receipts/1/commands")[1]
+    expect(rows).to_have_count(len(listing["commands"]))
+    unknown = page.locator("#commands tbody tr.unknown")
+    expect(unknown).to_have_count(1)
+    expect(unknown).to_contain_text("ESC 0x7f")
+    expect(unknown).to_contain_text("unknown")
+    assert unknown.evaluate("row => getComputedStyle(row.cells[0]).backgroundColor") \
+        != rows.first.evaluate("row => getComputedStyle(row.cells[0]).backgroundColor")
+    text_rows = page.locator("#commands tbody tr.text")
+    expect(text_rows).to_have_count(2)
+    expect(text_rows.first).to_contain_text("Commands please")
+    expect(page.locator("#commands-summary")).to_contain_text("1 unknown")
+    assert page.url.endswith("#receipt/1/commands")
+    page.reload()  # the view is in the address: it comes back on reload
+    expect(page.locator("#panel-commands")).to_be_visible()
+
+
+def test_printers_and_health_refresh_by_themselves(daemon, page):
+    """Issue 18.5: counters and states follow without a reload."""
+    page.goto(daemon.url("/#printers"))
+    counters = page.locator('#printer-list [data-printer="default"] .counters')
+    expect(counters).to_contain_text("0 receipts")
+    raw_job(daemon.raw_port, "Counted")
+    expect(counters).to_contain_text("1 receipts")
+    request = urllib.request.Request(daemon.url("/api/printers/default/state"), method="PUT",
+                                     data=json.dumps({"cover_open": True}).encode())
+    urllib.request.urlopen(request, timeout=10).close()  # changed by someone else
+    # No receipt says so: the page's poll (every 5 s) finds it.
+    expect(page.locator('#printer-list input[data-field="cover_open"]')).to_be_checked(
+        timeout=TIMEOUT_MS)
+    page.click("text=Health")
+    total = page.locator("#stats dt:text-is('receipts_total') + dd")
+    expect(total).to_have_text("1")
+    raw_job(daemon.raw_port, "Counted again")
+    expect(total).to_have_text("2")
+
+
+def test_token_mode_has_log_out_and_no_offline_badge_at_the_login(tmp_path, page):
+    """Issue 18.5: the login screen shows no red badge; Log out ends the session."""
+    daemon = Daemon(tmp_path, "--database=var/printerd.sqlite3", "--shutdown-timeout=2",
+                    f"--api-tokens={TOKEN}")
+    try:
+        page.goto(daemon.url("/"))
+        page.locator("#login").wait_for()
+        expect(page.locator("#connection")).to_be_hidden()
+        expect(page.locator("#logout")).to_be_hidden()
+        page.fill("#token", TOKEN)
+        page.click("#login-form button")
+        page.locator("#connection.live").wait_for()
+        page.click("#logout")
+        page.locator("#login").wait_for()
+        expect(page.locator("#connection")).to_be_hidden()
+        assert page.context.cookies() == []
+        assert page.locator("#feed .card").count() == 0
+        page.reload()
+        page.locator("#login").wait_for()  # the session is over on the server too
+    finally:
+        daemon.stop()
+
+
+def test_a_missing_receipt_shows_only_the_error(daemon, page):
+    """Issue 18.5: the receipt shown before does not stay under the error."""
+    print_receipt(daemon.raw_port, "Shown first", "Tea    1.80")
+    page.goto(daemon.url("/#receipt/1"))
+    page.locator("#receipt-text", has_text="Tea    1.80").wait_for()
+    page.goto(daemon.url("/#receipt/99"))
+    expect(page.locator("#page-error")).to_have_text("no receipt 99")
+    expect(page.locator("#receipt-title")).to_have_text("Receipt #99")
+    expect(page.locator("#view-receipt .paper")).to_be_hidden()
+    expect(page.locator("#view-receipt", has_text="Tea")).to_have_count(0)
+
+
+def dead_letter_daemon(tmp_path) -> Daemon:
+    """A printerd with one webhook target and one dead letter for it."""
+    webhooks = '[{"name": "cloud", "url": "http://127.0.0.1:9/hook", "secret": "whsec_dGVzdA=="}]'
+    options = ("--database=var/printerd.sqlite3", "--shutdown-timeout=2", f"--webhooks={webhooks}")
+    first = Daemon(tmp_path, *options)
+    print_receipt(first.raw_port, "For the webhook", "Soup    4.00")
+    first.wait_for(lambda: first.get("/api/stats")[1]["receipts_total"] == 1)
+    first.stop()
+    with sqlite3.connect(tmp_path / "var" / "printerd.sqlite3") as db:
+        db.execute("UPDATE deliveries SET state = 'dead', attempts = 8,"
+                   " last_error = 'connection refused by the receiving end of the webhook'")
+    return Daemon(tmp_path, *options)
+
+
+def test_the_health_page_fits_a_phone(tmp_path, browser):
+    """Issue 18.5: at 390 px nothing runs off the screen, the Retry button included."""
+    daemon = dead_letter_daemon(tmp_path)
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        phone = context.new_page()
+        phone.goto(daemon.url("/#health"))
+        retry = phone.locator("#dead button", has_text="Retry")
+        retry.wait_for()
+        assert phone.evaluate("document.documentElement.scrollWidth") <= 390
+        box = retry.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 390
+        retry.click()
+        expect(phone.locator("#dead tbody tr")).to_have_count(0)
+    finally:
+        context.close()
+        daemon.stop()
+
+
+def axe_violations(page) -> list[dict]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    page.evaluate(AXE.read_text())
+    found = page.evaluate("""async () => (await axe.run(document, {resultTypes: ['violations']}))
+        .violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                targets: v.nodes.map(n => n.target.join(' '))}))""")
+    return [v for v in found if v["impact"] in ("serious", "critical")]
+
+
+@pytest.mark.parametrize("viewport", [{"width": 1200, "height": 900}, {"width": 390, "height": 844}],
+                         ids=["desktop", "phone"])
+def test_no_view_has_serious_accessibility_violations(tmp_path, browser, viewport):
+    """Acceptance of issue 18: axe-core over every view, at desktop and phone sizes."""
+    require_node()  # axe-core comes with the npm test clients
+    daemon = dead_letter_daemon(tmp_path)
+    context = browser.new_context(viewport=viewport)
+    found = {}
+    try:
+        view = context.new_page()
+        view.goto(daemon.url("/"))
+        view.locator("#feed .card .paper").first.wait_for()
+        view.locator("#where summary").click()
+        found["live"] = axe_violations(view)
+        view.goto(daemon.url("/#search"))
+        view.fill("#search-text", "soup")
+        view.click("#search-form button[type=submit]")
+        view.locator("#search-results li").first.wait_for()
+        found["search"] = axe_violations(view)
+        view.goto(daemon.url("/#receipt/1"))
+        view.locator("#receipt-text", has_text="Soup").wait_for()
+        view.locator("#commands tbody tr").first.wait_for(state="attached")
+        found["receipt"] = axe_violations(view)
+        view.click("#tab-commands")
+        found["receipt commands"] = axe_violations(view)
+        view.goto(daemon.url("/#printers"))
+        view.locator("#printer-list .card .counters").first.wait_for()
+        found["printers"] = axe_violations(view)
+        view.goto(daemon.url("/#health"))
+        view.locator("#dead button").first.wait_for()
+        found["health"] = axe_violations(view)
+    finally:
+        context.close()
+        daemon.stop()
+    (tmp_path / "tokens").mkdir()
+    tokens = Daemon(tmp_path / "tokens", "--database=var/printerd.sqlite3",
+                    f"--api-tokens={TOKEN}")
+    context = browser.new_context(viewport=viewport)
+    try:
+        login = context.new_page()
+        login.goto(tokens.url("/"))
+        login.locator("#login").wait_for()
+        found["login"] = axe_violations(login)
+    finally:
+        context.close()
+        tokens.stop()
+    assert {name: v for name, v in found.items() if v} == {}
+
+
+def test_the_receipt_text_panel_is_reachable_by_keyboard(daemon, page):
+    """Issue 18.5: a scrolling Text panel takes the focus, so its arrows scroll it."""
+    print_receipt(daemon.raw_port, "By keyboard", "x" * 42)
+    page.goto(daemon.url("/#receipt/1"))
+    page.locator("#receipt-text", has_text="By keyboard").wait_for()
+    reached = []
+    for _ in range(40):
+        page.keyboard.press("Tab")
+        reached.append(page.evaluate("document.activeElement.id"))
+        if reached[-1] == "receipt-text":
+            break
+    assert reached[-1] == "receipt-text", reached

@@ -1,13 +1,14 @@
 """
-The webhook forwarder and retention over a real SQLite store whose calls run inline, on a
-``task.Clock``; HTTP through treq's StubTreq.  Nothing here waits for a thread or a timer.
+The webhook forwarder and retention over a real store (SQLite and PostgreSQL in turn, where a
+test takes ``database`` or ``harness``) whose calls run inline, on a ``task.Clock``; HTTP
+through treq's StubTreq.  Nothing here waits for a thread or a timer, but for the tests with a
+real receiver on a socket.
 """
 
 from __future__ import annotations
 
 import json
 import random
-import sqlite3
 from collections import Counter
 from types import SimpleNamespace
 
@@ -25,7 +26,8 @@ from printerd.forwarder.service import Forwarder
 from printerd.forwarder.signing import sign, verify
 from printerd.retention import Retention
 from support import (
-    add_receipts, draft, make_inline_store, make_lagging_store, make_store, pump, request_json,
+    add_receipts, draft, make_inline_store, make_lagging_store, make_store, pump, refuse_writes,
+    request_json,
     result_of, run_clock_until, wait_until,
 )
 
@@ -88,11 +90,11 @@ class Receiver(Resource):
 class Harness:
     """An inline store with an outbox for ``targets``, and a forwarder posting to ``receiver``."""
 
-    def __init__(self, db_path: str, clock, receiver: Receiver, targets=(TARGET,),
+    def __init__(self, database: str, clock, receiver: Receiver, targets=(TARGET,),
                  **options) -> None:
         self.clock = clock
         self.store = make_inline_store(
-            db_path, clock, outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
+            database, clock, outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
         self.store.startService()
         self.receiver = receiver
         self.stub = StubTreq(receiver)
@@ -125,11 +127,12 @@ class Harness:
 
 
 @pytest.fixture
-def harness(db_path, clock):
+def harness(database, clock):
+    """Makes harnesses on a fresh database, once per engine."""
     made = []
 
     def make(receiver, **options):
-        made.append(Harness(db_path, clock, receiver, **options))
+        made.append(Harness(database, clock, receiver, **options))
         return made[-1]
 
     yield make
@@ -249,15 +252,16 @@ def test_pending_deliveries_survive_a_restart_and_go_exactly_once(harness):
     assert sorted(ids) == sorted(f"msg_cloud_{i}" for i in range(1, 6))
 
 
-def test_retention_purges_old_receipts_but_keeps_undelivered_ones(harness, db_path):
+def test_retention_purges_old_receipts_but_keeps_undelivered_ones(harness):
     h = harness(Receiver([200]))
     day = 86400
     now = 1_800_000_000
     old_delivered, old_pending, recent = h.print(
         draft("old, delivered", at=now - 40 * day), draft("old, pending", at=now - 40 * day),
         draft("recent", at=now - 2 * day))
+    # (No parameter: SQLite's marker is ?, PostgreSQL's %s.)
     result_of(h.store.write(lambda c: c.execute(
-        "UPDATE deliveries SET state = 'delivered' WHERE receipt_id = ?", (old_delivered.id,))))
+        f"UPDATE deliveries SET state = 'delivered' WHERE receipt_id = {old_delivered.id:d}")))
     h.clock.advance(now - h.clock.seconds())
     retention = Retention(h.clock, h.store, days=30, interval=3600, batch=1)
     result_of(retention.run())
@@ -265,20 +269,20 @@ def test_retention_purges_old_receipts_but_keeps_undelivered_ones(harness, db_pa
         "SELECT id FROM receipts ORDER BY id")]))
     assert remaining == [old_pending.id, recent.id]
     assert retention.deleted_total == 1 and h.store.receipts_total == 2
-    conn = sqlite3.connect(db_path)
-    assert conn.execute("SELECT receipt_id, state FROM deliveries ORDER BY id").fetchall() \
-        == [(old_pending.id, "pending"), (recent.id, "pending")]
+    deliveries = result_of(h.store.read(lambda c: [tuple(row) for row in c.execute(
+        "SELECT receipt_id, state FROM deliveries ORDER BY id")]))
+    assert deliveries == [(old_pending.id, "pending"), (recent.id, "pending")]
 
 
 def test_a_failing_retention_run_logs_and_the_job_keeps_running(harness):
     h = harness(Receiver([200]))
-    result_of(h.store.write(lambda c: c.execute("PRAGMA query_only = ON")))  # writes now fail
+    refuse_writes(h.store)  # writes now fail
     retention = Retention(h.clock, h.store, days=30, interval=3600)
     retention.startService()
     assert retention.runs_failed == 1
     h.clock.advance(3600)
     assert retention.runs_failed == 2  # the LoopingCall survived the failure
-    result_of(h.store.write(lambda c: c.execute("PRAGMA query_only = OFF")))
+    refuse_writes(h.store, False)
     h.clock.advance(3600)
     assert retention.runs_failed == 2
     retention.stopService()
@@ -369,7 +373,7 @@ def mixed_answers(receipt_id: int, nth_post: int) -> tuple[int, dict]:
     return 200, {}
 
 
-async def deliver_through_a_real_receiver(db_path, receipts: int, per_commit: int,
+async def deliver_through_a_real_receiver(database, receipts: int, per_commit: int,
                                           concurrency: int, delay, answer=mixed_answers):
     """Store ``receipts`` (``per_commit`` at a time), forward them, return the receiver."""
     from twisted.internet import reactor
@@ -387,7 +391,7 @@ async def deliver_through_a_real_receiver(db_path, receipts: int, per_commit: in
     pool.maxPersistentPerHost = concurrency
     client = HTTPClient(Agent(reactor, pool=pool))
     # synchronous=NORMAL: durability is not what these tests are about, and it halves their time.
-    store = make_store(db_path, commit_delay=0.001, synchronous="NORMAL",
+    store = make_store(database, commit_delay=0.001, synchronous="NORMAL",
                        outbox=lambda printer: [target.name])
     forwarder = Forwarder(reactor, store, (target,), SimpleNamespace(post=client.post,
                                                                      content=treq.content),
@@ -429,7 +433,7 @@ def assert_one_accepted_post_per_receipt(receiver, receipts: int) -> None:
 
 @pytest.mark.parametrize("per_commit", [1, 10])
 @pytest.mark.parametrize("concurrency", [1, 4])
-def test_one_post_per_receipt_when_the_store_answers_late(db_path, per_commit, concurrency):
+def test_one_post_per_receipt_when_the_store_answers_late(database, per_commit, concurrency):
     """
     Issue 20, its mechanism on a clock: 1,000 receipts in a burst, a receiver answering after
     20-200 ms (with 503 and 429 + Retry-After mixed in), and a store whose answers arrive a few
@@ -441,7 +445,7 @@ def test_one_post_per_receipt_when_the_store_answers_late(db_path, per_commit, c
     rng = random.Random(20)
     receiver = CountingReceiver(clock, lambda: rng.uniform(0.02, 0.2), mixed_answers)
     stub = StubTreq(receiver)
-    store = make_lagging_store(db_path, clock, read_lag=0.005, write_lag=0.002,
+    store = make_lagging_store(database, clock, read_lag=0.005, write_lag=0.002,
                                outbox=lambda printer: ["cloud"])
     forwarder = Forwarder(clock, store, (TARGET,), stub, concurrency=concurrency,
                           schedule=RetrySchedule(jitter=0))
@@ -464,17 +468,17 @@ def test_one_post_per_receipt_when_the_store_answers_late(db_path, per_commit, c
 
 @pytest_twisted.ensureDeferred
 @pytest.mark.parametrize("concurrency", [1, 4])
-async def test_a_healthy_slow_receiver_gets_one_post_per_receipt(db_path, concurrency):
+async def test_a_healthy_slow_receiver_gets_one_post_per_receipt(database, concurrency):
     """Issue 20: 200 receipts, one per commit, a receiver answering after 20 ms."""
     receiver = await deliver_through_a_real_receiver(
-        db_path, receipts=200, per_commit=1, concurrency=concurrency, delay=lambda: 0.02)
+        database, receipts=200, per_commit=1, concurrency=concurrency, delay=lambda: 0.02)
     assert_one_accepted_post_per_receipt(receiver, 200)
 
 
 @pytest_twisted.ensureDeferred
-async def test_a_burst_of_1000_at_10_per_commit_gets_one_post_per_receipt(db_path):
+async def test_a_burst_of_1000_at_10_per_commit_gets_one_post_per_receipt(database):
     receiver = await deliver_through_a_real_receiver(
-        db_path, receipts=1000, per_commit=10, concurrency=4, delay=lambda: 0.02)
+        database, receipts=1000, per_commit=10, concurrency=4, delay=lambda: 0.02)
     assert_one_accepted_post_per_receipt(receiver, 1000)
 
 
@@ -523,11 +527,11 @@ def test_claims_take_at_most_the_room_given_oldest_due_first(harness):
 
 
 def test_a_delivery_left_in_flight_by_a_dead_instance_is_sent_again_after_the_lease(
-        harness, db_path, clock):
+        harness, database, clock):
     """At-least-once: a POST in flight when the process died is sent again, same webhook-id."""
     frozen = Clock()  # the dead process's time: it never moves again
     frozen.advance(clock.seconds())
-    dead = Harness(db_path, frozen, Receiver([200], hang=True), lease=60)
+    dead = Harness(database, frozen, Receiver([200], hang=True), lease=60)
     dead.forwarder.startService()
     dead.print()
     dead.pump()

@@ -66,6 +66,13 @@ def test_the_default_config_file_is_read_when_it_exists_and_no_other_is_named(tm
     assert parsed(default_config=str(default)).settings.api_rate == 7.0
 
 
+def environment_without_printerd_settings() -> dict[str, str]:
+    """The test process's environment minus PRINTERD_*: CI sets its own
+    PRINTERD_REQUIRE_* switches there, which the daemon would report."""
+    return {name: value for name, value in os.environ.items()
+            if not name.startswith("PRINTERD_")}
+
+
 def test_print_config_shows_every_setting_with_its_source_and_hides_secrets(tmp_path):
     config = tmp_path / "printerd.toml"
     config.write_text('retention_days = 7\napi_tokens = ["file-token"]\n')
@@ -73,7 +80,8 @@ def test_print_config_shows_every_setting_with_its_source_and_hides_secrets(tmp_
     result = subprocess.run(
         [PRINTERD, "run", "--print-config", f"--config={config}", "--api-rate=9",
          f"--webhooks={hooks}"], capture_output=True, text=True, timeout=60,
-        env={**os.environ, "PRINTERD_API_BURST": "300", "PRINTERD_RETENTION_DAYZ": "1"})
+        env={**environment_without_printerd_settings(),
+             "PRINTERD_API_BURST": "300", "PRINTERD_RETENTION_DAYZ": "1"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0] == ("# PRINTERD_RETENTION_DAYZ is not a printerd setting (did you mean "

@@ -8,7 +8,7 @@ from twisted.internet.testing import MemoryReactorClock
 from printerd.http.ratelimit import RateLimiter
 from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
-from support import Api, draft, fill, request_json, result_of
+from support import Api, draft, fill, fill_disk, free_disk, request_json, result_of
 
 TOKEN = "probe-token"
 
@@ -21,8 +21,7 @@ def store(inline_store):
 def fill_the_disk(store, clock):
     """Let no page be added to the database, then queue a receipt: its commit fails."""
     fill(store, clock, 1)
-    pages = result_of(store.write(lambda c: c.execute("PRAGMA page_count").fetchone()[0]))
-    store.write(lambda c: c.execute(f"PRAGMA max_page_count = {pages}"))
+    fill_disk(store)
     pending = store.add_receipt(draft("big", raw=b"x" * 300_000))
     clock.advance(store.commit_delay)
     assert store.write_error is not None
@@ -45,7 +44,7 @@ def test_a_full_disk_makes_printerd_not_ready_but_still_alive(store, clock):
     assert body["checks"]["database"].startswith("cannot write:")
     # A restart would lose the receipt queued in memory: liveness does not fail.
     assert request_json(stub, "/livez") == (200, {"status": "alive"})
-    store.write(lambda c: c.execute("PRAGMA max_page_count = 1073741823"))
+    free_disk(store)
     clock.advance(1.0)  # the store retries every second
     assert result_of(pending).text == "big"
     assert request_json(stub, "/readyz")[0] == 200

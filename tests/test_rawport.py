@@ -22,7 +22,9 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 from printerd.config import Settings
 from printerd.escpos.status import PrinterState
 from printerd.rawport.factory import RawPrintFactory, admission_limits, job_settings
-from printerd.rawport.protocol import EndedJob, RawPrintProtocol
+from printerd.rawport.protocol import SLICE, EndedJob, RawPrintProtocol
+
+GS_I_65 = b"\x1dI\x41"  # firmware version: 3 bytes in, 15 out
 
 
 class RecordingPort:
@@ -64,7 +66,7 @@ async def committed(store, count: int) -> None:
 
 
 JOB_FIELDS = {"idle_timeout", "max_job_bytes", "two_byte_encoding", "identity"}
-LIMIT_FIELDS = {"max_connections", "max_per_peer"}
+LIMIT_FIELDS = {"max_connections", "max_per_peer", "wait_timeout", "max_open"}
 
 
 def make_factory(store, printer: str = "default", allow=None,
@@ -142,25 +144,21 @@ async def test_a_status_only_connection_stores_nothing(store):
     assert store.pending_count == 0
 
 
-def test_connection_limit_pauses_the_port_and_queues_without_refusing(store):
+def test_over_the_connection_limit_connections_wait_unread_and_none_is_refused(store):
     factory, _ = make_factory(store, max_connections=2)
     port = RecordingPort()
     factory.set_port(port)
     first, t1 = connect(factory, 1)
     second, t2 = connect(factory, 2)
-    assert port.changes == ["paused"]
-    # Accepted in the same batch before the pause took effect: waits, unread, not refused.
     third, t3 = connect(factory, 3)
-    assert t3.producerState == "paused"
+    assert t3.producerState == "paused"  # its bytes stay in the kernel
     assert not t3.disconnecting
     assert (factory.connections_active, factory.connections_waiting) == (2, 1)
+    assert port.changes == []  # the port keeps accepting: a waiting host must be seen
 
     hang_up(first)
     assert t3.producerState == "producing"
     assert (factory.connections_active, factory.connections_waiting) == (2, 0)
-    assert port.changes == ["paused"]  # still at the limit
-    hang_up(second)
-    assert port.changes == ["paused", "resumed"]
     assert factory.counters.connections_total == 3
 
 
@@ -549,3 +547,128 @@ def test_the_verdict_never_waits_past_the_prefix_limit(data):
     assert classify(data, complete=True) != NEED_MORE
     if len(data) >= MAX_PREFIX:
         assert classify(data) != NEED_MORE
+
+
+class SlowReaderTransport(StringTransport):
+    """A transport whose client reads only when told: it pauses its producer past ``bound``
+    unsent bytes and resumes it once the client has read them all, as Twisted's TCP does."""
+
+    def __init__(self, bound: int = 64 * 1024) -> None:
+        super().__init__()
+        self.bound = bound
+        self.read_by_client = 0
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if self.producer is not None and len(self.value()) - self.read_by_client > self.bound:
+            self.producer.pauseProducing()
+
+    def client_reads(self) -> None:
+        self.read_by_client = len(self.value())
+        if self.producer is not None:
+            self.producer.resumeProducing()
+
+
+def test_reading_stops_while_the_transport_holds_unsent_replies():
+    sink = MemoryJobSink()
+    protocol, transport, _ = connect_protocol(sink)
+    assert transport.producer is protocol  # the protocol learns when its replies are taken
+    protocol.pauseProducing()  # as the transport does past its buffer size
+    assert transport.producerState == "paused"
+    protocol.dataReceived(b"\x10\x04\x01" * 3)  # read before the pause took effect
+    assert transport.value() == b""
+    protocol.resumeProducing()
+    assert transport.value() == b"\x16\x16\x16"
+    assert transport.producerState == "producing"
+
+
+def test_a_client_that_never_reads_gets_at_most_one_slice_of_replies_past_the_bound():
+    sink = MemoryJobSink()
+    clock = MemoryReactorClock()
+    protocol = RawPrintProtocol(job_settings(Settings()), sink, OpenGate(), clock,
+                                "10.0.0.9:5000", "10.0.0.9")
+    transport = SlowReaderTransport(bound=64 * 1024)
+    protocol.makeConnection(transport)
+    queries = GS_I_65 * 20_000  # 60 KB in, 300 KB of replies
+    protocol.dataReceived(queries)
+    reply = b"_30.00 ESC/POS\x00"
+    assert len(transport.value()) <= 64 * 1024 + SLICE // 3 * len(reply)
+    assert transport.producerState == "paused"
+    for _ in range(20):
+        transport.client_reads()
+    assert transport.value() == reply * 20_000
+    assert transport.producerState == "producing"
+    assert sink.replies == 20_000
+
+
+def test_a_reply_after_a_receipt_is_sent_once_the_receipt_is_committed():
+    sink = MemoryJobSink()
+    protocol, transport, _ = connect_protocol(sink)
+    protocol.dataReceived(b"\x10\x04\x01")  # nothing printed yet: answered at once
+    assert transport.value() == b"\x16"
+    protocol.dataReceived(b"\x10\x04\x02Table 5\n\x1dV\x00\x10\x04\x01")
+    assert transport.value() == b"\x16\x12"  # the query before the receipt went at once
+    sink.commits[0].callback(None)
+    assert transport.value() == b"\x16\x12\x16"
+
+
+def test_replies_keep_their_order_behind_commits_that_finish_out_of_order():
+    from printerd.escpos.status import automatic_status
+
+    sink = MemoryJobSink()
+    protocol, transport, _ = connect_protocol(sink)
+    protocol.dataReceived(b"one\n\x1dV\x00\x10\x04\x01two\n\x1dV\x00\x10\x04\x04\x1da\xff")
+    assert transport.value() == b""
+    sink.commits[1].callback(None)
+    assert transport.value() == b""  # the first receipt is not yet stored
+    sink.commits[0].callback(None)
+    healthy = automatic_status(PrinterState())
+    assert transport.value() == b"\x16\x12" + healthy
+    protocol.dataReceived(b"three\n\x1dV\x00")
+    sink.state = PrinterState(paper="out")
+    protocol.state_changed()  # automatic status back waits behind the commit too
+    assert transport.value() == b"\x16\x12" + healthy
+    sink.commits[2].callback(None)
+    assert transport.value() == b"\x16\x12" + healthy + automatic_status(sink.state)
+
+
+def test_replies_held_behind_a_commit_past_the_bound_stop_reading_until_it_lands():
+    sink = MemoryJobSink()
+    protocol, transport, _ = connect_protocol(sink)
+    protocol.dataReceived(b"receipt\n\x1dV\x00" + GS_I_65 * 10_000)
+    assert transport.value() == b""
+    assert transport.producerState == "paused"
+    sink.commits[0].callback(None)
+    assert transport.value() == b"_30.00 ESC/POS\x00" * 10_000
+    assert transport.producerState == "producing"
+
+
+def test_a_pos_polling_for_an_hour_beside_fifty_tricklers_gets_every_reply(store):
+    """Issue 13.1 in simulated time: 50 connections from one host send ESC @ every 10 s, a
+    POS polls DLE EOT every 2 s on one connection for an hour, another host prints every
+    minute: every poll is answered and every job starts at once."""
+    factory, clock = make_factory(store)
+    tricklers = [connect(factory, 1000 + n) for n in range(50)]
+    assert factory.connections_active == 50
+    clock.advance(5)
+    pos = factory.buildProtocol(IPv4Address("TCP", "10.0.0.3", 9000))
+    pos_transport = StringTransport()
+    pos.makeConnection(pos_transport)
+    started_at_once = 0
+    for second in range(0, 3600, 2):
+        if second % 10 == 0:
+            for protocol, _ in tricklers:
+                protocol.dataReceived(b"\x1b@")
+        pos.dataReceived(b"\x10\x04\x01")
+        if second % 60 == 0:
+            job = factory.buildProtocol(IPv4Address("TCP", "10.0.0.2", 20000 + second))
+            job_transport = StringTransport()
+            job.makeConnection(job_transport)
+            started_at_once += job_transport.producerState == "producing" and job.job is not None
+            job.dataReceived(b"\x1b@Order %d\n\x1dV\x00" % second)
+            job.connectionLost(None)
+        clock.advance(2)
+    assert pos_transport.value() == b"\x16" * 1800
+    assert started_at_once == 60
+    assert factory.counters.receipts_total == 60
+    assert factory.counters.connections_evicted_total >= 1

@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from printerd.render.document import ReceiptPrinter
 from printerd.render.html import render_html
 from printerd.render.png import render_png
 from printerd.render.text import render_text
@@ -107,7 +108,8 @@ def test_png_draws_cjk_text_with_real_glyphs_two_cells_wide():
     assert any(path.exists() for path in CJK_FONT_FILES), "make setup installs the CJK font"
     for encoding, text in (("gb18030", "收据合计"), ("shift_jis", "領収書計")):
         job = b"\x1c&" + text.encode(encoding) + b"\x1c.\n" + CUT
-        image = Image.open(io.BytesIO(render_png(job, two_byte_encoding=encoding))).convert("L")
+        printer = ReceiptPrinter(two_byte_encoding=encoding)
+        image = Image.open(io.BytesIO(render_png(job, printer=printer))).convert("L")
         cells = [image.crop((24 * i, 0, 24 * i + 24, 24)) for i in range(4)]
         assert all(cell.getextrema()[0] == 0 for cell in cells)  # ink in each 24-dot cell
         assert len({cell.tobytes() for cell in cells}) == 4  # four different glyphs
@@ -150,7 +152,7 @@ async def test_renderings_are_cached_least_recently_used_within_their_byte_budge
         await store.add_receipt(NewReceipt(
             printer="p", peer="x", received_at=format_time(1e9), job=n,
             raw=b"Receipt %d\n" % n + CUT, text="", cut="full", truncated=False))
-    renderings = Renderings(store, {"p": "gb18030"}, cache_bytes=40)
+    renderings = Renderings(store, {}, cache_bytes=40)
     one = await renderings.get(1, "txt", 48)
     assert one == b"Receipt 1\n"
     # Gone from the database, still served: it came from the cache.
@@ -275,6 +277,7 @@ def test_printer_profiles_give_paper_width_and_columns(model, dots, columns):
 
 @pytest_twisted.ensureDeferred
 async def test_renderings_default_to_the_printers_model(store):
+    from printerd.escpos.profiles import profile_for
     from printerd.render.service import Renderings
     from printerd.store.receipts import NewReceipt, format_time
 
@@ -282,8 +285,9 @@ async def test_renderings_default_to_the_printers_model(store):
         await store.add_receipt(NewReceipt(
             printer=printer, peer="x", received_at=format_time(1e9), job=n,
             raw=b"x" * 50 + b"\n" + CUT, text="", cut="full", truncated=False))
-    renderings = Renderings(store, {}, models={"bar": "TM-T88V", "kitchen": "TM-T20III",
-                                               "mobile": "TM-m10"})
+    models = {"bar": "TM-T88V", "kitchen": "TM-T20III", "mobile": "TM-m10"}
+    renderings = Renderings(store, {name: ReceiptPrinter(profile=profile_for(model))
+                                    for name, model in models.items()})
     for receipt_id, dots, columns in [(1, 512, 42), (2, 576, 48), (3, 384, 32)]:
         png = Image.open(io.BytesIO(await renderings.get(receipt_id, "png")))
         assert png.width == dots

@@ -13,7 +13,7 @@ from twisted.web.test.requesthelper import DummyChannel, DummyRequest
 
 import printerd
 from printerd.http.measure import RequestMetrics
-from support import Api, request, request_json, result_of
+from support import Api, refuse_writes, request, request_json
 
 
 def samples(body: bytes) -> dict[tuple[str, frozenset], float]:
@@ -100,9 +100,9 @@ def test_retention_runs_and_failures_are_counted(api, inline_store, clock):
     stats = request_json(api.stub, "/api/stats", headers=auth)[1]
     assert (stats["retention_runs_total"], stats["retention_failures_total"]) == (1, 0)
     # The next run fails: the database takes no more writes.
-    result_of(inline_store.write(lambda c: c.execute("PRAGMA query_only = 1")))
+    refuse_writes(inline_store)
     clock.advance(3600)
-    result_of(inline_store.write(lambda c: c.execute("PRAGMA query_only = 0")))
+    refuse_writes(inline_store, False)
     stats = request_json(api.stub, "/api/stats", headers=auth)[1]
     assert (stats["retention_runs_total"], stats["retention_failures_total"]) == (2, 1)
     api.retention.stopService()

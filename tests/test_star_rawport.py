@@ -41,7 +41,8 @@ def test_star_status_requests_get_star_replies_and_epson_queries_the_eot_byte(st
     assert transport.value() == b"\x10"
 
 
-def test_asb_follows_state_changes_and_etb_only_once_enabled(store):
+@pytest_twisted.ensureDeferred
+async def test_asb_follows_state_changes_and_etb_only_once_enabled(store):
     factory = star_factory(store)
     asb, asb_transport = connect(factory, 1)
     quiet, quiet_transport = connect(factory, 2)
@@ -53,6 +54,8 @@ def test_asb_follows_state_changes_and_etb_only_once_enabled(store):
     assert quiet_transport.value() == b""
     asb_transport.clear()
     asb.dataReceived(b"printed\n\x1bd\x03\x17")
+    # ETB confirms the receipt printed: it is answered once the receipt is committed.
+    await wait_until(lambda: asb_transport.value())
     assert asb_transport.value() == bytes.fromhex("23060a00000c000200")  # ETB 1, executed
 
 

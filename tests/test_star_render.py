@@ -8,7 +8,7 @@ from PIL import Image
 
 from printerd.cli import main
 from printerd.escpos.parser import ParsedReceipt
-from printerd.render.document import Barcode, Code2D, Line, blocks, parsing
+from printerd.render.document import Barcode, Code2D, Line, ReceiptPrinter, blocks
 from printerd.render.document import Image as ImageBlock
 from printerd.render.html import render_html
 from printerd.render.png import render_png
@@ -16,7 +16,7 @@ from printerd.render.text import render_text
 from printerd.star.parser import StarJobParser
 from clients import client_job
 
-STAR = parsing("star", "gb18030")
+STAR = ReceiptPrinter(emulation="star")
 
 
 def first_receipt(name: str) -> bytes:
@@ -26,7 +26,6 @@ def first_receipt(name: str) -> bytes:
 
 
 def test_the_star_parser_is_chosen_by_the_printers_emulation():
-    assert (parsing("epson", "big5"), parsing("star", "shift_jis")) == ("big5", "star:shift_jis")
     raw = first_receipt("receipt-printer-encoder-star-prnt")
     kinds = [type(block).__name__ for block in blocks(raw, STAR)]
     assert kinds == ["Line"] * 5 + ["Barcode", "Barcode", "Code2D", "Code2D", "Image"]
@@ -36,7 +35,8 @@ def test_the_star_parser_is_chosen_by_the_printers_emulation():
     logo = star_blocks[9]
     assert isinstance(logo, ImageBlock) and logo.bitmap is not None
     # Parsed as ESC/POS, the same bytes are Star dialect: no barcode, no code, no image.
-    assert not any(isinstance(b, (Barcode, Code2D, ImageBlock)) for b in blocks(raw, "gb18030"))
+    assert not any(isinstance(b, (Barcode, Code2D, ImageBlock))
+                   for b in blocks(raw, ReceiptPrinter()))
 
 
 def test_text_html_and_png_renderings_of_a_star_receipt():
@@ -46,7 +46,7 @@ def test_text_html_and_png_renderings_of_a_star_receipt():
     for label in ("[CODE128 RIO-128]", "[EAN13 3130630574613]", "[QR https://example.com/r/1]",
                   "[PDF417 PDF417 data]", "[image 48x48]"):
         assert label in text
-    html = render_html(raw, 48, two_byte_encoding=STAR)
+    html = render_html(raw, 48, printer=STAR)
     assert "ExampleMart Ltd." in html and html.count("<svg") >= 3  # 2 barcodes and the QR
     assert "data:image/png;base64," in html  # the logo
     png = Image.open(io.BytesIO(render_png(raw, 576, STAR)))

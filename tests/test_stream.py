@@ -84,7 +84,8 @@ def test_headers_retry_line_and_one_event_per_committed_receipt(store, clock):
     response, chunks = harness.open()
     assert response.headers.getRawHeaders("content-type") == ["text/event-stream"]
     assert response.headers.getRawHeaders("cache-control") == ["no-cache"]
-    assert chunks[0] == b"retry: 3000\n\n"
+    assert chunks[0] == (b'retry: 3000\n\nevent: database\ndata: {"database_id":"%s"}\n\n'
+                         % store.database_id.encode())
     stored = [harness.commit(draft(i))[0] for i in range(3)]
     events = events_in(chunks)
     assert [e["id"] for e in events] == [r.id for r in stored]

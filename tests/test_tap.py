@@ -26,6 +26,29 @@ def test_the_service_tree_stops_listeners_then_jobs_then_streams_then_the_store(
         "drain:bar", "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"]
 
 
+def test_on_postgresql_a_tailer_stops_before_streams_and_deliveries_end():
+    from support import postgres_database
+
+    with postgres_database() as url:
+        options = parsed(f"--database={url}", "--instance-name=till-a")
+        root = makeService(options, reactor=MemoryReactorClock())
+        names = [service.name for service in root.stopping_order()]
+    assert names == [
+        "systemd-notify", "http_listen", "raw_listen", "drain:default", "tailer",
+        "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"]
+
+
+def test_a_database_that_does_not_answer_stops_start_up_with_one_line(tmp_path, capsys):
+    options = parsed(f"--database=postgresql://printerd:hunter2@/printerd?host={tmp_path}")
+    with pytest.raises(SystemExit) as exited:
+        makeService(options, reactor=MemoryReactorClock())
+    assert exited.value.code == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("printerd: error: database: cannot connect to "
+                           "postgresql://printerd:***@/printerd")
+    assert "hunter2" not in line
+
+
 def test_a_child_missing_from_the_stop_order_is_an_error():
     root = SequentialMultiService(stop_order=("a",))
     for name in ("a", "b"):
@@ -68,6 +91,7 @@ def test_each_child_stops_once_the_one_before_it_has_finished():
     (["--http-listen=carrier-pigeon:80"], "http_listen"),
     (["--printers", '{"bar": "tcp:notaport"}'], "printers.bar"),
     (["--api-tokens-file=/nonexistent/tokens"], "api_tokens_file"),
+    (["--database=postgresql://u:pw@db/x?ssl_mode=on"], "--database"),
 ])
 def test_bad_settings_are_refused_while_parsing_options_in_one_line(args, named, capsys):
     with pytest.raises(SystemExit) as exited:

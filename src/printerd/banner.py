@@ -46,8 +46,9 @@ def lan_addresses() -> list[str]:
     return found
 
 
-def _reachable_at(listening: Listening, lan: list[str]) -> list[str]:
-    """host:port strings others use to reach a listener."""
+def reachable_at(listening: Listening, lan: list[str]) -> list[str]:
+    """host:port strings others use to reach a listener (a listener on every interface: each
+    of the ``lan`` addresses, never 0.0.0.0); a unix socket's description as it is."""
     if listening.host is None or listening.port is None:
         return [listening.description]
     if listening.host in ("0.0.0.0", "::", ""):
@@ -63,14 +64,14 @@ def banner_fields(version: str, database: str, listeners: Iterable[Listening],
     listeners = list(listeners)
     http = [entry for entry in listeners if entry.setting == "http_listen"]
     raw = [entry for entry in listeners if entry.setting != "http_listen"]
-    page = [f"http://{address}/" for entry in http for address in _reachable_at(entry, lan)]
+    page = [f"http://{address}/" for entry in http for address in reachable_at(entry, lan)]
     return {
         "version": version,
         "database": database,
         "listeners": {entry.setting: f"{entry.host}:{entry.port}" if entry.port is not None
                       else entry.description for entry in listeners},
         "page": page[0] if page else None,
-        "pos_addresses": {entry.setting: _reachable_at(entry, lan) for entry in raw},
+        "pos_addresses": {entry.setting: reachable_at(entry, lan) for entry in raw},
     }
 
 

@@ -37,6 +37,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         print(new_secret())
         return 0
+    if options.command == "copy-db":
+        return copy_db(options.source, options.destination)
     if options.command == "healthcheck":
         return healthcheck(options.url, options.timeout, "/readyz" if options.ready else "/livez")
     parser.print_help(sys.stderr)
@@ -73,6 +75,14 @@ def _parser() -> argparse.ArgumentParser:
     render.set_defaults(render_parser=render)  # its own usage line in error messages
     commands.add_parser("version", help="print the version")
     commands.add_parser("webhook-secret", help="print a new random webhook secret (whsec_...)")
+    copy = commands.add_parser(
+        "copy-db", help="copy a SQLite database into PostgreSQL, keeping ids",
+        description="Copy every receipt and webhook delivery of a SQLite database into a "
+                    "PostgreSQL database that holds no receipts yet, keeping their ids (stream "
+                    "clients resume from the Last-Event-ID they have). Stop printerd first.")
+    copy.add_argument("source", metavar="SOURCE", help="the SQLite database file")
+    copy.add_argument("destination", metavar="DEST",
+                      help="the PostgreSQL URL (postgresql://user:password@host/database)")
     check = commands.add_parser(
         "healthcheck", help="probe the running daemon: /livez, or /readyz (exit 0: it passed)",
         description="GET /livez (or /readyz with --ready) of the daemon configured by the same "
@@ -87,11 +97,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from printerd.escpos.parser import JobParser, ParsedReceipt
     from printerd.escpos.profiles import DEFAULT_MODEL, profile_for
-    from printerd.render.document import parsing
+    from printerd.render.document import ReceiptPrinter, parse_job
     from printerd.render.service import FORMATS
-    from printerd.star.parser import StarJobParser
 
     render, sizes, own_size, _ = FORMATS[options.format]
     profile = profile_for(options.model or DEFAULT_MODEL)
@@ -107,21 +115,19 @@ def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser)
                 raw = f.read()
     except OSError as e:
         return _error(f"cannot read {options.file}: {e.strerror}")
+    printer = ReceiptPrinter(options.emulation, options.two_byte_encoding, profile)
     try:
-        job = (StarJobParser(options.two_byte_encoding) if options.emulation == "star"
-               else JobParser(options.two_byte_encoding, profile=profile))
+        # The job splits at its cuts as the raw port splits it; each part is rendered on its own.
+        receipts = [receipt.raw for receipt in parse_job(raw, printer, keep_bitmaps=False)]
     except LookupError:
         parser.error(f"--two-byte-encoding: unknown encoding {options.two_byte_encoding!r}")
-    # The job splits at its cuts as the raw port splits it; each part is rendered on its own.
-    receipts = [e.raw for e in job.feed(raw) + job.close() if isinstance(e, ParsedReceipt)]
     if not 1 <= options.receipt <= len(receipts):
         return _error(f"{options.file} holds {len(receipts)} receipt(s); "
                       f"--receipt {options.receipt} is not one of them")
     if len(receipts) > 1:
         print(f"printerd: {options.file} holds {len(receipts)} receipts; rendering number "
               f"{options.receipt} (--receipt N picks another)", file=sys.stderr)
-    body = render(receipts[options.receipt - 1], width,
-                  parsing(options.emulation, options.two_byte_encoding), profile)
+    body = render(receipts[options.receipt - 1], width, printer)
     if options.output == "-":
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
@@ -170,6 +176,18 @@ def healthcheck(url: Optional[str], timeout: float, path: str) -> int:
     except OSError as e:
         print(f"{url}: {e}")
     return 1
+
+
+def copy_db(source: str, destination: str) -> int:
+    from printerd.store.copy import CopyRefused, copy_database
+
+    try:
+        copied = copy_database(source, destination)
+    except CopyRefused as e:
+        return _error(f"copy-db: {e}")
+    print(f"copied {copied.receipts} receipts and {copied.deliveries} webhook deliveries from "
+          f"{source} to {copied.destination}, ids kept; the next receipt is {copied.next_id}")
+    return 0
 
 
 def _error(message: str) -> int:

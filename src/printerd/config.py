@@ -61,6 +61,21 @@ def _synchronous(text: Any) -> str:
     return value
 
 
+def _database(text: Any) -> str:
+    """A SQLite path, or a PostgreSQL URL that libpq can parse (its password never shown)."""
+    value = str(text)
+    if value.startswith(("postgresql://", "postgres://")):
+        from printerd.store.engine import check_url
+
+        try:
+            check_url(value)
+        except ValueError as e:  # shown as it is: it never repeats the password
+            raise SettingProblem(str(e)) from None
+    elif not value:
+        raise ValueError("must be a file path or a postgresql:// URL")
+    return value
+
+
 def _printer_name(text: Any) -> str:
     value = str(text)
     if not value or len(value) > 64 or not all(c.isalnum() or c in "-_." for c in value):
@@ -77,6 +92,7 @@ class WebhookTarget:
     secret: str
     printers: tuple[str, ...] = ()
     include_raw: bool = False
+    token: str = ""  # sent as "Authorization: Bearer <token>" (a central printerd's API token)
 
     def wants(self, printer: str) -> bool:
         return not self.printers or printer in self.printers
@@ -87,12 +103,12 @@ def _webhooks(value: Any) -> tuple[WebhookTarget, ...]:
     if isinstance(value, str):
         value = json.loads(value) if value.strip() else []
     if not isinstance(value, list):
-        raise ValueError("must be a list of {name, url, secret, printers, include_raw}")
+        raise ValueError("must be a list of {name, url, secret, printers, include_raw, token}")
     targets = []
     for index, item in enumerate(value):
         if not isinstance(item, dict) or not {"url", "secret"} <= set(item):
             raise ValueError(f"webhook {index + 1} needs at least url and secret")
-        unknown = set(item) - {"name", "url", "secret", "printers", "include_raw"}
+        unknown = set(item) - {"name", "url", "secret", "printers", "include_raw", "token"}
         if unknown:
             raise ValueError(f"webhook {index + 1}: unknown keys {sorted(unknown)}")
         url = str(item["url"])
@@ -106,7 +122,7 @@ def _webhooks(value: Any) -> tuple[WebhookTarget, ...]:
         targets.append(WebhookTarget(
             name=name, url=url,
             secret=str(item["secret"]), printers=tuple(item.get("printers", ())),
-            include_raw=bool(item.get("include_raw", False))))
+            include_raw=bool(item.get("include_raw", False)), token=str(item.get("token", ""))))
     if len({t.name for t in targets}) != len(targets):
         raise ValueError("webhook names must be unique")
     return tuple(targets)
@@ -119,6 +135,16 @@ def _string_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, (list, tuple)):
         raise ValueError("must be a list or a comma-separated string")
     return tuple(str(item).strip() for item in value if str(item).strip())
+
+
+def _secrets(value: Any) -> tuple[str, ...]:
+    secrets = _string_list(value)
+    for number, secret in enumerate(secrets, 1):
+        try:
+            secret_key(secret)
+        except ValueError as e:
+            raise ValueError(f"secret {number}: {e}") from None
+    return secrets
 
 
 def _networks(value: Any) -> tuple[str, ...]:
@@ -341,8 +367,16 @@ class Settings:
         "tcp:8000:interface=127.0.0.1", str, "HTTP API listener (Twisted endpoint string)"
     )
     database: str = _setting(
-        "var/printerd.sqlite3", str, "SQLite database file (its folder is created)"
+        "var/printerd.sqlite3", _database, "SQLite database file (its folder is created), or a "
+        "PostgreSQL URL shared by several instances: postgresql://user:password@host/db, "
+        "postgresql://user@/db?host=/socket/folder"
     )
+    instance_name: str = _setting(
+        "", str, "this instance's name in logs, webhook leases and metrics (default: the host "
+        "name)")
+    site: str = _setting(
+        "", str, "the site's name, put into every receipt and webhook payload (a central "
+        "printerd tells sites apart by it)")
     printer_name: str = _setting("default", _printer_name, "name recorded on every receipt")
     emulation: str = _setting(
         "epson", _emulation, "command set and status replies: epson (ESC/POS) or star (Star "
@@ -389,9 +423,16 @@ class Settings:
     sse_max_per_client: int = _setting(
         2_000, _positive_int, "open streams per client address; more get 503 with Retry-After")
     webhooks: tuple = _setting(
-        (), _webhooks, "webhook targets: JSON list of {name, url, secret, printers, include_raw}")
+        (), _webhooks, "webhook targets: JSON list of {name, url, secret, printers, include_raw, "
+        "token}")
     webhook_timeout: float = _setting(15.0, _positive_float, "seconds per webhook POST")
     webhook_concurrency: int = _setting(4, _positive_int, "webhook POSTs in flight per target")
+    ingest_secrets: tuple = _setting(
+        (), _secrets, "whsec_ secrets (comma-separated) whose signatures POST /api/ingest "
+        "accepts: receipts forwarded by site printerds (none: ingest is off)")
+    ingest_max_bytes: int = _setting(
+        16 * 1024 * 1024, _positive_int, "request body bytes POST /api/ingest takes from a "
+        "client with an API token (a forwarded receipt with its raw bytes)")
     retention_days: float = _setting(30.0, _positive_float, "days receipts are kept")
     retention_interval: float = _setting(3600.0, _positive_float, "seconds between purges")
     api_tokens: tuple = _setting(
@@ -420,6 +461,8 @@ class Settings:
         "Forwarded or CF-Connecting-IP name the client")
     raw_max_per_peer: int = _setting(
         0, _non_negative_int, "raw jobs in flight per peer address (0: no cap)")
+    raw_wait_timeout: float = _setting(
+        60.0, _positive_float, "seconds a raw connection may wait for a slot before it is closed")
     cors_origins: tuple = _setting(
         (), _origins, "web origins (comma-separated, or *) whose pages may use the API and "
         "the stream (CORS); tokens are still required")
@@ -492,7 +535,7 @@ def setting_fields() -> tuple[dataclasses.Field, ...]:
 
 
 # Settings holding secrets: an error about them never repeats the value.
-_SECRET_SETTINGS = {"webhooks", "api_tokens"}
+_SECRET_SETTINGS = {"webhooks", "api_tokens", "ingest_secrets"}
 
 
 def _parse(name: str, value: Any, source: str) -> Any:
@@ -591,9 +634,16 @@ def format_value(name: str, value: Any) -> str:
     """A setting's value as one would type it in a TOML file; secrets are not shown."""
     if name == "api_tokens":
         return f"[]  # {len(value)} token(s), not shown" if value else "[]"
+    if name == "ingest_secrets":
+        return f"[]  # {len(value)} secret(s), not shown" if value else "[]"
+    if name == "database" and str(value).startswith(("postgresql://", "postgres://")):
+        from printerd.store.engine import redact
+
+        return _toml(redact(value))
     if name == "webhooks":
         hooks = [{"name": t.name, "url": t.url, "secret": "(not shown)",
-                  "printers": list(t.printers), "include_raw": t.include_raw} for t in value]
+                  "printers": list(t.printers), "include_raw": t.include_raw,
+                  **({"token": "(not shown)"} if t.token else {})} for t in value]
         return "[" + ", ".join(_inline_table(hook) for hook in hooks) + "]"
     if name == "printers":  # ((name, ((key, value), ...)), ...)
         return _inline_table({printer: dict(keys) for printer, keys in value}) if value else "{}"

@@ -44,6 +44,12 @@ def raise_open_file_limit(
     return target
 
 
+def open_file_limit(getrlimit: Callable[[int], tuple[int, int]] = resource.getrlimit) -> int:
+    """The soft RLIMIT_NOFILE in force (an unlimited one as ``UNLIMITED``)."""
+    soft, _ = getrlimit(resource.RLIMIT_NOFILE)
+    return UNLIMITED if soft == resource.RLIM_INFINITY else soft
+
+
 @dataclass(frozen=True)
 class DescriptorBudget:
     """How many descriptors each kind of connection may hold; see the module docstring."""

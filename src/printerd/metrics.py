@@ -5,7 +5,8 @@ Most figures are counters the services keep anyway; they are read at request tim
 is counted twice.  Each row of ``FIGURES`` names a figure once (its /api/stats key, its
 Prometheus name, help, kind, labels) with how to read it, so the two outputs cannot drift
 apart.  Two figures are measured here: the reactor's lag (how late a one-second timer fires)
-and, in Prometheus only as it is a distribution, the database commit latency histogram.
+and, in Prometheus only as they are distributions, the database commit latency histogram and
+(on a shared database) the tailer's commit-to-announce latency histogram.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import twisted
 from prometheus_client import CollectorRegistry, Histogram, ProcessCollector, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from twisted.internet.interfaces import IReactorTime
+from twisted.logger import Logger
 
 from printerd import __version__, process
 from printerd.store import outbox
@@ -31,6 +33,7 @@ from printerd.rawport.factory import RawPrintFactory
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.service import ReceiptStore
+from printerd.store.tailer import Tailer
 
 
 class ReactorLag(PeriodicJob):
@@ -70,6 +73,8 @@ class Sources:
     http: HttpConnections
     started_at: float
     requests: Optional[RequestMetrics] = None
+    instance: str = ""  # instance_name (default: the host name)
+    site: str = ""
     # Deliveries per target and state: read from the database for each reading.
     outbox: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
@@ -85,7 +90,9 @@ class Figure:
     stats_key: str  # its key in /api/stats
     metric: str  # its Prometheus family name (a counter's samples get "_total" appended)
     help: str
-    kind: Literal["counter", "gauge"]
+    # "info": always 1 in Prometheus, where its labels are what it says; /api/stats shows
+    # those labels as a dict.
+    kind: Literal["counter", "gauge", "info"]
     read: Callable[[Sources], Any]  # a number, or Samples when it has labels
     labels: tuple[str, ...] = ()
     # /api/stats shows a labelled figure as its sum, or as a dict keyed by this label.
@@ -136,6 +143,10 @@ def _attempts(s: Sources) -> Samples:
 
 
 FIGURES: tuple[Figure, ...] = (
+    Figure("instance", "printerd_instance",
+           "This printerd: its instance_name, database engine (sqlite, postgresql) and site",
+           "info", lambda s: [((s.instance, s.store.engine_name, s.site), 1)],
+           ("instance_name", "engine", "site")),
     Figure("build_info", "printerd_build_info", "Which printerd runs (the value is always 1)",
            "gauge", _build_info, ("version", "python", "twisted"), stats_by="version"),
     Figure("receipts_total", "printerd_receipts_stored", "Receipts in the database", "gauge",
@@ -160,6 +171,16 @@ FIGURES: tuple[Figure, ...] = (
     Figure("connections_refused_total", "printerd_connections_refused",
            "Raw connections refused (peer not in raw_allow)", "counter",
            _printer_counter("connections_refused_total"), ("printer",)),
+    Figure("connections_turned_away_total", "printerd_connections_turned_away",
+           "Raw connections closed before a slot: over the port's descriptor share, or a host "
+           "holding its cap without printing", "counter",
+           _printer_counter("connections_turned_away_total"), ("printer",)),
+    Figure("connections_expired_total", "printerd_connections_expired",
+           "Raw connections closed after waiting raw_wait_timeout for a slot", "counter",
+           _printer_counter("connections_expired_total"), ("printer",)),
+    Figure("connections_evicted_total", "printerd_connections_evicted",
+           "Raw jobs that printed nothing, ended to give their slot to a waiting host", "counter",
+           _printer_counter("connections_evicted_total"), ("printer",)),
     Figure("junk_connections_total", "printerd_junk_connections",
            "Printer-port connections that spoke another protocol", "counter", _junk,
            ("printer", "protocol"), stats_by="protocol"),
@@ -193,7 +214,8 @@ FIGURES: tuple[Figure, ...] = (
            lambda s: process.thread_count()),
     Figure("rss_bytes", "process_resident_memory_bytes", "Resident memory of the process", "gauge",
            lambda s: process.rss_bytes(), process_collector=True),
-    Figure("db_bytes", "printerd_database_bytes", "Database and WAL size on disk", "gauge",
+    Figure("db_bytes", "printerd_database_bytes",
+           "Database size on disk (SQLite: file and WAL; PostgreSQL: pg_database_size)", "gauge",
            lambda s: s.store.database_bytes()),
     Figure("sse_subscribers", "printerd_sse_subscribers", "Open /api/stream subscribers", "gauge",
            lambda s: len(s.hub.subscribers)),
@@ -262,6 +284,8 @@ Reading = dict[str, Any]  # stats key -> what the figure's read gave
 class Figures:
     """Reads every figure of the table at once; renders a reading as stats or as metrics."""
 
+    log = Logger()
+
     def __init__(self, sources: Sources, registry: CollectorRegistry,
                  table: Sequence[Figure] = FIGURES) -> None:
         self.sources = sources
@@ -269,7 +293,14 @@ class Figures:
         self.table = tuple(table)
 
     async def read(self) -> Reading:
-        counts = await self.sources.store.delivery_counts()
+        # While the database does not answer, the figures are still read: the size as last
+        # measured, the outbox's counts as none (health says what is wrong).
+        counts: Mapping[str, Mapping[str, int]] = {}
+        try:
+            await self.sources.store.measure_database()  # PostgreSQL: asked on a reader thread
+            counts = await self.sources.store.delivery_counts()
+        except Exception as e:
+            self.log.warn("figures read without the database: {error}", error=e)
         sources = replace(self.sources, outbox=counts)
         return {figure.stats_key: figure.read(sources) for figure in self.table}
 
@@ -278,7 +309,9 @@ class Figures:
         stats: dict[str, Any] = {}
         for figure in self.table:
             value = reading[figure.stats_key]
-            if not figure.labels:
+            if figure.kind == "info":
+                stats[figure.stats_key] = dict(zip(figure.labels, value[0][0], strict=True))
+            elif not figure.labels:
                 stats[figure.stats_key] = value
             elif figure.stats_by is None:
                 stats[figure.stats_key] = sum(v for _, v in value)
@@ -319,19 +352,21 @@ class _Collected:
         return self._families
 
 
-def make_registry(store: ReceiptStore,
-                  requests: Optional[RequestMetrics] = None) -> CollectorRegistry:
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+
+
+def make_registry(store: ReceiptStore, requests: Optional[RequestMetrics] = None,
+                  tailer: Optional[Tailer] = None) -> CollectorRegistry:
     """
     The metrics prometheus_client keeps itself: the process's (memory, CPU, descriptors), the
-    commit latency histogram and the HTTP latency histogram by route (a registry of printerd's
-    own: tests build several).
+    commit latency histogram, the HTTP latency histogram by route and, with a tailer, its
+    commit-to-announce latency histogram (a registry of printerd's own: tests build several).
     """
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     commit_seconds = Histogram(
         "printerd_db_commit_seconds", "From a receipt's arrival at the store to its commit",
-        registry=registry,
-        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+        registry=registry, buckets=LATENCY_BUCKETS)
     store.on_commit_latency(commit_seconds.observe)
     if requests is not None:
         request_seconds = Histogram(
@@ -339,4 +374,10 @@ def make_registry(store: ReceiptStore,
             "(streams not included), by route", labelnames=["route"], registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
         requests.on_latency(lambda route, seconds: request_seconds.labels(route).observe(seconds))
+    if tailer is not None:
+        announce_seconds = Histogram(
+            "printerd_tailer_announce_seconds", "From a commit's NOTIFY (any instance's; the "
+            "database server's clock) to its receipts announced here", registry=registry,
+            buckets=LATENCY_BUCKETS)
+        tailer.on_announce_latency(announce_seconds.observe)
     return registry

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
+import socket
 import sys
 from dataclasses import replace
 from typing import Any, Callable, NoReturn, Optional, Sequence, cast
@@ -48,27 +49,31 @@ from printerd.http.openapi import OpenApiRoutes
 from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections, PrinterdRequest, PrinterdSite
+from printerd.http.routes.commands import CommandRoutes
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes
+from printerd.http.routes.ingest import IngestRoutes, ingest_request_class
 from printerd.http.routes.metrics import MetricsRoutes
 from printerd.http.routes.page import PageRoutes
 from printerd.http.routes.printers import PrinterRoutes
 from printerd.http.routes.receipts import ReceiptRoutes
+from printerd.http.routes.sample import SampleReceiptRoutes
 from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
-from printerd.listener import ListenerService
+from printerd.listener import ListenerService, default_backlog, with_backlog
 from printerd.logs import observer_for
 from printerd.metrics import FIGURES, Figures, ReactorLag, Sources, make_registry
 from printerd.ocr import OcrWorker, ocr_figure_rows
 from printerd.rawport.factory import (
     RawPrintFactory, RawPrinter, admission_limits, job_settings,
 )
-from printerd.render.document import parsing
+from printerd.render.document import ReceiptPrinter
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.service import ReceiptStore
+from printerd.store.tailer import PostgresNotifications, Tailer
 from printerd.store.threads import DatabaseThreads
 from printerd.systemd import SystemdNotifier
 from printerd.tee import Tee
@@ -316,14 +321,16 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     for warning in getattr(options, "warnings", ()):
         log.warn("{warning}", warning=warning)
     budget = DescriptorBudget.for_limit(raise_open_file_limit())
-    engine = open_engine(settings.database, settings.synchronous)
+    instance = settings.instance_name or socket.gethostname()
     try:
+        engine = open_engine(settings.database, settings.synchronous, instance)
         summary = engine.prepare(settings.recent_size)
     except (SchemaTooNew, DatabaseUnavailable) as e:
         fail(f"database: {e}")
 
     # Tell systemd first, stop taking requests and jobs, let jobs in flight finish, end streams
-    # and deliveries, then commit what is queued and close the database.
+    # and deliveries, then commit what is queued and close the database.  On a shared database
+    # the tailer stops before them: nothing new is announced to streams and deliveries ending.
     raw_listeners = listeners(settings)[1:]
     pollers = [f"server-direct-print:{n + 1}" for n in range(len(settings.server_direct_print))]
     root = DaemonService(stop_order=(
@@ -333,19 +340,28 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         *(setting for setting, _, _ in raw_listeners), *pollers,
         *(f"cloudprnt:{p.name}" for p in settings.printer_configs() if p.cloudprnt),
         *(f"drain:{name}" for _, name, _ in raw_listeners), *(["ocr"] if settings.ocr else []),
+        *(["tailer"] if engine.shared else []),
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
         log_observer=observer_for(settings.log_format), collector=CollectorTuning())
     targets = settings.webhooks
     threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
     store = ReceiptStore(reactor, engine, summary, threads,
                          commit_delay=settings.commit_delay, recent_size=settings.recent_size,
-                         outbox=lambda printer: [t.name for t in targets if t.wants(printer)])
+                         outbox=lambda printer: [t.name for t in targets if t.wants(printer)],
+                         site=settings.site)
     store.setServiceParent(root)
+    tailer = None
+    if engine.shared:
+        # Every instance's commits, announced here in id order (store/tailer.py).
+        tailer = Tailer(reactor, store, PostgresNotifications(reactor, store, engine))
+        tailer.setServiceParent(root)
     retention = Retention(reactor, store, days=settings.retention_days,
                           interval=settings.retention_interval)
     retention.setServiceParent(root)
+    # Claims name the process: a restarted instance does not take its predecessor's for its own.
     forwarder = Forwarder(reactor, store, targets, treq, timeout=settings.webhook_timeout,
-                          concurrency=settings.webhook_concurrency)
+                          concurrency=settings.webhook_concurrency,
+                          instance=f"{instance}/{os.getpid()}")
     store.on_commit(forwarder.wake)
     forwarder.setServiceParent(root)
 
@@ -358,17 +374,20 @@ def makeService(options: Options, reactor: Any = None) -> IService:
 
     printers = []
     listening_services: list[ListenerService] = []
+    backlog = default_backlog()
     for (setting, name, description), config in zip(raw_listeners, settings.printer_configs(),
                                                      strict=True):
         tee = Tee(reactor, clientFromString(reactor, config.tee), config.tee,
                   config.tee_fallback, settings.tee_timeout) if config.tee else None
+        # The raw ports share their part of the descriptors: each printer an equal share.
+        limits = admission_limits(settings, max_open=budget.raw // len(raw_listeners))
         factory = RawPrintFactory(reactor, store, printer=name,
-                                  job=job_settings(settings, config),
-                                  limits=admission_limits(settings), allow=settings.raw_allow,
-                                  tee=tee)
+                                  job=job_settings(settings, config), limits=limits,
+                                  allow=settings.raw_allow, tee=tee)
         store.on_write_health(factory.storage_changed)
         DrainJobs(factory, settings.shutdown_timeout).setServiceParent(root)
-        raw = ListenerService(setting, description, serverFromString(reactor, description),
+        raw = ListenerService(setting, description,
+                              serverFromString(reactor, with_backlog(description, backlog)),
                               factory, on_listening=factory.set_port)
         raw.setServiceParent(root)
         listening_services.append(raw)
@@ -393,18 +412,18 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     lag.setServiceParent(root)
     authenticator = Authenticator(reactor, options.tokens)
     limiter = RateLimiter(reactor, settings.api_rate, settings.api_burst)
-    renderings = Renderings(
-        store, {p.factory.printer: parsing(p.factory.job_settings.emulation.name,
-                                           p.factory.job_settings.two_byte_encoding)
-                for p in printers},
-        models={p.factory.printer: p.factory.job_settings.identity.model for p in printers})
+    renderings = Renderings(store, {
+        p.factory.printer: ReceiptPrinter(p.factory.job_settings.emulation.name,
+                                          p.factory.job_settings.two_byte_encoding,
+                                          p.factory.job_settings.profile)
+        for p in printers})
     connections = HttpConnections()
     requests = RequestMetrics(reactor)
     # ePOS-Print (HTTP, and Server Direct Print polling) prints on the same printers.
     printing = EposPrinting(reactor, store, [
         EposPrinter(p.factory.printer, state=_state_of(p.factory),
                     two_byte_encoding=p.factory.job_settings.two_byte_encoding,
-                    allow=settings.raw_allow, profile=p.factory.job_settings.profile)
+                    allow=p.factory.allow, profile=p.factory.job_settings.profile)
         for p in printers])
     epos = EposEndpoint(printing)
     servers = []
@@ -424,23 +443,32 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         ocr_figures = ocr_figure_rows(ocr)
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, connections,
-                              reactor.seconds(), requests), make_registry(store, requests),
+                              reactor.seconds(), requests, instance=instance,
+                              site=settings.site),
+                      make_registry(store, requests, tailer),
                       FIGURES + epos_figures(epos, servers) + ocr_figures
                       + cloudprnt_figures([p.cloudprnt for p in printers if p.cloudprnt]))
     api = HttpApi([
-        HealthRoutes(store, printers, forwarder, authenticator),
+        HealthRoutes(store, printers, forwarder, authenticator, clock=reactor),
         SessionRoutes(authenticator),
         ReceiptRoutes(store, renderings),
-        StreamRoutes(hub),
+        CommandRoutes(store, printers),
+        StreamRoutes(hub, store.database_id),
         PrinterRoutes(printers),
+        SampleReceiptRoutes(reactor, printers),
         ForwarderRoutes(reactor, store, forwarder),
         MetricsRoutes(figures),
+        IngestRoutes(reactor, store, settings.ingest_secrets),
         PageRoutes(),
         OpenApiRoutes(),
     ], authenticator, limiter, AllowedHosts(settings.http_allowed_hosts), requests,
         cors_origins=settings.cors_origins)
     # ePOS-Print answers on the HTTP listener beside the API, and on its own listener if asked.
     request_class = request_factory(settings.epos_max_body) if settings.epos else PrinterdRequest
+    if settings.ingest_secrets:
+        # Forwarded receipts come with their raw bytes: larger bodies, from token holders only.
+        request_class = ingest_request_class(request_class, settings.ingest_max_bytes,
+                                             authenticator)
     # The HTTP share of descriptors covers both listeners: ePOS-Print's own takes a quarter.
     http_cap = http_connection_cap(settings, budget)
     epos_cap = max(1, http_cap // 4) if settings.epos_listen else 0
@@ -474,7 +502,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         AvahiPublisher(reactor, "ePOS-Print", cast(str, shutil.which(settings.mdns_command)),
                        epos_advertised(epos_service), os.environ,
                        name=EPOS_ADVERTISER).setServiceParent(root)
-    Banner(__version__, settings.database,
+    Banner(__version__, engine.describe(),
            lambda: [listening(service) for service in listening_services]).setServiceParent(root)
     # Last: READY=1 goes out once every listener above is up.
     SystemdNotifier(reactor, os.environ, status=f"printerd {__version__} serving") \

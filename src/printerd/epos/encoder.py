@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from printerd.escpos.codepages import CODE_PAGES, DEFAULT_TWO_BYTE_ENCODING, page_characters
+from printerd.escpos.codepages import CODE_PAGES, DEFAULT_TWO_BYTE_ENCODING, epson_page
 
 ESC, FS = b"\x1b", b"\x1c"
 TWO_BYTE_LANGUAGES = frozenset({"ja", "ko", "zh-cn", "zh-tw"})
@@ -29,7 +29,7 @@ def _page_maps() -> list[tuple[int, dict[str, int]]]:
     for page in sorted(CODE_PAGES):
         if CODE_PAGES[page] is None:
             continue
-        table = page_characters(page)
+        table = epson_page(page)
         found: dict[str, int] = {}
         for byte in range(0x80, 0x100):
             char = table[byte]

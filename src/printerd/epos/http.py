@@ -30,7 +30,8 @@ from printerd.epos.document import SchemaError, read_request
 from printerd.epos.response import (
     PRINT_SYSTEM_ERROR, TOO_LARGE, PrintResult, failed, soap_response,
 )
-from printerd.epos.service import EposPrinting, address_allowed
+from printerd.addresses import in_networks
+from printerd.epos.service import EposPrinting
 from printerd.http.site import PrinterdRequest
 
 EPOS_PREFIX = b"/cgi-bin/epos/"
@@ -116,7 +117,7 @@ class EposEndpoint:
         devid = query_devid if query_devid is not None else document.devid
         printer = self.printing.printer(devid)
         # A Unix socket peer is on this machine; an IP peer must be in the printer's networks.
-        if printer is not None and host is not None and not address_allowed(host, printer.allow):
+        if printer is not None and host is not None and not in_networks(host, printer.allow):
             self.forbidden_total += 1
             self.log.warn("refused ePOS-Print request from {host}: not in raw_allow", host=host)
             request.setResponseCode(403)

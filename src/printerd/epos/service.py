@@ -13,7 +13,6 @@ which receipt of which document it is). The answer goes back once the receipts a
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from collections import Counter
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from printerd.addresses import Network, networks
+from printerd.config import DEFAULTS
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.epos.document import Element, SchemaError
 from printerd.epos.response import (
@@ -46,19 +47,8 @@ class EposPrinter:
     name: str
     state: Callable[[], PrinterState]
     two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING
-    allow: tuple[str, ...] = ("0.0.0.0/0", "::/0")
+    allow: tuple[Network, ...] = networks(DEFAULTS.raw_allow)  # raw_allow: who may print
     profile: PrinterProfile = DEFAULT_PROFILE  # the model's paper, as the raw port parses on
-
-
-def address_allowed(host: str, networks: Sequence[str]) -> bool:
-    """Whether an IP address (IPv4-mapped IPv6 included) is in one of the networks."""
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if address.version == 6 and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in ipaddress.ip_network(n, strict=False) for n in networks)
 
 
 class EposPrinting:

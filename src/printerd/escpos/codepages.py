@@ -13,7 +13,7 @@ Epson's tables as the receipt-printer-encoder project keeps them, and against es
 from __future__ import annotations
 
 import codecs
-from typing import Optional
+from typing import Callable, Optional
 
 # FS & two-byte mode's encodings (the two_byte_encoding setting); the first is the default.
 TWO_BYTE_ENCODINGS = ("gb18030", "shift_jis", "big5", "euc_kr")
@@ -243,17 +243,24 @@ _PAGE_TABLES: dict[int, str] = {n: _page_table(name) for n, name in CODE_PAGES.i
 _NO_TABLE = _page_table(None)
 
 
-def page_characters(page: int) -> str:
-    """The 256 characters page ``page`` prints (U+FFFE where it prints none): for encoders."""
+def epson_page(page: int) -> str:
+    """The 256 characters Epson's page ``page`` (ESC t numbering) prints."""
     return _PAGE_TABLES.get(page, _NO_TABLE)
 
 
 class CharacterDecoder:
-    """Turns printed bytes into text under the current page, set and two-byte mode."""
+    """
+    Turns printed bytes into text under the current page, set and two-byte mode.
 
-    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> None:
+    ``page_table`` gives a page number's 256 characters (charmap_decode's U+FFFE where a byte
+    prints none): Epson's numbering by default, a Star printer's for the Star parser.
+    """
+
+    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+                 page_table: Callable[[int], str] = epson_page) -> None:
         codecs.lookup(two_byte_encoding)  # fail early on a bad setting
         self.two_byte_encoding = two_byte_encoding
+        self._page_table = page_table
         self.reset()
 
     def reset(self) -> None:
@@ -265,7 +272,7 @@ class CharacterDecoder:
     def decode(self, data: bytes | bytearray) -> str:
         if self.two_byte:
             return data.decode(self.two_byte_encoding, "replace")
-        text = codecs.charmap_decode(data, "replace", _PAGE_TABLES.get(self.page, _NO_TABLE))[0]
+        text = codecs.charmap_decode(data, "replace", self._page_table(self.page))[0]
         if self.international:
             table = INTERNATIONAL_SETS.get(self.international)
             if table:

@@ -163,6 +163,10 @@ class JobParser:
         self._skip_tail = b""  # the last bytes passed through, for queries split across feeds
         self._images_follow = 0  # FS q: images still to measure
         self._closed = False
+        # Grows whenever the job puts something on paper (text, images, codes and their
+        # payloads), by about the bytes that did: the raw port tells by it a connection that
+        # prints from one that only holds its slot.
+        self.content_bytes = 0
         self._start_receipt()
 
     def _start_receipt(self) -> None:
@@ -185,6 +189,7 @@ class JobParser:
             passed = min(self._skip, len(data))
             self._raw += memoryview(data)[:passed]
             self._skip -= passed
+            self.content_bytes += passed
             window = self._skip_tail + data[:passed]
             events += realtime_queries_inside(window, len(self._skip_tail))
             self._skip_tail = window[-3:]
@@ -220,6 +225,7 @@ class JobParser:
                 run_end = _TEXT_RUN.match(buf, pos).end()  # type: ignore[union-attr]
                 self._text.add(bytes(buf[pos:run_end]))
                 self._has_content = True
+                self.content_bytes += run_end - pos
                 pos = run_end
                 continue
             if self._images_follow == 0 and not is_command_prefix(byte):
@@ -280,6 +286,7 @@ class JobParser:
             return None
         if name in _MARKING_COMMANDS:
             self._has_content = True
+            self.content_bytes += measured.length
             if name == "ESC *" and self._content.images:
                 self._text.image_in_line()
                 self._image_feeds[len(self._content.images) - 1] = self._text.line_spacing

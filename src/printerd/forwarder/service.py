@@ -153,7 +153,7 @@ class Forwarder(Service):
         if target.include_raw:
             raw = await self.store.get_raw(delivery.receipt.id)
             receipt["raw_base64"] = base64.b64encode(raw or b"").decode()
-        payload = {"type": "receipt.printed", "receipt": receipt}
+        payload = {"type": "receipt.printed", "site": receipt["site"], "receipt": receipt}
         return json.dumps(payload, separators=(",", ":")).encode()
 
     async def _deliver(self, delivery: outbox.Delivery, state: TargetState) -> None:
@@ -168,6 +168,8 @@ class Forwarder(Service):
                 "webhook-timestamp": [str(timestamp)],
                 "webhook-signature": [sign(target.secret, message_id, timestamp, body)],
             }
+            if target.token:  # a central printerd's ingest takes API tokens
+                headers["Authorization"] = [f"Bearer {target.token}"]
             try:
                 request = self.http.post(target.url, data=body, headers=headers)
                 response = await request.addTimeout(self.timeout, self.clock,

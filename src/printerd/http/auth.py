@@ -69,6 +69,10 @@ class Authenticator:
         self._sessions[session] = (now + SESSION_SECONDS, index)
         return session
 
+    def close_session(self, session: bytes) -> None:
+        """Log a browser out: its session id is no longer accepted."""
+        self._sessions.pop(session, None)
+
     def token_of(self, request: IRequest) -> Optional[int]:
         """The index of the token a request carries (bearer, or a live session's); else None."""
         token = bearer_token(request)

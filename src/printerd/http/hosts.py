@@ -11,8 +11,9 @@ cannot come from a browser and is answered.
 
 from __future__ import annotations
 
-import ipaddress
 from typing import Iterable, Optional
+
+from printerd.addresses import ip_address
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
 KNOWN_HOSTS = 256  # Host headers whose answers are remembered
@@ -31,16 +32,6 @@ def host_name(header: bytes) -> Optional[str]:
     if port and not port.isdigit():
         return None  # two colons without brackets, or a port that is not a number
     return name.rstrip(".")
-
-
-def _address(text: str) -> Optional[ipaddress.IPv4Address | ipaddress.IPv6Address]:
-    try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
 
 
 class AllowedHosts:
@@ -76,9 +67,9 @@ class AllowedHosts:
             return False
         if name in self.names or name in LOOPBACK_NAMES or name.endswith(".localhost"):
             return True
-        address = _address(name)
+        address = ip_address(name)
         if address is None:
             return False
         # Addresses this printerd has: loopback, or the one this connection came in on.
         return address.is_loopback or (local_address is not None
-                                       and address == _address(local_address))
+                                       and address == ip_address(local_address))

@@ -67,6 +67,10 @@ SCHEMAS: dict[str, Any] = {
             "images": {"type": "object"}, "drawer_kicks": {"type": "array"},
             "unknown_commands": {"type": "object"}, "dialects": {"type": "object"},
             "line_styles": {"type": "array"},
+            "site": {"type": "string", "description": "the site setting of the printerd that "
+                                                      "received it"},
+            "site_receipt_id": {"type": "integer", "description": "a forwarded receipt's id "
+                                                                  "at its site"},
         },
     },
     "ReceiptPage": {"type": "object", "required": ["receipts"],
@@ -74,6 +78,9 @@ SCHEMAS: dict[str, Any] = {
                                    "next": {"type": ["string", "null"]}}},
     "Printer": {"type": "object", "required": ["name", "state"],
                 "properties": {"name": {"type": "string"},
+                               "addresses": {"type": "array", "items": {"type": "string"},
+                                             "description": "host:port as a POS types it"},
+                               "emulation": {"type": "string", "enum": ["epson", "star"]},
                                "state": {"type": "object", "properties": {
                                    "online": {"type": "boolean"},
                                    "paper": {"type": "string",
@@ -81,6 +88,28 @@ SCHEMAS: dict[str, Any] = {
                                    "cover_open": {"type": "boolean"},
                                    "drawer_open": {"type": "boolean"}}}}},
     "Probe": PROBE,
+    "Session": {"type": "object", "required": ["tokens", "logged_in"],
+                "properties": {"tokens": {"type": "boolean"}, "logged_in": {"type": "boolean"}}},
+    "CommandListing": {
+        "type": "object", "required": ["commands", "summary", "next"],
+        "properties": {
+            "commands": {"type": "array", "items": {
+                "type": "object", "required": ["offset", "length", "kind", "name", "known"],
+                "properties": {
+                    "offset": {"type": "integer", "minimum": 0},
+                    "length": {"type": "integer", "minimum": 1},
+                    "kind": {"type": "string", "enum": ["command", "text", "control"]},
+                    "name": {"type": "string"}, "known": {"type": "boolean"},
+                    "params": {"type": "array", "items": {"type": "integer"}},
+                    "more_bytes": {"type": "integer"}, "cut_off": {"type": "integer"},
+                    "text": {"type": "string"},
+                    "reply": {"type": ["string", "null"],
+                              "description": "a status query's reply, hex; null: none"}}}},
+            "summary": {"type": "object", "required": ["emulation", "bytes", "complete"],
+                        "properties": {"emulation": {"type": "string"},
+                                       "bytes": {"type": "integer"},
+                                       "complete": {"type": "boolean"}}},
+            "next": {"type": ["string", "null"]}}},
 }
 
 RENDERING_TYPES = {"txt": "text/plain", "html": "text/html", "png": "image/png",
@@ -115,7 +144,16 @@ PATHS: dict[str, Any] = {
     "/api/openapi.json": {"get": _get("this document", {"200": _json({"type": "object"},
                                                                      "OpenAPI 3.1")},
                                       open_route=True)},
-    "/api/session": {"post": {
+    "/api/session": {"get": _get("whether tokens are needed and this browser is logged in",
+                                 {"200": _json(_ref("Session"), "the session")},
+                                 open_route=True),
+                     "delete": {
+        "summary": "log out: the session ends on the server, the cookie is dropped",
+        "security": [],
+        "responses": {"200": _json({"type": "object", "required": ["ok"],
+                                    "properties": {"ok": {"const": True}}}, "logged out"),
+                      **ERRORS}},
+                     "post": {
         "summary": "trade a token for the session cookie", "security": [],
         "requestBody": {"required": True, "content": {JSON: {"schema": {
             "type": "object", "required": ["token"],
@@ -138,6 +176,12 @@ PATHS: dict[str, Any] = {
         "the receipt's original bytes",
         {"200": {"description": "raw ESC/POS", "content": {"application/octet-stream": {}}}},
         [_path_param("receipt_id", INTEGER_ID)])},
+    "/api/receipts/{receipt_id}/commands": {"get": _get(
+        "what the printer was sent, element by element, as its printer reads it",
+        {"200": _json(_ref("CommandListing"), "one page of the listing")},
+        [_path_param("receipt_id", INTEGER_ID),
+         _query("start", {"type": "integer", "minimum": 0}, "the first element, from 0"),
+         _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "default 500")])},
     "/api/receipts/{receipt_id}.{format}": {"get": _get(
         "a rendering, from the raw bytes",
         {"200": {"description": "the rendering",
@@ -145,17 +189,21 @@ PATHS: dict[str, Any] = {
         [_path_param("receipt_id", INTEGER_ID),
          _path_param("format", {"type": "string", "enum": list(RENDERING_TYPES)}),
          _query("width", {"type": "integer"}, "columns (txt, html: 32, 42, 48, 56, 64) or "
-                "dots (png, pdf: 576, 512, 384); default: the printer's paper")])},
+                "dots (png, pdf: 576, 512, 384); default: the printer's paper"),
+         _query("db", {"type": "string"}, "the database_id the client expects: 404 if "
+                "printerd serves another database")])},
     "/api/recent": {"get": _get("the newest receipts, from memory", {
-        "200": _json({"type": "object", "required": ["receipts"],
-                      "properties": {"receipts": {"type": "array", "items": _ref("Receipt")}}},
-                     "newest first")},
+        "200": _json({"type": "object", "required": ["receipts", "database_id"],
+                      "properties": {"receipts": {"type": "array", "items": _ref("Receipt")},
+                                     "database_id": {"type": "string"}}},
+                     "newest first, and the database they come from")},
         [_query("limit", {"type": "integer", "minimum": 1}, "up to recent_size, default 50")])},
     "/api/stats": {"get": _get("printerd's figures (the table in the README)", {
         "200": _json({"type": "object", "additionalProperties": {
             "type": ["number", "object"]}}, "figures")})},
     "/api/stream": {"get": _get("receipts as Server-Sent Events", {
-        "200": {"description": "event: receipt, data: a Receipt",
+        "200": {"description": "first event: database (data: {\"database_id\": ...}); then "
+                               "event: receipt, data: a Receipt",
                 "content": {"text/event-stream": {}}}},
         [_query("after", INTEGER_ID, "replay the receipts after this id"),
          _query("printer", {"type": "string"}, "one printer's"),
@@ -171,6 +219,15 @@ PATHS: dict[str, Any] = {
             "type": "object", "additionalProperties": False, "properties": SCHEMAS[
                 "Printer"]["properties"]["state"]["properties"]}}}},
         "responses": {"200": _json(_ref("Printer"), "the printer"), **ERRORS}}},
+    "/api/printers/{name}/test-receipt": {"post": {
+        "summary": "send a test receipt through the printer's own raw port, as a POS would",
+        "parameters": [_path_param("name", {"type": "string"})],
+        "responses": {"202": _json({"type": "object",
+                                    "required": ["printer", "sent_to", "bytes", "check"],
+                                    "properties": {"sent_to": {"type": "string"},
+                                                   "bytes": {"type": "integer"},
+                                                   "check": {"type": "string"}}},
+                                   "the port took the whole job"), **ERRORS}}},
     "/api/forwarder": {"get": _get("webhook targets and their deliveries", {
         "200": _json({"type": "object", "required": ["targets"],
                       "properties": {"targets": {"type": "array"}}}, "per target")})},
@@ -187,6 +244,20 @@ PATHS: dict[str, Any] = {
         "summary": "retry every dead letter",
         "responses": {"200": _json({"type": "object", "required": ["retried"]}, "retried"),
                       **ERRORS}}},
+    "/api/ingest": {"post": {
+        "summary": "store a receipt another printerd forwarded (a Standard Webhooks delivery "
+                   "of its receipt.printed payload, signed with one of ingest_secrets)",
+        "parameters": [{"name": name, "in": "header", "required": True,
+                        "schema": {"type": "string"}}
+                       for name in ("webhook-id", "webhook-timestamp", "webhook-signature")],
+        "requestBody": {"required": True, "content": {JSON: {"schema": {
+            "type": "object", "required": ["type", "receipt"],
+            "properties": {"type": {"const": "receipt.printed"}, "site": {"type": "string"},
+                           "receipt": _ref("Receipt")}}}}},
+        "responses": {"200": _json({"type": "object", "required": ["id", "origin"],
+                                    "properties": {"id": INTEGER_ID,
+                                                   "origin": {"type": "string"}}},
+                                   "stored (or stored before: the same id)"), **ERRORS}}},
     "/metrics": {"get": _get("Prometheus metrics", {
         "200": {"description": "the Prometheus text format",
                 "content": {"text/plain": {}}}})},

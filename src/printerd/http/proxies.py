@@ -16,6 +16,8 @@ import ipaddress
 import re
 from typing import Callable, Iterable, Optional
 
+from printerd.addresses import ip_address
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 HeaderReader = Callable[[bytes], Optional[bytes]]  # request.getHeader
@@ -28,13 +30,7 @@ def parse_address(text: str) -> Optional[Address]:
         text = text[1:text.find("]")] if "]" in text else ""
     elif text.count(":") == 1:  # v4 address with a port
         text = text.split(":", 1)[0]
-    try:
-        address = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    return address
+    return ip_address(text)
 
 
 _FOR = re.compile(r'(?:^|[;,\s])for=("[^"]*"|[^;,\s]*)', re.IGNORECASE)

@@ -16,6 +16,11 @@ class PrinterCounters:
 
     connections_total: int = 0  # connections accepted from allowed peers
     connections_refused_total: int = 0  # closed at once: the peer is outside raw_allow
+    # Closed at once: the port held its share of descriptors, or the peer already had half of
+    # them waiting for a slot.
+    connections_turned_away_total: int = 0
+    connections_expired_total: int = 0  # waited raw_wait_timeout for a slot and were closed
+    connections_evicted_total: int = 0  # printed nothing and were ended for a waiting host
     jobs_total: int = 0  # connections that got a slot (each is one job)
     receipts_total: int = 0  # receipts parsed and handed to the store
     bytes_total: int = 0  # job bytes received (up to max_job_bytes per job)

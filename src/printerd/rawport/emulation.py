@@ -19,6 +19,10 @@ from printerd.star.status import StarStatus
 class JobParserLike(Protocol):
     """A sans-IO job parser: bytes in any chunks -> status queries and receipts."""
 
+    # Grows whenever the job puts something on paper: a connection whose parser's count does
+    # not grow prints nothing (resets, feeds, status queries) and may lose its slot to others.
+    content_bytes: int
+
     def feed(self, data: bytes) -> list[Event]:
         """Consume the next bytes of the job; return the events they complete."""
 

@@ -1,7 +1,8 @@
 """
 The raw printing port's factory: one per printer.
 
-It refuses peers outside the ``allow`` networks (closed at once and counted), builds a
+It refuses peers outside the ``allow`` networks (closed at once and counted) and connections
+its ``Admission`` cannot take (descriptors, a peer's waiting cap), builds a
 ``RawPrintProtocol`` per connection, and is the jobs' sink: it keeps the printer's state,
 counts into its ``PrinterCounters`` and hands receipts to the store.  Who prints now and who
 waits is the ``Admission``'s business.
@@ -9,7 +10,6 @@ waits is the ``Admission``'s business.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -19,7 +19,9 @@ from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from printerd.addresses import in_networks, networks
 from printerd.config import PrinterConfig, Settings
+from printerd.descriptors import DescriptorBudget, open_file_limit
 from printerd.escpos.parser import ParsedReceipt
 from printerd.escpos.status import PrinterIdentity, PrinterState
 from printerd.rawport.admission import Admission, AdmissionLimits
@@ -50,10 +52,16 @@ def job_settings(settings: Settings, printer: Optional[PrinterConfig] = None) ->
         emulation=EMULATIONS[printer.emulation])
 
 
-def admission_limits(settings: Settings) -> AdmissionLimits:
-    """A printer's connection limits from printerd's settings."""
+def admission_limits(settings: Settings, max_open: Optional[int] = None) -> AdmissionLimits:
+    """
+    A printer's connection limits from printerd's settings; ``max_open`` is its share of
+    descriptors (default: the raw ports' share of the process's limit now).
+    """
+    if max_open is None:
+        max_open = DescriptorBudget.for_limit(open_file_limit()).raw
     return AdmissionLimits(max_connections=settings.max_connections,
-                           max_per_peer=settings.raw_max_per_peer)
+                           max_per_peer=settings.raw_max_per_peer,
+                           wait_timeout=settings.raw_wait_timeout, max_open=max_open)
 
 
 class RawPrintFactory(Factory):
@@ -69,33 +77,25 @@ class RawPrintFactory(Factory):
         self.store = store
         self.printer = printer
         self.job_settings = job if job is not None else job_settings(defaults)
-        self.allow = [ipaddress.ip_network(n, strict=False)
-                      for n in (allow if allow is not None else defaults.raw_allow)]
+        self.allow = networks(allow if allow is not None else defaults.raw_allow)
         self.counters = PrinterCounters()
         self.tee = tee  # a real printer every job is also sent to, if any
         self.admission: Admission[RawPrintProtocol] = Admission(
-            clock, limits if limits is not None else admission_limits(defaults))
+            clock, limits if limits is not None else admission_limits(defaults), self.counters)
         self._state = PrinterState()
 
     def buildProtocol(self, addr: IAddress) -> Optional[RawPrintProtocol]:  # type: ignore
         host = getattr(addr, "host", None)
-        if host is not None and not self._allowed(host):
+        if host is not None and not in_networks(host, self.allow):
             self.counters.connections_refused_total += 1
             self.log.warn("refused raw connection from {host}: not in raw_allow", host=host)
             return None  # Twisted closes the socket
-        self.counters.connections_total += 1
         peer = describe_peer(addr)
+        if not self.admission.accepts(host or peer):
+            return None  # counted and logged by admission; Twisted closes the socket
+        self.counters.connections_total += 1
         return RawPrintProtocol(self.job_settings, self, self.admission, self.clock, peer,
                                 host or peer, self.tee.relay() if self.tee else None)
-
-    def _allowed(self, host: str) -> bool:
-        try:
-            address = ipaddress.ip_address(host.split("%", 1)[0])
-        except ValueError:
-            return False
-        if address.version == 6 and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.allow)
 
     # -- wiring: the listener, the store's health, shutdown ---------------------------------
 

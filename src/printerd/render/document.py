@@ -72,31 +72,45 @@ class Image:
 Block = Union[Line, PageArea, Barcode, Code2D, Image]
 
 
-def parsing(emulation: str, two_byte_encoding: str) -> str:
+@dataclass(frozen=True)
+class ReceiptPrinter:
     """
-    How a printer's receipts are parsed, as the renderers pass it along in place of the two-byte
-    encoding: the encoding alone for ESC/POS, "star:<encoding>" for a Star printer.
+    What the renderers need of the printer a receipt was printed on: how its stored bytes are
+    parsed again (the printer's emulation, ``epson`` or ``star``, and its two-byte encoding)
+    and the paper they are laid out on (its model's profile).
     """
-    return two_byte_encoding if emulation == "epson" else f"{emulation}:{two_byte_encoding}"
+
+    emulation: str = "epson"
+    two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING
+    profile: PrinterProfile = DEFAULT_PROFILE
 
 
-def parse_receipt(raw: bytes, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
-                  profile: PrinterProfile = DEFAULT_PROFILE) -> Optional[ParsedReceipt]:
-    """The first receipt in ``raw`` (a stored receipt holds exactly one), with its layout;
-    ``two_byte_encoding`` may name the printer's emulation first (see ``parsing``)."""
-    emulation, _, encoding = two_byte_encoding.rpartition(":")
-    if emulation == "star":
-        parser: JobParser | StarJobParser = StarJobParser(encoding, keep_bitmaps=True)
+DEFAULT_PRINTER = ReceiptPrinter()
+
+
+def parse_job(raw: bytes, printer: ReceiptPrinter = DEFAULT_PRINTER,
+              keep_bitmaps: bool = True) -> list[ParsedReceipt]:
+    """The receipts of a whole job, split at its cuts as the printer's raw port splits them
+    (with their layout, and the images' dots with ``keep_bitmaps``)."""
+    if printer.emulation == "star":
+        parser: JobParser | StarJobParser = StarJobParser(printer.two_byte_encoding,
+                                                          keep_bitmaps=keep_bitmaps)
     else:
-        parser = JobParser(encoding, keep_bitmaps=True, profile=profile)
-    receipts = [e for e in parser.feed(raw) + parser.close() if isinstance(e, ParsedReceipt)]
+        parser = JobParser(printer.two_byte_encoding, keep_bitmaps=keep_bitmaps,
+                           profile=printer.profile)
+    return [e for e in parser.feed(raw) + parser.close() if isinstance(e, ParsedReceipt)]
+
+
+def parse_receipt(raw: bytes,
+                  printer: ReceiptPrinter = DEFAULT_PRINTER) -> Optional[ParsedReceipt]:
+    """The first receipt in ``raw`` (a stored receipt holds exactly one), with its layout."""
+    receipts = parse_job(raw, printer)
     return receipts[0] if receipts else None
 
 
-def blocks(raw: bytes, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
-           profile: PrinterProfile = DEFAULT_PROFILE) -> list[Block]:
+def blocks(raw: bytes, printer: ReceiptPrinter = DEFAULT_PRINTER) -> list[Block]:
     """Everything the receipt prints, in print order."""
-    receipt = parse_receipt(raw, two_byte_encoding, profile)
+    receipt = parse_receipt(raw, printer)
     if receipt is None or receipt.layout is None:
         return []
     layout = receipt.layout

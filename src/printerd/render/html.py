@@ -18,13 +18,12 @@ from html import escape
 
 from typing import Optional
 
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
-from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.styles import Style
 from printerd.render.budget import Budget
 from printerd.render.codes import barcode_svg, bitmap_image, qr_svg
 from printerd.render.document import (
-    Barcode, Block, Code2D, Image, Line, PageArea, Row, blocks, paper_for_columns, printed_rows,
+    DEFAULT_PRINTER, Barcode, Block, Code2D, Image, Line, PageArea, ReceiptPrinter, Row, blocks,
+    paper_for_columns, printed_rows,
 )
 
 DOTS_PER_COLUMN = 12
@@ -50,10 +49,9 @@ STYLESHEET = """
 
 
 def render_html(raw: bytes, columns: int = 48, title: str = "Receipt",
-                two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
-                profile: PrinterProfile = DEFAULT_PROFILE,
+                printer: ReceiptPrinter = DEFAULT_PRINTER,
                 budget: Optional[Budget] = None) -> str:
-    body = render_fragment(raw, columns, two_byte_encoding, profile, budget)
+    body = render_fragment(raw, columns, printer, budget)
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
             f"<title>{escape(title)}</title><style>{STYLESHEET}"
@@ -61,15 +59,13 @@ def render_html(raw: bytes, columns: int = 48, title: str = "Receipt",
             f"<body>{body}</body></html>\n")
 
 
-def render_fragment(raw: bytes, columns: int = 48,
-                    two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
-                    profile: PrinterProfile = DEFAULT_PROFILE,
+def render_fragment(raw: bytes, columns: int = 48, printer: ReceiptPrinter = DEFAULT_PRINTER,
                     budget: Optional[Budget] = None) -> str:
     """The receipt as one ``<div class="receipt">`` (the stylesheet is ``STYLESHEET``)."""
     budget = budget or Budget()
-    paper = paper_for_columns(columns, profile)
+    paper = paper_for_columns(columns, printer.profile)
     parts = []
-    for block in blocks(raw, two_byte_encoding, profile):
+    for block in blocks(raw, printer):
         part = _block(block, paper, budget)
         if part is None or not budget.take_text(len(part)):
             parts.append(f'<div class="truncated">{escape(budget.notice())}</div>')

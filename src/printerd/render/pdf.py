@@ -11,18 +11,15 @@ import io
 
 from PIL import Image
 
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
-from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
+from printerd.render.document import DEFAULT_PRINTER, ReceiptPrinter
 from printerd.render.png import render_png
 
 # Dots per inch of the print heads that draw each paper width.
 DOTS_PER_INCH = {576: 203.2, 512: 180.0, 384: 203.2}
 
 
-def render_pdf(raw: bytes, paper: int = 576,
-               two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
-               profile: PrinterProfile = DEFAULT_PROFILE) -> bytes:
-    page = Image.open(io.BytesIO(render_png(raw, paper, two_byte_encoding, profile)))
+def render_pdf(raw: bytes, paper: int = 576, printer: ReceiptPrinter = DEFAULT_PRINTER) -> bytes:
+    page = Image.open(io.BytesIO(render_png(raw, paper, printer)))
     out = io.BytesIO()
     page.save(out, "PDF", resolution=DOTS_PER_INCH[paper], title="Receipt",
               creationDate=None, modDate=None)

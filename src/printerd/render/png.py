@@ -19,13 +19,12 @@ import barcode
 from PIL import Image, ImageDraw, ImageFont
 from twisted.logger import Logger
 
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
-from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.styles import CELLS, Style
 from printerd.render.budget import Budget
 from printerd.render.codes import barcode_image, bitmap_image, qr_image
 from printerd.render.document import (
-    Barcode, Block, Code2D, Line, PageArea, Row, blocks, char_cells, printed_rows,
+    DEFAULT_PRINTER, Barcode, Block, Code2D, Line, PageArea, ReceiptPrinter, Row, blocks,
+    char_cells, printed_rows,
 )
 from printerd.render.document import Image as ImageBlock
 
@@ -184,14 +183,12 @@ def _block_images(block: Block, paper: int, glyphs: _Glyphs,
         yield drawn
 
 
-def render_png(raw: bytes, paper: int = 576,
-               two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
-               profile: PrinterProfile = DEFAULT_PROFILE,
+def render_png(raw: bytes, paper: int = 576, printer: ReceiptPrinter = DEFAULT_PRINTER,
                budget: Optional[Budget] = None) -> bytes:
     budget = budget or Budget()
     glyphs = _Glyphs()
     parts: list[Image.Image] = []
-    for block in blocks(raw, two_byte_encoding, profile):
+    for block in blocks(raw, printer):
         parts += _block_images(block, paper, glyphs, budget)
         if budget.truncated:
             parts.append(_label(budget.notice(), paper))

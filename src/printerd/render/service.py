@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
+from dataclasses import replace
 from functools import partial
 from typing import Callable, Mapping, Optional
 
@@ -17,60 +18,48 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.python.failure import Failure
 
 from printerd.epos.translate import printable_escpos
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
-from printerd.escpos.profiles import DEFAULT_MODEL, PrinterProfile, profile_for
+from printerd.escpos.profiles import PrinterProfile
 from printerd.render.budget import release_memory
+from printerd.render.document import DEFAULT_PRINTER, ReceiptPrinter
 from printerd.render.html import render_html
 from printerd.render.pdf import render_pdf
 from printerd.render.png import PAPER_WIDTHS, render_png
 from printerd.render.text import WIDTHS, render_text
 from printerd.store.service import ReceiptStore
 
-Render = Callable[[bytes, int, str, PrinterProfile], bytes]
+Render = Callable[[bytes, int, ReceiptPrinter], bytes]
 
 
-def _text(raw: bytes, width: int, encoding: str, profile: PrinterProfile) -> bytes:
-    return render_text(raw, width, encoding, profile).encode()
+def _text(raw: bytes, width: int, printer: ReceiptPrinter) -> bytes:
+    return render_text(raw, width, printer).encode()
 
 
-def _html(raw: bytes, width: int, encoding: str, profile: PrinterProfile) -> bytes:
-    return render_html(raw, width, two_byte_encoding=encoding, profile=profile).encode()
-
-
-def _png(raw: bytes, width: int, encoding: str, profile: PrinterProfile) -> bytes:
-    return render_png(raw, width, encoding, profile)
-
-
-def _pdf(raw: bytes, width: int, encoding: str, profile: PrinterProfile) -> bytes:
-    return render_pdf(raw, width, encoding, profile)
+def _html(raw: bytes, width: int, printer: ReceiptPrinter) -> bytes:
+    return render_html(raw, width, printer=printer).encode()
 
 
 FORMATS: dict[str, tuple[Render, tuple[int, ...], Callable[[PrinterProfile], int], bytes]] = {
-    # format: (render(raw, size, encoding, profile), allowed sizes, the printer's own size,
+    # format: (render(raw, size, printer), allowed sizes, the printer's own size,
     # content type)
     "txt": (_text, WIDTHS, lambda profile: profile.columns, b"text/plain; charset=utf-8"),
     "html": (_html, WIDTHS, lambda profile: profile.columns, b"text/html; charset=utf-8"),
-    "png": (_png, PAPER_WIDTHS, lambda profile: profile.dots, b"image/png"),
-    "pdf": (_pdf, PAPER_WIDTHS, lambda profile: profile.dots, b"application/pdf"),
+    "png": (render_png, PAPER_WIDTHS, lambda profile: profile.dots, b"image/png"),
+    "pdf": (render_pdf, PAPER_WIDTHS, lambda profile: profile.dots, b"application/pdf"),
 }
-DEFAULT_ENCODING = DEFAULT_TWO_BYTE_ENCODING
 
 
 class Renderings:
     """
     ``get(id, format, size)`` -> the rendering's bytes, or None when there is no such id.
-    Each receipt is drawn for the printer that printed it: its two-byte encoding and its
-    model's profile (paper width, columns); ``size`` None is that printer's own width.
+    Each receipt is drawn for the printer that printed it (``printers``: name -> its
+    emulation, two-byte encoding and model's profile; a printer not listed is drawn as the
+    default one); ``size`` None is that printer's own width.
     """
 
-    def __init__(self, store: ReceiptStore, encodings: Mapping[str, str],
-                 cache_bytes: int = 16 * 1024 * 1024,
-                 models: Optional[Mapping[str, str]] = None) -> None:
+    def __init__(self, store: ReceiptStore, printers: Mapping[str, ReceiptPrinter],
+                 cache_bytes: int = 16 * 1024 * 1024) -> None:
         self.store = store
-        self.encodings = dict(encodings)  # printer name -> two-byte encoding
-        # printer name -> profile (printers not listed: the default model's)
-        self.profiles = {name: profile_for(model) for name, model in (models or {}).items()}
-        self.default_profile = profile_for(DEFAULT_MODEL)
+        self.printers = dict(printers)
         self.cache_bytes = cache_bytes  # the most the cached renderings may take together
         self._cache: OrderedDict[tuple[int, str, Optional[int]], bytes] = OrderedDict()
         self._cached_bytes = 0
@@ -80,8 +69,8 @@ class Renderings:
                               list[Deferred[Optional[bytes]]]] = {}
         self.renders_total = 0
 
-    def profile(self, printer: str) -> PrinterProfile:
-        return self.profiles.get(printer, self.default_profile)
+    def printer(self, name: str) -> ReceiptPrinter:
+        return self.printers.get(name, DEFAULT_PRINTER)
 
     def get(self, receipt_id: int, fmt: str,
             size: Optional[int] = None) -> Deferred[Optional[bytes]]:
@@ -96,19 +85,16 @@ class Renderings:
         self._in_flight[key] = []
         self.renders_total += 1
         render, _, own_size, _ = FORMATS[fmt]
-        encodings = self.encodings
 
-        def render_raw(details: str, printer: str, raw: bytes) -> bytes:
-            profile = self.profile(printer)
-            encoding = encodings.get(printer, DEFAULT_ENCODING)
+        def render_raw(details: str, name: str, raw: bytes) -> bytes:
+            printer = self.printer(name)
             try:
                 if '"source":"epos-print"' in details:
                     # Printed from an ePOS-Print document: draw the ESC/POS it translates to,
-                    # whatever the printer's emulation (parsing names it before a colon).
-                    encoding = encoding.rpartition(":")[2]
-                    raw = printable_escpos(raw, json.loads(details), encoding)
-                return render(raw, own_size(profile) if size is None else size, encoding,
-                              profile)
+                    # whatever the printer's emulation.
+                    raw = printable_escpos(raw, json.loads(details), printer.two_byte_encoding)
+                    printer = replace(printer, emulation="epson")
+                return render(raw, own_size(printer.profile) if size is None else size, printer)
             finally:
                 release_memory()
 

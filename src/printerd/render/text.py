@@ -9,26 +9,23 @@ bracketed line with their data.
 
 from __future__ import annotations
 
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
-from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.styles import CELLS
 from printerd.render.budget import Budget
 from printerd.render.document import (
-    Barcode, Block, Code2D, Image, Line, PageArea, Row, blocks, char_cells, paper_for_columns,
-    printed_rows,
+    DEFAULT_PRINTER, Barcode, Block, Code2D, Image, Line, PageArea, ReceiptPrinter, Row, blocks,
+    char_cells, paper_for_columns, printed_rows,
 )
 
 WIDTHS = (32, 42, 48, 56, 64)  # 58 mm and 80 mm papers in their common fonts
 
 
-def render_text(raw: bytes, width: int = 48,
-                two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
-                profile: PrinterProfile = DEFAULT_PROFILE, budget: Budget | None = None) -> str:
+def render_text(raw: bytes, width: int = 48, printer: ReceiptPrinter = DEFAULT_PRINTER,
+                budget: Budget | None = None) -> str:
     """The receipt as the printer would lay it out at ``width`` columns."""
     budget = budget or Budget()
-    paper = paper_for_columns(width, profile)
+    paper = paper_for_columns(width, printer.profile)
     out: list[str] = []
-    for block in blocks(raw, two_byte_encoding, profile):
+    for block in blocks(raw, printer):
         for row in _block_lines(block, width, paper):
             if not budget.take_text(len(row) + 1):
                 out.append(budget.notice())

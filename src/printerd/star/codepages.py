@@ -10,10 +10,7 @@ placeholder, never a wrong letter).
 
 from __future__ import annotations
 
-import codecs
-from typing import Optional
 
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, INTERNATIONAL_SETS
 
 # Star ESC GS t numbers -> Python codecs, or tables of our own (_OWN_TABLES).
 STAR_CODE_PAGES: dict[int, str] = {
@@ -91,7 +88,8 @@ def _codec_table(codec: str) -> str:
 _TABLES: dict[int, str] = {}
 
 
-def _table(page: int) -> str:
+def star_page(page: int) -> str:
+    """The 256 characters Star's page ``page`` (ESC GS t numbering) prints."""
     table = _TABLES.get(page)
     if table is None:
         codec = STAR_CODE_PAGES.get(page)
@@ -106,27 +104,3 @@ def international_set(n: int) -> int:
     elif 0x41 <= n <= 0x46:
         n -= 0x37
     return n if n <= 13 else 0
-
-
-class StarCharacterDecoder:
-    """Turns printed bytes into text under the current Star page, set and two-byte mode."""
-
-    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> None:
-        codecs.lookup(two_byte_encoding)  # fail early on a bad setting
-        self.two_byte_encoding = two_byte_encoding
-        self.reset()
-
-    def reset(self) -> None:
-        """ESC @: page 0 ("Normal"), the USA set, one-byte mode."""
-        self.page = 0
-        self.international = 0
-        self.two_byte = False
-
-    def decode(self, data: bytes | bytearray) -> str:
-        if self.two_byte:
-            return bytes(data).decode(self.two_byte_encoding, "replace")
-        text = codecs.charmap_decode(bytes(data), "replace", _table(self.page))[0]
-        replaced: Optional[str] = INTERNATIONAL_SETS.get(self.international)
-        if self.international and replaced:
-            text = text.translate({p: c for p, c in zip(_POSITIONS, replaced, strict=True)})
-        return text

@@ -19,7 +19,7 @@ import re
 from dataclasses import replace
 from typing import Any, Callable, Optional
 
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, CharacterDecoder
 from printerd.escpos import commands as escpos_commands
 from printerd.escpos.commands import Measured
 from printerd.escpos.layout import TextBuilder, full_lines, line_styles_json
@@ -27,7 +27,7 @@ from printerd.escpos.parser import (
     CAPTURE_LIMIT, CUT_FULL, CUT_NONE, CUT_PARTIAL, Event, Layout, ParsedReceipt, StatusQuery,
 )
 from printerd.escpos.styles import ALIGNMENTS, FONTS, Style, intern
-from printerd.star.codepages import StarCharacterDecoder, international_set
+from printerd.star.codepages import international_set, star_page
 from printerd.star.commands import ESC, measure, measure_raster
 from printerd.star.content import StarContent, columns_to_rows, digit, raster_rows
 from printerd.star.status import ASB_REQUEST, VERSION_REQUEST
@@ -84,7 +84,7 @@ class StarJobParser:
     def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
                  keep_bitmaps: bool = False) -> None:
         self._keep_bitmaps = keep_bitmaps
-        self.decoder = StarCharacterDecoder(two_byte_encoding)
+        self.decoder = CharacterDecoder(two_byte_encoding, star_page)
         self._buffer = bytearray()
         self._skip = 0  # payload bytes of a long command still to pass through
         self._closed = False
@@ -92,12 +92,15 @@ class StarJobParser:
         self._raster_pending = False  # raster rows not yet ejected
         self._eot_mode = self._ff_mode = _DEFAULT_RASTER_MODE
         self._pulse = (200, 200)  # ESC BEL n1 n2: the drawer pulse, on and off (ms)
+        # Grows whenever the job puts something on paper (JobParserLike): the raw port tells
+        # by it a connection that prints from one that only holds its slot.
+        self.content_bytes = 0
         self._start_receipt()
 
     def _start_receipt(self) -> None:
         previous = getattr(self, "_text", None)
         self._raw = bytearray()
-        self._text = TextBuilder(self.decoder)  # type: ignore[arg-type]
+        self._text = TextBuilder(self.decoder)
         if previous is not None:
             self._text.carry_over(previous)
         self._has_content = False
@@ -117,6 +120,7 @@ class StarJobParser:
             passed = min(self._skip, len(data))
             self._raw += memoryview(data)[:passed]
             self._skip -= passed
+            self.content_bytes += passed
             data = data[passed:]
             if not data:
                 return events
@@ -224,6 +228,7 @@ class StarJobParser:
 
     def _printed_text(self) -> None:
         self._has_content = True
+        self.content_bytes += 1
         self._band_follows = False
         self._graphic_line = False
 
@@ -304,6 +309,7 @@ class StarJobParser:
     def _mark(self) -> None:
         """Something other than text or an image band was printed."""
         self._has_content = True
+        self.content_bytes += 1
         self._band_follows = False
         self._graphic_line = False
         self._content.end_image()
@@ -338,6 +344,7 @@ class StarJobParser:
                     rows = columns_to_rows(data, count, 8, scale, 3)
         self._content.image_band(command_name, width, height, rows, extend=self._band_follows)
         self._has_content = True
+        self.content_bytes += 1
         self._band_follows = True
         if not self._raster and not self._text.has_pending():
             self._graphic_line = True

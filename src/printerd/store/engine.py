@@ -12,17 +12,22 @@ Everything above the store (raw port, API, stream, forwarder, retention, rendere
   time in call order; reader-thread functions run side by side and see only committed data;
 - on the reactor thread: ``size_on_disk`` only, which must answer without blocking.
 
-``SQLiteEngine`` (``store/sqlite.py``) is the one engine today.  The outbox's statements are
+``SQLiteEngine`` (``store/sqlite.py``) is one process's file; ``PostgresEngine``
+(``store/postgres.py``) is a database several instances share (``shared``: their commits are
+announced by each instance's tailer, ``store/tailer.py``).  The outbox's statements are
 shared by engines (``store/outbox.py``: SQL that SQLite and PostgreSQL both run); an engine
 supplies its parameter marker, its write transaction and its claim statement.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Optional, Protocol
 
 from printerd.store.outbox import Claim
-from printerd.store.receipts import NewReceipt, Receipt, ReceiptQuery, StoreSummary
+from printerd.store.receipts import (
+    NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
+)
 
 Connection = Any  # the engine's own connection type: sqlite3.Connection, psycopg.Connection, ...
 
@@ -38,7 +43,13 @@ class DatabaseUnavailable(Exception):
 class Engine(Protocol):
     """A database engine for ``ReceiptStore``; see the module docstring for where each runs."""
 
-    name: str  # "sqlite", ...: reported by /api/stats and /metrics
+    name: str  # "sqlite", "postgresql": reported by /api/stats and /metrics
+    # Whether other printerd instances may commit to the same database: then each instance's
+    # tailer announces every commit in id order, and the writer announces none itself.
+    shared: bool
+
+    def describe(self) -> str:
+        """Where the database is, for the banner and messages (never a password)."""
 
     # -- start-up (main thread, before the reactor and the store's threads) -----------------
 
@@ -46,7 +57,8 @@ class Engine(Protocol):
         """
         Bring the schema up to date (raise ``SchemaTooNew`` for a newer one), prove the
         database writable (raise ``DatabaseUnavailable`` with a clear message if it is not),
-        and return the count, last job id and ``newest`` newest receipts, oldest first.
+        and return the count, last job id, ``newest`` newest receipts (oldest first) and the
+        database's id (made at random when the database was created, kept for its life).
         """
 
     # -- connections (threads.Connector) ------------------------------------------------------
@@ -60,7 +72,15 @@ class Engine(Protocol):
     # -- reactor thread -----------------------------------------------------------------------
 
     def size_on_disk(self) -> int:
-        """Bytes the database takes on disk; must not block (metrics call it)."""
+        """Bytes the database takes on disk (as last measured); must not block."""
+
+    # -- any thread ---------------------------------------------------------------------------
+
+    def ping(self, conn: Connection) -> None:
+        """A round trip to the database (health); raises if it does not answer."""
+
+    def measure_size(self, conn: Connection) -> int:
+        """Measure the bytes the database takes (what ``size_on_disk`` answers next)."""
 
     # -- writer thread ------------------------------------------------------------------------
 
@@ -123,8 +143,14 @@ class Engine(Protocol):
                             receipt_id: int) -> Optional[tuple[str, bytes]]:
         """The printer a receipt came from and its raw bytes, in one read, or None."""
 
-    def find_receipts(self, conn: Connection, query: ReceiptQuery) -> list[Receipt]:
-        """Receipts matching ``query``, newest (highest id) first, at most ``query.limit``."""
+    def find_receipts(self, conn: Connection, query: ReceiptQuery, now: Callable[[], float],
+                      budget: float) -> ReceiptPage:
+        """
+        Receipts matching ``query``, newest (highest id) first, at most ``query.limit``;
+        ``text`` is a substring, case folded by Unicode's simple rules.  Work that could read
+        every receipt stops after ``budget`` seconds of ``now()``, with the id it stopped at
+        in ``ReceiptPage.resume_before`` (the caller goes on with ``before`` = that id).
+        """
 
     def receipts_after(self, conn: Connection, after: int, limit: int,
                        printer: Optional[str]) -> list[Receipt]:
@@ -138,8 +164,41 @@ class Engine(Protocol):
         last_error."""
 
 
-def open_engine(database: str, synchronous: str = "FULL") -> Engine:
-    """The engine for the ``database`` setting: a SQLite file path (the only engine today)."""
+def is_postgres_url(database: str) -> bool:
+    """Whether the ``database`` setting names a PostgreSQL server rather than a SQLite file."""
+    return database.startswith(("postgresql://", "postgres://"))
+
+
+def redact(url: str) -> str:
+    """A PostgreSQL URL without its password, for messages and logs."""
+    return re.sub(r"^(postgres(?:ql)?://[^:/@?]*):[^@/?]*@", r"\1:***@", url)
+
+
+def check_url(url: str) -> None:
+    """ValueError (with a message fit for an operator) unless libpq can parse ``url``."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        conninfo_to_dict(url)
+    except psycopg.ProgrammingError as e:
+        problem = " ".join(str(e).split())
+        raise ValueError(f"{redact(url)} is not a valid PostgreSQL URL: {problem}") from None
+
+
+def open_engine(database: str, synchronous: str = "FULL", instance: str = "") -> Engine:
+    """
+    The engine for the ``database`` setting: a PostgreSQL URL (``postgresql://...``, also
+    ``?host=/socket/folder``) or else a SQLite file path.  A URL libpq cannot parse raises
+    ``DatabaseUnavailable``.  ``instance`` names this printerd to the server.
+    """
+    if is_postgres_url(database):
+        from printerd.store.postgres import PostgresEngine
+
+        try:
+            return PostgresEngine(database, instance)
+        except ValueError as e:
+            raise DatabaseUnavailable(str(e)) from None
     from printerd.store.sqlite import SQLiteEngine
 
     return SQLiteEngine(database, synchronous)

@@ -4,11 +4,12 @@ Receipts as the store takes and returns them: plain data, the same whichever eng
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
 from datetime import datetime, timezone
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 
 def format_time(seconds: float) -> str:
@@ -25,7 +26,7 @@ def parse_time(text: str) -> str:
 
 
 # Every receipt's JSON has these, even receipts stored before the parser reported them.
-EMPTY_DETAILS: dict[str, Any] = {"barcodes": [], "codes_2d": [],
+EMPTY_DETAILS: dict[str, Any] = {"site": "", "barcodes": [], "codes_2d": [],
                                  "images": {"count": 0, "items": []}, "drawer_kicks": [],
                                  "unknown_commands": {}, "dialects": {}, "line_styles": []}
 
@@ -43,6 +44,25 @@ class NewReceipt:
     cut: str
     truncated: bool
     details: str = "{}"  # structured content, JSON
+    # A receipt forwarded by another printerd (POST /api/ingest): its key (site and
+    # webhook-id: stored once, whatever the retries), and the digest and size of the bytes
+    # the site received when the raw bytes did not come along.
+    origin: Optional[str] = None
+    sha256: Optional[str] = None
+    size: Optional[int] = None
+
+    def digest(self) -> str:
+        return self.sha256 or hashlib.sha256(self.raw).hexdigest()
+
+    def byte_count(self) -> int:
+        return len(self.raw) if self.size is None else self.size
+
+
+def with_site(details: str, site: str) -> str:
+    """``details`` (JSON) naming ``site``, unless it names one already (a forwarded receipt)."""
+    found = json.loads(details)
+    found.setdefault("site", site)
+    return json.dumps(found, separators=(",", ":"))
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,19 @@ def receipt_from_row(row: tuple) -> Receipt:
                    details, ocr_text)
 
 
+class ReceiptPage(list[Receipt]):
+    """
+    Receipts found, newest first.  A search that spent its time budget before it filled the
+    page stops at an id: ``resume_before`` is then that id (ask again with ``before`` set to
+    it for the older ones); None means the page holds every match it could.
+    """
+
+    def __init__(self, receipts: Iterable[Receipt] = (),
+                 resume_before: Optional[int] = None) -> None:
+        super().__init__(receipts)
+        self.resume_before = resume_before
+
+
 @dataclass(frozen=True)
 class StoreSummary:
     """What the store loads at start: counts, the last job id, the newest receipts."""
@@ -107,3 +140,4 @@ class StoreSummary:
     receipts: int
     last_job: int
     newest: list[Receipt]
+    database_id: str = ""  # made at random with the database: another database, another id

@@ -23,18 +23,30 @@ calls the methods of ``ReceiptStore`` and knows neither SQL nor which engine run
   + ``db_readers`` readers, fixed, one connection per thread, reconnecting after a connection
   the engine calls lost), ``InlineRunner`` in tests.
 
+Announcing.  ``announce`` gives committed receipts to the listeners in id order, each once: it
+passes on only ids above the last one announced.  With SQLite (one process) the writer announces
+its own commits.  With a shared engine (PostgreSQL, several instances) the writer announces
+nothing itself but calls ``catch_up``, as every instance's tailer (``tailer.Tailer``) does when
+a commit's NOTIFY arrives and now and then: it reads ``id > last announced`` in id order and
+announces that, so each instance announces every instance's receipts in the same order; the
+writer still fires each receipt's own Deferred on its commit.  The PostgreSQL engine commits
+ids in id order (``postgres.COMMIT_LOCK``), so such a read never skips one.
+
 What a second engine (PostgreSQL) must keep true: the writer's ``insert_receipts`` commits ids
 in id order (several instances: serialise the commits, e.g. an advisory transaction lock), as
 stream replay reads ``id > last``; ``prepare`` runs the migrations under a lock so instances
-starting together do not race; connections are in autocommit mode and every write opens its own
-transaction.  Today the writer passes its own commits to ``announce``; with several instances on
-one database, a tailer would feed ``announce`` every instance's commits in id order instead, and
-the writer would only fire each receipt's own Deferred.
+starting together do not race, and reads its summary without counting every row; connections
+are in autocommit mode and every write opens its own transaction (``transaction``); the outbox's
+``CLAIM`` statement never hands one delivery to two live claims (``FOR UPDATE SKIP LOCKED``);
+``find_receipts`` folds case as ``folding`` does and gives up after its budget with
+``ReceiptPage.resume_before``.  Job ids
+(``next_job_id``) come from the summary's last job and are this process's own.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import OrderedDict, deque
+from dataclasses import replace
 from typing import Any, Callable, Optional, TypeVar
 
 from twisted.application.service import Service
@@ -45,14 +57,53 @@ from twisted.python.failure import Failure
 
 from printerd.store.engine import Engine
 from printerd.store.outbox import Claim
-from printerd.store.receipts import NewReceipt, Receipt, ReceiptQuery, StoreSummary
+from printerd.store.receipts import (
+    NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary, with_site,
+)
 from printerd.store.threads import ThreadRunner
 
 T = TypeVar("T")
 
 MAX_BATCH = 500
+CATCH_UP_PAGE = 500  # receipts per catch-up read
+# A search (q=, or a time window when received_at went back in time) spends at most this long
+# on a reader thread before it answers with what it found and where it stopped.
+SEARCH_BUDGET = 0.03
+# Receipts kept by id so that pages read again reuse their encoded JSON (about 2 KB each for
+# a 1.5 KB receipt: 4 MB at most).
+KNOWN_RECEIPTS = 2_000
 
 CommitListener = Callable[[list[Receipt]], None]
+
+
+class KnownReceipts:
+    """
+    The receipts read or announced lately, by id, up to ``size``: a read hands out the object
+    already in memory instead of a new one from its row, so that a receipt's JSON
+    (``Receipt.json_bytes``) is encoded once, not on every page that lists it.  Of a stored
+    receipt only its OCR text can change, so a kept one stands for a row only while their OCR
+    text is the same (the row wins otherwise: another instance may have read it).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._by_id: OrderedDict[int, Receipt] = OrderedDict()
+
+    def remember(self, receipts: list[Receipt]) -> None:
+        for receipt in receipts:
+            self._by_id[receipt.id] = receipt
+            self._by_id.move_to_end(receipt.id)
+        while len(self._by_id) > self._size:
+            self._by_id.popitem(last=False)
+
+    def reuse(self, page: ReceiptPage) -> ReceiptPage:
+        """``page`` with each receipt replaced by the known one it equals; the rest kept."""
+        for index, receipt in enumerate(page):
+            known = self._by_id.get(receipt.id)
+            if known is not None and known.ocr_text == receipt.ocr_text:
+                page[index] = known
+        self.remember(page)
+        return page
 
 
 class ReceiptStore(Service):
@@ -64,12 +115,15 @@ class ReceiptStore(Service):
     def __init__(self, reactor: IReactorTime, engine: Engine, summary: StoreSummary,
                  runner: ThreadRunner, commit_delay: float = 0.002, recent_size: int = 500,
                  retry_delay: float = 1.0,
-                 outbox: Callable[[str], list[str]] = lambda printer: []) -> None:
+                 outbox: Callable[[str], list[str]] = lambda printer: [], site: str = "") -> None:
         """
         ``summary`` is what ``engine.prepare`` read at start-up; ``runner`` runs the engine's
         thread functions (``threads.DatabaseThreads`` in the daemon).  ``outbox(printer)``
         names the webhook targets that want that printer's receipts (called on the writer).
+        ``site``: put into each receipt's details, unless it names a site already (one
+        forwarded from another printerd).
         """
+        self.site = site
         self._reactor = reactor
         self._engine = engine
         self.commit_delay = commit_delay
@@ -84,9 +138,17 @@ class ReceiptStore(Service):
         self._health_listeners: list[Callable[[], None]] = []
         self.committed_total = 0
         self.receipts_total = summary.receipts
+        # The highest id given to the listeners: announce passes on only ids above it.
+        self.last_announced = summary.newest[-1].id if summary.newest else 0
+        self._catching_up = False
+        self._catch_up_again = False
+        self._catch_up_waiters: list[Deferred[None]] = []
         self._last_job = summary.last_job
         # The memory cache behind /api/recent: the newest receipts, oldest first.
         self.newest: deque[Receipt] = deque(summary.newest, maxlen=recent_size)
+        self._known = KnownReceipts(KNOWN_RECEIPTS)
+        self._known.remember(summary.newest)
+        self.database_id = summary.database_id  # which database: the stream tells its clients
         self.write_error: Optional[str] = None
         self._stopping = False
 
@@ -148,6 +210,8 @@ class ReceiptStore(Service):
 
     def add_receipt(self, draft: NewReceipt) -> Deferred[Receipt]:
         """Queue a receipt for the next group commit; fires with it once committed."""
+        if self.site:
+            draft = replace(draft, details=with_site(draft.details, self.site))
         d: Deferred[Receipt] = Deferred()
         self._pending.append((draft, d))
         if self._writing is None and self._flush_call is None and not self._stopping:
@@ -180,9 +244,13 @@ class ReceiptStore(Service):
             self.log.info("database writable again; {n} receipts committed", n=len(stored))
             self.write_error = None
             self._write_health_changed()
-        self.receipts_total += len(stored)
         self.committed_total += len(stored)
-        self.announce(stored)
+        if self._engine.shared:
+            # Read on at once rather than wait for our own NOTIFY to come back; whatever
+            # other instances committed before is announced first.
+            self.catch_up().addErrback(self._catch_up_failed)
+        else:
+            self.announce(stored)
         for (_, d), receipt in zip(batch, stored, strict=True):
             d.callback(receipt)
         if self._pending and not self._stopping:
@@ -202,13 +270,62 @@ class ReceiptStore(Service):
             self._flush_call = self._reactor.callLater(self._retry_delay, self._flush)
 
     def announce(self, stored: list[Receipt]) -> None:
-        """Give committed receipts, in id order, to the memory cache and the listeners."""
-        self.newest.extend(stored)
+        """
+        Give committed receipts, in id order, to the memory cache and the listeners; those
+        at or below the last id announced were announced already and are left out.
+        """
+        fresh = [r for r in stored if r.id > self.last_announced]
+        if not fresh:
+            return
+        self.last_announced = fresh[-1].id
+        self.receipts_total += len(fresh)
+        self.newest.extend(fresh)
+        self._known.remember(fresh)
         for listener in self._listeners:
             try:
-                listener(stored)
+                listener(fresh)
             except Exception:
                 self.log.failure("commit listener {listener!r} failed", listener=listener)
+
+    def catch_up(self) -> Deferred[None]:
+        """
+        Read the receipts committed after the last one announced (by any instance) in id
+        order, and announce them (the tailer).  Calls while a read runs share it and make it
+        read once more, so a commit that lands meanwhile is not left for the next call.
+        Fires once done; fails if the database cannot be read.
+        """
+        d: Deferred[None] = Deferred()
+        self._catch_up_waiters.append(d)
+        if self._catching_up:
+            self._catch_up_again = True
+        else:
+            self._catching_up = True
+            Deferred.fromCoroutine(self._catch_up())
+        return d
+
+    def _catch_up_failed(self, failure: Failure) -> None:
+        self.log.warn("cannot read the receipts just committed (the tailer reads them on its "
+                      "next round): {error}", error=failure.getErrorMessage())
+
+    async def _catch_up(self) -> None:
+        failure: Optional[Failure] = None
+        try:
+            while True:
+                self._catch_up_again = False
+                page = await self._runner.run_read(self._engine.receipts_after,
+                                                   self.last_announced, CATCH_UP_PAGE, None)
+                self.announce(page)
+                if len(page) < CATCH_UP_PAGE and not self._catch_up_again:
+                    break
+        except Exception:
+            failure = Failure()
+        self._catching_up = False
+        waiters, self._catch_up_waiters = self._catch_up_waiters, []
+        for waiter in waiters:
+            if failure is None:
+                waiter.callback(None)
+            else:
+                waiter.errback(failure)
 
     @property
     def pending_count(self) -> int:
@@ -257,6 +374,7 @@ class ReceiptStore(Service):
         """
         def refresh_cache(receipt: Optional[Receipt]) -> Optional[Receipt]:
             if receipt is not None:
+                self._known.remember([receipt])
                 for index, cached in enumerate(self.newest):
                     if cached.id == receipt.id:
                         self.newest[index] = receipt
@@ -294,9 +412,14 @@ class ReceiptStore(Service):
     def get_raw(self, receipt_id: int) -> Deferred[Optional[bytes]]:
         return self._runner.run_read(self._engine.get_raw, receipt_id)
 
-    def find_receipts(self, query: ReceiptQuery) -> Deferred[list[Receipt]]:
-        """Receipts matching ``query``, newest first, at most ``query.limit``."""
-        return self._runner.run_read(self._engine.find_receipts, query)
+    def find_receipts(self, query: ReceiptQuery) -> Deferred[ReceiptPage]:
+        """
+        Receipts matching ``query``, newest first, at most ``query.limit``.  A search that
+        could read every receipt stops after ``SEARCH_BUDGET`` seconds: the page then says
+        where to go on (``ReceiptPage.resume_before``).
+        """
+        return self._runner.run_read(self._engine.find_receipts, query, self._reactor.seconds,
+                                     SEARCH_BUDGET).addCallback(self._known.reuse)
 
     def receipts_after(self, after: int, limit: int,
                        printer: Optional[str] = None) -> Deferred[list[Receipt]]:
@@ -319,13 +442,29 @@ class ReceiptStore(Service):
         return self._runner.run_read(read_and_use)
 
     def database_bytes(self) -> int:
-        """Bytes the database takes on disk (cheap: safe to call on the reactor thread)."""
+        """
+        Bytes the database takes on disk, as last measured (cheap: safe to call on the
+        reactor thread; ``measure_database`` measures again).
+        """
         return self._engine.size_on_disk()
+
+    def measure_database(self) -> Deferred[int]:
+        """Measure the database's size on a reader thread (PostgreSQL asks the server)."""
+        return self._runner.run_read(self._engine.measure_size)
+
+    def ping(self) -> Deferred[None]:
+        """A round trip to the database from a reader thread (health)."""
+        return self._runner.run_read(self._engine.ping)
 
     @property
     def engine_name(self) -> str:
-        """Which engine stores the receipts ("sqlite")."""
+        """Which engine stores the receipts ("sqlite" or "postgresql")."""
         return self._engine.name
+
+    @property
+    def shared(self) -> bool:
+        """Whether other instances write the same database (a tailer announces commits)."""
+        return self._engine.shared
 
     # -- engine-specific thread functions (the store's own tests) -----------------------------
 

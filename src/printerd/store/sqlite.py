@@ -7,16 +7,17 @@ on its writer or reader threads, never on the reactor thread.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 from contextlib import AbstractContextManager, contextmanager
 from typing import Callable, Iterator, Optional
 
+from printerd.store import sqlite_search
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew
 from printerd.store.outbox import SharedOutbox
 from printerd.store.receipts import (
-    RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptQuery, StoreSummary, receipt_from_row,
+    RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
+    receipt_from_row,
 )
 from printerd.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -82,15 +83,11 @@ def split_statements(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
-def _like_pattern(text: str) -> str:
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 class SQLiteEngine(SharedOutbox):
     """The store's ``engine.Engine`` on one SQLite file."""
 
     name = "sqlite"
+    shared = False  # one process: the writer announces its own commits
 
     # One writer takes the write lock (BEGIN IMMEDIATE) before the inner SELECT, so the rows
     # it picks are the current ones.
@@ -104,6 +101,9 @@ class SQLiteEngine(SharedOutbox):
     def __init__(self, path: str, synchronous: str = "FULL") -> None:
         self.path = path
         self.synchronous = synchronous
+
+    def describe(self) -> str:
+        return self.path
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -131,12 +131,14 @@ class SQLiteEngine(SharedOutbox):
             conn.close()
 
     def summarize(self, conn: sqlite3.Connection, newest: int) -> StoreSummary:
-        (count,) = conn.execute("SELECT count(*) FROM receipts").fetchone()
+        # Kept by triggers: counting a million rows would take a good part of start-up.
+        (count,) = conn.execute("SELECT receipts FROM receipt_stats").fetchone()
         (last_job,) = conn.execute("SELECT coalesce(max(job), 0) FROM receipts").fetchone()
         rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?",
                             (newest,))
+        (database_id,) = conn.execute("SELECT id FROM database_identity").fetchone()
         return StoreSummary(count, last_job,
-                            [receipt_from_row(r) for r in reversed(rows.fetchall())])
+                            [receipt_from_row(r) for r in reversed(rows.fetchall())], database_id)
 
     # -- connections --------------------------------------------------------------------------
 
@@ -150,6 +152,12 @@ class SQLiteEngine(SharedOutbox):
     def transaction(self,
                     conn: sqlite3.Connection) -> AbstractContextManager[sqlite3.Connection]:
         return write_transaction(conn)
+
+    def ping(self, conn: sqlite3.Connection) -> None:
+        conn.execute("SELECT 1").fetchone()
+
+    def measure_size(self, conn: sqlite3.Connection) -> int:
+        return self.size_on_disk()
 
     # -- reactor thread -----------------------------------------------------------------------
 
@@ -174,19 +182,26 @@ class SQLiteEngine(SharedOutbox):
 
         ``targets_for(printer)`` names the webhook targets that want a receipt from that
         printer; a delivery row for each is written in the same transaction, due at once
-        (time 0).
+        (time 0).  A draft whose ``origin`` is stored already (a forwarded receipt sent again)
+        is not inserted: the receipt stored before is returned in its place.
         """
         stored = []
         with write_transaction(conn):
             for draft in drafts:
-                digest = hashlib.sha256(draft.raw).hexdigest()
+                digest, size = draft.digest(), draft.byte_count()
                 cursor = conn.execute(
                     "INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut,"
-                    " sha256, truncated, details) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (draft.printer, draft.peer, draft.received_at, draft.job, len(draft.raw),
-                     draft.raw, draft.text, draft.cut, digest, int(draft.truncated),
-                     draft.details),
+                    " sha256, truncated, details, origin) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    " ON CONFLICT (origin) WHERE origin IS NOT NULL DO NOTHING",
+                    (draft.printer, draft.peer, draft.received_at, draft.job, size, draft.raw,
+                     draft.text, draft.cut, digest, int(draft.truncated), draft.details,
+                     draft.origin),
                 )
+                if cursor.rowcount == 0:  # a forwarded receipt stored before: a retry
+                    row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE origin = ?",
+                                       (draft.origin,)).fetchone()
+                    stored.append(receipt_from_row(row))
+                    continue
                 receipt_id: int = cursor.lastrowid  # type: ignore[assignment]
                 for target in targets_for(draft.printer):
                     conn.execute(
@@ -194,8 +209,7 @@ class SQLiteEngine(SharedOutbox):
                         " VALUES (?, ?, 0)", (receipt_id, target))
                 stored.append(Receipt(
                     receipt_id, draft.printer, draft.peer, draft.received_at, draft.job,
-                    len(draft.raw), draft.text, draft.cut, draft.truncated, digest,
-                    draft.details,
+                    size, draft.text, draft.cut, draft.truncated, digest, draft.details,
                 ))
         return stored
 
@@ -251,30 +265,14 @@ class SQLiteEngine(SharedOutbox):
                            (receipt_id,)).fetchone()
         return (row[0], bytes(row[1])) if row else None
 
-    def find_receipts(self, conn: sqlite3.Connection, query: ReceiptQuery) -> list[Receipt]:
-        """Receipts matching query, newest first, at most query.limit."""
-        where, args = [], []
-        conditions = [
-            ("id < ?", query.before),
-            ("id > ?", query.after),
-            ("received_at >= ?", query.since),
-            ("received_at < ?", query.until),
-            ("printer = ?", query.printer),
-        ]
-        for clause, value in conditions:
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        if query.text:
-            # The printed text, or the text OCR read from the receipt's images.
-            where.append("(text LIKE ? ESCAPE '\\' OR ocr_text LIKE ? ESCAPE '\\')")
-            args += [_like_pattern(query.text)] * 2
-        sql = f"SELECT {RECEIPT_COLUMNS} FROM receipts"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ?"
-        args.append(query.limit)
-        return [receipt_from_row(row) for row in conn.execute(sql, args)]
+    def find_receipts(self, conn: sqlite3.Connection, query: ReceiptQuery,
+                      now: Callable[[], float] = lambda: 0.0,
+                      budget: float = float("inf")) -> ReceiptPage:
+        """
+        Receipts matching query, newest first, at most query.limit; a search stops after
+        ``budget`` seconds of ``now()`` and says where (``sqlite_search`` tells how).
+        """
+        return sqlite_search.find_receipts(conn, query, now, budget)
 
     def receipts_after(self, conn: sqlite3.Connection, after: int, limit: int,
                        printer: Optional[str] = None) -> list[Receipt]:

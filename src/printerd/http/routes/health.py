@@ -4,12 +4,17 @@ now: a readiness probe) and ``/livez`` (the process and its reactor answer: a li
 
 ``/livez`` never looks at the database: with the disk full printerd keeps the receipts it
 received queued in memory and retries, and a supervisor restarting it would lose them.
+
+The database check is a round trip (a ``SELECT 1`` from a reader thread, ``PING_TIMEOUT`` at
+most) and the writer's state: a PostgreSQL server that went away fails it at once, even
+while no receipt is being written.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
+from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
 from printerd import __version__
@@ -20,25 +25,41 @@ from printerd.rawport.factory import RawPrinter
 from printerd.store.service import ReceiptStore
 
 
+PING_TIMEOUT = 2.0  # seconds the database has to answer a health check's round trip
+
+
 class HealthRoutes:
     """The checks; a client without a token is told only the overall status."""
 
     app = json_app()
 
     def __init__(self, store: ReceiptStore, printers: Sequence[RawPrinter], forwarder: Forwarder,
-                 authenticator: Authenticator) -> None:
+                 authenticator: Authenticator, clock: Optional[IReactorTime] = None) -> None:
+        """``clock``: times out the database round trip (none: it is waited for)."""
         self.store = store
         self.printers = tuple(printers)
         self.forwarder = forwarder
         self.authenticator = authenticator
+        self.clock = clock
 
-    def _job_checks(self) -> dict[str, str]:
+    async def _database_check(self) -> str:
+        if self.store.write_error is not None:
+            return f"cannot write: {self.store.write_error}"
+        ping = self.store.ping()
+        if self.clock is not None:
+            ping.addTimeout(PING_TIMEOUT, self.clock)
+        try:
+            await ping
+        except Exception as e:
+            return f"does not answer: {type(e).__name__}: {' '.join(str(e).split())}"
+        return "ok"
+
+    async def _job_checks(self) -> dict[str, str]:
         """What taking and keeping a job needs: the raw listeners up, the database writable."""
         down = [p.listener.description for p in self.printers
                 if p.listener is not None and not p.listener.listening]
         return {
-            "database": "ok" if self.store.write_error is None
-            else f"cannot write: {self.store.write_error}",
+            "database": await self._database_check(),
             "raw_listener": "ok" if not down else "not listening: " + ", ".join(down),
         }
 
@@ -48,8 +69,8 @@ class HealthRoutes:
         return json_body(request, {"status": "alive"})
 
     @app.route("/readyz", methods=["GET"])
-    def ready(self, request: IRequest) -> bytes:
-        checks = self._job_checks()
+    async def ready(self, request: IRequest) -> bytes:
+        checks = await self._job_checks()
         ready = all(value == "ok" for value in checks.values())
         body: dict[str, Any] = {"status": "ready" if ready else "not ready"}
         if self.authenticator.authenticated(request):
@@ -57,8 +78,8 @@ class HealthRoutes:
         return json_body(request, body, 200 if ready else 503)
 
     @app.route("/api/health", methods=["GET"])
-    def health(self, request: IRequest) -> bytes:
-        checks = self._job_checks()
+    async def health(self, request: IRequest) -> bytes:
+        checks = await self._job_checks()
         ok = all(value == "ok" for value in checks.values())
         status = "ok" if ok else "failing"
         # A webhook target that is down degrades health; it does not fail it.

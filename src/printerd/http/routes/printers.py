@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from twisted.web.iweb import IRequest
 
+from printerd.banner import Listening, lan_addresses, reachable_at
 from printerd.escpos.status import PAPER_NEAR_END, PAPER_OK, PAPER_OUT
 from printerd.http.params import ApiError, parse_json_body
 from printerd.http.responses import json_app, json_body
@@ -16,12 +17,27 @@ MAX_STATE_BODY = 4096
 STATE_FIELDS = {"online": bool, "cover_open": bool, "drawer_open": bool, "paper": str}
 
 
-def printer_json(printer: RawPrinter) -> dict[str, Any]:
+def printer_addresses(printer: RawPrinter, lan: list[str]) -> list[str]:
+    """Where a POS prints to this printer: host:port as it must be typed (one per LAN address
+    for a listener on every interface), as the start-up banner says; empty while not listening."""
+    listener = printer.listener
+    if listener is None or listener.port is None:
+        return []
+    port = listener.port
+    address = port.getHost()
+    return reachable_at(Listening(listener.setting, listener.description,
+                                  getattr(address, "host", None),
+                                  getattr(address, "port", None)), lan)
+
+
+def printer_json(printer: RawPrinter, lan: list[str]) -> dict[str, Any]:
     factory = printer.factory
     identity = factory.job_settings.identity
     counters = factory.counters
     listener = printer.listener.description if printer.listener else None
     return {"name": factory.printer, "listener": listener,
+            "addresses": printer_addresses(printer, lan),
+            "emulation": factory.job_settings.emulation.name,
             "model": {"maker": identity.maker, "model": identity.model,
                       "serial": identity.serial},
             "state": factory.state.to_json(),
@@ -39,12 +55,16 @@ class PrinterRoutes:
 
     app = json_app()
 
-    def __init__(self, printers: Sequence[RawPrinter]) -> None:
+    def __init__(self, printers: Sequence[RawPrinter],
+                 lan: Callable[[], list[str]] = lan_addresses) -> None:
         self.by_name = {p.factory.printer: p for p in printers}
+        self.lan = lan  # this machine's LAN addresses, asked each time (they may change)
 
     @app.route("/api/printers", methods=["GET"])
     def list_printers(self, request: IRequest) -> bytes:
-        return json_body(request, {"printers": [printer_json(p) for p in self.by_name.values()]})
+        lan = self.lan()
+        return json_body(request, {"printers": [printer_json(p, lan)
+                                                for p in self.by_name.values()]})
 
     @app.route("/api/printers/<name>/state", methods=["PUT"])
     def set_state(self, request: IRequest, name: str) -> bytes:
@@ -63,4 +83,4 @@ class PrinterRoutes:
         if changes.get("paper", PAPER_OK) not in (PAPER_OK, PAPER_NEAR_END, PAPER_OUT):
             raise ApiError(400, "paper: must be ok, near_end or out")
         printer.factory.set_state(replace(printer.factory.state, **changes))
-        return json_body(request, printer_json(printer))
+        return json_body(request, printer_json(printer, self.lan()))

@@ -43,9 +43,11 @@ class ReceiptRoutes:
         found = await self.store.find_receipts(replace(query, limit=query.limit + 1))
         page = found[:query.limit]
         next_url = None
-        if len(found) > query.limit:
+        # A search that spent its time stops early: its next page goes on from where it stopped.
+        before = page[-1].id if len(found) > query.limit else found.resume_before
+        if before is not None:
             args = {k: v for k, v in params.given().items() if k != "before"}
-            args["before"] = str(page[-1].id)
+            args["before"] = str(before)
             next_url = "/api/receipts?" + urlencode(args)
         return receipts_body(request, page, next=next_url)
 
@@ -68,13 +70,19 @@ class ReceiptRoutes:
 
     # One route for every rendering in the format table: .txt and .html (``width`` in columns:
     # 32, 42, 48, 56 or 64), .png and .pdf (``width`` in dots: 576, 512 or 384); no width: the
-    # paper of the printer that printed the receipt.
+    # paper of the printer that printed the receipt.  ``db``: the database the client expects
+    # (a rendering is cached for a day by its URL; ids start again in a new database).
     @app.route(f"/api/receipts/<int:receipt_id>.<any({', '.join(FORMATS)}):format>",
                methods=["GET"])
     async def rendering(self, request: IRequest, receipt_id: int, format: str) -> bytes:
         fmt = format  # the name in the URL rule (and the OpenAPI document) shadows a builtin
         _, sizes, _, content_type = FORMATS[fmt]
-        size = QueryParams(request, {"width"}).optional_choice("width", sizes)
+        params = QueryParams(request, {"width", "db"})
+        size = params.optional_choice("width", sizes)
+        database = params.text("db")
+        if database is not None and database != self.store.database_id:
+            raise ApiError(404, f"no receipt {receipt_id} in database {database}: printerd "
+                                f"now serves database {self.store.database_id}")
         if fmt == "html":
             # The page has inline styles and data: images only; nothing else may load or run.
             request.setHeader(b"Content-Security-Policy",
@@ -89,4 +97,5 @@ class ReceiptRoutes:
     def recent(self, request: IRequest) -> bytes:
         params = QueryParams(request, {"limit"})
         limit = params.integer("limit", 50, 1, self.store.newest.maxlen or 1)
-        return receipts_body(request, itertools.islice(reversed(self.store.newest), limit))
+        return receipts_body(request, itertools.islice(reversed(self.store.newest), limit),
+                             database_id=self.store.database_id)

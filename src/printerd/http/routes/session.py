@@ -1,4 +1,4 @@
-"""``POST /api/session``: a browser trades a token for a session cookie."""
+"""``POST /api/session``: a browser trades a token for a session cookie; ``DELETE`` logs out."""
 
 from __future__ import annotations
 
@@ -36,4 +36,20 @@ class SessionRoutes:
         request.addCookie(COOKIE, self.authenticator.open_session(token), path=b"/", httpOnly=True,
                           sameSite="strict", max_age=str(SESSION_SECONDS).encode(),
                           secure=request.isSecure() or None)
+        return json_body(request, {"ok": True})
+
+    @app.route("/api/session", methods=["GET"])
+    def session_state(self, request: Request) -> bytes:
+        """Whether tokens are needed and whether this browser is logged in (for Log out)."""
+        return json_body(request, {"tokens": self.authenticator.enabled,
+                                   "logged_in": self.authenticator.authenticated(request)})
+
+    @app.route("/api/session", methods=["DELETE"])
+    def close_session(self, request: Request) -> bytes:
+        """Log out: the session ends on the server and the browser drops the cookie."""
+        session = request.getCookie(COOKIE)
+        if session is not None:
+            self.authenticator.close_session(session)
+        request.addCookie(COOKIE, b"", path=b"/", httpOnly=True, sameSite="strict",
+                          max_age=b"0", secure=request.isSecure() or None)
         return json_body(request, {"ok": True})

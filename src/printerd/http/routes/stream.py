@@ -11,6 +11,7 @@ ends, and the request's own ``notifyFinish`` tells the hub when the client leave
 
 from __future__ import annotations
 
+import json
 from typing import Union, cast
 
 from twisted.logger import Logger
@@ -22,6 +23,11 @@ from printerd.http.responses import error_body
 from printerd.http.stream import StreamHub, Subscriber, SubscriberLimit
 
 
+def database_event(database_id: str) -> bytes:
+    """The first event of every stream: which database it serves (ids count within one)."""
+    return b'event: database\ndata: {"database_id":%s}\n\n' % json.dumps(database_id).encode()
+
+
 class StreamRoutes:
     """Opens a subscriber on the hub for each stream request; the hub does the rest."""
 
@@ -29,8 +35,11 @@ class StreamRoutes:
     path = "/api/stream"
     methods = frozenset({"GET"})
 
-    def __init__(self, hub: StreamHub) -> None:
+    def __init__(self, hub: StreamHub, database_id: str = "") -> None:
         self.hub = hub
+        self.database_id = database_id
+        # What every stream starts with, made once: the retry line, then which database.
+        self._opening = b"retry: %d\n\n" % hub.retry_ms + database_event(database_id)
 
     def render(self, request: IRequest) -> Union[bytes, int]:
         """Each committed receipt, resuming after Last-Event-ID (or ``?after=``)."""
@@ -64,7 +73,8 @@ class StreamRoutes:
             raise ApiError(503, f"{e}: retry later", {b"Retry-After": b"30"}) from None
         try:
             _stream_headers(request)
-            request.write(b"retry: %d\n\n" % self.hub.retry_ms)  # sends the headers now
+            # Sends the headers now; a client that saw another database starts over.
+            request.write(self._opening)
             held = cast(Request, request)
             held.registerProducer(subscriber, True)
             held.notifyFinish().addBoth(_left, subscriber)
