@@ -28,7 +28,8 @@ from urllib.parse import urlsplit, urlunsplit
 from bench.common import http_get, percentiles, process_figures
 from bench.daemon import Daemon
 from bench.ingest import pos_client
-from bench.stream import _worker, print_receipts
+from bench.stream import print_receipts
+from bench.subscribers import worker
 
 _numbers = itertools.count(1)
 
@@ -176,18 +177,24 @@ def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 
                             f"--sse-max-subscribers={max(subscribers, 1)}")
         try:
             expected = printers * receipts
-            finished = multiprocessing.Event()
-            out: multiprocessing.Queue = multiprocessing.Queue()
-            procs = [multiprocessing.Process(target=_worker, args=(
-                d.http_port, subscribers, expected, finished, out)) for d in daemons]
-            connect_started = time.perf_counter()
+            # One load-generator process per instance (bench.subscribers.worker), each with
+            # its own queue so that its figures stay apart.
+            context = multiprocessing.get_context("fork")
+            go, finished = context.Event(), context.Event()
+            outs = [context.Queue() for _ in daemons]
+            procs = [context.Process(target=worker, args=(
+                d.http_port, subscribers, 0, b"", expected, go, finished, out))
+                for d, out in zip(daemons, outs, strict=True)]
             for proc in procs:
                 proc.start()
-            deadline = time.perf_counter() + 300
-            while time.perf_counter() < deadline and not all(
-                    asyncio.run(_subscribers(d)) >= subscribers for d in daemons):
-                time.sleep(0.2)
+            time.sleep(0.5)  # forked and waiting: the connects start at ``go``
+            connect_started = time.perf_counter()
+            go.set()
+            for out in outs:
+                out.get(timeout=300)  # ("ready", when, refused)
             connect_s = time.perf_counter() - connect_started
+            if not all(asyncio.run(_subscribers(d)) >= subscribers for d in daemons):
+                raise RuntimeError("an instance does not count all its subscribers")
             printed_at = time.perf_counter()
 
             async def print_all() -> None:
@@ -197,7 +204,8 @@ def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 
             asyncio.run(print_all())
             during = [process_figures(d.process.pid) for d in daemons]
             finished.set()
-            results = [out.get(timeout=180) for _ in procs]
+            # ("done", events, latencies, latency subscribers, CPU, when complete)
+            results = [out.get(timeout=180)[1:3] for out in outs]
             elapsed = time.perf_counter() - printed_at
             for proc in procs:
                 proc.join(10)
