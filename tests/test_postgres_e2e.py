@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.daemon import Daemon
+from bench.daemon import Daemon, wait_for as bench_wait_for
 from support import postgres_database, postgres_url_or_skip
 
 pytestmark = pytest.mark.e2e
@@ -64,13 +64,7 @@ class Stream:
 
 
 def wait_for(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    return bench_wait_for(condition, timeout)
 
 
 def all_receipts(daemon: Daemon) -> list[dict]:

@@ -126,3 +126,23 @@ def test_the_http_listener_without_tokens_serves_only_on_loopback(address, token
     assert (problem is not None) is refused
     if refused:
         assert "api_tokens" in problem and address.host in problem
+
+
+def test_the_daemon_starts_without_the_drawing_libraries(tmp_path):
+    """Pillow, segno and python-barcode (about 5 MB of RSS) load on the first rendering."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from twisted.internet.testing import MemoryReactorClock\n"
+        "from printerd.tap import Options, makeService\n"
+        "options = Options()\n"
+        f"options.parseOptions(['--database={tmp_path}/db.sqlite3'])\n"
+        "makeService(options, reactor=MemoryReactorClock())\n"
+        "print(sorted(m for m in ('PIL', 'segno', 'barcode') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -37,7 +37,6 @@ from typing import Any, Callable, Optional, Sequence
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import treq
-from PIL import Image, UnidentifiedImageError
 from twisted.application.service import Service
 from twisted.internet.defer import (
     CancelledError, Deferred, ensureDeferred, gatherResults, succeed,
@@ -146,6 +145,8 @@ def star_raster(image_data: bytes, max_dots: int, cut: str = "full") -> bytes:
     An image job as the Star raster commands that print it (``ESC * r A``, a ``b n1 n2`` row
     per dot line, ``ESC * r B``), scaled down to the paper; ValueError if it is not an image.
     """
+    from PIL import Image, UnidentifiedImageError  # on the first image job, not at start
+
     try:
         with Image.open(io.BytesIO(image_data)) as image:
             if image.width * image.height > MAX_IMAGE_PIXELS:

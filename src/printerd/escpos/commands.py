@@ -269,9 +269,11 @@ _PREFIXES = {ESC: ("ESC", _ESC), GS: ("GS", _GS), FS: ("FS", _FS), DLE: ("DLE", 
 _CONTROL_NAMES = {0x04: "EOT", 0x05: "ENQ", 0x14: "DC4"}
 
 
-def command_name(prefix: str, code: int) -> str:
-    if code in _CONTROL_NAMES:
-        return f"{prefix} {_CONTROL_NAMES[code]}"
+def command_name(prefix: str, code: int,
+                 control_names: dict[int, str] = _CONTROL_NAMES) -> str:
+    """A command's name as the manuals write it: ``GS V``, ``DLE EOT``, ``ESC 0x80``."""
+    if code in control_names:
+        return f"{prefix} {control_names[code]}"
     if 0x21 <= code <= 0x7E:
         return f"{prefix} {chr(code)}"
     return f"{prefix} 0x{code:02x}"

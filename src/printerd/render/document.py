@@ -87,6 +87,8 @@ class ReceiptPrinter:
 
 DEFAULT_PRINTER = ReceiptPrinter()
 
+PAPER_WIDTHS = (576, 512, 384)  # dots: 80 mm (TM-T20III, TM-m30), 80 mm TM-T88V, 58 mm
+
 
 def parse_job(raw: bytes, printer: ReceiptPrinter = DEFAULT_PRINTER,
               keep_bitmaps: bool = True) -> list[ParsedReceipt]:

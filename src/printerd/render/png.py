@@ -28,7 +28,6 @@ from printerd.render.document import (
 )
 from printerd.render.document import Image as ImageBlock
 
-PAPER_WIDTHS = (576, 512, 384)
 LINE_GAP = 6  # Epson's default 1/6-inch line spacing leaves about this much between lines
 # python-barcode ships DejaVu Sans Mono for its own captions: a font we always have.
 _FONT_FILE = Path(barcode.__file__).parent / "fonts" / "DejaVuSansMono.ttf"

@@ -21,9 +21,7 @@ from printerd.epos.translate import printable_escpos
 from printerd.escpos.profiles import PrinterProfile
 from printerd.render.budget import release_memory
 from printerd.render.document import DEFAULT_PRINTER, ReceiptPrinter
-from printerd.render.html import render_html
-from printerd.render.pdf import render_pdf
-from printerd.render.png import PAPER_WIDTHS, render_png
+from printerd.render.document import PAPER_WIDTHS
 from printerd.render.text import WIDTHS, render_text
 from printerd.store.service import ReceiptStore
 
@@ -34,8 +32,24 @@ def _text(raw: bytes, width: int, printer: ReceiptPrinter) -> bytes:
     return render_text(raw, width, printer).encode()
 
 
+# The drawing renderers import Pillow, segno and python-barcode (about 5 MB of a daemon's
+# memory): on the first rendering that needs them, not at start.
 def _html(raw: bytes, width: int, printer: ReceiptPrinter) -> bytes:
+    from printerd.render.html import render_html
+
     return render_html(raw, width, printer=printer).encode()
+
+
+def _png(raw: bytes, width: int, printer: ReceiptPrinter) -> bytes:
+    from printerd.render.png import render_png
+
+    return render_png(raw, width, printer)
+
+
+def _pdf(raw: bytes, width: int, printer: ReceiptPrinter) -> bytes:
+    from printerd.render.pdf import render_pdf
+
+    return render_pdf(raw, width, printer)
 
 
 FORMATS: dict[str, tuple[Render, tuple[int, ...], Callable[[PrinterProfile], int], bytes]] = {
@@ -43,8 +57,8 @@ FORMATS: dict[str, tuple[Render, tuple[int, ...], Callable[[PrinterProfile], int
     # content type)
     "txt": (_text, WIDTHS, lambda profile: profile.columns, b"text/plain; charset=utf-8"),
     "html": (_html, WIDTHS, lambda profile: profile.columns, b"text/html; charset=utf-8"),
-    "png": (render_png, PAPER_WIDTHS, lambda profile: profile.dots, b"image/png"),
-    "pdf": (render_pdf, PAPER_WIDTHS, lambda profile: profile.dots, b"application/pdf"),
+    "png": (_png, PAPER_WIDTHS, lambda profile: profile.dots, b"image/png"),
+    "pdf": (_pdf, PAPER_WIDTHS, lambda profile: profile.dots, b"application/pdf"),
 }
 
 

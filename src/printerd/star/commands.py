@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
-from printerd.escpos.commands import Buf, Measured
+from printerd.escpos.commands import Buf, Measured, command_name as escpos_command_name
 
 ESC, GS, RS, FS, DLE = 0x1B, 0x1D, 0x1E, 0x1C, 0x10
 NUL, LF = 0x00, 0x0A
@@ -224,11 +224,7 @@ _ESC.update({ord(k): v for k, v in {
 
 
 def command_name(code: int) -> str:
-    if code in _CONTROL_NAMES:
-        return f"ESC {_CONTROL_NAMES[code]}"
-    if 0x21 <= code <= 0x7E:
-        return f"ESC {chr(code)}"
-    return f"ESC 0x{code:02x}"
+    return escpos_command_name("ESC", code, _CONTROL_NAMES)
 
 
 def measure(buf: Buf, pos: int) -> Optional[Measured]:
