@@ -19,14 +19,14 @@ import time
 from pathlib import Path
 
 from bench import (
-    ingest, multi, parser as parser_bench, rawport_cost, render, rest, search, soak, stream,
-    webhook,
+    ingest, multi, parser as parser_bench, rawport_cost, render, rest, search, soak, storm,
+    stream, webhook,
 )
 from bench.common import raise_fd_limit
 from bench.table import Table
 
 RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT = ["parser", "render", "ingest", "rest", "webhook", "search", "stream"]
+DEFAULT = ["parser", "render", "ingest", "rest", "webhook", "search", "stream", "storm"]
 
 
 def main() -> None:
@@ -66,6 +66,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     table = Table()
+    bare_connect: dict[int, float] = {}  # subscribers -> the ceiling's connect storm, seconds
 
     def paired(name: str, run, **kwargs) -> tuple[dict, dict | None]:
         """printerd's run, and the ceiling's right before it (unless --no-ceiling)."""
@@ -86,6 +87,15 @@ def main() -> None:
                                          printers=args.stream_pos, receipts=args.stream_receipts,
                                          rate=args.stream_rate)
                 table.stream(n, result, ceiling)
+                if ceiling:
+                    bare_connect[n] = ceiling["connect_s"]
+        elif name == "storm":
+            for from_memory in (True, False):
+                with tempfile.TemporaryDirectory() as workdir:
+                    result = storm.run(Path(workdir), subscribers=max(args.subscribers),
+                                       from_memory=from_memory)
+                report(f"storm-{'memory' if from_memory else 'database'}", stamp, result)
+                table.storm(result, bare_connect.get(max(args.subscribers)))
         elif name == "parser":
             report("parser", stamp, parser_bench.run())
         elif name == "rawport":

@@ -56,3 +56,19 @@ async def sample_rest(port: int, path: str, stop: asyncio.Event, latencies: list
         if code == 200:
             latencies.append(time.perf_counter() - started)
         await asyncio.sleep(0.01)
+
+
+async def read_response(reader: asyncio.StreamReader) -> int:
+    """Read one HTTP/1.1 answer (Content-Length or chunked) off ``reader``; its status code."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    code = int(head.split(b" ", 2)[1])
+    headers = head.lower()
+    if b"transfer-encoding: chunked" in headers:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            await reader.readexactly(size + 2)
+            if size == 0:
+                return code
+    length = int(headers.split(b"content-length: ")[1].split(b"\r\n")[0])
+    await reader.readexactly(length)
+    return code

@@ -19,75 +19,19 @@ import itertools
 import json
 import multiprocessing
 import os
-import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import http_get, percentiles, process_figures, raise_fd_limit
+from bench.common import http_get, percentiles, process_figures
 from bench.daemon import Daemon
 from bench.ingest import pos_client
 from bench.stream import print_receipts
+from bench.subscribers import worker
 
 _numbers = itertools.count(1)
-
-
-# The subscribers of pg-stream: asyncio clients that count events and time them by the receipt's
-# sent= stamp (bench.stream's own subscribers are raw sockets across processes since the stream
-# bench's rework; pg-stream keeps these).
-_SENT = re.compile(rb"sent=(\d+\.\d+)")
-
-
-class SubscriberProtocol(asyncio.Protocol):
-    def __init__(self, ready: asyncio.Future) -> None:
-        self.ready = ready
-        self.buffer = b""
-        self.received = 0
-        self.latencies: list[float] = []
-
-    def connection_made(self, transport) -> None:
-        transport.write(b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        if not self.ready.done() and b"retry: " in data:
-            self.ready.set_result(None)
-        self.buffer += data
-        *blocks, self.buffer = self.buffer.split(b"\n\n")
-        for block in blocks:
-            match = _SENT.search(block)
-            if match:
-                self.received += 1
-                self.latencies.append(now - float(match.group(1)))
-
-
-async def subscribe_worker(port: int, count: int, expected: int, finished, out) -> None:
-    loop = asyncio.get_running_loop()
-    clients = []
-    for batch in range(0, count, 250):
-        readies = []
-        for _ in range(min(250, count - batch)):
-            ready = loop.create_future()
-            readies.append(ready)
-            _, protocol = await loop.create_connection(lambda ready=ready: SubscriberProtocol(ready),
-                                                       "127.0.0.1", port)
-            clients.append(protocol)
-        await asyncio.gather(*readies)
-    deadline = None
-    while sum(c.received for c in clients) < expected * count:
-        if finished.is_set():
-            deadline = deadline or time.monotonic() + 60
-            if time.monotonic() > deadline:
-                break
-        await asyncio.sleep(0.05)
-    out.put((sum(c.received for c in clients), [x for c in clients for x in c.latencies]))
-
-
-def _worker(port, count, expected, finished, out) -> None:
-    raise_fd_limit()
-    asyncio.run(subscribe_worker(port, count, expected, finished, out))
 
 
 @contextmanager
@@ -233,18 +177,24 @@ def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 
                             f"--sse-max-subscribers={max(subscribers, 1)}")
         try:
             expected = printers * receipts
-            finished = multiprocessing.Event()
-            out: multiprocessing.Queue = multiprocessing.Queue()
-            procs = [multiprocessing.Process(target=_worker, args=(
-                d.http_port, subscribers, expected, finished, out)) for d in daemons]
-            connect_started = time.perf_counter()
+            # One load-generator process per instance (bench.subscribers.worker), each with
+            # its own queue so that its figures stay apart.
+            context = multiprocessing.get_context("fork")
+            go, finished = context.Event(), context.Event()
+            outs = [context.Queue() for _ in daemons]
+            procs = [context.Process(target=worker, args=(
+                d.http_port, subscribers, 0, b"", expected, go, finished, out))
+                for d, out in zip(daemons, outs, strict=True)]
             for proc in procs:
                 proc.start()
-            deadline = time.perf_counter() + 300
-            while time.perf_counter() < deadline and not all(
-                    asyncio.run(_subscribers(d)) >= subscribers for d in daemons):
-                time.sleep(0.2)
+            time.sleep(0.5)  # forked and waiting: the connects start at ``go``
+            connect_started = time.perf_counter()
+            go.set()
+            for out in outs:
+                out.get(timeout=300)  # ("ready", when, refused)
             connect_s = time.perf_counter() - connect_started
+            if not all(asyncio.run(_subscribers(d)) >= subscribers for d in daemons):
+                raise RuntimeError("an instance does not count all its subscribers")
             printed_at = time.perf_counter()
 
             async def print_all() -> None:
@@ -254,7 +204,8 @@ def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 
             asyncio.run(print_all())
             during = [process_figures(d.process.pid) for d in daemons]
             finished.set()
-            results = [out.get(timeout=180) for _ in procs]
+            # ("done", events, latencies, latency subscribers, CPU, when complete)
+            results = [out.get(timeout=180)[1:3] for out in outs]
             elapsed = time.perf_counter() - printed_at
             for proc in procs:
                 proc.join(10)

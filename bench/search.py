@@ -24,9 +24,8 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-from bench.common import percentiles, process_figures
+from bench.common import percentiles, process_figures, read_response
 from bench.daemon import Daemon
-from bench.rest import read_response
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.sqlite import SQLiteEngine
 from printerd.store.sqlite_schema import SCHEMA_VERSION

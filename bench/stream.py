@@ -16,12 +16,13 @@ import asyncio
 import json
 import multiprocessing
 import time
+from collections import Counter
 from typing import Any, Union
 
 from bench.ceiling import Ceiling
 from bench.common import http_get, percentiles, process_figures, sample_rest
 from bench.daemon import Daemon
-from bench.subscribers import worker
+from bench.subscribers import SWEEP, worker
 
 Target = Union[Daemon, Ceiling]
 WORKERS = 2  # load-generator processes holding the subscribers
@@ -83,8 +84,13 @@ def run(workdir: Any, subscribers: int = 1000, printers: int = 20, receipts: int
 
 
 def measure(server: Target, subscribers: int, printers: int, receipts: int, rate: float,
-            headers: bytes = b"", sample_recent: bool = True, expected_replay: int = 0) -> dict:
-    """Connect ``subscribers`` at once to a running server, print, and measure; see above."""
+            headers: bytes = b"", sample_recent: bool = True, expected_replay: int = 0,
+            sweep: float = SWEEP) -> dict:
+    """
+    Connect ``subscribers`` at once to a running server, print, and measure; see above.
+    ``expected_replay``: events each subscriber gets replayed before the printing starts
+    (resuming with ``headers`` such as Last-Event-ID).
+    """
     idle = process_figures(server.process.pid)
     expected = printers * receipts + expected_replay
     context = multiprocessing.get_context("fork")
@@ -93,15 +99,20 @@ def measure(server: Target, subscribers: int, printers: int, receipts: int, rate
     shares = [subscribers // WORKERS + (i < subscribers % WORKERS) for i in range(WORKERS)]
     firsts = [sum(shares[:i]) for i in range(WORKERS)]
     procs = [context.Process(target=worker, args=(server.http_port, share, first, headers,
-                                                  expected, go, finished, out))
+                                                  expected, go, finished, out, sweep))
              for share, first in zip(shares, firsts, strict=True) if share]
     for proc in procs:
         proc.start()
     time.sleep(0.5)  # the workers are forked and waiting: the storm starts at ``go``
     storm_started = time.time()
     go.set()
-    ready = [out.get(timeout=300) for _ in procs]
+    messages = [out.get(timeout=300) for _ in procs]
+    while sum(message[0] == "ready" for message in messages) < len(procs):
+        messages.append(out.get(timeout=300))  # a worker may be done before another is ready
+    ready = [message for message in messages if message[0] == "ready"]
+    done = [message for message in messages if message[0] == "done"]
     connect_s = max(message[1] for message in ready) - storm_started
+    refused = Counter(line for message in ready for line in message[2])
     connected = process_figures(server.process.pid)
     seen = asyncio.run(stats(server)).get("sse_subscribers")
     cpu_before = time.process_time()
@@ -109,22 +120,26 @@ def measure(server: Target, subscribers: int, printers: int, receipts: int, rate
     driven = asyncio.run(drive(server, printers, receipts, rate, sample_recent))
     during = process_figures(server.process.pid)
     finished.set()
-    done = [out.get(timeout=300) for _ in procs]
+    done += [out.get(timeout=300) for _ in range(len(procs) - len(done))]
     elapsed = time.perf_counter() - printed_at
     generator_cpu = time.process_time() - cpu_before + sum(message[4] for message in done)
     for proc in procs:
         proc.join(10)
     delivered = sum(message[1] for message in done)
+    completed = [message[5] for message in done]
+    complete_s = max(completed) - storm_started if None not in completed else None
     latencies = [x for message in done for x in message[2]]
     return {
         "subscribers": subscribers, "subscribers_seen_by_server": seen,
+        "refused": dict(refused),
         "latency_subscribers": sum(message[3] for message in done),
         "pos_clients": printers, "receipts": printers * receipts,
         "receipts_per_s": round(printers * receipts / driven["print_s"], 1),
         "connect_s": round(connect_s, 2),
+        "all_events_s": round(complete_s, 2) if complete_s is not None else None,
         "delivery_latency": percentiles(latencies),
         "deliveries": delivered, "deliveries_per_s": round(delivered / elapsed),
-        "events_lost": expected * subscribers - delivered,
+        "events_lost": expected * (subscribers - sum(refused.values())) - delivered,
         "rest_recent_latency": percentiles(driven["rest"]) if sample_recent else None,
         "server_idle": idle, "server_connected": connected, "server_during": during,
         "server_cpu_s": round(during["cpu_s"] - connected["cpu_s"], 2),

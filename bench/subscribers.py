@@ -73,10 +73,11 @@ class Subscription:
 
 def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
                   path: bytes = b"/api/stream", first_index: int = 0,
-                  timeout: float = 120.0) -> tuple[list[Subscription], float]:
+                  timeout: float = 120.0) -> tuple[list[Subscription], float, list[str]]:
     """
-    Open ``count`` subscribers at once once ``go`` (an Event) is set; return them and the wall
-    time (``time.time()``) at which the last one had the stream's first bytes.  Subscriber
+    Open ``count`` subscribers at once once ``go`` (an Event) is set; return those streaming,
+    the wall time (``time.time()``) at which the last one had the stream's first bytes, and the
+    status line (or "closed") of each one refused.  Subscriber
     ``first_index + i`` measures latency when that number is a multiple of ``LATENCY_EVERY``.
     """
     request = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n" % (path, headers)
@@ -92,6 +93,7 @@ def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
         by_fd[sock.fileno()] = Subscription(sock, (first_index + i) % LATENCY_EVERY == 0, request)
         setup.register(sock.fileno(), select.EPOLLOUT)
     waiting = count
+    refused: list[str] = []
     last_ready = time.time()
     deadline = time.monotonic() + timeout
     while waiting and time.monotonic() < deadline:
@@ -104,8 +106,13 @@ def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
             data = _recv(sub.sock)
             if data is None:
                 continue
-            if not data:
-                raise ConnectionError("the server closed a stream while it was being opened")
+            if not data:  # refused or closed before the stream began: counted, not retried
+                setup.unregister(fd)
+                waiting -= 1
+                refused.append(sub.head.split(b"\r\n", 1)[0].decode("latin-1") or "closed")
+                del by_fd[fd]
+                sub.sock.close()
+                continue
             sub.take(data, time.time())
             if sub.ready:
                 setup.unregister(fd)
@@ -114,7 +121,7 @@ def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
     setup.close()
     if waiting:
         raise TimeoutError(f"{waiting} of {count} subscribers not streaming after {timeout} s")
-    return list(by_fd.values()), last_ready
+    return list(by_fd.values()), last_ready, refused
 
 
 def _recv(sock: socket.socket) -> Optional[bytes]:
@@ -127,10 +134,11 @@ def _recv(sock: socket.socket) -> Optional[bytes]:
 
 
 def receive(subscriptions: list[Subscription], expected: int, finished: Any,
-            grace: float = 60.0) -> None:
+            grace: float = 60.0, sweep: float = SWEEP) -> Optional[float]:
     """
     Read until every subscriber has ``expected`` events, or ``grace`` seconds after
-    ``finished`` (an Event: the POS clients are done) is set.
+    ``finished`` (an Event: the POS clients are done) is set; return the wall time at which the
+    last event was counted (None if some never came), to within ``sweep`` seconds.
     """
     latency = select.epoll()
     counting = select.epoll()
@@ -150,19 +158,23 @@ def receive(subscriptions: list[Subscription], expected: int, finished: Any,
                     _read(by_fd[fd], counting, closed)
                 for fd, _ in latency.poll(0, len(by_fd)):
                     _read(by_fd[fd], latency, closed)
-            next_sweep = time.monotonic() + SWEEP
+            next_sweep = time.monotonic() + sweep
             if sum(sub.events for sub in subscriptions) >= total:
+                complete_at: Optional[float] = time.time()
                 break
             if len(closed) == len(subscriptions):
+                complete_at = None
                 break
             if deadline is None and finished.is_set():
                 deadline = time.monotonic() + grace
             if deadline is not None and time.monotonic() > deadline:
+                complete_at = None
                 break
         for fd, _ in latency.poll(max(0.0, next_sweep - time.monotonic()), len(by_fd)):
             _read(by_fd[fd], latency, closed)
     latency.close()
     counting.close()
+    return complete_at
 
 
 def _read(sub: Subscription, poller: select.epoll, closed: set[int]) -> None:
@@ -178,18 +190,19 @@ def _read(sub: Subscription, poller: select.epoll, closed: set[int]) -> None:
 
 
 def worker(port: int, count: int, first_index: int, headers: bytes, expected: int,
-           go: Any, finished: Any, out: Any) -> None:
+           go: Any, finished: Any, out: Any, sweep: float = SWEEP) -> None:
     """One load-generator process (multiprocessing target): see the module docstring."""
     from bench.common import raise_fd_limit
 
     raise_fd_limit()
-    subscriptions, last_ready = subscribe_all(port, count, go, headers, first_index=first_index)
-    out.put(("ready", last_ready))
+    subscriptions, last_ready, refused = subscribe_all(port, count, go, headers,
+                                                       first_index=first_index)
+    out.put(("ready", last_ready, refused))
     started_cpu = time.process_time()  # the receiving phase's CPU, not the connects'
-    receive(subscriptions, expected, finished)
+    complete_at = receive(subscriptions, expected, finished, sweep=sweep)
     out.put(("done", sum(s.events for s in subscriptions),
              [x for s in subscriptions for x in s.latencies],
              sum(1 for s in subscriptions if s.measures_latency),
-             time.process_time() - started_cpu))
+             time.process_time() - started_cpu, complete_at))
     for sub in subscriptions:
         sub.sock.close()

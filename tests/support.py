@@ -362,7 +362,7 @@ class Api:
         self.store = store
         self.printers = list(printers) if printers is not None else [
             RawPrinter(RawPrintFactory(MemoryReactorClock(), store))]
-        self.hub = hub or StreamHub(clock, store.receipts_after)
+        self.hub = hub or StreamHub(clock, store.receipts_after, newest=store.newest)
         self.forwarder = forwarder or Forwarder(clock, store, (), http=None)
         self.authenticator = Authenticator(clock, tokens)
         self.limiter = limiter or RateLimiter(clock, rate=0, burst=1)

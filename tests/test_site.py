@@ -14,7 +14,7 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.web.resource import Resource
 
-from printerd.http.hosts import AllowedHosts, host_name
+from printerd.http.hosts import KNOWN_HOSTS, AllowedHosts, host_name
 from printerd.http.proxies import TrustedProxies
 from printerd.http.site import LINGER_SECONDS, PrinterdSite
 
@@ -190,6 +190,18 @@ def test_at_the_cap_with_every_connection_answering_a_new_one_gets_503(clock):
 def test_which_hosts_are_answered(header, allowed):
     hosts = AllowedHosts(["Printer.Example.com"])
     assert hosts.allows(header, "192.168.1.5") is allowed
+
+
+def test_remembered_host_answers_are_the_same_and_bounded_whatever_hosts_strangers_send():
+    hosts = AllowedHosts(["printer.example.com"])
+    for _ in range(2):  # the second time from memory
+        assert hosts.allows(b"printer.example.com:8080", "192.168.1.5")
+        assert hosts.allows(b"192.168.1.5", "192.168.1.5")
+        assert not hosts.allows(b"192.168.1.5", "192.168.1.6")  # the same Host, another address
+        assert not hosts.allows(b"evil.example", "192.168.1.5")
+    for n in range(10_000):
+        assert not hosts.allows(b"rebind-%d.example" % n, "192.168.1.5")
+    assert hosts.remembered <= KNOWN_HOSTS
 
 
 def test_a_star_in_allowed_hosts_answers_any_host():

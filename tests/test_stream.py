@@ -9,6 +9,7 @@ import treq
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
+from twisted.web import http
 from twisted.web.test.requesthelper import DummyRequest
 
 from printerd.http.stream import KEEPALIVE, StreamHub, encode_event
@@ -251,3 +252,138 @@ def test_one_subscriber_whose_delivery_raises_does_not_stop_the_stream_for_the_o
     clock.advance(0)
     assert [int(w.split(b"\n")[0][4:]) for w in healthy_request.written] == [1, 2]
     assert broken not in hub.subscribers  # dropped, as the keepalive loop drops it
+
+
+def test_a_resume_within_the_memory_cache_replays_from_it_without_a_query(store, clock):
+    stored = add_receipts(store, clock, *(draft(i) for i in range(510)))  # the cache keeps 500
+    queries = []
+
+    def read_after(after, limit, printer):
+        queries.append(after)
+        return store.receipts_after(after, limit, printer)
+
+    harness = Harness(store, clock, read_after=read_after, newest=store.newest)
+    response, chunks = harness.open(headers={"Last-Event-ID": [str(stored[-6].id)]})
+    live = harness.commit(draft(999))
+    assert [e["id"] for e in events_in(chunks)] == [r.id for r in stored[-5:] + live]
+    assert queries == []
+    assert harness.hub.replays_from_memory_total == 1
+    # The cache keeps the newest 500, from the 12th on now: a resume from the 5th asks the
+    # database.
+    assert store.newest[0].id == stored[11].id
+    response, chunks = harness.open(headers={"Last-Event-ID": [str(stored[4].id)]})
+    assert queries == [stored[4].id]  # one page of 500; the cache holds the rest
+    assert [e["id"] for e in events_in(chunks)] == [r.id for r in stored[5:] + live]
+
+
+def test_a_printers_resume_from_memory_gets_only_that_printers_receipts(store, clock):
+    stored = add_receipts(store, clock, *(draft(i, printer="bar" if i % 2 else "kitchen")
+                                          for i in range(10)))
+    harness = Harness(store, clock, read_after=nothing_stored, newest=store.newest)
+    response, chunks = harness.open(f"/api/stream?after={stored[3].id}&printer=bar")
+    assert [e["id"] for e in events_in(chunks)] == [r.id for r in stored[4:] if r.printer == "bar"]
+
+
+def test_streams_resuming_from_the_same_point_share_one_query(store, clock):
+    stored = add_receipts(store, clock, *(draft(i) for i in range(30)))
+    queries = []
+
+    def next_turn(after, limit, printer):
+        queries.append(after)
+        return deferLater(clock, 0, lambda: result_of(store.receipts_after(after, limit, printer)))
+
+    harness = Harness(store, clock, read_after=next_turn)  # no memory cache: every resume reads
+    opened = [harness.stub.get("http://printerd/api/stream",
+                               headers={"Last-Event-ID": [str(stored[9].id)]}) for _ in range(3)]
+    harness.stub.flush()
+    bodies: list[list[bytes]] = []
+    for d in opened:
+        bodies.append([])
+        treq.collect(result_of(d), bodies[-1].append)
+    harness.pump()
+    assert queries == [stored[9].id]
+    assert harness.hub.replay_queries_total == 1
+    for chunks in bodies:
+        assert [e["id"] for e in events_in(chunks)] == [r.id for r in stored[10:]]
+    # Its result serves those that come later too, until a commit may have added to it.
+    resume = {"Last-Event-ID": [str(stored[9].id)]}
+    response, chunks = harness.open(headers=resume)
+    assert queries == [stored[9].id]
+    assert [e["id"] for e in events_in(chunks)] == [r.id for r in stored[10:]]
+    live = harness.commit(draft(99))
+    response, chunks = harness.open(headers=resume)
+    assert queries == [stored[9].id] * 2
+    assert [e["id"] for e in events_in(chunks)] == [r.id for r in stored[10:] + live]
+
+
+def test_open_streams_hold_no_timer_each_and_still_end_at_their_maximum_duration(store, clock):
+    harness = Harness(store, clock, keepalive=15, max_duration=60)
+    harness.open()
+    timers_for_one = len(clock.getDelayedCalls())
+    responses = [harness.open()[0] for _ in range(50)]
+    assert len(clock.getDelayedCalls()) == timers_for_one
+    ended = [treq.content(response) for response in responses]
+    clock.advance(45)
+    harness.pump()
+    assert not any(d.called for d in ended)
+    clock.advance(15)
+    harness.pump()
+    assert all(d.called for d in ended)
+    assert harness.hub.subscribers == set()
+
+
+def test_head_of_the_stream_answers_its_headers_and_opens_nothing(store, clock):
+    harness = Harness(store, clock)
+    d = harness.stub.head("http://printerd/api/stream")
+    harness.stub.flush()
+    response = result_of(d)
+    assert response.code == 200
+    assert response.headers.getRawHeaders("content-type") == ["text/event-stream"]
+    assert harness.hub.subscribers == set()
+
+
+class CountingTransport(StringTransport):
+    """A socket that counts the writes it is given."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, data: bytes) -> None:
+        self.writes += 1
+        super().write(data)
+
+
+def open_http11_stream(hub: StreamHub, after=None):
+    """A real Request on an HTTP/1.1 channel, its headers sent, subscribed and begun."""
+    transport = CountingTransport()
+    channel = http.HTTPChannel()
+    channel.makeConnection(transport)
+    request = http.Request(channel)
+    request.method, request.clientproto, request.uri = b"GET", b"HTTP/1.1", b"/api/stream"
+    request.write(b"retry: 3000\n\n")  # the headers go out, chunked
+    subscriber = hub.subscribe(request, None, after)
+    hub.begin(subscriber)
+    transport.writes = 0
+    transport.clear()
+    return subscriber, transport
+
+
+def test_a_commit_reaches_a_live_stream_in_one_socket_write_and_never_twice():
+    clock = Clock()
+    hub = StreamHub(clock, nothing_stored)
+    subscriber, transport = open_http11_stream(hub)
+    receipts = [Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (1, 2, 3)]
+    hub.publish(receipts)
+    clock.advance(0)
+    assert transport.writes == 1
+    framed = transport.value()
+    assert framed == b"".join(b"%x\r\n%s\r\n" % (len(e), e) for e in map(encode_event, receipts))
+    # A commit it already has in part (a replay got there first) goes event by event: only
+    # the receipts it lacks.
+    subscriber.last_id = 4
+    transport.clear()
+    hub.publish([Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (4, 5)])
+    clock.advance(0)
+    assert [e["id"] for e in parse_events(b"".join(
+        line for line in transport.value().split(b"\r\n")[1::2]))] == [5]

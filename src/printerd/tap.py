@@ -33,6 +33,7 @@ from printerd.config import (
     DEFAULT_CONFIG, ConfigError, Settings, describe, env_name, format_value, help_default,
     load_settings_with_sources, option_name, setting_fields, unknown_variables,
 )
+from printerd.collector import CollectorTuning
 from printerd.descriptors import DescriptorBudget, raise_open_file_limit
 from printerd.epos.http import EposEndpoint, HttpRoot, request_factory
 from printerd.epos.metrics import epos_figures
@@ -232,9 +233,23 @@ class DaemonService(SequentialMultiService):
     """printerd's root service; under twistd it also chooses the log observer (log_format)."""
 
     def __init__(self, stop_order: Sequence[str] = (),
-                 log_observer: Optional[ILogObserver] = None) -> None:
+                 log_observer: Optional[ILogObserver] = None,
+                 collector: Optional[CollectorTuning] = None) -> None:
         super().__init__(stop_order)
         self.log_observer = log_observer
+        self.collector = collector
+
+    def startService(self) -> None:
+        # Once everything is built (see printerd.collector), and before the children start:
+        # the banner they log says printerd is ready, and a supervisor may act on it at once.
+        if self.collector is not None:
+            self.collector.apply()
+        super().startService()
+
+    def stopService(self) -> Deferred[None]:
+        if self.collector is not None:
+            self.collector.restore()
+        return super().stopService()
 
     def setServiceParent(self, parent: Any) -> Any:
         # twistd starts logging after makeService, to the application's ILogObserver component
@@ -327,7 +342,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
         *(f"drain:{name}" for _, name, _ in raw_listeners), *(["ocr"] if settings.ocr else []),
         *(["tailer"] if engine.shared else []),
         "reactor-lag", "stream-hub", "forwarder", "retention", "store", "banner"),
-        log_observer=observer_for(settings.log_format))
+        log_observer=observer_for(settings.log_format), collector=CollectorTuning())
     targets = settings.webhooks
     threads = DatabaseThreads(reactor, engine, readers=settings.db_readers)
     store = ReceiptStore(reactor, engine, summary, threads,
@@ -353,7 +368,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     hub = StreamHub(reactor, store.receipts_after, keepalive=settings.sse_keepalive,
                     max_duration=settings.sse_max_duration, max_buffer=settings.sse_max_buffer,
                     max_subscribers=settings.sse_max_subscribers,
-                    max_per_client=settings.sse_max_per_client)
+                    max_per_client=settings.sse_max_per_client, newest=store.newest)
     store.on_commit(hub.publish)
     hub.setServiceParent(root)
 

@@ -9,14 +9,14 @@ a path that no module serves gets the same JSON 404 (or 405) whichever module is
 
 from __future__ import annotations
 
-from typing import Optional, Protocol, Sequence
+from typing import Optional, Protocol, Sequence, Union, cast
 
 from klein import Klein
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
 from twisted.web.server import Request
 from werkzeug.exceptions import MethodNotAllowed, NotFound
-from werkzeug.routing import Map, RequestRedirect
+from werkzeug.routing import Map, RequestRedirect, Rule
 
 from printerd.http.auth import ApiGate, Authenticator
 from printerd.http.cors import CorsPolicy, CorsResource
@@ -32,21 +32,54 @@ class RouteModule(Protocol):
     app: Klein
 
 
+class DirectRoute(Protocol):
+    """
+    One route answered without Klein, for a path where Klein's cost per request matters (the
+    stream: thousands set up at once, each held open): a fixed ``path``, its ``methods``, and
+    ``render`` as a leaf ``Resource`` has it (its answer, or ``NOT_DONE_YET``).
+    """
+
+    path: str
+    methods: frozenset[str]
+
+    def render(self, request: IRequest) -> Union[bytes, int]:
+        """Answer the request, errors included (as JSON)."""
+
+
 class RouteTable(Resource):
-    """Dispatches each request to the route module whose rules match its path and method."""
+    """
+    Dispatches each request to the route module whose rules match its path and method.
+
+    A path without variables (most requests: ``/api/recent``, ``/api/stream``...) is found in a
+    dictionary; werkzeug's matcher runs for the others, and for every miss, so 404, 405 and
+    redirects stay werkzeug's.
+    """
 
     isLeaf = True
 
-    def __init__(self, modules: Sequence[RouteModule]) -> None:
+    def __init__(self, modules: Sequence[Union[RouteModule, DirectRoute]]) -> None:
         super().__init__()
-        self._resources = [module.app.resource() for module in modules]
+        self._resources: list[Union[IResource, DirectRoute]] = []
         rules = []
         for index, module in enumerate(modules):
-            for rule in module.app.url_map.iter_rules():
-                mounted = rule.empty()
-                mounted.endpoint = index
-                rules.append(mounted)
+            if isinstance(getattr(module, "app", None), Klein):
+                app = cast(RouteModule, module).app
+                self._resources.append(app.resource())
+                for rule in app.url_map.iter_rules():
+                    mounted = rule.empty()
+                    mounted.endpoint = index
+                    rules.append(mounted)
+            else:
+                direct = cast(DirectRoute, module)
+                self._resources.append(direct)
+                rules.append(Rule(direct.path, methods=sorted(direct.methods), endpoint=index))
         self._map = Map(rules, merge_slashes=False)
+        # path -> method -> (module index, rule), for the rules without variables.
+        self._static: dict[str, dict[str, tuple[int, str]]] = {}
+        for rule in self._map.iter_rules():
+            if not rule.arguments:
+                for method in rule.methods or ():
+                    self._static.setdefault(rule.rule, {})[method] = (rule.endpoint, rule.rule)
 
     def rules(self) -> list[tuple[str, frozenset[str]]]:
         """Every route as (rule, methods), e.g. ("/api/receipts/<int:receipt_id>", {"GET", ...})."""
@@ -56,10 +89,17 @@ class RouteTable(Resource):
         """The request's path as routes see it; UnicodeDecodeError when it is not UTF-8."""
         return "/" + "/".join(segment.decode("utf-8") for segment in request.postpath or ())
 
+    def _static_match(self, path: str, request: IRequest) -> Optional[tuple[int, str]]:
+        methods = self._static.get(path)
+        return None if methods is None else methods.get(request.method.decode("latin-1"))
+
     def route_of(self, request: IRequest) -> str:
         """The rule a request matches (e.g. ``/api/receipts/<int:receipt_id>``), or unmatched."""
         try:
             path = self._path(request)
+            found = self._static_match(path, request)
+            if found is not None:
+                return found[1]
             if "//" in path:
                 return "unmatched"
             rule, _ = self._map.bind("printerd", path_info=path).match(
@@ -68,11 +108,14 @@ class RouteTable(Resource):
             return "unmatched"
         return str(rule.rule)
 
-    def render(self, request: IRequest) -> bytes:
+    def render(self, request: IRequest) -> Union[bytes, int]:
         try:
             path = self._path(request)
         except UnicodeDecodeError:
             return error_body(request, 400, "path: not valid UTF-8")
+        found = self._static_match(path, request)
+        if found is not None:
+            return self._resources[found[0]].render(request)
         if "//" in path:  # werkzeug would redirect, or ignore leading slashes: not a route
             return error_body(request, 404, ROUTING_MESSAGES[404])
         adapter = self._map.bind("printerd", path_info=path)
@@ -105,7 +148,8 @@ class MeasuredApi(Resource):
 class HttpApi:
     """All of printerd's routes behind the body cap, the rate limit and the token check."""
 
-    def __init__(self, modules: Sequence[RouteModule], authenticator: Authenticator,
+    def __init__(self, modules: Sequence[Union[RouteModule, DirectRoute]],
+                 authenticator: Authenticator,
                  limiter: Optional[RateLimiter] = None,
                  hosts: Optional[AllowedHosts] = None,
                  requests: Optional[RequestMetrics] = None,

@@ -16,6 +16,7 @@ from typing import Iterable, Optional
 from printerd.addresses import ip_address
 
 LOOPBACK_NAMES = ("localhost", "localhost.localdomain")
+KNOWN_HOSTS = 256  # Host headers whose answers are remembered
 
 
 def host_name(header: bytes) -> Optional[str]:
@@ -40,10 +41,27 @@ class AllowedHosts:
         listed = {name.strip().lower().rstrip(".") for name in names if name.strip()}
         self.any = "*" in listed
         self.names = frozenset(listed - {"*"})
+        # The answers for the few Host headers an API sees, so that each request does not
+        # parse an address again (bounded: emptied when full).
+        self._known: dict[tuple[bytes, Optional[str]], bool] = {}
 
     def allows(self, header: Optional[bytes], local_address: Optional[str]) -> bool:
         if self.any or header is None:
             return True
+        key = (header, local_address)
+        known = self._known.get(key)
+        if known is None:
+            if len(self._known) >= KNOWN_HOSTS:
+                self._known.clear()
+            known = self._known[key] = self._allows(header, local_address)
+        return known
+
+    @property
+    def remembered(self) -> int:
+        """How many Host headers' answers are remembered (at most KNOWN_HOSTS)."""
+        return len(self._known)
+
+    def _allows(self, header: bytes, local_address: Optional[str]) -> bool:
         name = host_name(header)
         if not name:
             return False

@@ -3,24 +3,34 @@ Live receipts as Server-Sent Events: one hub, thousands of subscribers, no gap o
 
 The hub listens to the store's commits.  Each receipt's event is encoded once and the same
 bytes go to every subscriber.  A subscriber that resumes (``Last-Event-ID`` or ``?after=``)
-first replays what it missed from SQLite while live events are held back; then the held
-events newer than the last replayed id follow, so nothing is missed and nothing repeats.
+first replays what it missed while live events are held back; then the held events newer than
+the last replayed id follow, so nothing is missed and nothing repeats.  The replay comes from
+the store's memory cache of the newest receipts when it holds everything after the resume point
+(a reconnect storm after a restart costs no query), else from the database a page at a time, and
+subscribers resuming from the same point share each page's query.
 
 A subscriber is a push producer registered on its request: while the client's socket is
 backed up, events queue in the subscriber, and past ``max_buffer`` bytes it is disconnected
 (it reconnects and replays), so one slow client costs bounded memory and delays no one.
+
+An open stream costs as few objects as it can: thousands are held at once, and every object
+they keep is one the garbage collector walks in each full collection.  So a subscriber has no
+timer of its own: the keepalive job, which visits every subscriber anyway, also ends the streams
+that have reached ``max_duration`` (at the first keepalive after it).
 """
 
 from __future__ import annotations
 
 from collections import Counter, deque
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
+from twisted.web.server import Request
 from zope.interface import implementer
 
 from printerd.config import DEFAULTS
@@ -29,9 +39,14 @@ from printerd.store.receipts import Receipt
 
 KEEPALIVE = b": keepalive\n\n"
 REPLAY_PAGE = 500  # receipts read per replay query
+REPLAY_SLICE = 50  # replayed events written before waiting for the client's socket
+PAGES_KEPT = 16  # replay pages kept for subscribers resuming from the same point
+ENCODED_CACHE = 1024  # replayed receipts' events kept encoded
 
 # The store's receipts_after(after_id, limit, printer): committed receipts in id order.
 ReadAfter = Callable[[int, int, Optional[str]], Deferred[list[Receipt]]]
+# One receipt's event for the fan-out: (id, printer, event, event framed as an HTTP chunk).
+Event = tuple[int, str, bytes, bytes]
 
 
 def encode_event(receipt: Receipt) -> bytes:
@@ -52,34 +67,61 @@ class Subscriber:
     """One open stream; see the module docstring."""
 
     def __init__(self, hub: StreamHub, request: IRequest, printer: Optional[str],
-                 last_id: int, replaying: bool) -> None:
+                 last_id: int, replaying: bool, opened_at: float = 0.0) -> None:
         self.hub = hub
         self.request = request
         self.printer = printer
         self.client = ""  # its address, for the per-client cap
         self.last_id = last_id
+        self.opened_at = opened_at
         self.live = not replaying
-        self.done: Deferred[bytes] = Deferred()
-        self._held: list[tuple[Optional[int], bytes]] = []  # (None, update event)
+        # Made when first needed: most subscribers never need them.
+        self._held: Optional[list[tuple[Optional[int], bytes]]] = None  # (None, update event)
         self._held_bytes = 0
-        self._queue: deque[bytes] = deque()
+        self._queue: Optional[deque[bytes]] = None
         self._queued_bytes = 0
         self._paused = False
-        self._writable: list[Deferred[None]] = []
-        self._timer: Optional[IDelayedCall] = None
+        self._writable: Optional[list[Deferred[None]]] = None
+        # The socket's write, once the stream is chunked and live (see ``write_directly``).
+        self._send_chunk: Optional[Callable[[bytes], None]] = None
         self.closed = False
 
     # -- events in ---------------------------------------------------------------------------
+
+    def deliver_commit(self, events: list[Event], first_id: int, last_id: int,
+                       chunks: bytes) -> None:
+        """
+        A commit's live events from the hub; ``chunks``: all of them framed, joined.
+
+        The fan-out to thousands calls this for every subscriber, so the common case (a live,
+        unfiltered stream whose socket takes more, lacking all of the commit) is one socket
+        write, the bytes shared by every subscriber.
+        """
+        if (self._send_chunk is not None and self.printer is None and self.live
+                and not self._paused and not self._queue and self.last_id < first_id
+                and not self.closed):
+            self.last_id = last_id
+            self._send_chunk(chunks)
+            return
+        for receipt_id, printer, event, chunk in events:
+            self.deliver(receipt_id, printer, event, chunk)
+
+    def write_directly(self) -> None:
+        """
+        The headers are out: write live events' chunks to the socket itself, skipping
+        ``Request.write``'s framing (when the response is chunked, as HTTP/1.1's are).
+        """
+        channel = getattr(self.request, "channel", None)
+        transport = getattr(channel, "transport", None)
+        if transport is not None and getattr(self.request, "chunked", False):
+            self._send_chunk = transport.write
 
     def deliver(self, receipt_id: int, printer: str, event: bytes, chunk: bytes) -> None:
         """A live event from the hub, with its HTTP chunk framing done once for everyone."""
         if self.printer is not None and printer != self.printer:
             return
         if not self.live:
-            self._held.append((receipt_id, event))
-            self._held_bytes += len(event)
-            if self._held_bytes > self.hub.max_buffer:
-                self.hub.drop_slow(self)
+            self._hold(receipt_id, event)
             return
         self.send(receipt_id, event, chunk)
 
@@ -88,12 +130,17 @@ class Subscriber:
         if self.printer is not None and printer != self.printer:
             return
         if not self.live:
-            self._held.append((None, event))
-            self._held_bytes += len(event)
-            if self._held_bytes > self.hub.max_buffer:
-                self.hub.drop_slow(self)
+            self._hold(None, event)
             return
         self.write(event)
+
+    def _hold(self, receipt_id: Optional[int], event: bytes) -> None:
+        if self._held is None:
+            self._held = []
+        self._held.append((receipt_id, event))
+        self._held_bytes += len(event)
+        if self._held_bytes > self.hub.max_buffer:
+            self.hub.drop_slow(self)
 
     def send(self, receipt_id: int, event: bytes, chunk: Optional[bytes] = None) -> None:
         """Send an event unless the client already has it (ids only grow)."""
@@ -102,9 +149,14 @@ class Subscriber:
         self.last_id = receipt_id
         self.write(event, chunk)
 
+    def send_replayed(self, events: Sequence[tuple[int, bytes, bytes]]) -> None:
+        """Replayed events (id, event, chunk) in id order: those the client lacks."""
+        for receipt_id, event, chunk in events:
+            self.send(receipt_id, event, chunk)
+
     def go_live(self) -> None:
         """Replay is over: send the held live events the replay did not cover."""
-        held, self._held, self._held_bytes = self._held, [], 0
+        held, self._held, self._held_bytes = self._held or [], None, 0
         self.live = True
         for receipt_id, event in held:
             if receipt_id is None:
@@ -118,6 +170,8 @@ class Subscriber:
         if self.closed:
             return
         if self._paused or self._queue:
+            if self._queue is None:
+                self._queue = deque()
             self._queue.append(data)
             self._queued_bytes += len(data)
             if self._queued_bytes > self.hub.max_buffer:
@@ -135,6 +189,8 @@ class Subscriber:
         """Fires once the client's socket accepts more (at once if it does now)."""
         d: Deferred[None] = Deferred()
         if self._paused:
+            if self._writable is None:
+                self._writable = []
             self._writable.append(d)
         else:
             d.callback(None)
@@ -149,8 +205,8 @@ class Subscriber:
             data = self._queue.popleft()
             self._queued_bytes -= len(data)
             self.request.write(data)
-        if not self._paused:
-            waiting, self._writable = self._writable, []
+        if not self._paused and self._writable:
+            waiting, self._writable = self._writable, None
             for d in waiting:
                 d.callback(None)
 
@@ -159,26 +215,24 @@ class Subscriber:
 
     # -- ending ------------------------------------------------------------------------------
 
-    def start_timer(self, clock: IReactorTime, max_duration: float) -> None:
-        self._timer = clock.callLater(max_duration, self.end)
-
     def end(self) -> None:
         """End the stream cleanly (maximum duration, shutdown); the client reconnects."""
-        self._timer = None
-        if not self.closed:
-            self.close()
-            self.done.callback(b"")
+        if self.closed:
+            return
+        self.close()
+        request = cast(Request, self.request)
+        if getattr(request, "channel", None) is not None:  # gone if the client left
+            request.unregisterProducer()
+            request.finish()
 
     def close(self) -> None:
         """Forget this subscriber (the client left, was dropped, or the stream ended)."""
         if self.closed:
             return
         self.closed = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        self._queue.clear()
-        self._held.clear()
+        self._send_chunk = None
+        self._queue = None
+        self._held = None
         self.hub.remove(self)
 
 
@@ -198,9 +252,14 @@ class StreamHub(Service):
                  max_buffer: int = DEFAULTS.sse_max_buffer,
                  max_subscribers: int = DEFAULTS.sse_max_subscribers,
                  max_per_client: int = DEFAULTS.sse_max_per_client, retry_ms: int = 3000,
-                 slice_size: int = 1000) -> None:
+                 slice_size: int = 1000, newest: Sequence[Receipt] = ()) -> None:
+        """
+        ``newest``: the store's memory cache of the newest receipts in id order (every receipt
+        from its first on), which replays read instead of the database when they can.
+        """
         self.clock = clock
         self.read_after = read_after
+        self.newest = newest
         self.keepalive = keepalive
         self.max_duration = max_duration
         self.max_buffer = max_buffer
@@ -210,11 +269,19 @@ class StreamHub(Service):
         self.retry_ms = retry_ms
         self.slice_size = slice_size
         # Each commit's events (id, printer, event, chunk) and the subscribers still to get them.
-        self._fanout: deque[tuple[list[tuple[int, str, bytes, bytes]], list[Subscriber]]] = deque()
+        # (the commit's events, first id, last id, their chunks joined; subscribers still to get
+        # them)
+        self._fanout: deque[tuple[tuple[list[Event], int, int, bytes], list[Subscriber]]] = \
+            deque()
         self._fanout_call: Optional[IDelayedCall] = None
         self.subscribers: set[Subscriber] = set()
         self.events_total = 0
         self.dropped_slow_total = 0
+        self.replays_from_memory_total = 0
+        self.replay_queries_total = 0
+        self._reads: dict[tuple[int, Optional[str]], list[Deferred[list[Receipt]]]] = {}
+        self._pages: dict[tuple[int, Optional[str]], list[Receipt]] = {}
+        self._encoded: dict[int, tuple[int, bytes, bytes]] = {}
         self._keepalive = PeriodicJob("stream-keepalive", clock, keepalive, self._send_keepalive,
                                       now=False)
 
@@ -239,28 +306,118 @@ class StreamHub(Service):
                                   "subscribers")
         if self._per_client[client] >= self.max_per_client:
             raise SubscriberLimit(f"this client has its maximum of {self.max_per_client} streams")
-        subscriber = Subscriber(self, request, printer, after or 0, replaying=after is not None)
+        subscriber = Subscriber(self, request, printer, after or 0, replaying=after is not None,
+                                opened_at=self.clock.seconds())
         subscriber.client = client
         self._per_client[client] += 1
         self.subscribers.add(subscriber)
-        subscriber.start_timer(self.clock, self.max_duration)
         return subscriber
 
-    async def serve(self, subscriber: Subscriber) -> bytes:
+    def begin(self, subscriber: Subscriber) -> None:
         """
-        Replay what a resuming subscriber missed, a page at a time as its socket takes them,
-        then keep it live; fires with b"" when the stream ends (maximum duration, shutdown).
+        Start a new subscriber's stream: a live one has nothing to do; a resuming one replays
+        what it missed, then goes live (see ``_replay``).
         """
-        if not subscriber.live:
-            while not subscriber.closed:
-                page = await self.read_after(subscriber.last_id, REPLAY_PAGE, subscriber.printer)
-                for receipt in page:
-                    subscriber.send(receipt.id, encode_event(receipt))
-                if len(page) < REPLAY_PAGE:
-                    break
+        subscriber.write_directly()
+        if subscriber.live:
+            return
+        replay = Deferred.fromCoroutine(self._replay(subscriber))
+        replay.addErrback(self._replay_failed, subscriber)
+
+    async def _replay(self, subscriber: Subscriber) -> None:
+        """
+        Replay a page at a time, from memory when the cache covers it, else from the database;
+        a page goes out ``REPLAY_SLICE`` events at a time as the client's socket takes them,
+        each event the bytes every subscriber shares (a replay to thousands at once copies
+        nothing per subscriber).  With nothing to wait for, it is all done before ``begin``
+        returns.
+        """
+        first = True
+        while not subscriber.closed:
+            page = self._from_memory(subscriber.last_id, subscriber.printer)
+            if page is not None:
+                self.replays_from_memory_total += first
+                more = False  # the cache runs to the newest receipt
+            else:
+                page = await self._read_page(subscriber.last_id, subscriber.printer)
+                more = len(page) >= REPLAY_PAGE
+            first = False
+            for start in range(0, len(page), REPLAY_SLICE):
+                subscriber.send_replayed([self._encoded_event(r)
+                                          for r in page[start:start + REPLAY_SLICE]])
                 await subscriber.writable()
+            if not more:
+                break
+        if not subscriber.closed:
             subscriber.go_live()
-        return await subscriber.done
+
+    def _from_memory(self, after: int, printer: Optional[str]) -> Optional[list[Receipt]]:
+        """The receipts after ``after`` from the memory cache, if it holds every one of them."""
+        newest = self.newest
+        # The cache holds every receipt from its first on, so it covers everything after
+        # ``after`` when its first is no later than the one that comes next.  An empty cache
+        # proves nothing: retention may have emptied it and left receipts a webhook waits for.
+        if not newest or newest[0].id > after + 1:
+            return None
+        missed = []
+        for receipt in reversed(newest):
+            if receipt.id <= after:
+                break
+            if printer is None or receipt.printer == printer:
+                missed.append(receipt)
+        missed.reverse()
+        return missed
+
+    def _read_page(self, after: int, printer: Optional[str]) -> Deferred[list[Receipt]]:
+        """
+        A replay page from the database; subscribers resuming from the same point share one
+        query: the one in flight, or its result until a commit may have added to it.
+        """
+        key = (after, printer)
+        page: Deferred[list[Receipt]] = Deferred()
+        if key in self._pages:
+            page.callback(self._pages[key])
+            return page
+        waiting = self._reads.get(key)
+        if waiting is not None:
+            waiting.append(page)
+            return page
+        self._reads[key] = [page]  # before the read: a read may fire at once
+        self.replay_queries_total += 1
+        self.read_after(after, REPLAY_PAGE, printer).addBoth(self._page_read, key)
+        return page
+
+    def _page_read(self, result: list[Receipt] | Failure, key: tuple[int, Optional[str]]) -> None:
+        if not isinstance(result, Failure):
+            if len(self._pages) >= PAGES_KEPT:
+                self._pages.clear()
+            self._pages[key] = result
+        for page in self._reads.pop(key):
+            if isinstance(result, Failure):
+                page.errback(result)
+            else:
+                page.callback(result)
+
+    def _forget_pages(self, keep_full: bool) -> None:
+        # A page that was not full may lack a receipt committed since; a full page is followed
+        # by a read of the next one, which finds it.
+        if self._pages:
+            self._pages = {key: page for key, page in self._pages.items()
+                           if keep_full and len(page) >= REPLAY_PAGE}
+
+    def _replay_failed(self, failure: Failure, subscriber: Subscriber) -> None:
+        self.log.failure("stream replay failed: ending the stream", failure)
+        subscriber.end()
+
+    def _encoded_event(self, receipt: Receipt) -> tuple[int, bytes, bytes]:
+        """A replayed receipt's (id, event, chunk), encoded once for every subscriber."""
+        encoded = self._encoded.get(receipt.id)
+        if encoded is None:
+            if len(self._encoded) >= ENCODED_CACHE:
+                self._encoded.clear()
+            event = encode_event(receipt)
+            encoded = self._encoded[receipt.id] = (receipt.id, event, http_chunk(event))
+        return encoded
 
     def remove(self, subscriber: Subscriber) -> None:
         if subscriber in self.subscribers:
@@ -278,6 +435,7 @@ class StreamHub(Service):
         Each subscriber in a slice gets all of the commit's events at once: its socket then
         takes them in one send, not one per event.
         """
+        self._forget_pages(keep_full=True)
         events = []
         for receipt in receipts:
             event = encode_event(receipt)
@@ -285,7 +443,8 @@ class StreamHub(Service):
         self.events_total += len(events)
         if not events or not self.subscribers:
             return
-        self._fanout.append((events, list(self.subscribers)))
+        commit = (events, events[0][0], events[-1][0], b"".join(e[3] for e in events))
+        self._fanout.append((commit, list(self.subscribers)))
         if self._fanout_call is None:
             self._fanout_call = self.clock.callLater(0, self._fan_out)
 
@@ -296,6 +455,7 @@ class StreamHub(Service):
         receipt ids in commit order, the point a client resumes from, and an update must not
         move it (a client that missed the update reads ``ocr_text`` in the receipt itself).
         """
+        self._forget_pages(keep_full=False)  # they hold the receipt as it was
         event = b"event: %s\ndata: %s\n\n" % (kind, receipt.json_bytes)
         self.events_total += 1
         for subscriber in list(self.subscribers):
@@ -308,25 +468,22 @@ class StreamHub(Service):
     def _fan_out(self) -> None:
         budget = self.slice_size
         while self._fanout and budget > 0:
-            events, pending = self._fanout[0]
+            (events, first_id, last_id, chunks), pending = self._fanout[0]
             batch = pending[-budget:]  # from the end: taking them off costs no copying
             del pending[-budget:]
             for subscriber in batch:
-                self._deliver(subscriber, events)
+                # One subscriber's failure ends its stream only, never the fan-out to the
+                # others.  (In the loop rather than a method per subscriber: this runs
+                # hundreds of thousands of times a second with 10,000 streams.)
+                try:
+                    subscriber.deliver_commit(events, first_id, last_id, chunks)
+                except Exception:
+                    self.log.failure("delivery to a stream subscriber failed: dropping it")
+                    subscriber.close()
             budget -= len(batch)
             if not pending:
                 self._fanout.popleft()
         self._fanout_call = self.clock.callLater(0, self._fan_out) if self._fanout else None
-
-    def _deliver(self, subscriber: Subscriber,
-                 events: list[tuple[int, str, bytes, bytes]]) -> None:
-        # One subscriber's failure ends its stream only, never the fan-out to the others.
-        try:
-            for receipt_id, printer, event, chunk in events:
-                subscriber.deliver(receipt_id, printer, event, chunk)
-        except Exception:
-            self.log.failure("delivery to a stream subscriber failed: dropping it")
-            subscriber.close()
 
     def drop_slow(self, subscriber: Subscriber) -> None:
         self.dropped_slow_total += 1
@@ -338,10 +495,15 @@ class StreamHub(Service):
             transport.abortConnection()
 
     def _send_keepalive(self) -> None:
-        # Keeps proxies (Cloudflare's idle timeout is 100 s) from closing quiet streams.
+        # Keeps proxies (Cloudflare's idle timeout is 100 s) from closing quiet streams, and
+        # ends those that have reached their maximum duration.
+        ending = self.clock.seconds() - self.max_duration
         for subscriber in list(self.subscribers):
             try:
-                subscriber.write(KEEPALIVE, KEEPALIVE_CHUNK)
+                if subscriber.opened_at <= ending:
+                    subscriber.end()
+                else:
+                    subscriber.write(KEEPALIVE, KEEPALIVE_CHUNK)
             except Exception:
                 self.log.failure("keepalive to a subscriber failed")
                 subscriber.close()

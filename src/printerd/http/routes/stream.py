@@ -1,14 +1,26 @@
-"""``GET /api/stream``: Server-Sent Events from the stream hub."""
+"""
+``GET /api/stream``: Server-Sent Events from the stream hub.
+
+A direct route (``api.DirectRoute``): the route table hands it the request without Klein.  A
+stream is set up in a connect storm thousands at a time and then held open for minutes; through
+Klein each one cost its routing, adapters, Deferreds and a suspended coroutine for as long as it
+was open.  Here the request is answered by hand: subscribed, headers and the ``retry`` line
+written at once, and ``NOT_DONE_YET`` returned; the hub finishes the request when the stream
+ends, and the request's own ``notifyFinish`` tells the hub when the client leaves.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Union, cast
 
-from twisted.web.server import Request
+from twisted.logger import Logger
+from twisted.web.iweb import IRequest
+from twisted.web.server import NOT_DONE_YET, Request
 
 from printerd.http.params import ApiError, QueryParams
-from printerd.http.responses import json_app
-from printerd.http.stream import StreamHub, SubscriberLimit
+from printerd.http.responses import error_body
+from printerd.http.stream import StreamHub, Subscriber, SubscriberLimit
 
 
 def database_event(database_id: str) -> bytes:
@@ -19,15 +31,29 @@ def database_event(database_id: str) -> bytes:
 class StreamRoutes:
     """Opens a subscriber on the hub for each stream request; the hub does the rest."""
 
-    app = json_app()
+    log = Logger()
+    path = "/api/stream"
+    methods = frozenset({"GET"})
 
     def __init__(self, hub: StreamHub, database_id: str = "") -> None:
         self.hub = hub
         self.database_id = database_id
+        # What every stream starts with, made once: the retry line, then which database.
+        self._opening = b"retry: %d\n\n" % hub.retry_ms + database_event(database_id)
 
-    @app.route("/api/stream", methods=["GET"])
-    async def stream(self, request: Request) -> bytes:
+    def render(self, request: IRequest) -> Union[bytes, int]:
         """Each committed receipt, resuming after Last-Event-ID (or ``?after=``)."""
+        try:
+            return self._open(request)
+        except ApiError as error:
+            for name, value in error.headers.items():
+                request.setHeader(name, value)
+            return error_body(request, error.code, error.message)
+        except Exception:
+            self.log.failure("error opening a stream")
+            return error_body(request, 500, "internal error")
+
+    def _open(self, request: IRequest) -> Union[bytes, int]:
         params = QueryParams(request, {"after", "printer"})
         after = params.optional_integer("after", 0)
         last_event_id = request.getHeader(b"last-event-id")
@@ -37,23 +63,34 @@ class StreamRoutes:
                 raise ApiError(400, "Last-Event-ID: must be a receipt id")
             after = int(text)
         printer = params.text("printer")
+        if request.method == b"HEAD":
+            _stream_headers(request)
+            return b""  # the headers a stream would have; nothing to hold open
         client = getattr(request.getClientAddress(), "host", None) or "-"
         try:
             subscriber = self.hub.subscribe(request, printer, after, client)
         except SubscriberLimit as e:
             raise ApiError(503, f"{e}: retry later", {b"Retry-After": b"30"}) from None
         try:
-            request.setHeader(b"Content-Type", b"text/event-stream")
-            request.setHeader(b"Cache-Control", b"no-cache")
-            request.setHeader(b"X-Accel-Buffering", b"no")  # proxies: do not buffer
+            _stream_headers(request)
             # Sends the headers now; a client that saw another database starts over.
-            request.write(b"retry: %d\n\n" % self.hub.retry_ms
-                          + database_event(self.database_id))
-            request.registerProducer(subscriber, True)
-            request.notifyFinish().addBoth(lambda _: subscriber.close())
-            # Fires when the stream ends; Klein cancels it when the client leaves.
-            return await self.hub.serve(subscriber)
-        finally:
+            request.write(self._opening)
+            held = cast(Request, request)
+            held.registerProducer(subscriber, True)
+            held.notifyFinish().addBoth(_left, subscriber)
+            self.hub.begin(subscriber)
+        except BaseException:
             subscriber.close()
-            if request.channel is not None:  # gone if the client left
-                request.unregisterProducer()
+            raise
+        return NOT_DONE_YET
+
+
+def _stream_headers(request: IRequest) -> None:
+    request.setHeader(b"Content-Type", b"text/event-stream")
+    request.setHeader(b"Cache-Control", b"no-cache")
+    request.setHeader(b"X-Accel-Buffering", b"no")  # proxies: do not buffer
+
+
+def _left(result: object, subscriber: Subscriber) -> None:
+    """The request is over: the client left (a failure: consumed here), or the stream ended."""
+    subscriber.close()
