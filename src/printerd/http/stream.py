@@ -436,13 +436,13 @@ class StreamHub(Service):
         takes them in one send, not one per event.
         """
         self._forget_pages(keep_full=True)
+        self.events_total += len(receipts)
+        if not receipts or not self.subscribers:
+            return  # nobody to encode for (a replay encodes what it sends itself)
         events = []
         for receipt in receipts:
             event = encode_event(receipt)
             events.append((receipt.id, receipt.printer, event, http_chunk(event)))
-        self.events_total += len(events)
-        if not events or not self.subscribers:
-            return
         commit = (events, events[0][0], events[-1][0], b"".join(e[3] for e in events))
         self._fanout.append((commit, list(self.subscribers)))
         if self._fanout_call is None:
