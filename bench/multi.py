@@ -173,8 +173,12 @@ def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 
            receipts: int = 20, rate: float = 1.0) -> dict:
     """``subscribers`` on each of the two instances; POS clients print on the first."""
     with fresh_database(server) as url:
+        # Every subscriber comes from 127.0.0.1: the per-client and connection caps that guard
+        # a real LAN are lifted to the run's size, as the one-instance stream bench does.
         daemons = start_two(workdir, url, "--http-listen=tcp:0:interface=127.0.0.1:backlog=4096",
-                            f"--sse-max-subscribers={max(subscribers, 1)}")
+                            f"--http-max-connections={subscribers + 100}",
+                            f"--sse-max-subscribers={max(subscribers, 1)}",
+                            f"--sse-max-per-client={max(subscribers, 1)}")
         try:
             expected = printers * receipts
             # One load-generator process per instance (bench.subscribers.worker), each with
