@@ -24,22 +24,6 @@ PATHS = (("recent", "/api/recent?limit=50"),
          ("receipts_search", "/api/receipts?limit=20&q=receipt%2017"))
 
 
-async def read_response(reader: asyncio.StreamReader) -> int:
-    """Read one HTTP/1.1 answer (Content-Length or chunked) from ``reader``; its status code."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    code = int(head.split(b" ", 2)[1])
-    headers = head.lower()
-    if b"transfer-encoding: chunked" in headers:
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
-            await reader.readexactly(size + 2)
-            if size == 0:
-                return code
-    length = int(headers.split(b"content-length: ")[1].split(b"\r\n")[0])
-    await reader.readexactly(length)
-    return code
-
-
 class KeepAliveClient(asyncio.Protocol):
     """Sends one request at a time on its connection and times each answer."""
 
