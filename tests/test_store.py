@@ -517,3 +517,40 @@ def test_a_page_read_again_reuses_its_receipts_until_their_ocr_text_changes(inli
     assert [r.ocr_text for r in third] == [None, "Käsekuchen"]
     assert b'"ocr_text":"K\\u00e4sekuchen"' in third[1].json_bytes and third[0] is first[0]
     assert first_json[1] != third[1].json_bytes
+
+
+class CountingRunner(InlineRunner):
+    """An inline runner that counts the reads it is given."""
+
+    reads = 0
+
+    def run_read(self, fn, *args):
+        self.reads += 1
+        return super().run_read(fn, *args)
+
+
+def test_a_page_of_the_newest_comes_from_memory_and_equals_the_databases(db_path, clock):
+    from printerd.store.service import ReceiptStore
+
+    engine = SQLiteEngine(db_path)
+    runner = CountingRunner(engine)
+    store = ReceiptStore(clock, engine, engine.prepare(20), runner, commit_delay=0.0,
+                         recent_size=20)
+    store.startService()
+    add_receipts(store, clock, *(draft(f"receipt {i}", printer=("bar", "kitchen")[i % 2])
+                                 for i in range(1, 31)))
+    conn = engine.connect()
+    for query, from_memory in [
+            (ReceiptQuery(limit=10), True),
+            (ReceiptQuery(limit=5, before=25), True),
+            (ReceiptQuery(limit=5, printer="bar"), True),
+            (ReceiptQuery(after=25), True),  # ids 26-30: the cache reaches below 26
+            (ReceiptQuery(limit=50), False),  # 30 stored, 20 in memory
+            (ReceiptQuery(limit=5, before=5), False),
+            (ReceiptQuery(limit=12, printer="kitchen"), False),  # 10 of them in memory
+            (ReceiptQuery(limit=5, text="receipt 2"), False)]:
+        reads = runner.reads
+        page = result_of(store.find_receipts(query))
+        assert [r.id for r in page] == [r.id for r in engine.find_receipts(conn, query)], query
+        assert (runner.reads == reads) == from_memory, query
+    conn.close()

@@ -416,10 +416,36 @@ class ReceiptStore(Service):
         """
         Receipts matching ``query``, newest first, at most ``query.limit``.  A search that
         could read every receipt stops after ``SEARCH_BUDGET`` seconds: the page then says
-        where to go on (``ReceiptPage.resume_before``).
+        where to go on (``ReceiptPage.resume_before``).  A page of the newest receipts (by
+        printer, before or after an id) comes from the memory cache when it holds the whole
+        page, as ``/api/recent`` does.
         """
+        in_memory = self._page_in_memory(query)
+        if in_memory is not None:
+            return succeed(in_memory)
         return self._runner.run_read(self._engine.find_receipts, query, self._reactor.seconds,
                                      SEARCH_BUDGET).addCallback(self._known.reuse)
+
+    def _page_in_memory(self, query: ReceiptQuery) -> Optional[ReceiptPage]:
+        """
+        The page from the cache of the newest receipts, or None when the database must answer.
+        The cache holds every receipt from its oldest id on (announced in id order), so a page
+        it fills, or one whose ``after`` it reaches below, is what the database would give.  Not
+        with a shared engine: another instance's OCR text would not be in this one's cache.
+        """
+        if query.text or query.since or query.until or self._engine.shared or not self.newest:
+            return None
+        found = ReceiptPage()
+        for receipt in reversed(self.newest):
+            if query.before is not None and receipt.id >= query.before:
+                continue
+            if query.after is not None and receipt.id <= query.after:
+                return found  # everything above ``after`` was in the cache
+            if query.printer is None or receipt.printer == query.printer:
+                found.append(receipt)
+                if len(found) == query.limit:
+                    return found
+        return None
 
     def receipts_after(self, after: int, limit: int,
                        printer: Optional[str] = None) -> Deferred[list[Receipt]]:
