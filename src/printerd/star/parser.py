@@ -227,6 +227,7 @@ class StarJobParser:
         return pos
 
     def _printed_text(self) -> None:
+        """Text was printed: the receipt has content, and the line is not an image band."""
         self._has_content = True
         self.content_bytes += 1
         self._band_follows = False
@@ -308,10 +309,7 @@ class StarJobParser:
 
     def _mark(self) -> None:
         """Something other than text or an image band was printed."""
-        self._has_content = True
-        self.content_bytes += 1
-        self._band_follows = False
-        self._graphic_line = False
+        self._printed_text()
         self._content.end_image()
 
     def _image(self, name: str, command: bytes, complete: bool) -> None:
