@@ -51,7 +51,6 @@ class TeeCounters:
     jobs_not_relayed_total: int = 0  # jobs that went on without it (unreachable, backing off)
     receipts_undelivered_total: int = 0  # receipts stored with delivered = false
     bytes_relayed_total: int = 0  # job bytes written to the real printer
-    answers_total: int = 0  # chunks of the real printer's answers passed to the POS
     connect_failures_total: int = 0  # connections to the real printer that failed
     connections_lost_total: int = 0  # relay connections lost while their job was running
     pauses_total: int = 0  # times the real printer's backpressure paused a POS connection
@@ -182,8 +181,6 @@ class JobRelay:
     (``printerd.rawport.protocol.JobRelay``).
     """
 
-    log = Logger()
-
     def __init__(self, tee: Tee) -> None:
         self.tee = tee
         self.pos: Optional[ITransport] = None
@@ -273,7 +270,6 @@ class JobRelay:
     def answered(self, data: bytes) -> None:
         """The real printer's answers (status replies) go back to the POS while its job runs."""
         if not self._ended and self.pos is not None:
-            self.tee.counters.answers_total += 1
             self.pos.write(data)
 
     def lost(self, reason: Failure) -> None:
