@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 FONT_A_DOTS = 12  # a font A character cell is 12 x 24 dots on every model here
-FONT_B_DOTS = 9
 
 
 @dataclass(frozen=True)
@@ -34,10 +33,6 @@ class PrinterProfile:
     def columns(self) -> int:
         """Font A characters per line."""
         return self.dots // FONT_A_DOTS
-
-    @property
-    def columns_font_b(self) -> int:
-        return self.dots // FONT_B_DOTS
 
 
 _WIDE_180 = (512, 180)  # 80 mm paper, 72 mm printed, 180 dpi

@@ -96,8 +96,3 @@ class StarStatus:
     def state_changed(self, state: PrinterState) -> Optional[bytes]:
         """The printer's state was set: with ASB on, the new status."""
         return automatic_status(state, self.etb) if self.automatic else None
-
-
-# Commands whose only effect is to ask for a reply (or to set how replies are sent): a job
-# made only of these is not a receipt.
-STAR_STATUS_COMMANDS = frozenset({ENQ, EOT, ETB, ASB_REQUEST, VERSION_REQUEST})
