@@ -30,6 +30,15 @@ class JobParserLike(Protocol):
         """The job ended: return the events of what is still pending."""
 
 
+class NewParser(Protocol):
+    """Makes a job's parser: the printer's two-byte encoding and paper; ``keep_bitmaps`` for
+    renderers, which draw the images' dots (the raw port does not store them)."""
+
+    def __call__(self, two_byte_encoding: str, profile: PrinterProfile,
+                 keep_bitmaps: bool = False) -> JobParserLike:
+        """A new parser for one job."""
+
+
 class StatusReplies(Protocol):
     """One connection's status replies (and what it asked to be sent unasked)."""
 
@@ -62,17 +71,19 @@ class Emulation:
     """A command set: its parser (given the two-byte encoding and the paper) and its replies."""
 
     name: str
-    new_parser: Callable[[str, PrinterProfile], JobParserLike]
+    new_parser: NewParser
     new_status: Callable[[], StatusReplies]
 
 
-def _escpos_parser(two_byte_encoding: str, profile: PrinterProfile) -> JobParser:
-    return JobParser(two_byte_encoding, profile=profile)
+def _escpos_parser(two_byte_encoding: str, profile: PrinterProfile,
+                   keep_bitmaps: bool = False) -> JobParser:
+    return JobParser(two_byte_encoding, keep_bitmaps=keep_bitmaps, profile=profile)
 
 
-def _star_parser(two_byte_encoding: str, profile: PrinterProfile) -> StarJobParser:
+def _star_parser(two_byte_encoding: str, profile: PrinterProfile,
+                 keep_bitmaps: bool = False) -> StarJobParser:
     # Star print positions are not placed yet: the paper does not change how it parses.
-    return StarJobParser(two_byte_encoding)
+    return StarJobParser(two_byte_encoding, keep_bitmaps=keep_bitmaps)
 
 
 ESCPOS = Emulation("epson", _escpos_parser, EpsonStatus)

@@ -14,10 +14,10 @@ from typing import Any, Optional, Union
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.content import Bitmap
 from printerd.escpos.layout import Run, cell_dots
-from printerd.escpos.parser import JobParser, ParsedReceipt
+from printerd.escpos.parser import ParsedReceipt
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.styles import CELLS, Style
-from printerd.star.parser import StarJobParser
+from printerd.rawport.emulation import EMULATIONS, ESCPOS
 
 
 @dataclass(frozen=True)
@@ -94,12 +94,8 @@ def parse_job(raw: bytes, printer: ReceiptPrinter = DEFAULT_PRINTER,
               keep_bitmaps: bool = True) -> list[ParsedReceipt]:
     """The receipts of a whole job, split at its cuts as the printer's raw port splits them
     (with their layout, and the images' dots with ``keep_bitmaps``)."""
-    if printer.emulation == "star":
-        parser: JobParser | StarJobParser = StarJobParser(printer.two_byte_encoding,
-                                                          keep_bitmaps=keep_bitmaps)
-    else:
-        parser = JobParser(printer.two_byte_encoding, keep_bitmaps=keep_bitmaps,
-                           profile=printer.profile)
+    emulation = EMULATIONS.get(printer.emulation, ESCPOS)
+    parser = emulation.new_parser(printer.two_byte_encoding, printer.profile, keep_bitmaps)
     return [e for e in parser.feed(raw) + parser.close() if isinstance(e, ParsedReceipt)]
 
 
