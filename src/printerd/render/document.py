@@ -7,13 +7,12 @@ at the print area's edge, alignment).
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.escpos.content import Bitmap
-from printerd.escpos.layout import Run, cell_dots
+from printerd.escpos.layout import Run, cell_dots, display_width
 from printerd.escpos.parser import ParsedReceipt
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.styles import CELLS, Style
@@ -155,23 +154,13 @@ class Row:
     height: int  # the tallest character's height in dots (font A: 24)
 
 
-def char_cells(char: str) -> int:
-    """Character cells one character takes: East Asian wide ones (kanji, hanzi...) take two."""
-    return 2 if not char.isascii() and unicodedata.east_asian_width(char) in "WF" else 1
-
-
-def char_dots(char: str, style: Style) -> int:
-    """How wide the printer prints one character, in dots."""
-    return cell_dots(style, 0) * char_cells(char)
-
-
 def _line_end(line: Line) -> int:
     end = 0
     cursor = 0
     for style, text, x in line.runs:
         if x is not None:
             cursor = x
-        cursor += sum(char_dots(ch, style) for ch in text)
+        cursor += cell_dots(style, 0) * display_width(text)
         end = max(end, cursor)
     return end
 
@@ -195,7 +184,7 @@ def printed_rows(line: Line, paper: int) -> list[Row]:
             cursor = x
         unit = cell_dots(style, 0)
         # Most text is ASCII: every character one cell, so a row's share is a division.
-        widths = None if text.isascii() else [unit * char_cells(ch) for ch in text]
+        widths = None if text.isascii() else [unit * display_width(ch) for ch in text]
         start = 0
         while start < len(text):
             room = area - (cursor - shift)

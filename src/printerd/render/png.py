@@ -19,12 +19,13 @@ import barcode
 from PIL import Image, ImageDraw, ImageFont
 from twisted.logger import Logger
 
+from printerd.escpos.layout import display_width
 from printerd.escpos.styles import CELLS, Style
 from printerd.render.budget import Budget
 from printerd.render.codes import barcode_image, bitmap_image, qr_image
 from printerd.render.document import (
     DEFAULT_PRINTER, Barcode, Block, Code2D, Line, PageArea, ReceiptPrinter, Row, blocks,
-    char_cells, printed_rows,
+    printed_rows,
 )
 from printerd.render.document import Image as ImageBlock
 
@@ -59,7 +60,7 @@ def _cell(char: str, style: Style) -> Image.Image:
     """One character cell at size 1 x 1, black on white (or inverted): a few hundred bytes,
     so the cache stays small whatever sizes receipts ask for."""
     cell_w, cell_h = CELLS.get(style.font, CELLS["A"])
-    wide = char_cells(char) == 2  # double-byte characters print two cells wide
+    wide = display_width(char) == 2  # double-byte characters print two cells wide
     cell_w *= 2 if wide else 1
     ink, paper = (255, 0) if style.invert else (0, 255)
     cell = Image.new("L", (cell_w, cell_h), paper)

@@ -9,11 +9,12 @@ bracketed line with their data.
 
 from __future__ import annotations
 
+from printerd.escpos.layout import display_width
 from printerd.escpos.styles import CELLS
 from printerd.render.budget import Budget
 from printerd.render.document import (
     DEFAULT_PRINTER, Barcode, Block, Code2D, Image, Line, PageArea, ReceiptPrinter, Row, blocks,
-    char_cells, paper_for_columns, printed_rows,
+    paper_for_columns, printed_rows,
 )
 
 WIDTHS = (32, 42, 48, 56, 64)  # 58 mm and 80 mm papers in their common fonts
@@ -68,7 +69,7 @@ def _columns(row: Row) -> str:
             continue
         for char in text:
             # A character takes as many columns as cells, times its width multiple.
-            cells = char_cells(char)
+            cells = display_width(char)
             parts.append(char + " " * (cells * style.width - cells))
             used += cells * style.width
     return "".join(parts)
