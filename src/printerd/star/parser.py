@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from functools import partial
 from typing import Any, Callable, Optional
 
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, CharacterDecoder
@@ -105,7 +106,9 @@ class StarJobParser:
             self._text.carry_over(previous)
         self._has_content = False
         self._unknown = 0
-        self._content = StarContent(lambda: len(self._text.lines), self._keep_bitmaps)
+        # The line count from the receipt's own list (extended in place), not through self: a
+        # closure over the parser would make every job's parser a reference cycle.
+        self._content = StarContent(partial(len, self._text.lines), self._keep_bitmaps)
         self._band_follows = False  # the last thing printed was an image band
         self._graphic_line = False  # the line buffer holds an image band and no text
 
