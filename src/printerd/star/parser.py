@@ -147,7 +147,7 @@ class StarJobParser:
         self._raw += self._buffer
         self._buffer.clear()
         events: list[Event] = []
-        self._end_receipt(CUT_NONE, truncated, events)
+        self._end_receipt(CUT_NONE, truncated, events, start_next=False)
         return events
 
     def _parse(self, buf: bytearray, events: list[Event]) -> int:
@@ -350,7 +350,8 @@ class StarJobParser:
         if not self._raster and not self._text.has_pending():
             self._graphic_line = True
 
-    def _end_receipt(self, cut: str, truncated: bool, events: list[Event]) -> None:
+    def _end_receipt(self, cut: str, truncated: bool, events: list[Event],
+                     start_next: bool = True) -> None:
         if self._has_content:
             lines, styled, pages = self._text.finish()
             details = self._content.to_json()
@@ -365,7 +366,8 @@ class StarJobParser:
                 layout=(Layout(full_lines(lines, styled), self._content, pages, {})
                         if self._keep_bitmaps else None),
             ))
-        self._start_receipt()
+        if start_next:  # not after close(): nothing more is parsed
+            self._start_receipt()
 
     # -- command handlers (name -> method) ---------------------------------------------------
 
