@@ -3,7 +3,7 @@ The webhook outbox (the ``deliveries`` table): its rows as data, and its thread 
 that SQLite and PostgreSQL both run.
 
 An engine mixes ``SharedOutbox`` in and supplies what differs: its parameter marker
-(``PARAM``), its write transaction (``transaction``) and its claim statement (``CLAIM``).
+(``PARAM``, see ``shared_sql``), its write transaction (``transaction``) and its claim statement (``CLAIM``).
 
 Delivering is claim, post, record: a forwarder claims due deliveries in a write transaction
 (``claimed_by`` itself, ``claimed_until`` the end of its lease), posts them outside any
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from printerd.store.receipts import RECEIPT_COLUMNS, Receipt, receipt_from_row
+from printerd.store.shared_sql import SharedSQL
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
@@ -45,10 +46,8 @@ class Claim:
 _RECEIPT_COLUMNS_OF_R = ", ".join(f"r.{c.strip()}" for c in RECEIPT_COLUMNS.split(","))
 
 
-class SharedOutbox:
+class SharedOutbox(SharedSQL):
     """The outbox's thread functions for an engine whose SQL they are (see the module docstring)."""
-
-    PARAM = "?"  # the driver's parameter marker; statements here are written with "?"
 
     # Claims up to a limit of one target's due deliveries that no live claim holds, and
     # returns their ids.  Parameters: claimant, lease_until, target, now, now, limit.
@@ -59,9 +58,6 @@ class SharedOutbox:
     def transaction(self, conn: Any) -> AbstractContextManager[Any]:
         """The engine's write transaction (commits on leaving the block, rolls back on error)."""
         raise NotImplementedError
-
-    def _sql(self, statement: str) -> str:
-        return statement if self.PARAM == "?" else statement.replace("?", self.PARAM)
 
     def claim_deliveries(self, conn: Any, now: float, room: dict[str, int], claimant: str,
                          lease_until: float) -> Claim:

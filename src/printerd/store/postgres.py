@@ -37,6 +37,7 @@ from printerd.store.receipts import (
     RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
     receipt_from_row,
 )
+from printerd.store.shared_sql import SharedReceiptReads
 from printerd.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 
 # Advisory lock keys (one bigint space per database; "prnt" and a number, unlikely to clash).
@@ -69,7 +70,7 @@ def transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-class PostgresEngine(SharedOutbox):
+class PostgresEngine(SharedReceiptReads, SharedOutbox):
     """The store's ``engine.Engine`` on a PostgreSQL database shared by several instances."""
 
     name = "postgresql"
@@ -273,21 +274,6 @@ class PostgresEngine(SharedOutbox):
 
     # -- reader threads -----------------------------------------------------------------------
 
-    def get_receipt(self, conn: psycopg.Connection, receipt_id: int) -> Optional[Receipt]:
-        row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = %s",
-                           (receipt_id,)).fetchone()
-        return receipt_from_row(row) if row else None
-
-    def get_raw(self, conn: psycopg.Connection, receipt_id: int) -> Optional[bytes]:
-        row = conn.execute("SELECT raw FROM receipts WHERE id = %s", (receipt_id,)).fetchone()
-        return bytes(row[0]) if row else None
-
-    def get_printer_and_raw(self, conn: psycopg.Connection,
-                            receipt_id: int) -> Optional[tuple[str, bytes]]:
-        row = conn.execute("SELECT printer, raw FROM receipts WHERE id = %s",
-                           (receipt_id,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
-
     def find_receipts(self, conn: psycopg.Connection, query: ReceiptQuery,
                       now: Callable[[], float] = lambda: 0.0,
                       budget: float = float("inf")) -> ReceiptPage:
@@ -342,17 +328,6 @@ class PostgresEngine(SharedOutbox):
         sql = (f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE {' AND '.join(where)}"
                " ORDER BY id DESC LIMIT %s")
         return [receipt_from_row(row) for row in conn.execute(sql, [*args, limit])]
-
-    def receipts_after(self, conn: psycopg.Connection, after: int, limit: int,
-                       printer: Optional[str] = None) -> list[Receipt]:
-        """Receipts with id > after, oldest first (stream replay, the tailer)."""
-        if printer is None:
-            rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > %s"
-                                " ORDER BY id LIMIT %s", (after, limit))
-        else:
-            rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > %s"
-                                " AND printer = %s ORDER BY id LIMIT %s", (after, printer, limit))
-        return [receipt_from_row(row) for row in rows]
 
     # -- the tailer's LISTEN connection ---------------------------------------------------------
 
