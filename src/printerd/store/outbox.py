@@ -3,7 +3,8 @@ The webhook outbox (the ``deliveries`` table): its rows as data, and its thread 
 that SQLite and PostgreSQL both run.
 
 An engine mixes ``SharedOutbox`` in and supplies what differs: its parameter marker
-(``PARAM``, see ``shared_sql``), its write transaction (``transaction``) and its claim statement (``CLAIM``).
+(``PARAM``, see ``shared_sql``), its write transaction (``transaction``) and its claim
+statement (``CLAIM``).
 
 Delivering is claim, post, record: a forwarder claims due deliveries in a write transaction
 (``claimed_by`` itself, ``claimed_until`` the end of its lease), posts them outside any
