@@ -18,7 +18,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from printerd.store.receipts import RECEIPT_COLUMNS, Receipt, receipt_from_row
+from printerd.store.receipts import RECEIPT_COLUMNS_OF_R, Receipt, receipt_from_row
 from printerd.store.shared_sql import SharedSQL
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -42,9 +42,6 @@ class Claim:
 
     deliveries: list[Delivery]
     due: int
-
-
-_RECEIPT_COLUMNS_OF_R = ", ".join(f"r.{c.strip()}" for c in RECEIPT_COLUMNS.split(","))
 
 
 class SharedOutbox(SharedSQL):
@@ -82,7 +79,7 @@ class SharedOutbox(SharedSQL):
                 return Claim([], due)
             marks = ",".join("?" * len(claimed))
             rows = conn.execute(self._sql(
-                f"SELECT d.id, d.target, d.attempts, {_RECEIPT_COLUMNS_OF_R} FROM deliveries d"
+                f"SELECT d.id, d.target, d.attempts, {RECEIPT_COLUMNS_OF_R} FROM deliveries d"
                 f" JOIN receipts r ON r.id = d.receipt_id WHERE d.id IN ({marks})"
                 f" ORDER BY d.next_attempt_at, d.id"), claimed).fetchall()
         return Claim([Delivery(row[0], row[1], row[2], receipt_from_row(row[3:]))
