@@ -14,7 +14,6 @@ whose lease ran out (its instance died) is taken again: at-least-once, same ``we
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -52,10 +51,6 @@ class SharedOutbox(SharedSQL):
     # PostgreSQL adds FOR UPDATE SKIP LOCKED to the inner SELECT, so that instances claiming
     # at once take different rows instead of waiting for each other.
     CLAIM: str = ""
-
-    def transaction(self, conn: Any) -> AbstractContextManager[Any]:
-        """The engine's write transaction (commits on leaving the block, rolls back on error)."""
-        raise NotImplementedError
 
     def claim_deliveries(self, conn: Any, now: float, room: dict[str, int], claimant: str,
                          lease_until: float) -> Claim:

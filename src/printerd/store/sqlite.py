@@ -19,7 +19,7 @@ from printerd.store.receipts import (
     RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
     receipt_from_row,
 )
-from printerd.store.shared_sql import SharedReceiptReads
+from printerd.store.shared_sql import SharedReceipts
 from printerd.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -84,7 +84,7 @@ def split_statements(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
-class SQLiteEngine(SharedReceiptReads, SharedOutbox):
+class SQLiteEngine(SharedReceipts, SharedOutbox):
     """The store's ``engine.Engine`` on one SQLite file."""
 
     name = "sqlite"
@@ -222,28 +222,6 @@ class SQLiteEngine(SharedReceiptReads, SharedOutbox):
             row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = ?",
                                (receipt_id,)).fetchone()
         return receipt_from_row(row) if row else None
-
-    def purge_batch(self, conn: sqlite3.Connection, cutoff: str,
-                    batch: int) -> tuple[int, int]:
-        """
-        One short write transaction of retention: delivered outbox rows, then receipts older
-        than ``cutoff`` with no pending delivery (with their finished delivery rows).
-        Returns (receipts deleted, delivery rows deleted).
-        """
-        with write_transaction(conn):
-            deliveries = conn.execute(
-                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
-                " WHERE state = 'delivered' LIMIT ?)", (batch,)).rowcount
-            old = [row[0] for row in conn.execute(
-                "SELECT id FROM receipts r WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM"
-                " deliveries d WHERE d.receipt_id = r.id AND d.state = 'pending')"
-                " ORDER BY id LIMIT ?", (cutoff, batch))]
-            if old:
-                marks = ",".join("?" * len(old))
-                deliveries += conn.execute(
-                    f"DELETE FROM deliveries WHERE receipt_id IN ({marks})", old).rowcount
-                conn.execute(f"DELETE FROM receipts WHERE id IN ({marks})", old)
-        return len(old), deliveries
 
     def reclaim_space(self, conn: sqlite3.Connection, pages: int = 1000) -> None:
         """Give up to ``pages`` free pages back to the file system (incremental vacuum)."""
