@@ -14,9 +14,10 @@ Everything above the store (raw port, API, stream, forwarder, retention, rendere
 
 ``SQLiteEngine`` (``store/sqlite.py``) is one process's file; ``PostgresEngine``
 (``store/postgres.py``) is a database several instances share (``shared``: their commits are
-announced by each instance's tailer, ``store/tailer.py``).  The outbox's statements are
-shared by engines (``store/outbox.py``: SQL that SQLite and PostgreSQL both run); an engine
-supplies its parameter marker, its write transaction and its claim statement.
+announced by each instance's tailer, ``store/tailer.py``).  SQL that SQLite and PostgreSQL
+both run is written once: the receipt reads and retention (``store/shared_sql.py``) and the
+outbox (``store/outbox.py``); an engine supplies its parameter marker, its write transaction,
+its claim statement and whether it may purge now.
 """
 
 from __future__ import annotations

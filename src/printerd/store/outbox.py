@@ -3,7 +3,8 @@ The webhook outbox (the ``deliveries`` table): its rows as data, and its thread 
 that SQLite and PostgreSQL both run.
 
 An engine mixes ``SharedOutbox`` in and supplies what differs: its parameter marker
-(``PARAM``), its write transaction (``transaction``) and its claim statement (``CLAIM``).
+(``PARAM``, see ``shared_sql``), its write transaction (``transaction``) and its claim
+statement (``CLAIM``).
 
 Delivering is claim, post, record: a forwarder claims due deliveries in a write transaction
 (``claimed_by`` itself, ``claimed_until`` the end of its lease), posts them outside any
@@ -13,11 +14,11 @@ whose lease ran out (its instance died) is taken again: at-least-once, same ``we
 
 from __future__ import annotations
 
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from printerd.store.receipts import RECEIPT_COLUMNS, Receipt, receipt_from_row
+from printerd.store.receipts import RECEIPT_COLUMNS_OF_R, Receipt, receipt_from_row
+from printerd.store.shared_sql import SharedSQL
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
@@ -42,26 +43,14 @@ class Claim:
     due: int
 
 
-_RECEIPT_COLUMNS_OF_R = ", ".join(f"r.{c.strip()}" for c in RECEIPT_COLUMNS.split(","))
-
-
-class SharedOutbox:
+class SharedOutbox(SharedSQL):
     """The outbox's thread functions for an engine whose SQL they are (see the module docstring)."""
-
-    PARAM = "?"  # the driver's parameter marker; statements here are written with "?"
 
     # Claims up to a limit of one target's due deliveries that no live claim holds, and
     # returns their ids.  Parameters: claimant, lease_until, target, now, now, limit.
     # PostgreSQL adds FOR UPDATE SKIP LOCKED to the inner SELECT, so that instances claiming
     # at once take different rows instead of waiting for each other.
     CLAIM: str = ""
-
-    def transaction(self, conn: Any) -> AbstractContextManager[Any]:
-        """The engine's write transaction (commits on leaving the block, rolls back on error)."""
-        raise NotImplementedError
-
-    def _sql(self, statement: str) -> str:
-        return statement if self.PARAM == "?" else statement.replace("?", self.PARAM)
 
     def claim_deliveries(self, conn: Any, now: float, room: dict[str, int], claimant: str,
                          lease_until: float) -> Claim:
@@ -85,7 +74,7 @@ class SharedOutbox:
                 return Claim([], due)
             marks = ",".join("?" * len(claimed))
             rows = conn.execute(self._sql(
-                f"SELECT d.id, d.target, d.attempts, {_RECEIPT_COLUMNS_OF_R} FROM deliveries d"
+                f"SELECT d.id, d.target, d.attempts, {RECEIPT_COLUMNS_OF_R} FROM deliveries d"
                 f" JOIN receipts r ON r.id = d.receipt_id WHERE d.id IN ({marks})"
                 f" ORDER BY d.next_attempt_at, d.id"), claimed).fetchall()
         return Claim([Delivery(row[0], row[1], row[2], receipt_from_row(row[3:]))

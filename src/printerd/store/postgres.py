@@ -37,6 +37,7 @@ from printerd.store.receipts import (
     RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
     receipt_from_row,
 )
+from printerd.store.shared_sql import SharedReceipts
 from printerd.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 
 # Advisory lock keys (one bigint space per database; "prnt" and a number, unlikely to clash).
@@ -69,7 +70,7 @@ def transaction(conn: psycopg.Connection) -> Iterator[psycopg.Connection]:
         yield conn
 
 
-class PostgresEngine(SharedOutbox):
+class PostgresEngine(SharedReceipts, SharedOutbox):
     """The store's ``engine.Engine`` on a PostgreSQL database shared by several instances."""
 
     name = "postgresql"
@@ -242,51 +243,16 @@ class PostgresEngine(SharedOutbox):
                            f" RETURNING {RECEIPT_COLUMNS}", (text, receipt_id)).fetchone()
         return receipt_from_row(row) if row else None
 
-    def purge_batch(self, conn: psycopg.Connection, cutoff: str,
-                    batch: int) -> tuple[int, int]:
-        """
-        One short retention transaction, if no other instance is purging (``RETENTION_LOCK``):
-        delivered outbox rows, then receipts older than ``cutoff`` with no pending delivery
-        (with their finished delivery rows).  Returns (receipts deleted, delivery rows
-        deleted); (0, 0) when another instance holds the lock, which ends this run.
-        """
-        with conn.transaction():
-            (locked,) = conn.execute(  # type: ignore[misc]
-                "SELECT pg_try_advisory_xact_lock(%s)", (RETENTION_LOCK,)).fetchone()
-            if not locked:
-                return 0, 0
-            deliveries = conn.execute(
-                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
-                " WHERE state = 'delivered' LIMIT %s)", (batch,)).rowcount
-            old = [row[0] for row in conn.execute(
-                "SELECT id FROM receipts r WHERE received_at < %s AND NOT EXISTS (SELECT 1 FROM"
-                " deliveries d WHERE d.receipt_id = r.id AND d.state = 'pending')"
-                " ORDER BY id LIMIT %s", (cutoff, batch))]
-            if old:
-                deliveries += conn.execute(
-                    "DELETE FROM deliveries WHERE receipt_id = ANY(%s)", (old,)).rowcount
-                conn.execute("DELETE FROM receipts WHERE id = ANY(%s)", (old,))
-        return len(old), deliveries
+    def may_purge(self, conn: psycopg.Connection) -> bool:
+        """Whether no other instance is purging (``RETENTION_LOCK``, held to the commit)."""
+        (locked,) = conn.execute(  # type: ignore[misc]
+            "SELECT pg_try_advisory_xact_lock(%s)", (RETENTION_LOCK,)).fetchone()
+        return bool(locked)
 
     def reclaim_space(self, conn: psycopg.Connection) -> None:
         """Nothing: autovacuum makes the space of deleted rows reusable."""
 
     # -- reader threads -----------------------------------------------------------------------
-
-    def get_receipt(self, conn: psycopg.Connection, receipt_id: int) -> Optional[Receipt]:
-        row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = %s",
-                           (receipt_id,)).fetchone()
-        return receipt_from_row(row) if row else None
-
-    def get_raw(self, conn: psycopg.Connection, receipt_id: int) -> Optional[bytes]:
-        row = conn.execute("SELECT raw FROM receipts WHERE id = %s", (receipt_id,)).fetchone()
-        return bytes(row[0]) if row else None
-
-    def get_printer_and_raw(self, conn: psycopg.Connection,
-                            receipt_id: int) -> Optional[tuple[str, bytes]]:
-        row = conn.execute("SELECT printer, raw FROM receipts WHERE id = %s",
-                           (receipt_id,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
 
     def find_receipts(self, conn: psycopg.Connection, query: ReceiptQuery,
                       now: Callable[[], float] = lambda: 0.0,
@@ -342,17 +308,6 @@ class PostgresEngine(SharedOutbox):
         sql = (f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE {' AND '.join(where)}"
                " ORDER BY id DESC LIMIT %s")
         return [receipt_from_row(row) for row in conn.execute(sql, [*args, limit])]
-
-    def receipts_after(self, conn: psycopg.Connection, after: int, limit: int,
-                       printer: Optional[str] = None) -> list[Receipt]:
-        """Receipts with id > after, oldest first (stream replay, the tailer)."""
-        if printer is None:
-            rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > %s"
-                                " ORDER BY id LIMIT %s", (after, limit))
-        else:
-            rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > %s"
-                                " AND printer = %s ORDER BY id LIMIT %s", (after, printer, limit))
-        return [receipt_from_row(row) for row in rows]
 
     # -- the tailer's LISTEN connection ---------------------------------------------------------
 

@@ -110,6 +110,8 @@ class ReceiptQuery:
 
 RECEIPT_COLUMNS = ("id, printer, peer, received_at, job, bytes, text, cut, truncated, sha256,"
                    " details, ocr_text")
+# The same columns of the receipts table aliased ``r`` (in a join, or with filters on ``r``).
+RECEIPT_COLUMNS_OF_R = ", ".join(f"r.{column.strip()}" for column in RECEIPT_COLUMNS.split(","))
 
 
 def receipt_from_row(row: tuple) -> Receipt:

@@ -140,8 +140,8 @@ class ReceiptStore(Service):
         self.receipts_total = summary.receipts
         # The highest id given to the listeners: announce passes on only ids above it.
         self.last_announced = summary.newest[-1].id if summary.newest else 0
-        self._catching_up = False
         self._catch_up_again = False
+        # Callers of the catch-up read under way (none: no read runs).
         self._catch_up_waiters: list[Deferred[None]] = []
         self._last_job = summary.last_job
         # The memory cache behind /api/recent: the newest receipts, oldest first.
@@ -295,11 +295,11 @@ class ReceiptStore(Service):
         Fires once done; fails if the database cannot be read.
         """
         d: Deferred[None] = Deferred()
+        reading = bool(self._catch_up_waiters)
         self._catch_up_waiters.append(d)
-        if self._catching_up:
+        if reading:
             self._catch_up_again = True
         else:
-            self._catching_up = True
             Deferred.fromCoroutine(self._catch_up())
         return d
 
@@ -319,7 +319,6 @@ class ReceiptStore(Service):
                     break
         except Exception:
             failure = Failure()
-        self._catching_up = False
         waiters, self._catch_up_waiters = self._catch_up_waiters, []
         for waiter in waiters:
             if failure is None:

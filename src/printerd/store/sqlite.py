@@ -19,6 +19,7 @@ from printerd.store.receipts import (
     RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
     receipt_from_row,
 )
+from printerd.store.shared_sql import SharedReceipts
 from printerd.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
 
 
@@ -83,7 +84,7 @@ def split_statements(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
-class SQLiteEngine(SharedOutbox):
+class SQLiteEngine(SharedReceipts, SharedOutbox):
     """The store's ``engine.Engine`` on one SQLite file."""
 
     name = "sqlite"
@@ -222,48 +223,11 @@ class SQLiteEngine(SharedOutbox):
                                (receipt_id,)).fetchone()
         return receipt_from_row(row) if row else None
 
-    def purge_batch(self, conn: sqlite3.Connection, cutoff: str,
-                    batch: int) -> tuple[int, int]:
-        """
-        One short write transaction of retention: delivered outbox rows, then receipts older
-        than ``cutoff`` with no pending delivery (with their finished delivery rows).
-        Returns (receipts deleted, delivery rows deleted).
-        """
-        with write_transaction(conn):
-            deliveries = conn.execute(
-                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
-                " WHERE state = 'delivered' LIMIT ?)", (batch,)).rowcount
-            old = [row[0] for row in conn.execute(
-                "SELECT id FROM receipts r WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM"
-                " deliveries d WHERE d.receipt_id = r.id AND d.state = 'pending')"
-                " ORDER BY id LIMIT ?", (cutoff, batch))]
-            if old:
-                marks = ",".join("?" * len(old))
-                deliveries += conn.execute(
-                    f"DELETE FROM deliveries WHERE receipt_id IN ({marks})", old).rowcount
-                conn.execute(f"DELETE FROM receipts WHERE id IN ({marks})", old)
-        return len(old), deliveries
-
     def reclaim_space(self, conn: sqlite3.Connection, pages: int = 1000) -> None:
         """Give up to ``pages`` free pages back to the file system (incremental vacuum)."""
         conn.execute(f"PRAGMA incremental_vacuum({int(pages)})").fetchall()
 
     # -- reader threads -----------------------------------------------------------------------
-
-    def get_receipt(self, conn: sqlite3.Connection, receipt_id: int) -> Optional[Receipt]:
-        row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = ?",
-                           (receipt_id,)).fetchone()
-        return receipt_from_row(row) if row else None
-
-    def get_raw(self, conn: sqlite3.Connection, receipt_id: int) -> Optional[bytes]:
-        row = conn.execute("SELECT raw FROM receipts WHERE id = ?", (receipt_id,)).fetchone()
-        return bytes(row[0]) if row else None
-
-    def get_printer_and_raw(self, conn: sqlite3.Connection,
-                            receipt_id: int) -> Optional[tuple[str, bytes]]:
-        row = conn.execute("SELECT printer, raw FROM receipts WHERE id = ?",
-                           (receipt_id,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
 
     def find_receipts(self, conn: sqlite3.Connection, query: ReceiptQuery,
                       now: Callable[[], float] = lambda: 0.0,
@@ -273,14 +237,3 @@ class SQLiteEngine(SharedOutbox):
         ``budget`` seconds of ``now()`` and says where (``sqlite_search`` tells how).
         """
         return sqlite_search.find_receipts(conn, query, now, budget)
-
-    def receipts_after(self, conn: sqlite3.Connection, after: int, limit: int,
-                       printer: Optional[str] = None) -> list[Receipt]:
-        """Receipts with id > after, oldest first (stream replay)."""
-        if printer is None:
-            rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > ?"
-                                " ORDER BY id LIMIT ?", (after, limit))
-        else:
-            rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > ?"
-                                " AND printer = ? ORDER BY id LIMIT ?", (after, printer, limit))
-        return [receipt_from_row(row) for row in rows]

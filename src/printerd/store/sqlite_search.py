@@ -22,11 +22,10 @@ from typing import Callable, Iterator, Optional
 
 from printerd.store.folding import fold, folded_contains
 from printerd.store.receipts import (
-    RECEIPT_COLUMNS, Receipt, ReceiptPage, ReceiptQuery, receipt_from_row,
+    RECEIPT_COLUMNS_OF_R, Receipt, ReceiptPage, ReceiptQuery, receipt_from_row,
 )
 
 TRIGRAM = 3  # the shortest text the trigram index can answer
-_COLUMNS_OF_R = ", ".join(f"r.{column.strip()}" for column in RECEIPT_COLUMNS.split(","))
 BATCH = 64  # candidates looked at between two looks at the clock
 
 
@@ -80,7 +79,7 @@ def _indexed(conn: sqlite3.Connection, text: str, filters: str, args: list[objec
     needle, size = fold(text), first
     while batch := [row[0] for row in candidates.fetchmany(size)]:
         marks = ",".join("?" * len(batch))
-        rows = conn.execute(f"SELECT {_COLUMNS_OF_R} FROM receipts r WHERE r.id IN ({marks})"
+        rows = conn.execute(f"SELECT {RECEIPT_COLUMNS_OF_R} FROM receipts r WHERE r.id IN ({marks})"
                             f"{filters} ORDER BY r.id DESC", [*batch, *args])
         yield ([receipt_from_row(row) for row in rows if _holds(row, needle)],
                batch[-1], len(batch) == size)
@@ -160,7 +159,7 @@ def _filters(query: ReceiptQuery, time_in_ids: bool) -> tuple[str, list[object]]
 def _newest(filters: str, args: list[object], low: Optional[int],
             high: Optional[int]) -> tuple[str, list[object]]:
     """Receipts from ``low`` to ``high`` (None: open) that pass the filters, newest first."""
-    sql = f"SELECT {_COLUMNS_OF_R} FROM receipts r WHERE 1" + filters
+    sql = f"SELECT {RECEIPT_COLUMNS_OF_R} FROM receipts r WHERE 1" + filters
     args = list(args)
     # Only the bounds there are: an open one would still steer SQLite away from the
     # (printer, id) index.

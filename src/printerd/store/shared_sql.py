@@ -1,0 +1,91 @@
+"""
+Thread functions in SQL that SQLite and PostgreSQL both run, written once with "?" markers.
+
+An engine mixes these in and names its driver's parameter marker (``PARAM``); the statements
+are rewritten for it by ``_sql``.  It supplies its write transaction (``transaction``) and may
+keep retention to one instance at a time (``may_purge``).  The outbox's shared functions are
+in ``outbox.SharedOutbox``.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any, Optional
+
+from printerd.store.receipts import RECEIPT_COLUMNS, Receipt, receipt_from_row
+
+
+class SharedSQL:
+    """An engine's parameter marker, the rewriting of "?" statements for it, its transaction."""
+
+    PARAM = "?"  # the driver's parameter marker; statements here are written with "?"
+
+    def _sql(self, statement: str) -> str:
+        return statement if self.PARAM == "?" else statement.replace("?", self.PARAM)
+
+    def transaction(self, conn: Any) -> AbstractContextManager[Any]:
+        """The engine's write transaction (commits on leaving the block, rolls back on error)."""
+        raise NotImplementedError
+
+
+class SharedReceipts(SharedSQL):
+    """The thread functions on receipts whose SQL is the same on every engine."""
+
+    def may_purge(self, conn: Any) -> bool:
+        """Whether this retention transaction may go on (another instance may be purging)."""
+        return True
+
+    # -- writer thread ------------------------------------------------------------------------
+
+    def purge_batch(self, conn: Any, cutoff: str, batch: int) -> tuple[int, int]:
+        """
+        One short write transaction of retention: delivered outbox rows, then receipts older
+        than ``cutoff`` with no pending delivery (with their finished delivery rows).
+        Returns (receipts deleted, delivery rows deleted); (0, 0) when ``may_purge`` says
+        no, which ends the run.
+        """
+        with self.transaction(conn):
+            if not self.may_purge(conn):
+                return 0, 0
+            deliveries = conn.execute(self._sql(
+                "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
+                " WHERE state = 'delivered' LIMIT ?)"), (batch,)).rowcount
+            old = [row[0] for row in conn.execute(self._sql(
+                "SELECT id FROM receipts r WHERE received_at < ? AND NOT EXISTS (SELECT 1 FROM"
+                " deliveries d WHERE d.receipt_id = r.id AND d.state = 'pending')"
+                " ORDER BY id LIMIT ?"), (cutoff, batch))]
+            if old:
+                marks = ",".join("?" * len(old))
+                deliveries += conn.execute(self._sql(
+                    f"DELETE FROM deliveries WHERE receipt_id IN ({marks})"), old).rowcount
+                conn.execute(self._sql(f"DELETE FROM receipts WHERE id IN ({marks})"), old)
+        return len(old), deliveries
+
+    # -- reader threads -----------------------------------------------------------------------
+
+    def get_receipt(self, conn: Any, receipt_id: int) -> Optional[Receipt]:
+        row = conn.execute(self._sql(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = ?"),
+                           (receipt_id,)).fetchone()
+        return receipt_from_row(row) if row else None
+
+    def get_raw(self, conn: Any, receipt_id: int) -> Optional[bytes]:
+        row = conn.execute(self._sql("SELECT raw FROM receipts WHERE id = ?"),
+                           (receipt_id,)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def get_printer_and_raw(self, conn: Any, receipt_id: int) -> Optional[tuple[str, bytes]]:
+        row = conn.execute(self._sql("SELECT printer, raw FROM receipts WHERE id = ?"),
+                           (receipt_id,)).fetchone()
+        return (row[0], bytes(row[1])) if row else None
+
+    def receipts_after(self, conn: Any, after: int, limit: int,
+                       printer: Optional[str] = None) -> list[Receipt]:
+        """Receipts with id > after, oldest first (stream replay, the tailer)."""
+        if printer is None:
+            rows = conn.execute(self._sql(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > ?"
+                                          " ORDER BY id LIMIT ?"), (after, limit))
+        else:
+            rows = conn.execute(self._sql(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id > ?"
+                                          " AND printer = ? ORDER BY id LIMIT ?"),
+                                (after, printer, limit))
+        return [receipt_from_row(row) for row in rows]
