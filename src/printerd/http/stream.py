@@ -177,11 +177,10 @@ class Subscriber:
             if self._queued_bytes > self.hub.max_buffer:
                 self.hub.drop_slow(self)
             return
-        channel = getattr(self.request, "channel", None)
-        if chunk is not None and channel is not None and getattr(self.request, "chunked", False):
+        if chunk is not None and self._send_chunk is not None:
             # The same framed bytes for every subscriber: skips Request.write's per-call
             # framing, which dominates the cost of a fan-out to thousands.
-            channel.write(chunk)
+            self._send_chunk(chunk)
         else:
             self.request.write(data)
 
