@@ -267,7 +267,6 @@ class StreamHub(Service):
         self._per_client: Counter[str] = Counter()  # client address -> open streams
         self.retry_ms = retry_ms
         self.slice_size = slice_size
-        # Each commit's events (id, printer, event, chunk) and the subscribers still to get them.
         # (the commit's events, first id, last id, their chunks joined; subscribers still to get
         # them)
         self._fanout: deque[tuple[tuple[list[Event], int, int, bytes], list[Subscriber]]] = \
