@@ -125,14 +125,14 @@ class Subscriber:
             return
         self.send(receipt_id, event, chunk)
 
-    def update(self, printer: str, event: bytes) -> None:
+    def update(self, printer: str, event: bytes, chunk: Optional[bytes] = None) -> None:
         """A stored receipt changed: sent now, or after the replay if one is running."""
         if self.printer is not None and printer != self.printer:
             return
         if not self.live:
             self._hold(None, event)
             return
-        self.write(event)
+        self.write(event, chunk)
 
     def _hold(self, receipt_id: Optional[int], event: bytes) -> None:
         if self._held is None:
@@ -455,10 +455,11 @@ class StreamHub(Service):
         """
         self._forget_pages(keep_full=False)  # they hold the receipt as it was
         event = b"event: %s\ndata: %s\n\n" % (kind, receipt.json_bytes)
+        chunk = http_chunk(event)
         self.events_total += 1
         for subscriber in list(self.subscribers):
             try:
-                subscriber.update(receipt.printer, event)
+                subscriber.update(receipt.printer, event, chunk)
             except Exception:
                 self.log.failure("update to a stream subscriber failed: dropping it")
                 subscriber.close()
