@@ -197,14 +197,18 @@ def _log_format(value: Any) -> str:
     return text
 
 
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    """A parser for one of ``choices`` (lower case), ignoring case and surrounding space."""
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError("must be one of " + ", ".join(choices))
+        return text
+    return parse
+
+
 EMULATIONS = ("epson", "star")
-
-
-def _emulation(value: Any) -> str:
-    text = str(value).strip().lower()
-    if text not in EMULATIONS:
-        raise ValueError("must be one of " + ", ".join(EMULATIONS))
-    return text
+_emulation = _one_of(EMULATIONS)
 
 
 def _client_endpoint(value: Any) -> str:
@@ -240,13 +244,7 @@ def _mac(value: Any) -> str:
 
 
 TEE_FALLBACKS = ("own", "offline")
-
-
-def _tee_fallback(value: Any) -> str:
-    text = str(value).strip().lower()
-    if text not in TEE_FALLBACKS:
-        raise ValueError("must be one of " + ", ".join(TEE_FALLBACKS))
-    return text
+_tee_fallback = _one_of(TEE_FALLBACKS)
 
 
 class SettingProblem(ValueError):
