@@ -24,7 +24,7 @@ from twisted.python.components import Componentized
 from twisted.python import usage
 
 from printerd import __version__
-from printerd.banner import Banner, Listening
+from printerd.banner import Banner
 from printerd.cloudprnt import CloudPrntConfig, CloudPrntPrinter, cloudprnt_figures
 from printerd.mdns import (
     Advertisement, AvahiPublisher, epos_advertisement, printer_advertisement,
@@ -503,7 +503,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                        epos_advertised(epos_service), os.environ,
                        name=EPOS_ADVERTISER).setServiceParent(root)
     Banner(__version__, engine.describe(),
-           lambda: [listening(service) for service in listening_services]).setServiceParent(root)
+           lambda: [service.bound() for service in listening_services]).setServiceParent(root)
     # Last: READY=1 goes out once every listener above is up.
     SystemdNotifier(reactor, os.environ, status=f"printerd {__version__} serving") \
         .setServiceParent(root)
@@ -545,10 +545,3 @@ def advertised(printer: RawPrinter) -> Callable[[], Optional[Advertisement]]:
         return None if port is None else printer_advertisement(
             printer.factory.printer, printer.factory.job_settings.identity, port)
     return advertisement
-
-
-def listening(service: ListenerService) -> Listening:
-    """Where a started listener listens, for the banner."""
-    address = service.port.getHost() if service.port is not None else None
-    return Listening(service.setting, service.description, getattr(address, "host", None),
-                     getattr(address, "port", None))
