@@ -76,7 +76,8 @@ class Subscriber:
         self.opened_at = opened_at
         self.live = not replaying
         # Made when first needed: most subscribers never need them.
-        self._held: Optional[list[tuple[Optional[int], bytes]]] = None  # (None, update event)
+        # (id, event, chunk) of live events held during a replay; id None: an update event.
+        self._held: Optional[list[tuple[Optional[int], bytes, Optional[bytes]]]] = None
         self._held_bytes = 0
         self._queue: Optional[deque[bytes]] = None
         self._queued_bytes = 0
@@ -121,7 +122,7 @@ class Subscriber:
         if self.printer is not None and printer != self.printer:
             return
         if not self.live:
-            self._hold(receipt_id, event)
+            self._hold(receipt_id, event, chunk)
             return
         self.send(receipt_id, event, chunk)
 
@@ -130,14 +131,14 @@ class Subscriber:
         if self.printer is not None and printer != self.printer:
             return
         if not self.live:
-            self._hold(None, event)
+            self._hold(None, event, chunk)
             return
         self.write(event, chunk)
 
-    def _hold(self, receipt_id: Optional[int], event: bytes) -> None:
+    def _hold(self, receipt_id: Optional[int], event: bytes, chunk: Optional[bytes]) -> None:
         if self._held is None:
             self._held = []
-        self._held.append((receipt_id, event))
+        self._held.append((receipt_id, event, chunk))
         self._held_bytes += len(event)
         if self._held_bytes > self.hub.max_buffer:
             self.hub.drop_slow(self)
@@ -158,11 +159,11 @@ class Subscriber:
         """Replay is over: send the held live events the replay did not cover."""
         held, self._held, self._held_bytes = self._held or [], None, 0
         self.live = True
-        for receipt_id, event in held:
+        for receipt_id, event, chunk in held:
             if receipt_id is None:
-                self.write(event)
+                self.write(event, chunk)
             else:
-                self.send(receipt_id, event)
+                self.send(receipt_id, event, chunk)
 
     # -- bytes out ---------------------------------------------------------------------------
 
