@@ -14,8 +14,9 @@ import re
 import sys
 from typing import Optional, Sequence
 
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd import __version__
+from printerd.config import EMULATIONS
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 
 RUN_HELP = "run the daemon in the foreground (options: printerd run --help)"
 
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--model", default=None,
                         help="the printer model whose paper it is drawn on (default TM-T88V: "
                              "512 dots, 42 columns)")
-    render.add_argument("--emulation", default="epson", choices=("epson", "star"),
+    render.add_argument("--emulation", default="epson", choices=EMULATIONS,
                         help="the printer's command set (default epson: ESC/POS)")
     render.add_argument("-o", "--output", default="-", metavar="OUT",
                         help="file to write ('-', the default: standard output)")

@@ -52,7 +52,7 @@ from printerd.escpos.status import PAPER_NEAR_END, PAPER_OUT, PrinterState
 from printerd.metrics import Figure
 from printerd.rawport.factory import RawPrintFactory
 from printerd.rawport.protocol import EndedJob
-from printerd.star.parser import StarJobParser
+from printerd.render.document import ReceiptPrinter, parse_job
 from printerd.star.status import automatic_status
 from printerd.store.receipts import format_time
 
@@ -196,9 +196,8 @@ def receipts_of(media_type: str, body: bytes, headers: Any, two_byte_encoding: s
                               unknown_commands=0)]
     if media_type in (PNG, JPEG):
         body = star_raster(body, profile.dots, cut_of(headers))
-    parser = StarJobParser(two_byte_encoding)
-    events = parser.feed(body) + parser.close()
-    return [e for e in events if isinstance(e, ParsedReceipt)]
+    return parse_job(body, ReceiptPrinter("star", two_byte_encoding, profile),
+                     keep_bitmaps=False)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import json
 import os
 import tomllib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, TWO_BYTE_ENCODINGS
 from printerd.forwarder.signing import secret_key
@@ -98,23 +98,35 @@ class WebhookTarget:
         return not self.printers or printer in self.printers
 
 
-def _webhooks(value: Any) -> tuple[WebhookTarget, ...]:
-    """A list of tables (TOML) or the same as a JSON string (option, environment)."""
+def _url_tables(value: Any, label: str, keys: tuple[str, ...],
+                required: tuple[str, ...]) -> Iterator[tuple[int, dict[str, Any], str]]:
+    """
+    Each table (number from 1, table, its http(s) ``url``) of a list of tables (TOML) or the
+    same as a JSON string (option, environment), checked as it comes: its keys, its url.
+    """
     if isinstance(value, str):
         value = json.loads(value) if value.strip() else []
     if not isinstance(value, list):
-        raise ValueError("must be a list of {name, url, secret, printers, include_raw, token}")
-    targets = []
-    for index, item in enumerate(value):
-        if not isinstance(item, dict) or not {"url", "secret"} <= set(item):
-            raise ValueError(f"webhook {index + 1} needs at least url and secret")
-        unknown = set(item) - {"name", "url", "secret", "printers", "include_raw", "token"}
+        raise ValueError("must be a list of {" + ", ".join(keys) + "}")
+    for number, item in enumerate(value, 1):
+        if not isinstance(item, dict) or not set(required) <= set(item):
+            raise ValueError(f"{label} {number} needs at least {' and '.join(required)}")
+        unknown = set(item) - set(keys)
         if unknown:
-            raise ValueError(f"webhook {index + 1}: unknown keys {sorted(unknown)}")
+            raise ValueError(f"{label} {number}: unknown keys {sorted(unknown)}")
         url = str(item["url"])
         if not url.startswith(("http://", "https://")):
-            raise ValueError(f"webhook {index + 1}: url must be http:// or https://")
-        name = _printer_name(item.get("name", f"webhook{index + 1}"))
+            raise ValueError(f"{label} {number}: url must be http:// or https://")
+        yield number, item, url
+
+
+def _webhooks(value: Any) -> tuple[WebhookTarget, ...]:
+    """A list of tables (TOML) or the same as a JSON string (option, environment)."""
+    targets = []
+    for number, item, url in _url_tables(
+            value, "webhook", ("name", "url", "secret", "printers", "include_raw", "token"),
+            ("url", "secret")):
+        name = _printer_name(item.get("name", f"webhook{number}"))
         try:
             secret_key(str(item["secret"]))
         except ValueError as e:
@@ -197,14 +209,18 @@ def _log_format(value: Any) -> str:
     return text
 
 
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str]:
+    """A parser for one of ``choices`` (lower case), ignoring case and surrounding space."""
+    def parse(value: Any) -> str:
+        text = str(value).strip().lower()
+        if text not in choices:
+            raise ValueError("must be one of " + ", ".join(choices))
+        return text
+    return parse
+
+
 EMULATIONS = ("epson", "star")
-
-
-def _emulation(value: Any) -> str:
-    text = str(value).strip().lower()
-    if text not in EMULATIONS:
-        raise ValueError("must be one of " + ", ".join(EMULATIONS))
-    return text
+_emulation = _one_of(EMULATIONS)
 
 
 def _client_endpoint(value: Any) -> str:
@@ -240,13 +256,7 @@ def _mac(value: Any) -> str:
 
 
 TEE_FALLBACKS = ("own", "offline")
-
-
-def _tee_fallback(value: Any) -> str:
-    text = str(value).strip().lower()
-    if text not in TEE_FALLBACKS:
-        raise ValueError("must be one of " + ", ".join(TEE_FALLBACKS))
-    return text
+_tee_fallback = _one_of(TEE_FALLBACKS)
 
 
 class SettingProblem(ValueError):
@@ -333,20 +343,9 @@ def _server_direct_print(value: Any) -> tuple:
     """A list of tables (TOML) or the same as a JSON string: the servers printers poll."""
     from printerd.epos.sdp import ServerDirectPrintConfig
 
-    if isinstance(value, str):
-        value = json.loads(value) if value.strip() else []
-    if not isinstance(value, list):
-        raise ValueError("must be a list of {printer, url, interval, id, name}")
     entries = []
-    for index, item in enumerate(value):
-        if not isinstance(item, dict) or not {"printer", "url"} <= set(item):
-            raise ValueError(f"entry {index + 1} needs at least printer and url")
-        unknown = set(item) - {"printer", "url", "interval", "id", "name"}
-        if unknown:
-            raise ValueError(f"entry {index + 1}: unknown keys {sorted(unknown)}")
-        url = str(item["url"])
-        if not url.startswith(("http://", "https://")):
-            raise ValueError(f"entry {index + 1}: url must be http:// or https://")
+    for _, item, url in _url_tables(value, "entry", ("printer", "url", "interval", "id", "name"),
+                                    ("printer", "url")):
         entries.append(ServerDirectPrintConfig(
             printer=_printer_name(item["printer"]), url=url,
             interval=_positive_float(item.get("interval", 5)),

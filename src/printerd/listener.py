@@ -21,6 +21,7 @@ from twisted.internet.interfaces import (
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from printerd.banner import Listening
 
 # Endpoint kinds whose string takes a listen backlog (Twisted's own default is 50).
 BACKLOG_KINDS = ("tcp", "tcp6", "unix", "ssl")
@@ -84,6 +85,12 @@ class ListenerService(Service):
     @property
     def listening(self) -> bool:
         return self.port is not None
+
+    def bound(self) -> Listening:
+        """Where it listens (host and port None while it does not), for the banner and API."""
+        address = self.port.getHost() if self.port is not None else None
+        return Listening(self.setting, self.description, getattr(address, "host", None),
+                         getattr(address, "port", None))
 
     def privilegedStartService(self) -> None:
         # Listening here (before twistd drops privileges) allows ports below 1024.

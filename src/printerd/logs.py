@@ -20,7 +20,6 @@ from typing import IO, Any, Optional
 from twisted.logger import ILogObserver, LogLevel, eventAsText
 from zope.interface import provider
 
-LOG_FORMATS = ("text", "json")
 # Keys of Twisted's legacy log events (log.msg) that duplicate what the message already says.
 _LEGACY_KEYS = {"message", "format", "isError", "failure", "why", "time", "printed"}
 

@@ -372,7 +372,7 @@ def make_registry(store: ReceiptStore, requests: Optional[RequestMetrics] = None
         request_seconds = Histogram(
             "printerd_http_request_seconds", "From a request's arrival to its last byte "
             "(streams not included), by route", labelnames=["route"], registry=registry,
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+            buckets=LATENCY_BUCKETS)
         requests.on_latency(lambda route, seconds: request_seconds.labels(route).observe(seconds))
     if tailer is not None:
         announce_seconds = Histogram(

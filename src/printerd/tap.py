@@ -24,7 +24,7 @@ from twisted.python.components import Componentized
 from twisted.python import usage
 
 from printerd import __version__
-from printerd.banner import Banner, Listening
+from printerd.banner import Banner
 from printerd.cloudprnt import CloudPrntConfig, CloudPrntPrinter, cloudprnt_figures
 from printerd.mdns import (
     Advertisement, AvahiPublisher, epos_advertisement, printer_advertisement,
@@ -472,12 +472,18 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     # The HTTP share of descriptors covers both listeners: ePOS-Print's own takes a quarter.
     http_cap = http_connection_cap(settings, budget)
     epos_cap = max(1, http_cap // 4) if settings.epos_listen else 0
+    proxies = TrustedProxies(settings.trusted_proxies)
+
+    def http_site(resource: Any, max_connections: int,
+                  request_class: type[PrinterdRequest]) -> PrinterdSite:
+        # Both HTTP listeners: the same timeouts and proxies, one set of connection figures.
+        return PrinterdSite(resource, reactor, timeout=settings.http_timeout,
+                            request_timeout=settings.http_request_timeout,
+                            max_connections=max_connections, proxies=proxies,
+                            connections=connections, request_class=request_class)
+
     http_root = HttpRoot(epos.resource(), api.resource()) if settings.epos else api.resource()
-    site = PrinterdSite(http_root, reactor, timeout=settings.http_timeout,
-                        request_timeout=settings.http_request_timeout,
-                        max_connections=max(1, http_cap - epos_cap),
-                        proxies=TrustedProxies(settings.trusted_proxies), connections=connections,
-                        request_class=request_class)
+    site = http_site(http_root, max(1, http_cap - epos_cap), request_class)
     http = ListenerService("http_listen", settings.http_listen,
                            serverFromString(reactor, settings.http_listen), site,
                            check=lan_without_tokens(options.tokens, settings.insecure,
@@ -485,13 +491,8 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     http.setServiceParent(root)
     listening_services.append(http)
     if settings.epos_listen:
-        epos_site = PrinterdSite(HttpRoot(epos.resource()), reactor,
-                                 timeout=settings.http_timeout,
-                                 request_timeout=settings.http_request_timeout,
-                                 max_connections=epos_cap,
-                                 proxies=TrustedProxies(settings.trusted_proxies),
-                                 connections=connections,
-                                 request_class=request_factory(settings.epos_max_body))
+        epos_site = http_site(HttpRoot(epos.resource()), epos_cap,
+                              request_factory(settings.epos_max_body))
         epos_listener = ListenerService("epos_listen", settings.epos_listen,
                                         serverFromString(reactor, settings.epos_listen), epos_site)
         epos_listener.setServiceParent(root)
@@ -503,7 +504,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
                        epos_advertised(epos_service), os.environ,
                        name=EPOS_ADVERTISER).setServiceParent(root)
     Banner(__version__, engine.describe(),
-           lambda: [listening(service) for service in listening_services]).setServiceParent(root)
+           lambda: [service.bound() for service in listening_services]).setServiceParent(root)
     # Last: READY=1 goes out once every listener above is up.
     SystemdNotifier(reactor, os.environ, status=f"printerd {__version__} serving") \
         .setServiceParent(root)
@@ -545,10 +546,3 @@ def advertised(printer: RawPrinter) -> Callable[[], Optional[Advertisement]]:
         return None if port is None else printer_advertisement(
             printer.factory.printer, printer.factory.job_settings.identity, port)
     return advertisement
-
-
-def listening(service: ListenerService) -> Listening:
-    """Where a started listener listens, for the banner."""
-    address = service.port.getHost() if service.port is not None else None
-    return Listening(service.setting, service.description, getattr(address, "host", None),
-                     getattr(address, "port", None))

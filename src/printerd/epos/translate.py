@@ -34,8 +34,9 @@ from typing import Callable, Mapping, Optional, TypeVar
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.epos.document import Element, SchemaError, find_documents, parse_xml
 from printerd.epos.encoder import TextEncoder
-from printerd.escpos.parser import CAPTURE_LIMIT, JobParser, ParsedReceipt
+from printerd.escpos.parser import CAPTURE_LIMIT, ParsedReceipt
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
+from printerd.render.document import ReceiptPrinter, parse_job
 
 ESC, GS, FS = b"\x1b", b"\x1d", b"\x1c"
 T = TypeVar("T")
@@ -468,9 +469,8 @@ def parse_translation(escpos: bytes, two_byte_encoding: str = DEFAULT_TWO_BYTE_E
                       keep_bitmaps: bool = False,
                       profile: PrinterProfile = DEFAULT_PROFILE) -> list[ParsedReceipt]:
     """The receipts a translated document prints, as the raw port's parser reads them."""
-    parser = JobParser(two_byte_encoding, keep_bitmaps=keep_bitmaps, profile=profile)
-    events = parser.feed(escpos) + parser.close()
-    return [event for event in events if isinstance(event, ParsedReceipt)]
+    return parse_job(escpos, ReceiptPrinter("epson", two_byte_encoding, profile),
+                     keep_bitmaps=keep_bitmaps)
 
 
 def escpos_of_part(document: Element, part: int,

@@ -93,34 +93,33 @@ class RouteTable(Resource):
         methods = self._static.get(path)
         return None if methods is None else methods.get(request.method.decode("latin-1"))
 
+    def _match(self, request: IRequest) -> tuple[int, str]:
+        """
+        The (module index, rule) a request matches; UnicodeDecodeError for a path that is not
+        UTF-8, else werkzeug's NotFound, RequestRedirect or MethodNotAllowed.
+        """
+        path = self._path(request)
+        found = self._static_match(path, request)
+        if found is not None:
+            return found
+        if "//" in path:  # werkzeug would redirect, or ignore leading slashes: not a route
+            raise NotFound()
+        rule, _ = self._map.bind("printerd", path_info=path).match(
+            method=request.method.decode("latin-1"), return_rule=True)
+        return rule.endpoint, str(rule.rule)
+
     def route_of(self, request: IRequest) -> str:
         """The rule a request matches (e.g. ``/api/receipts/<int:receipt_id>``), or unmatched."""
         try:
-            path = self._path(request)
-            found = self._static_match(path, request)
-            if found is not None:
-                return found[1]
-            if "//" in path:
-                return "unmatched"
-            rule, _ = self._map.bind("printerd", path_info=path).match(
-                method=request.method.decode("latin-1"), return_rule=True)
+            return self._match(request)[1]
         except (UnicodeDecodeError, NotFound, RequestRedirect, MethodNotAllowed):
             return "unmatched"
-        return str(rule.rule)
 
     def render(self, request: IRequest) -> Union[bytes, int]:
         try:
-            path = self._path(request)
+            index, _ = self._match(request)
         except UnicodeDecodeError:
             return error_body(request, 400, "path: not valid UTF-8")
-        found = self._static_match(path, request)
-        if found is not None:
-            return self._resources[found[0]].render(request)
-        if "//" in path:  # werkzeug would redirect, or ignore leading slashes: not a route
-            return error_body(request, 404, ROUTING_MESSAGES[404])
-        adapter = self._map.bind("printerd", path_info=path)
-        try:
-            index, _ = adapter.match(method=request.method.decode("latin-1"))
         except (NotFound, RequestRedirect):
             return error_body(request, 404, ROUTING_MESSAGES[404])
         except MethodNotAllowed as e:

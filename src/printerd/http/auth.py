@@ -54,9 +54,6 @@ class Authenticator:
         matches = [hmac.compare_digest(candidate, token) for token in self.tokens]
         return matches.index(True) if any(matches) else None
 
-    def token_ok(self, candidate: bytes) -> bool:
-        return self.token_index(candidate) is not None
-
     def open_session(self, token: bytes) -> bytes:
         """A new session for a browser that showed ``token`` (which must be one of ours)."""
         index = self.token_index(token)

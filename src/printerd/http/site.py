@@ -183,14 +183,14 @@ class PrinterdChannel(HTTPChannel):
         self.refuse(408, f"request not received within {self.site.request_timeout:g} s "
                          "of its first byte")
 
-    def refuse(self, code: int, message: str) -> None:
+    def refuse(self, code: int, message: str, **headers: bytes) -> None:
         """Answer with a JSON error, stop reading requests, and close gently."""
         if self.refused:
             return
         self.refused = True
         self._cancel_deadline()
         self.setTimeout(None)
-        self.tcp.write(error_response(code, message))
+        self.tcp.write(error_response(code, message, **headers))
         self.close_gently()
 
     def close_gently(self) -> None:
@@ -243,12 +243,8 @@ class PrinterdSite(Site):
             waiting = [c for c in self.channels if not c.busy and not c.refused]
             if not waiting:
                 self.connections.refused_total += 1
-                channel.refused = True
-                channel.setTimeout(None)
-                channel.tcp.write(error_response(
-                    503, f"all {self.max_connections} HTTP connections are answering requests: "
-                         "retry later", Retry_After=b"5"))
-                channel.close_gently()
+                channel.refuse(503, f"all {self.max_connections} HTTP connections are answering "
+                                    "requests: retry later", Retry_After=b"5")
                 return
             oldest = min(waiting, key=lambda c: c.waiting_since)
             self.connections.evicted_total += 1

@@ -76,7 +76,8 @@ class Subscriber:
         self.opened_at = opened_at
         self.live = not replaying
         # Made when first needed: most subscribers never need them.
-        self._held: Optional[list[tuple[Optional[int], bytes]]] = None  # (None, update event)
+        # (id, event, chunk) of live events held during a replay; id None: an update event.
+        self._held: Optional[list[tuple[Optional[int], bytes, Optional[bytes]]]] = None
         self._held_bytes = 0
         self._queue: Optional[deque[bytes]] = None
         self._queued_bytes = 0
@@ -121,23 +122,23 @@ class Subscriber:
         if self.printer is not None and printer != self.printer:
             return
         if not self.live:
-            self._hold(receipt_id, event)
+            self._hold(receipt_id, event, chunk)
             return
         self.send(receipt_id, event, chunk)
 
-    def update(self, printer: str, event: bytes) -> None:
+    def update(self, printer: str, event: bytes, chunk: Optional[bytes] = None) -> None:
         """A stored receipt changed: sent now, or after the replay if one is running."""
         if self.printer is not None and printer != self.printer:
             return
         if not self.live:
-            self._hold(None, event)
+            self._hold(None, event, chunk)
             return
-        self.write(event)
+        self.write(event, chunk)
 
-    def _hold(self, receipt_id: Optional[int], event: bytes) -> None:
+    def _hold(self, receipt_id: Optional[int], event: bytes, chunk: Optional[bytes]) -> None:
         if self._held is None:
             self._held = []
-        self._held.append((receipt_id, event))
+        self._held.append((receipt_id, event, chunk))
         self._held_bytes += len(event)
         if self._held_bytes > self.hub.max_buffer:
             self.hub.drop_slow(self)
@@ -158,11 +159,11 @@ class Subscriber:
         """Replay is over: send the held live events the replay did not cover."""
         held, self._held, self._held_bytes = self._held or [], None, 0
         self.live = True
-        for receipt_id, event in held:
+        for receipt_id, event, chunk in held:
             if receipt_id is None:
-                self.write(event)
+                self.write(event, chunk)
             else:
-                self.send(receipt_id, event)
+                self.send(receipt_id, event, chunk)
 
     # -- bytes out ---------------------------------------------------------------------------
 
@@ -177,11 +178,10 @@ class Subscriber:
             if self._queued_bytes > self.hub.max_buffer:
                 self.hub.drop_slow(self)
             return
-        channel = getattr(self.request, "channel", None)
-        if chunk is not None and channel is not None and getattr(self.request, "chunked", False):
+        if chunk is not None and self._send_chunk is not None:
             # The same framed bytes for every subscriber: skips Request.write's per-call
             # framing, which dominates the cost of a fan-out to thousands.
-            channel.write(chunk)
+            self._send_chunk(chunk)
         else:
             self.request.write(data)
 
@@ -268,7 +268,6 @@ class StreamHub(Service):
         self._per_client: Counter[str] = Counter()  # client address -> open streams
         self.retry_ms = retry_ms
         self.slice_size = slice_size
-        # Each commit's events (id, printer, event, chunk) and the subscribers still to get them.
         # (the commit's events, first id, last id, their chunks joined; subscribers still to get
         # them)
         self._fanout: deque[tuple[tuple[list[Event], int, int, bytes], list[Subscriber]]] = \
@@ -457,10 +456,11 @@ class StreamHub(Service):
         """
         self._forget_pages(keep_full=False)  # they hold the receipt as it was
         event = b"event: %s\ndata: %s\n\n" % (kind, receipt.json_bytes)
+        chunk = http_chunk(event)
         self.events_total += 1
         for subscriber in list(self.subscribers):
             try:
-                subscriber.update(receipt.printer, event)
+                subscriber.update(receipt.printer, event, chunk)
             except Exception:
                 self.log.failure("update to a stream subscriber failed: dropping it")
                 subscriber.close()

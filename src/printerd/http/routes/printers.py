@@ -7,7 +7,7 @@ from typing import Any, Callable, Sequence
 
 from twisted.web.iweb import IRequest
 
-from printerd.banner import Listening, lan_addresses, reachable_at
+from printerd.banner import lan_addresses, reachable_at
 from printerd.escpos.status import PAPER_NEAR_END, PAPER_OK, PAPER_OUT
 from printerd.http.params import ApiError, parse_json_body
 from printerd.http.responses import json_app, json_body
@@ -23,11 +23,7 @@ def printer_addresses(printer: RawPrinter, lan: list[str]) -> list[str]:
     listener = printer.listener
     if listener is None or listener.port is None:
         return []
-    port = listener.port
-    address = port.getHost()
-    return reachable_at(Listening(listener.setting, listener.description,
-                                  getattr(address, "host", None),
-                                  getattr(address, "port", None)), lan)
+    return reachable_at(listener.bound(), lan)
 
 
 def printer_json(printer: RawPrinter, lan: list[str]) -> dict[str, Any]:

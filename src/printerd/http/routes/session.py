@@ -31,9 +31,11 @@ class SessionRoutes:
             token = body["token"].encode()
         if not self.authenticator.enabled:
             raise ApiError(404, "no tokens are configured: the API is open")
-        if not self.authenticator.token_ok(token):
-            raise ApiError(401, "wrong token")
-        request.addCookie(COOKIE, self.authenticator.open_session(token), path=b"/", httpOnly=True,
+        try:
+            session = self.authenticator.open_session(token)
+        except ValueError:
+            raise ApiError(401, "wrong token") from None
+        request.addCookie(COOKIE, session, path=b"/", httpOnly=True,
                           sameSite="strict", max_age=str(SESSION_SECONDS).encode(),
                           secure=request.isSecure() or None)
         return json_body(request, {"ok": True})

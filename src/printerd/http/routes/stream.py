@@ -37,7 +37,6 @@ class StreamRoutes:
 
     def __init__(self, hub: StreamHub, database_id: str = "") -> None:
         self.hub = hub
-        self.database_id = database_id
         # What every stream starts with, made once: the retry line, then which database.
         self._opening = b"retry: %d\n\n" % hub.retry_ms + database_event(database_id)
 
