@@ -194,17 +194,7 @@ def test_login_refuses_a_wrong_token_and_accepts_the_right_one(tmp_path, page):
 
 
 def test_health_view_shows_counters_and_retries_dead_letters(tmp_path, page):
-    webhooks = '[{"name": "cloud", "url": "http://127.0.0.1:9/hook", "secret": "whsec_dGVzdA=="}]'
-    options = ("--database=var/printerd.sqlite3", "--shutdown-timeout=2", f"--webhooks={webhooks}")
-    first = Daemon(tmp_path, *options)
-    print_receipt(first.raw_port, "For the webhook", "Soup    4.00")
-    first.wait_for(lambda: first.get("/api/stats")[1]["receipts_total"] == 1)
-    first.stop()
-    # Dead letters take eight failures over a day: age this one there in the real database.
-    with sqlite3.connect(tmp_path / "var" / "printerd.sqlite3") as db:
-        db.execute("UPDATE deliveries SET state = 'dead', attempts = 8,"
-                   " last_error = 'connection refused'")
-    daemon = Daemon(tmp_path, *options)
+    daemon = dead_letter_daemon(tmp_path)
     try:
         page.goto(daemon.url("/#health"))
         # Exactly this figure: others (epos_receipts_total) hold the same words.
@@ -646,6 +636,7 @@ def dead_letter_daemon(tmp_path) -> Daemon:
     print_receipt(first.raw_port, "For the webhook", "Soup    4.00")
     first.wait_for(lambda: first.get("/api/stats")[1]["receipts_total"] == 1)
     first.stop()
+    # Dead letters take eight failures over a day: age this one there in the real database.
     with sqlite3.connect(tmp_path / "var" / "printerd.sqlite3") as db:
         db.execute("UPDATE deliveries SET state = 'dead', attempts = 8,"
                    " last_error = 'connection refused by the receiving end of the webhook'")
