@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
@@ -58,6 +59,8 @@ from printerd.retention import Retention
 from printerd.store.engine import open_engine
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
+from printerd.store.sqlite import connect, split_statements
+from printerd.store.sqlite_schema import MIGRATIONS
 from printerd.store.threads import DatabaseThreads, InlineRunner
 
 T = TypeVar("T")
@@ -105,6 +108,22 @@ def make_inline_store(database: str, clock: Clock, **kwargs: Any) -> ReceiptStor
     engine = open_engine(database, "NORMAL")
     summary = engine.prepare(kwargs.get("recent_size", 500))
     return ReceiptStore(clock, engine, summary, InlineRunner(engine), **kwargs)
+
+
+def sqlite_database_at_version(path: str, version: int) -> sqlite3.Connection:
+    """
+    A SQLite database as a printerd of schema ``version`` left it: the first ``version``
+    migrations applied, ``user_version`` set to match.  The open connection (autocommit) is
+    for adding the old rows; the caller closes it before the store upgrades the file.
+    """
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    conn = connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for number, script in enumerate(MIGRATIONS[:version], start=1):
+        for statement in split_statements(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+    return conn
 
 
 def fill_disk(store: ReceiptStore) -> None:
