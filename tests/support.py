@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from escpos.printer import Dummy
 from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -73,6 +74,18 @@ def sample_files() -> list[Path]:
     files = sorted(SAMPLES.glob("*.bin"))
     assert files, f"no ESC/POS samples in {SAMPLES}"
     return files
+
+
+def python_escpos_job() -> bytes:
+    """What python-escpos sends for a short receipt with a native QR code and a cut."""
+    printer = Dummy()
+    printer.set(align="center", bold=True)
+    printer.text("Table 7\n")
+    printer.set(align="left", bold=False)
+    printer.text("Espresso    2.20\n")
+    printer.qr("https://example.com/r/7", native=True)
+    printer.cut()
+    return printer.output
 
 
 def draft(text: str = "Table 4\nTotal 9.50", printer: str = "default",

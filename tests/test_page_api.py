@@ -24,9 +24,9 @@ from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.star.parser import StarJobParser
 from printerd.store.sqlite import SQLiteEngine
 from support import (
-    Api, add_receipts, draft, request, request_json, result_of, sqlite_database_at_version,
+    Api, add_receipts, draft, python_escpos_job, request, request_json, result_of,
+    sqlite_database_at_version,
 )
-from test_listing import python_escpos_job
 
 LAN = ["192.168.1.20", "10.0.0.5"]
 
