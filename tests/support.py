@@ -15,6 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
 import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,6 +96,19 @@ def draft(text: str = "Table 4\nTotal 9.50", printer: str = "default",
     return NewReceipt(printer=printer, peer=peer, received_at=format_time(at), job=job,
                       raw=raw if raw is not None else text.encode() + b"\n\x1dV\x00",
                       text=text, cut="full", truncated=False)
+
+
+def free_port() -> int:
+    """A loopback port free a moment ago, for a daemon that must come back on the same one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def send_job(port: int, data: bytes) -> None:
+    """Print ``data`` to a raw port the way a POS does: connect, send, close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
 
 
 def make_store(database: str, clock: Any = None, readers: int = 2, synchronous: str = "FULL",

@@ -28,6 +28,7 @@ from escpos.printer import Network
 from bench.daemon import Daemon
 from clients import require_node
 from printerd.banner import lan_addresses
+from support import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -125,12 +126,6 @@ def test_a_printed_receipt_appears_live_and_search_finds_it(daemon, page):
     assert page.locator("#receipt-raw").get_attribute("href") == "/api/receipts/2/raw"
     # The default printer is a TM-T88V: 512 dots.
     expect(page.locator("#receipt-image")).to_have_js_property("naturalWidth", 512)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_the_live_feed_resumes_after_printerd_restarts(tmp_path, page):
@@ -321,9 +316,7 @@ def test_on_paper_every_run_stays_in_its_line_and_long_lines_wrap_as_printed(dae
 
 
 def test_a_printer_card_shows_its_tee_and_receipts_the_real_printer_missed(tmp_path, page):
-    with socket.socket() as probe:  # a port nothing listens on: the real printer is off
-        probe.bind(("127.0.0.1", 0))
-        off = probe.getsockname()[1]
+    off = free_port()  # a port nothing listens on: the real printer is off
     daemon = Daemon(tmp_path, f"--tee=tcp:127.0.0.1:{off}", "--tee-timeout=1")
     try:
         with socket.create_connection(("127.0.0.1", daemon.raw_port), timeout=10) as sock:
