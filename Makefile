@@ -20,7 +20,7 @@ $(BIN)/python:
 
 # Dependencies are reinstalled only when the lock changes; a lock older than setup.cfg's
 # dependencies stops here (make lock refreshes it).
-$(STAMP): setup.cfg pyproject.toml $(DEV_LOCK) | $(BIN)/python
+$(STAMP): setup.cfg pyproject.toml $(DEV_LOCK) $(RUNTIME_LOCK) | $(BIN)/python
 	$(PYTHON) requirements/lockcheck.py check $(DEV_LOCK) $(RUNTIME_LOCK)
 	$(BIN)/pip install -q --require-hashes -r $(DEV_LOCK)
 	touch $(STAMP)
@@ -34,7 +34,6 @@ CJK_FONT := /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
 
 # The package itself is reinstalled every time so the twistd plugin matches the source tree.
 setup: $(STAMP) $(CJK_FONT) $(NODE_CLIENTS)
-	@$(PYTHON) requirements/lockcheck.py check $(DEV_LOCK) $(RUNTIME_LOCK)
 	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall .
 	@rm -rf build
 
