@@ -33,10 +33,12 @@ def status_of(data: bytes) -> int:
         return 0
 
 
-def read_answer(sock: socket.socket) -> bytes:
+def receive(sock: socket.socket, until: bytes = b"") -> bytes:
+    """What the daemon sends until ``until`` has arrived (or, without it, until it closes);
+    a reset or timeout ends the read with what came so far."""
     data = b""
     try:
-        while b"\r\n\r\n" not in data:
+        while not until or until not in data:
             chunk = sock.recv(65536)
             if not chunk:
                 break
@@ -176,7 +178,7 @@ def streams(workdir: Path) -> dict[str, Any]:
             sock = socket.create_connection(("127.0.0.1", daemon.http_port), timeout=30)
             sock.sendall(request)
             sockets.append(sock)
-        statuses = [status_of(read_answer(sock)) for sock in sockets]
+        statuses = [status_of(receive(sock, until=b"\r\n\r\n")) for sock in sockets]
         elapsed = time.monotonic() - started
         return {"sent": "1,000 GET /api/stream (Last-Event-ID: 0) from 127.0.0.1 at once",
                 "answered": {str(code): statuses.count(code) for code in sorted(set(statuses))},
@@ -194,16 +196,7 @@ def exchange(port: int, request: bytes) -> bytes:
             sock.sendall(request)
         except OSError:
             pass
-        data = b""
-        try:
-            while True:
-                chunk = sock.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except OSError:
-            pass
-        return data
+        return receive(sock)
 
 
 def edges(workdir: Path) -> dict[str, Any]:
@@ -215,7 +208,7 @@ def edges(workdir: Path) -> dict[str, Any]:
         length = b"Content-Length: %d\r\n" % len(body) if body else b""
         data = exchange(daemon.http_port, first_line + b"\r\nConnection: close\r\n"
                         + b"".join(headers) + length + b"\r\n" + body)
-        head, _, rest = data.partition(b"\r\n\r\n")
+        head = data.partition(b"\r\n\r\n")[0]
         json_ok = b"application/json" in head
         return f"{status_of(data)}{' json' if json_ok else ''}"
 

@@ -29,13 +29,13 @@ def db_path(tmp_path: Path) -> str:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path):
+def database(request: pytest.FixtureRequest, db_path: str):
     """
     The ``database`` setting of a fresh database, once per engine: a SQLite path, then a
     PostgreSQL URL (a database of its own; skipped without PRINTERD_TEST_POSTGRES).
     """
     if request.param == "sqlite":
-        yield str(tmp_path / "db" / "printerd.sqlite3")
+        yield db_path
     else:
         with postgres_database() as url:
             yield url

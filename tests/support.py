@@ -15,6 +15,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import socket
+import sqlite3
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
@@ -22,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
+from escpos.printer import Dummy
 from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
@@ -58,6 +61,8 @@ from printerd.retention import Retention
 from printerd.store.engine import open_engine
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
+from printerd.store.sqlite import connect, split_statements
+from printerd.store.sqlite_schema import MIGRATIONS
 from printerd.store.threads import DatabaseThreads, InlineRunner
 
 T = TypeVar("T")
@@ -72,6 +77,18 @@ def sample_files() -> list[Path]:
     return files
 
 
+def python_escpos_job() -> bytes:
+    """What python-escpos sends for a short receipt with a native QR code and a cut."""
+    printer = Dummy()
+    printer.set(align="center", bold=True)
+    printer.text("Table 7\n")
+    printer.set(align="left", bold=False)
+    printer.text("Espresso    2.20\n")
+    printer.qr("https://example.com/r/7", native=True)
+    printer.cut()
+    return printer.output
+
+
 def draft(text: str = "Table 4\nTotal 9.50", printer: str = "default",
           at: float = 1_700_000_000.0, job: int = 1, raw: Optional[bytes] = None,
           peer: str = "10.0.0.3:7000") -> NewReceipt:
@@ -79,6 +96,19 @@ def draft(text: str = "Table 4\nTotal 9.50", printer: str = "default",
     return NewReceipt(printer=printer, peer=peer, received_at=format_time(at), job=job,
                       raw=raw if raw is not None else text.encode() + b"\n\x1dV\x00",
                       text=text, cut="full", truncated=False)
+
+
+def free_port() -> int:
+    """A loopback port free a moment ago, for a daemon that must come back on the same one."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def send_job(port: int, data: bytes) -> None:
+    """Print ``data`` to a raw port the way a POS does: connect, send, close."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(data)
 
 
 def make_store(database: str, clock: Any = None, readers: int = 2, synchronous: str = "FULL",
@@ -105,6 +135,22 @@ def make_inline_store(database: str, clock: Clock, **kwargs: Any) -> ReceiptStor
     engine = open_engine(database, "NORMAL")
     summary = engine.prepare(kwargs.get("recent_size", 500))
     return ReceiptStore(clock, engine, summary, InlineRunner(engine), **kwargs)
+
+
+def sqlite_database_at_version(path: str, version: int) -> sqlite3.Connection:
+    """
+    A SQLite database as a printerd of schema ``version`` left it: the first ``version``
+    migrations applied, ``user_version`` set to match.  The open connection (autocommit) is
+    for adding the old rows; the caller closes it before the store upgrades the file.
+    """
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    conn = connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    for number, script in enumerate(MIGRATIONS[:version], start=1):
+        for statement in split_statements(script):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {number}")
+    return conn
 
 
 def fill_disk(store: ReceiptStore) -> None:

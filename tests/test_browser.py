@@ -28,6 +28,7 @@ from escpos.printer import Network
 from bench.daemon import Daemon
 from clients import require_node
 from printerd.banner import lan_addresses
+from support import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -127,12 +128,6 @@ def test_a_printed_receipt_appears_live_and_search_finds_it(daemon, page):
     expect(page.locator("#receipt-image")).to_have_js_property("naturalWidth", 512)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_live_feed_resumes_after_printerd_restarts(tmp_path, page):
     options = ("--database=var/printerd.sqlite3", "--shutdown-timeout=2",
                f"--http-listen=tcp:{free_port()}:interface=127.0.0.1")
@@ -194,17 +189,7 @@ def test_login_refuses_a_wrong_token_and_accepts_the_right_one(tmp_path, page):
 
 
 def test_health_view_shows_counters_and_retries_dead_letters(tmp_path, page):
-    webhooks = '[{"name": "cloud", "url": "http://127.0.0.1:9/hook", "secret": "whsec_dGVzdA=="}]'
-    options = ("--database=var/printerd.sqlite3", "--shutdown-timeout=2", f"--webhooks={webhooks}")
-    first = Daemon(tmp_path, *options)
-    print_receipt(first.raw_port, "For the webhook", "Soup    4.00")
-    first.wait_for(lambda: first.get("/api/stats")[1]["receipts_total"] == 1)
-    first.stop()
-    # Dead letters take eight failures over a day: age this one there in the real database.
-    with sqlite3.connect(tmp_path / "var" / "printerd.sqlite3") as db:
-        db.execute("UPDATE deliveries SET state = 'dead', attempts = 8,"
-                   " last_error = 'connection refused'")
-    daemon = Daemon(tmp_path, *options)
+    daemon = dead_letter_daemon(tmp_path)
     try:
         page.goto(daemon.url("/#health"))
         # Exactly this figure: others (epos_receipts_total) hold the same words.
@@ -331,9 +316,7 @@ def test_on_paper_every_run_stays_in_its_line_and_long_lines_wrap_as_printed(dae
 
 
 def test_a_printer_card_shows_its_tee_and_receipts_the_real_printer_missed(tmp_path, page):
-    with socket.socket() as probe:  # a port nothing listens on: the real printer is off
-        probe.bind(("127.0.0.1", 0))
-        off = probe.getsockname()[1]
+    off = free_port()  # a port nothing listens on: the real printer is off
     daemon = Daemon(tmp_path, f"--tee=tcp:127.0.0.1:{off}", "--tee-timeout=1")
     try:
         with socket.create_connection(("127.0.0.1", daemon.raw_port), timeout=10) as sock:
@@ -646,6 +629,7 @@ def dead_letter_daemon(tmp_path) -> Daemon:
     print_receipt(first.raw_port, "For the webhook", "Soup    4.00")
     first.wait_for(lambda: first.get("/api/stats")[1]["receipts_total"] == 1)
     first.stop()
+    # Dead letters take eight failures over a day: age this one there in the real database.
     with sqlite3.connect(tmp_path / "var" / "printerd.sqlite3") as db:
         db.execute("UPDATE deliveries SET state = 'dead', attempts = 8,"
                    " last_error = 'connection refused by the receiving end of the webhook'")

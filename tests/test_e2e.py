@@ -18,6 +18,7 @@ from escpos.printer import Network
 
 import printerd
 from bench.daemon import TWISTD, Daemon
+from support import send_job
 
 pytestmark = pytest.mark.e2e
 WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWtleQ=="
@@ -28,11 +29,6 @@ def daemon(tmp_path):
     running = Daemon(tmp_path, "--database=var/printerd.sqlite3", "--shutdown-timeout=2")
     yield running
     running.stop()
-
-
-def send_job(port: int, data: bytes) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(data)
 
 
 def test_python_escpos_prints_three_receipts_on_one_connection(daemon):

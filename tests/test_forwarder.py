@@ -28,7 +28,7 @@ from printerd.retention import Retention
 from support import (
     add_receipts, draft, make_inline_store, make_lagging_store, make_store, pump, refuse_writes,
     request_json,
-    result_of, run_clock_until, wait_until,
+    result_of, run_clock_until, sqlite_database_at_version, wait_until,
 )
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -566,17 +566,7 @@ def test_stopping_waits_for_posts_in_flight_and_records_them(harness):
 
 
 def test_a_version_3_database_gains_claims_and_its_deliveries_still_go(db_path, clock):
-    from printerd.store.sqlite import split_statements, connect
-    from printerd.store.sqlite_schema import MIGRATIONS
-
-    import os
-    os.makedirs(os.path.dirname(db_path))
-    conn = connect(db_path)
-    conn.execute("PRAGMA journal_mode = WAL")
-    for number, script in enumerate(MIGRATIONS[:3], start=1):
-        for statement in split_statements(script):
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {number}")
+    conn = sqlite_database_at_version(db_path, 3)
     conn.execute("INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut,"
                  " sha256, truncated) VALUES ('default', 'x', '2023-11-14T22:13:20.000000Z', 1,"
                  " 3, x'41420a', 'AB', 'full', '', 0)")

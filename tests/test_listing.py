@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from escpos.printer import Dummy
 from hypothesis import given, settings, strategies as st
 
 from printerd.escpos.status import PrinterState
@@ -10,18 +9,7 @@ from printerd.render.listing import (
     MAX_ELEMENTS, MAX_LIMIT, PARAMS_SHOWN, TEXT_SHOWN, list_commands,
 )
 from clients import client_job
-
-
-def python_escpos_job() -> bytes:
-    """What python-escpos sends for a short receipt with a QR code and a status query."""
-    printer = Dummy()
-    printer.set(align="center", bold=True)
-    printer.text("Table 7\n")
-    printer.set(align="left", bold=False)
-    printer.text("Espresso    2.20\n")
-    printer.qr("https://example.com/r/7", native=True)
-    printer.cut()
-    return printer.output
+from support import python_escpos_job
 
 
 def names(listing) -> list[str]:

@@ -6,7 +6,6 @@ a receipt's command listing, and the session's state and logout (StubTreq, inlin
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import treq
 from treq.testing import StubTreq
@@ -24,9 +23,10 @@ from printerd.listener import ListenerService
 from printerd.rawport.factory import RawPrintFactory, RawPrinter
 from printerd.star.parser import StarJobParser
 from printerd.store.sqlite import SQLiteEngine
-from printerd.store.sqlite_schema import MIGRATIONS
-from support import Api, add_receipts, draft, request, request_json, result_of
-from test_listing import python_escpos_job
+from support import (
+    Api, add_receipts, draft, python_escpos_job, request, request_json, result_of,
+    sqlite_database_at_version,
+)
 
 LAN = ["192.168.1.20", "10.0.0.5"]
 
@@ -185,12 +185,11 @@ def test_each_database_has_its_own_id_kept_for_its_life(tmp_path):
 
 def test_a_database_made_before_ids_existed_gets_one_on_upgrade(tmp_path):
     path = str(tmp_path / "old.sqlite3")
-    with sqlite3.connect(path) as conn:
-        for number, migration in enumerate(MIGRATIONS[:3], start=1):
-            conn.executescript(migration + f"PRAGMA user_version = {number};")
-        conn.execute("INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text,"
-                     " cut, sha256, truncated) VALUES ('default', 'p', 't', 1, 1, x'41', 'A',"
-                     " 'full', '', 0)")
+    conn = sqlite_database_at_version(path, 3)
+    conn.execute("INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text,"
+                 " cut, sha256, truncated) VALUES ('default', 'p', 't', 1, 1, x'41', 'A',"
+                 " 'full', '', 0)")
+    conn.close()
     summary = SQLiteEngine(path).prepare()
     assert summary.receipts == 1 and len(summary.database_id) == 32
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http.client
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -18,15 +17,10 @@ from pathlib import Path
 import pytest
 
 from bench.daemon import Daemon, wait_for as bench_wait_for
-from support import postgres_database, postgres_url_or_skip
+from support import postgres_database, postgres_url_or_skip, send_job
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def send_job(port: int, data: bytes) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(data)
 
 
 def job(text: str) -> bytes:

@@ -23,10 +23,12 @@ from twisted.internet.task import Clock
 from printerd.store.receipts import ReceiptQuery, format_time
 from printerd.store.engine import SchemaTooNew, is_postgres_url, open_engine
 from printerd.store.postgres import JOB_BLOCK
-from printerd.store.sqlite import SQLiteEngine
+from printerd.store.sqlite import SQLiteEngine, connect
 from printerd.store.sqlite_schema import SCHEMA_VERSION
 from printerd.store.threads import DatabaseThreads, InlineRunner
-from support import add_receipts, draft, make_store, result_of, wait_until
+from support import (
+    add_receipts, draft, make_store, result_of, sqlite_database_at_version, wait_until,
+)
 
 
 def count_receipts(database):
@@ -382,17 +384,7 @@ def test_search_index_follows_rollbacks_and_retention(db_path, clock):
 
 
 def test_a_version_5_database_gains_search_and_stats_for_its_receipts(db_path):
-    import os
-    from printerd.store.sqlite import connect, split_statements
-    from printerd.store.sqlite_schema import MIGRATIONS
-
-    os.makedirs(os.path.dirname(db_path))
-    conn = connect(db_path)
-    conn.execute("PRAGMA journal_mode = WAL")
-    for number, script in enumerate(MIGRATIONS[:5], start=1):
-        for statement in split_statements(script):
-            conn.execute(statement)
-        conn.execute(f"PRAGMA user_version = {number}")
+    conn = sqlite_database_at_version(db_path, 5)
     for i, (text, at) in enumerate([("Äpfel", 30), ("Birnen", 10), ("Pflaumen", 20)]):
         conn.execute("INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text,"
                      " cut, sha256, truncated) VALUES ('p', 'x', ?, ?, 0, x'', ?, 'full', '', 0)",

@@ -89,6 +89,14 @@ def listen_fake_printer(port: int = 0):
     return factory, reactor.listenTCP(port, factory, interface="127.0.0.1")
 
 
+async def refused_port() -> int:
+    """A loopback port a fake printer listened on and left: connecting there is refused."""
+    _, fake_port = listen_fake_printer()
+    closed_port = fake_port.getHost().port
+    await fake_port.stopListening()
+    return closed_port
+
+
 def tee_printer(store, printer_port: int, fallback: str = "own", backoff: Optional[Backoff] = None):
     tee = Tee(reactor, TCP4ClientEndpoint(reactor, "127.0.0.1", printer_port),
               f"tcp:127.0.0.1:{printer_port}", fallback=fallback, timeout=2.0,
@@ -135,10 +143,7 @@ async def test_a_job_is_relayed_byte_for_byte_and_the_real_printer_answers(store
 
 @pytest_twisted.ensureDeferred
 async def test_an_unreachable_printer_leaves_the_job_stored_not_printed_and_printerd_answering(store):
-    fake, fake_port = listen_fake_printer()
-    closed_port = fake_port.getHost().port
-    await fake_port.stopListening()  # nothing listens there now: connection refused
-    tee, factory, port = tee_printer(store, closed_port)
+    tee, factory, port = tee_printer(store, await refused_port())
     try:
         pos = await connect_pos(port.getHost().port)
         pos.transport.write(DLE_EOT_4 + pos_job("Order 9"))
@@ -157,10 +162,7 @@ async def test_an_unreachable_printer_leaves_the_job_stored_not_printed_and_prin
 
 @pytest_twisted.ensureDeferred
 async def test_fallback_offline_answers_as_an_offline_printer_while_unreachable(store):
-    fake, fake_port = listen_fake_printer()
-    closed_port = fake_port.getHost().port
-    await fake_port.stopListening()
-    tee, factory, port = tee_printer(store, closed_port, fallback="offline")
+    tee, factory, port = tee_printer(store, await refused_port(), fallback="offline")
     try:
         pos = await connect_pos(port.getHost().port)
         pos.transport.write(DLE_EOT_1)

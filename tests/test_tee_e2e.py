@@ -15,14 +15,9 @@ import pytest
 from escpos.printer import Network
 
 from bench.daemon import Daemon
+from support import free_port, send_job
 
 pytestmark = pytest.mark.e2e
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def real_printer(workdir, port: int) -> Daemon:
@@ -50,11 +45,6 @@ def tee_of(daemon: Daemon) -> dict:
 def metrics(daemon: Daemon) -> str:
     with urllib.request.urlopen(daemon.url("/metrics"), timeout=10) as response:
         return response.read().decode()
-
-
-def send(port: int, data: bytes) -> None:
-    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
-        sock.sendall(data)
 
 
 def test_python_escpos_sees_the_real_printers_paper_out_and_both_keep_the_receipts(tmp_path):
@@ -110,7 +100,7 @@ def test_the_real_printer_switched_off_mid_job_and_on_again(tmp_path):
         assert 'printerd_tee_up{printer="default"} 0.0' in metrics(front)
 
         # Off: a job while it is unreachable is stored, marked not delivered.
-        send(front.raw_port, b"Offline\n\x1dV\x00")
+        send_job(front.raw_port, b"Offline\n\x1dV\x00")
         offline = receipts(front, 3)[2]
         assert (offline["text"], offline["tee"]["delivered"]) == ("Offline", False)
 
@@ -121,7 +111,7 @@ def test_the_real_printer_switched_off_mid_job_and_on_again(tmp_path):
 
         def relayed_again():
             nonlocal sent
-            send(front.raw_port, b"Back\n\x1dV\x00")
+            send_job(front.raw_port, b"Back\n\x1dV\x00")
             sent += 1
             newest = receipts(front, sent)[-1]
             time.sleep(0.25)
