@@ -253,3 +253,19 @@ async def test_a_slow_printer_pauses_the_pos_and_the_relay_buffer_stays_bounded(
     finally:
         await port.stopListening()
         await fake_port.stopListening()
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_connection_dropped_as_junk_lets_the_real_printers_connection_go(store):
+    fake, fake_port = listen_fake_printer()
+    tee, factory, port = tee_printer(store, fake_port.getHost().port)
+    try:
+        pos = await connect_pos(port.getHost().port)
+        pos.transport.write(b"GET / HTTP/1.1\r\nHost: printer\r\n\r\n")  # a browser, not a POS
+        await pos.done  # printerd hangs up on it
+        await wait_until(lambda: fake.closed == 1)
+        assert tee.open_relays == 0 and bytes(fake.received) == b""
+        assert factory.counters.junk_total == {"http": 1} and store.receipts_total == 0
+    finally:
+        await port.stopListening()
+        await fake_port.stopListening()

@@ -266,6 +266,8 @@ class RawPrintProtocol(Protocol):
                 self.sink.junk(self.peer, verdict)
                 self._ended = True
                 self._cancel_idle_timer()
+                if self.relay is not None:
+                    self.relay.end()  # nothing was sent to the real printer: let it go too
                 self._hang_up()
                 return
         if self._parsed_to < len(self._unparsed):  # still parsing the last read: keep order
