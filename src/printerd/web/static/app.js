@@ -543,10 +543,11 @@ function commandRow(entry) {
   return row;
 }
 
-async function showCommands(id, append) {
+async function showCommands(id, append, isCurrent = () => true) {
   const body = $("#commands tbody");
   const url = append && commandsNext ? commandsNext : `/api/receipts/${id}/commands?limit=${COMMANDS_PAGE}`;
   const listing = await apiJson(url);
+  if (!isCurrent()) return;  // the user moved on: this listing belongs to a receipt no longer shown
   if (!append) body.replaceChildren();
   body.append(...listing.commands.map(commandRow));
   commandsNext = listing.next;
@@ -595,7 +596,7 @@ async function showReceipt(id, tab, isCurrent) {
   if (!isCurrent()) return;
   $("#receipt-paper").replaceChildren(drawn);
   $("#receipt-text").textContent = text;
-  await showCommands(id, false);
+  await showCommands(id, false, isCurrent);
 }
 
 // -- printers --------------------------------------------------------------------------------
