@@ -20,7 +20,7 @@ from pathlib import Path
 
 from bench import (
     ingest, multi, parser as parser_bench, rawport_cost, render, rest, search, soak, storm,
-    stream, webhook,
+    stream, webhook, writer,
 )
 from bench.common import raise_fd_limit
 from bench.table import Table
@@ -32,8 +32,8 @@ DEFAULT = ["parser", "render", "ingest", "rest", "webhook", "search", "stream", 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench")
     parser.add_argument("scenarios", nargs="*", default=DEFAULT,
-                        help=f"scenarios to run (default: {' '.join(DEFAULT)}; soak, rawport and "
-                             "the pg- scenarios run only when named)")
+                        help=f"scenarios to run (default: {' '.join(DEFAULT)}; soak, rawport, writer "
+                             "and the pg- scenarios run only when named)")
     parser.add_argument("--soak-receipts", type=int, default=1_000_000,
                         help="soak scenario: receipts in all")
     parser.add_argument("--search-receipts", type=int, default=1_000_000,
@@ -100,6 +100,8 @@ def main() -> None:
             report("parser", stamp, parser_bench.run())
         elif name == "rawport":
             report("rawport", stamp, rawport_cost.run())
+        elif name == "writer":
+            report("writer", stamp, writer.run())
         elif name == "render":
             report("render", stamp, render.run())
         elif name == "ingest":

@@ -12,6 +12,7 @@ import functools
 import itertools
 import random
 import threading
+from datetime import datetime, timezone
 from dataclasses import replace
 from typing import Any
 
@@ -546,3 +547,48 @@ def test_a_page_of_the_newest_comes_from_memory_and_equals_the_databases(db_path
         assert [r.id for r in page] == [r.id for r in engine.find_receipts(conn, query)], query
         assert (runner.reads == reads) == from_memory, query
     conn.close()
+
+
+def test_times_are_formatted_as_strftime_does_across_seconds_and_rounding():
+    # format_time keeps each second's text: consecutive and far-apart times, times that
+    # round up into the next second and times before 1970 must all read as strftime's.
+    rng = random.Random(19)
+    times = [1_764_450_000 + i / 7 for i in range(50)]
+    times += [1_764_450_000.9999996, 1_764_450_001.0, 0.0, -1.5, 86_399.9999999]
+    times += [rng.uniform(-2e9, 4e9) for _ in range(2_000)]
+    for seconds in times:
+        expected = datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        assert format_time(seconds) == expected, seconds
+
+
+def test_a_large_batch_of_printed_and_forwarded_receipts_commits_in_order(database):
+    # The SQLite writer inserts printed receipts many rows to a statement; forwarded ones go
+    # one by one (a retry is the receipt stored before).  Ids, rows and deliveries must agree
+    # with inserting one receipt at a time, on each engine.
+    engine = open_engine(database)
+    engine.prepare()
+    conn = engine.connect()
+    try:
+        first = engine.insert_receipts(conn, [replace(draft("sent before"), origin="site:1")],
+                                       lambda printer: ["cloud"])
+        drafts = [draft(f"printed {i}", printer=("bar" if i % 3 else "default"), job=i)
+                  for i in range(300)]
+        drafts[150:150] = [replace(draft("forwarded"), origin="site:2"),
+                           replace(draft("sent again"), origin="site:1")]
+        stored = engine.insert_receipts(
+            conn, drafts, lambda printer: ["cloud", "crm"] if printer == "bar" else ["cloud"])
+        assert [r.text for r in stored] == [d.text for d in drafts[:151]] \
+            + ["sent before"] + [d.text for d in drafts[152:]]
+        new = [r for r in stored if r.text != "sent before"]
+        ids = [r.id for r in new]
+        assert ids == sorted(set(ids)) and ids[0] > first[0].id
+        assert stored[151] == first[0]
+        for receipt in new:
+            assert engine.get_receipt(conn, receipt.id) == receipt
+        wanted = {(first[0].id, "cloud")} | {
+            (r.id, target) for r in new
+            for target in (["cloud", "crm"] if r.printer == "bar" else ["cloud"])}
+        rows = conn.execute("SELECT receipt_id, target FROM deliveries").fetchall()
+        assert sorted(tuple(row) for row in rows) == sorted(wanted)
+    finally:
+        conn.close()

@@ -13,7 +13,6 @@ which receipt of which document it is). The answer goes back once the receipts a
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
@@ -22,6 +21,7 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from printerd.compact_json import compact_json
 from printerd.addresses import Network, networks
 from printerd.config import DEFAULTS
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
@@ -118,7 +118,7 @@ class EposPrinting:
                 drafts.append(NewReceipt(
                     printer=printer.name, peer=peer, received_at=received_at, job=job,
                     raw=raw, text=parsed.text, cut=parsed.cut, truncated=parsed.truncated,
-                    details=json.dumps(details, separators=(",", ":"))))
+                    details=compact_json(details)))
         await gatherResults([self.store.add_receipt(draft) for draft in drafts])
         self.receipts_total += len(drafts)
         if drafts:

@@ -18,7 +18,6 @@ when the lease ends) and a 2xx that arrived after the attempt timed out.
 from __future__ import annotations
 
 import base64
-import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -27,6 +26,7 @@ from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
+from printerd.compact_json import compact_json
 from printerd.config import WebhookTarget
 from printerd.forwarder.schedule import RetrySchedule, parse_retry_after
 from printerd.forwarder.signing import sign
@@ -154,7 +154,7 @@ class Forwarder(Service):
             raw = await self.store.get_raw(delivery.receipt.id)
             receipt["raw_base64"] = base64.b64encode(raw or b"").decode()
         payload = {"type": "receipt.printed", "site": receipt["site"], "receipt": receipt}
-        return json.dumps(payload, separators=(",", ":")).encode()
+        return compact_json(payload).encode()
 
     async def _deliver(self, delivery: outbox.Delivery, state: TargetState) -> None:
         target = state.target

@@ -17,6 +17,7 @@ from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from werkzeug.exceptions import HTTPException
 
+from printerd.compact_json import compact_json
 from printerd.http.params import ApiError
 from printerd.store.receipts import Receipt
 
@@ -28,7 +29,7 @@ log = Logger()
 def json_body(request: IRequest, value: Any, code: int = 200) -> bytes:
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
-    return json.dumps(value, separators=(",", ":")).encode() + b"\n"
+    return compact_json(value).encode() + b"\n"
 
 
 def error_body(request: IRequest, code: int, message: str) -> bytes:

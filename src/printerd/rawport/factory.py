@@ -10,7 +10,6 @@ waits is the ``Admission``'s business.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -19,6 +18,7 @@ from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
+from printerd.compact_json import compact_json
 from printerd.addresses import in_networks, networks
 from printerd.config import PrinterConfig, Settings
 from printerd.descriptors import DescriptorBudget, open_file_limit
@@ -176,7 +176,7 @@ class RawPrintFactory(Factory):
             text=parsed.text,
             cut=parsed.cut,
             truncated=parsed.truncated,
-            details=json.dumps(parsed.details, separators=(",", ":")),
+            details=compact_json(parsed.details),
         ))
 
     def received(self, count: int) -> None:
