@@ -564,6 +564,32 @@ def test_the_verdict_never_waits_past_the_prefix_limit(data):
         assert classify(data) != NEED_MORE
 
 
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(range(256)), st.binary(max_size=80), st.booleans())
+def test_the_first_byte_shortcut_gives_the_verdict_every_shape_would(first, rest, complete):
+    # classify answers "a job" at once for a first byte that starts none of the shapes; asking
+    # every shape must agree, whatever follows that byte (nmap's probes included, below).
+    from printerd.escpos import junk
+
+    data = bytes([first]) + rest
+    shortcut = junk.classify(data, complete)
+    every_shape = junk._FIRST_BYTES
+    try:
+        junk._FIRST_BYTES = frozenset(range(256))
+        assert junk.classify(data, complete) == shortcut
+    finally:
+        junk._FIRST_BYTES = every_shape
+
+
+def test_the_first_byte_shortcut_passes_print_jobs_and_holds_for_nmaps_probes():
+    from printerd.escpos.junk import _FIRST_BYTES
+
+    assert not {0x1B, 0x1D, 0x1C, 0x10} & _FIRST_BYTES  # ESC, GS, FS, DLE start jobs
+    for probe in (b"GET / HTTP/1.0\r\n", b"\x16\x03\x01", b"SSH-2.0-", b"*1\r\n", b"\xff\xfb",
+                  b"OPTIONS ", b"HELP\r\n", b"l\x00\x0b\x00"):
+        assert probe[0] in _FIRST_BYTES, probe
+
+
 class SlowReaderTransport(StringTransport):
     """A transport whose client reads only when told: it pauses its producer past ``bound``
     unsent bytes and resumes it once the client has read them all, as Twisted's TCP does."""

@@ -8,7 +8,6 @@ that go into the receipt JSON.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -59,8 +58,9 @@ class ContentCollector:
         self.codes_2d: list[dict[str, Any]] = []
         self.images: list[dict[str, Any]] = []
         self.drawer_kicks: list[dict[str, Any]] = []
-        self.unknown: Counter[str] = Counter()
-        self.dialects: Counter[str] = Counter()
+        # Plain dicts, not Counters: every receipt makes a collector, and most never count.
+        self.unknown: dict[str, int] = {}
+        self.dialects: dict[str, int] = {}
         self._gs_z_symbol = 2  # GS Z n: 0 PDF417, 1 DataMatrix, 2 QR (the usual default)
         self._qr: dict[str, Any] = {"model": "2", "module_size": 3, "error_correction": "L"}
         self._pdf417: dict[str, Any] = {}
@@ -71,10 +71,14 @@ class ContentCollector:
         if handler is not None:
             handler(self, command)
         elif name.startswith(STAR_PREFIX):
-            self.dialects[DIALECT_STAR] += 1
+            self.saw_dialect(DIALECT_STAR)
+
+    def saw_dialect(self, dialect: str, count: int = 1) -> None:
+        """``count`` commands of another printer language than the receipt's own."""
+        self.dialects[dialect] = self.dialects.get(dialect, 0) + count
 
     def unknown_command(self, name: str) -> None:
-        self.unknown[name] += 1
+        self.unknown[name] = self.unknown.get(name, 0) + 1
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -164,17 +168,17 @@ class ContentCollector:
 
     def _gs_z(self, command: bytes) -> None:
         self._gs_z_symbol = command[2]
-        self.dialects[DIALECT_GS_Z] += 1
+        self.saw_dialect(DIALECT_GS_Z)
 
     def _esc_z(self, command: bytes) -> None:
         # ESC Z m n k dL dH data: m version, n error level, k module size.
         kind = {0: "pdf417", 1: "datamatrix", 2: "qr"}.get(self._gs_z_symbol, "qr")
         self._add("codes_2d", {"type": kind, "data": command[7:].decode("utf-8", "replace"),
                                "dialect": "ESC Z", "module_size": command[4] or 3})
-        self.dialects[DIALECT_GS_Z] += 1
+        self.saw_dialect(DIALECT_GS_Z)
 
     def _star(self, command: bytes) -> None:
-        self.dialects[DIALECT_STAR] += 1
+        self.saw_dialect(DIALECT_STAR)
 
     def _drawer(self, command: bytes) -> None:
         # ESC p m t1 t2: pin 2 (m 0/48) or 5 (m 1/49), on t1 x 2 ms, off t2 x 2 ms.

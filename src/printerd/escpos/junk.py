@@ -190,10 +190,18 @@ _SHAPES: tuple[Callable[[bytes], Verdict], ...] = (
 )
 
 
+# The bytes that may start one of the shapes above (each is asked about every one-byte
+# prefix): a job that starts with any other byte, ESC and GS among them, is a job at once.
+_FIRST_BYTES = frozenset(first for first in range(256)
+                         if any(shape(bytes([first])) is not None for shape in _SHAPES))
+
+
 def classify(prefix: bytes, complete: bool = False) -> Optional[str]:
     """The foreign protocol ``prefix`` starts, None if it is a print job, or NEED_MORE."""
     if not prefix:
         return None if complete else NEED_MORE
+    if prefix[0] not in _FIRST_BYTES:
+        return None
     if complete and prefix in _HELP_PROBES:
         return "help"
     undecided = False

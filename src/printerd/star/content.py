@@ -83,7 +83,7 @@ class StarContent(ContentCollector):
 
     def foreign(self, count: int = 1) -> None:
         """An ESC/POS command in a Star job: recognised, skipped, reported."""
-        self.dialects[DIALECT_ESCPOS] += count
+        self.saw_dialect(DIALECT_ESCPOS, count)
 
     # -- barcodes and 2D codes ---------------------------------------------------------------
 
