@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--no-ceiling", action="store_true",
                         help="skip the bare-Twisted ceiling runs (no ratios)")
     parser.add_argument("--postgres", metavar="URL", default=None,
-                        help="pg-ingest, pg-announce, pg-stream: a PostgreSQL server where the bench may "
+                        help="pg-ingest, pg-announce, pg-stream, writer: a PostgreSQL server where the bench may "
                              "create and drop databases (two instances share one)")
     parser.add_argument("--pg-subscribers", type=int, default=5000,
                         help="pg-stream: subscribers on each of the two instances")
@@ -101,7 +101,7 @@ def main() -> None:
         elif name == "rawport":
             report("rawport", stamp, rawport_cost.run())
         elif name == "writer":
-            report("writer", stamp, writer.run())
+            report("writer", stamp, writer.run(postgres=args.postgres))
         elif name == "render":
             report("render", stamp, render.run())
         elif name == "ingest":
