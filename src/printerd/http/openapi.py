@@ -13,7 +13,7 @@ from typing import Any
 from twisted.web.iweb import IRequest
 
 from printerd import __version__
-from printerd.http.responses import json_app, json_body
+from printerd.http.responses import encode_json, json_app, json_body_encoded
 
 JSON = "application/json"
 
@@ -284,6 +284,9 @@ class OpenApiRoutes:
 
     app = json_app()
 
+    def __init__(self) -> None:
+        self._encoded = encode_json(DOCUMENT)  # the document never changes
+
     @app.route("/api/openapi.json", methods=["GET"])
     def document(self, request: IRequest) -> bytes:
-        return json_body(request, DOCUMENT)
+        return json_body_encoded(request, self._encoded)

@@ -27,9 +27,19 @@ log = Logger()
 
 
 def json_body(request: IRequest, value: Any, code: int = 200) -> bytes:
+    return json_body_encoded(request, encode_json(value), code)
+
+
+def encode_json(value: Any) -> bytes:
+    """The bytes of a JSON answer."""
+    return compact_json(value).encode() + b"\n"
+
+
+def json_body_encoded(request: IRequest, body: bytes, code: int = 200) -> bytes:
+    """A JSON answer whose bytes were encoded before (``encode_json``)."""
     request.setResponseCode(code)
     request.setHeader(b"Content-Type", b"application/json")
-    return compact_json(value).encode() + b"\n"
+    return body
 
 
 def error_body(request: IRequest, code: int, message: str) -> bytes:
