@@ -19,7 +19,7 @@ from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.postgres import (
     COMMIT_LOCK, RETENTION_LOCK, PostgresEngine, folds_every_script, migrate,
 )
-from printerd.store.postgres_schema import SCHEMA_VERSION
+from printerd.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 from printerd.store.receipts import ReceiptQuery
 from printerd.store.tailer import PostgresNotifications, Tailer
 from support import (
@@ -180,6 +180,51 @@ def test_search_is_case_insensitive_in_every_script(url):
     assert "receipts_text_trigrams" in plan
 
 
+def test_start_up_reads_the_kept_count_of_receipts_instead_of_counting_them(url):
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE receipt_stats SET receipts = 12345")
+    assert PostgresEngine(url).prepare().receipts == 12345
+
+
+def test_the_count_of_receipts_changes_once_per_transaction_not_once_per_receipt(url):
+    """A group commit or a retention batch updates the one row once, whatever its size."""
+    engine = PostgresEngine(url)
+
+    def updates(conn: psycopg.Connection) -> int:
+        (updated,) = conn.execute("SELECT n_tup_upd FROM pg_stat_xact_user_tables"
+                                  " WHERE relname = 'receipt_stats'").fetchone()
+        return updated
+
+    with engine.connect() as conn, conn.transaction():  # the engine's own become savepoints
+        engine.insert_receipts(conn, [draft(f"r{i}", at=1_600_000_000) for i in range(50)])
+        assert updates(conn) == 1
+        engine.insert_receipts(conn, [draft("one more")])
+        assert updates(conn) == 2
+        assert engine.purge_batch(conn, "2030-01-01", 100) == (51, 0)
+        assert updates(conn) == 3
+        assert engine.purge_batch(conn, "2030-01-01", 100) == (0, 0)  # nothing to change
+        assert updates(conn) == 3
+        assert conn.execute("SELECT receipts FROM receipt_stats").fetchone() == (0,)
+
+
+def test_migration_4_counts_the_receipts_a_database_holds_already(blank_url):
+    with psycopg.connect(blank_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE printerd_schema (version integer NOT NULL)")
+        for migration in MIGRATIONS[:3]:
+            conn.execute(migration)
+        conn.execute("INSERT INTO printerd_schema (version) VALUES (3)")
+        conn.execute("INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut,"
+                     " sha256, truncated) SELECT 'p', 'x', '2023-11-14T22:13:20.000000Z', n, 0,"
+                     " '', 'r' || n, 'full', '', false FROM generate_series(1, 250) n")
+    engine = PostgresEngine(blank_url)
+    assert engine.prepare().receipts == 250
+    with engine.connect() as conn:
+        assert conn.execute("SELECT version FROM printerd_schema").fetchone() == (SCHEMA_VERSION,)
+        engine.insert_receipts(conn, [draft("after the upgrade")])
+        assert conn.execute("SELECT count(*) FROM receipts").fetchone() == (251,)
+    assert engine.prepare().receipts == 251
+
+
 def test_retention_purges_on_one_instance_at_a_time(url):
     engine = PostgresEngine(url)
     engine.prepare()
@@ -321,6 +366,7 @@ def test_copy_db_moves_a_sqlite_database_keeping_ids(db_path, url, clock, capsys
     central = make_inline_store(url, clock)
     central.startService()
     try:
+        assert central.receipts_total == 6  # the count start-up read
         copied = result_of(central.receipts_after(0, 100))
         assert copied == stored[:6]  # ids, text, sha256, details: all as they were
         assert central.database_id == site.database_id  # the stream's clients go on
@@ -331,6 +377,11 @@ def test_copy_db_moves_a_sqlite_database_keeping_ids(db_path, url, clock, capsys
         assert new.id == 8
     finally:
         central.stopService()
+    # The copy set the count of receipts that start-up reads (COPY leaves it alone).
+    with psycopg.connect(url) as conn:
+        assert conn.execute("SELECT count(*) FROM receipts").fetchone() == (7,)
+    assert central.receipts_total == 7
+    assert PostgresEngine(url).prepare().receipts == 7
     assert main(["copy-db", db_path, url]) == 1
     assert "holds 7 receipts already" in capsys.readouterr().err
 

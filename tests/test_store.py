@@ -592,3 +592,24 @@ def test_a_large_batch_of_printed_and_forwarded_receipts_commits_in_order(databa
         assert sorted(tuple(row) for row in rows) == sorted(wanted)
     finally:
         conn.close()
+
+def test_the_start_up_count_of_receipts_follows_inserts_retries_and_purges(database,
+                                                                           inline_store, clock):
+    """
+    Start-up reads a count kept as receipts come and go (SQLite: triggers; PostgreSQL: the
+    engine, once per transaction) instead of counting them: it must equal count(*).
+    """
+    def counts() -> tuple[int, int]:
+        return open_engine(database).prepare().receipts, count_receipts(database)
+
+    assert counts() == (0, 0)
+    add_receipts(inline_store, clock, *(draft(f"old {i}", at=1_600_000_000 + i)
+                                        for i in range(5)))
+    forwarded = replace(draft("forwarded"), origin="site:1")
+    add_receipts(inline_store, clock, forwarded, draft("new"))
+    add_receipts(inline_store, clock, forwarded, draft("newer"))  # sent again: stored once
+    assert counts() == (8, 8)
+    assert result_of(inline_store.purge_batch(format_time(1_650_000_000), 2)) == (2, 0)
+    assert counts() == (6, 6)
+    assert result_of(inline_store.purge_batch(format_time(1_650_000_000), 100)) == (3, 0)
+    assert counts() == (3, 3)

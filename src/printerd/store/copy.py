@@ -66,6 +66,8 @@ def copy_database(source: str, destination: str,
             receipts = _copy_table(reader, conn, "receipts", RECEIPT_COPY_COLUMNS, progress)
             deliveries = _copy_table(reader, conn, "deliveries", DELIVERY_COPY_COLUMNS,
                                      lambda copied: None)
+            # COPY leaves the engine's count of receipts as it was (none): start-up reads it.
+            conn.execute("UPDATE receipt_stats SET receipts = %s", (receipts,))
             highest = _highest_id_given(reader)
             # The same receipts under the same ids: the same database to the stream's clients,
             # which go on where they were instead of starting over.

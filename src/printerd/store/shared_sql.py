@@ -35,6 +35,12 @@ class SharedReceipts(SharedSQL):
         """Whether this retention transaction may go on (another instance may be purging)."""
         return True
 
+    def receipts_deleted(self, conn: Any, count: int) -> None:
+        """
+        Keep the engine's count of receipts (the start-up summary's) right: ``count`` receipts
+        were deleted in the transaction under way.  Nothing here: SQLite's triggers keep it.
+        """
+
     # -- writer thread ------------------------------------------------------------------------
 
     def purge_batch(self, conn: Any, cutoff: str, batch: int) -> tuple[int, int]:
@@ -58,7 +64,9 @@ class SharedReceipts(SharedSQL):
                 marks = ",".join("?" * len(old))
                 deliveries += conn.execute(self._sql(
                     f"DELETE FROM deliveries WHERE receipt_id IN ({marks})"), old).rowcount
-                conn.execute(self._sql(f"DELETE FROM receipts WHERE id IN ({marks})"), old)
+                receipts = conn.execute(self._sql(
+                    f"DELETE FROM receipts WHERE id IN ({marks})"), old).rowcount
+                self.receipts_deleted(conn, receipts)
         return len(old), deliveries
 
     # -- reader threads -----------------------------------------------------------------------
