@@ -63,6 +63,7 @@ from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
 from printerd.store.sqlite import connect, split_statements
 from printerd.store.sqlite_schema import MIGRATIONS
+from printerd.store.tailer import Tailer
 from printerd.store.threads import DatabaseThreads, InlineRunner
 
 T = TypeVar("T")
@@ -403,7 +404,7 @@ class Api:
                  hub: Optional[StreamHub] = None, forwarder: Optional[Forwarder] = None,
                  tokens: tuple[str, ...] = (), limiter: Optional[RateLimiter] = None,
                  cors_origins: Sequence[str] = (),
-                 ingest_secrets: tuple[str, ...] = ()) -> None:
+                 ingest_secrets: tuple[str, ...] = (), tailer: Optional[Tailer] = None) -> None:
         self.clock = clock
         self.store = store
         self.printers = list(printers) if printers is not None else [
@@ -422,8 +423,8 @@ class Api:
         self.figures = Figures(Sources(clock, store, factories, self.hub, self.forwarder,
                                        self.retention, renderings, self.limiter,
                                        ReactorLag(clock), HttpConnections(), clock.seconds(),
-                                       self.requests),
-                               make_registry(store, self.requests))
+                                       self.requests, tailer=tailer),
+                               make_registry(store, self.requests, tailer))
         self.api = HttpApi([
             HealthRoutes(store, self.printers, self.forwarder, self.authenticator, clock),
             SessionRoutes(self.authenticator),

@@ -111,3 +111,22 @@ def test_every_raw_port_counter_is_a_figure(inline_store, clock):
             expected[counter.name] = 1000 + n
     stats = request_json(stub, "/api/stats")[1]
     assert [name for name, value in expected.items() if value not in stats.values()] == []
+
+
+def test_without_a_tailer_its_figures_are_0_in_stats_and_metrics_alike(db_path, clock):
+    """SQLite has no tailer (no other instance commits): its figures read 0, not absent."""
+    from support import add_receipts, draft, make_inline_store
+
+    store = make_inline_store(db_path, clock)
+    store.startService()
+    try:
+        add_receipts(store, clock, draft("one"), draft("two"))
+        stub = Api(store, clock).stub
+        stats = request_json(stub, "/api/stats")[1]
+        found = samples(request(stub, "/metrics")[1].decode())
+        names = ("notifications", "catch_up_reads", "receipts_from_others", "reconnects")
+        assert {stats[f"tailer_{name}_total"] for name in names} == {0}
+        assert {found[f"printerd_tailer_{name}_total"] for name in names} == {0}
+        assert stats["receipts_committed_total"] == 2
+    finally:
+        store.stopService()

@@ -13,7 +13,9 @@ import time
 import psycopg
 import pytest
 import pytest_twisted
+from prometheus_client.parser import text_string_to_metric_families
 from twisted.internet import reactor
+from twisted.internet.task import Clock
 
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, open_engine
 from printerd.store.postgres import (
@@ -23,7 +25,8 @@ from printerd.store.postgres_schema import MIGRATIONS, SCHEMA_VERSION
 from printerd.store.receipts import ReceiptQuery
 from printerd.store.tailer import PostgresNotifications, Tailer
 from support import (
-    draft, make_store, postgres_database, result_of, wait_until, with_database,
+    Api, draft, make_lagging_store, make_store, postgres_database, result_of, wait_until,
+    with_database,
 )
 
 
@@ -303,6 +306,78 @@ async def test_a_dropped_listen_connection_is_reopened_and_nothing_is_missed(tai
     with other.connect() as conn:
         other.insert_receipts(conn, [draft("after")])
     await wait_until(lambda: announced == [1, 2])
+
+
+TAILER_FIGURES = ("notifications", "catch_up_reads", "receipts_from_others", "reconnects")
+
+
+@pytest_twisted.ensureDeferred
+async def test_the_tailers_figures_count_what_another_instance_commits(tailed):
+    """/api/stats and /metrics (one reading of FIGURES) show the tailer at work, alike."""
+    store, tailer, other = tailed
+    figures = Api(store, Clock(), tailer=tailer).figures
+
+    async def read() -> dict[str, int]:
+        reading = await figures.read()
+        stats = figures.stats(reading)
+        metrics = {sample.name: sample.value
+                   for family in text_string_to_metric_families(
+                       figures.prometheus(reading).decode()) for sample in family.samples}
+        found = {name: stats[f"tailer_{name}_total"] for name in TAILER_FIGURES}
+        assert found == {name: metrics[f"printerd_tailer_{name}_total"]
+                         for name in TAILER_FIGURES}
+        return found
+
+    before = await read()
+    assert before["receipts_from_others"] == before["reconnects"] == 0
+    with other.connect() as conn:
+        for i in range(3):
+            other.insert_receipts(conn, [draft(f"from B {i}.{j}") for j in range(4)])
+    mine = await store.add_receipt(draft("from A"))
+    # Four commits, four notifications (the timer runs once a minute: not it).
+    await wait_until(lambda: store.last_announced == mine.id
+                     and tailer.notifications_total == before["notifications"] + 4)
+    after = await read()
+    assert after["notifications"] == before["notifications"] + 4
+    assert after["receipts_from_others"] == 12  # B's, not A's own
+    assert after["catch_up_reads"] >= before["catch_up_reads"] + 2
+    assert after["reconnects"] == 0
+
+    with other.connect() as conn:
+        conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                     " WHERE query LIKE 'LISTEN%%' AND datname = current_database()")
+    await wait_until(lambda: tailer.listening and tailer.reconnects_total == 1, timeout=10)
+    assert (await read())["reconnects"] == 1
+
+
+def test_a_commit_of_its_own_announced_before_its_answer_is_not_counted_as_anothers(url):
+    """
+    A catch-up read (on a notification) can see this instance's commit before the writer's
+    answer arrives: whose receipts it announced is settled when the answer does.
+    """
+    clock = Clock()
+    store = make_lagging_store(url, clock, read_lag=0, write_lag=1)
+    store.startService()
+    other = PostgresEngine(url, "other")
+    with other.connect() as conn:
+        other.insert_receipts(conn, [draft("B1"), draft("B2")])
+    mine = store.add_receipt(draft("A"))
+    clock.advance(0)  # A commits now; the writer's answer comes a second later
+    store.catch_up()
+    clock.advance(0)
+    assert store.last_announced == 3  # B1, B2 and A announced, A's answer not in yet
+    assert store.announced_from_others_total == 0  # whose they are: not known yet
+    clock.advance(1)
+    assert result_of(mine).id == 3
+    assert store.announced_from_others_total == 2
+    with other.connect() as conn:
+        other.insert_receipts(conn, [draft("B3")])
+    store.catch_up()
+    clock.advance(0)
+    assert store.announced_from_others_total == 3
+    assert store.committed_total == 1
+    store.stopService()
+    clock.advance(1)
 
 
 def test_the_server_clock_rides_on_each_notification(url):

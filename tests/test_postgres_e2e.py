@@ -105,6 +105,13 @@ def test_printed_on_a_streamed_on_b_in_order_without_gap_or_repeat(two):
     code, stats = b.get("/api/stats")
     assert stats["instance"] == {"instance_name": "b", "engine": "postgresql", "site": ""}
     assert stats["threads"] == 4
+    # Each instance's tailer heard the other's commits and announced its receipts (60 each).
+    for here, there in ((a, b), (b, a)):
+        mine, theirs = here.get("/api/stats")[1], there.get("/api/stats")[1]
+        assert mine["tailer_receipts_from_others_total"] == theirs["receipts_committed_total"] \
+            == 60
+        assert mine["tailer_notifications_total"] >= 1
+        assert mine["tailer_catch_up_reads_total"] >= 1
     assert b.get("/api/health")[0] == 200
     on_a.close()
     on_b.close()

@@ -75,6 +75,7 @@ class Sources:
     requests: Optional[RequestMetrics] = None
     instance: str = ""  # instance_name (default: the host name)
     site: str = ""
+    tailer: Optional[Tailer] = None  # on a shared database (PostgreSQL) only
     # Deliveries per target and state: read from the database for each reading.
     outbox: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
@@ -119,6 +120,11 @@ def _tee(read: Callable[[Any], Number]) -> Callable[[Sources], Samples]:
 def _tee_jobs(s: Sources) -> Samples:
     return [((f.printer, outcome), getattr(f.tee.counters, f"jobs_{outcome}_total"))
             for f in s.factories if f.tee is not None for outcome in ("relayed", "not_relayed")]
+
+
+def _tailer(read: Callable[[Tailer], Number]) -> Callable[[Sources], Number]:
+    """A counter of the tailer; 0 without one (SQLite: no other instance commits)."""
+    return lambda s: read(s.tailer) if s.tailer is not None else 0
 
 
 def _per_target(read: Callable[[Sources, str], Number]) -> Callable[[Sources], Samples]:
@@ -217,6 +223,21 @@ FIGURES: tuple[Figure, ...] = (
     Figure("db_bytes", "printerd_database_bytes",
            "Database size on disk (SQLite: file and WAL; PostgreSQL: pg_database_size)", "gauge",
            lambda s: s.store.database_bytes()),
+    Figure("tailer_notifications_total", "printerd_tailer_notifications",
+           "Commit notifications (NOTIFY, every instance's commits) received on the LISTEN "
+           "connection (PostgreSQL; 0 on SQLite)", "counter",
+           _tailer(lambda t: t.notifications_total)),
+    Figure("tailer_catch_up_reads_total", "printerd_tailer_catch_up_reads",
+           "Reads of the receipts committed after the last one announced: on a notification, "
+           "after each commit of this instance, every second and on listening again "
+           "(PostgreSQL; 0 on SQLite)", "counter", lambda s: s.store.catch_up_reads_total),
+    Figure("tailer_receipts_from_others_total", "printerd_tailer_receipts_from_others",
+           "Receipts other instances committed, announced here (PostgreSQL; 0 on SQLite)",
+           "counter", lambda s: s.store.announced_from_others_total),
+    Figure("tailer_reconnects_total", "printerd_tailer_reconnects",
+           "Times the tailer listened again after its LISTEN connection was lost or could not "
+           "be opened (PostgreSQL; 0 on SQLite)", "counter",
+           _tailer(lambda t: t.reconnects_total)),
     Figure("sse_subscribers", "printerd_sse_subscribers", "Open /api/stream subscribers", "gauge",
            lambda s: len(s.hub.subscribers)),
     Figure("sse_events_total", "printerd_sse_events", "Stream events published", "counter",

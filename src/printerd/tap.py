@@ -444,7 +444,7 @@ def makeService(options: Options, reactor: Any = None) -> IService:
     figures = Figures(Sources(reactor, store, tuple(p.factory for p in printers), hub, forwarder,
                               retention, renderings, limiter, lag, connections,
                               reactor.seconds(), requests, instance=instance,
-                              site=settings.site),
+                              site=settings.site, tailer=tailer),
                       make_registry(store, requests, tailer),
                       FIGURES + epos_figures(epos, servers) + ocr_figures
                       + cloudprnt_figures([p.cloudprnt for p in printers if p.cloudprnt]))

@@ -143,6 +143,14 @@ class ReceiptStore(Service):
         self._catch_up_again = False
         # Callers of the catch-up read under way (none: no read runs).
         self._catch_up_waiters: list[Deferred[None]] = []
+        self.catch_up_reads_total = 0  # reads of the receipts after the last announced
+        # Shared engine: receipts announced here that other instances committed.  Ids this
+        # instance committed and has not announced yet; ids announced while a commit of its
+        # own was under way (a catch-up read can see that commit before its answer arrives):
+        # whose they are is known when it does.
+        self.announced_from_others_total = 0
+        self._own_unannounced: set[int] = set()
+        self._announced_while_committing: list[int] = []
         self._last_job = summary.last_job
         # The memory cache behind /api/recent: the newest receipts, oldest first.
         self.newest: deque[Receipt] = deque(summary.newest, maxlen=recent_size)
@@ -246,6 +254,7 @@ class ReceiptStore(Service):
             self._write_health_changed()
         self.committed_total += len(stored)
         if self._engine.shared:
+            self._own_committed(stored)
             # Read on at once rather than wait for our own NOTIFY to come back; whatever
             # other instances committed before is announced first.
             self.catch_up().addErrback(self._catch_up_failed)
@@ -258,6 +267,8 @@ class ReceiptStore(Service):
 
     def _failed(self, failure: Failure, batch: list) -> None:
         self._writing = None
+        if self._engine.shared:
+            self._own_committed([])
         was_failing = self.write_error is not None
         self.write_error = f"{failure.value.__class__.__name__}: {failure.getErrorMessage()}"
         if not was_failing:
@@ -278,6 +289,8 @@ class ReceiptStore(Service):
         if not fresh:
             return
         self.last_announced = fresh[-1].id
+        if self._engine.shared:
+            self._attribute(fresh)
         self.receipts_total += len(fresh)
         self.newest.extend(fresh)
         self._known.remember(fresh)
@@ -286,6 +299,27 @@ class ReceiptStore(Service):
                 listener(fresh)
             except Exception:
                 self.log.failure("commit listener {listener!r} failed", listener=listener)
+
+    def _attribute(self, announced: list[Receipt]) -> None:
+        """Count the announced receipts that other instances committed (shared engine)."""
+        for receipt in announced:
+            if receipt.id in self._own_unannounced:
+                self._own_unannounced.discard(receipt.id)
+            elif self._writing is not None:
+                self._announced_while_committing.append(receipt.id)
+            else:
+                self.announced_from_others_total += 1
+
+    def _own_committed(self, stored: list[Receipt]) -> None:
+        """
+        A commit of this instance ended (``stored``: its receipts; none if it failed): the
+        receipts announced meanwhile are now known to be its own or others'.
+        """
+        own = {receipt.id for receipt in stored}
+        self.announced_from_others_total += sum(
+            1 for receipt_id in self._announced_while_committing if receipt_id not in own)
+        self._announced_while_committing = []
+        self._own_unannounced.update(i for i in own if i > self.last_announced)
 
     def catch_up(self) -> Deferred[None]:
         """
@@ -312,6 +346,7 @@ class ReceiptStore(Service):
         try:
             while True:
                 self._catch_up_again = False
+                self.catch_up_reads_total += 1
                 page = await self._runner.run_read(self._engine.receipts_after,
                                                    self.last_announced, CATCH_UP_PAGE, None)
                 self.announce(page)
