@@ -13,13 +13,14 @@ from typing import Optional
 import pytest
 import pytest_twisted
 import treq
+from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from printerd.epos.document import parse_xml
-from printerd.epos.sdp import Backoff, ServerDirectPrint, ServerDirectPrintConfig
+from printerd.epos.sdp import ServerDirectPrint, ServerDirectPrintConfig
 from printerd.epos.service import EposPrinter, EposPrinting
 from printerd.escpos.status import PrinterState
 from printerd.store.receipts import ReceiptQuery
@@ -194,10 +195,43 @@ async def test_failures_back_off_and_an_undelivered_result_is_sent_again(store, 
     assert [r.text for r in await stored_receipts(store)] == ["once"]
 
 
-def test_backoff_doubles_up_to_its_maximum():
-    backoff = Backoff(5, 60)
-    assert [backoff.delay(n) for n in range(6)] == [5, 10, 20, 40, 60, 60]
-    assert Backoff(5, 1).delay(3) == 5  # never shorter than the interval
+def retry_delays(store, clock, failing: dict[int, int], polls: int, interval: float,
+                 max_backoff: float) -> list[float]:
+    """The seconds a poller waits after each of its first ``polls`` polls (on a task.Clock,
+    through StubTreq), the server answering the POSTs numbered in ``failing`` with an error."""
+    server = FakePosServer()
+    server.failing = failing
+    http = StubTreq(server)
+    target = EposPrinter("counter", state=PrinterState)
+    config = ServerDirectPrintConfig("counter", "http://pos.example/print.php", interval)
+    poller = ServerDirectPrint(clock, EposPrinting(clock, store, [target]), target, config, http,
+                               timeout=10, max_backoff=max_backoff)
+    poller.startService()
+    delays = []
+    try:
+        for poll in range(polls + 1):
+            (call,) = clock.getDelayedCalls()
+            delays.append(call.getTime() - clock.seconds())
+            if poll < polls:
+                clock.advance(delays[-1])
+                http.flush()
+                assert len(server.posts) == poll + 1  # the poll is over: one POST each
+    finally:
+        poller.stopService()
+    return delays[1:]  # the first poll starts at once
+
+
+def test_failed_polls_wait_two_intervals_doubling_to_the_maximum_and_a_success_starts_over(
+        inline_store, clock):
+    # Polls 0-4 and 6 fail, 5 and 7 work (each works out with an empty answer: no jobs).
+    failing = {0: 503, 1: 503, 2: 500, 3: 503, 4: 503, 6: 503}
+    assert retry_delays(inline_store, clock, failing, 8, interval=5, max_backoff=60) == [
+        10, 20, 40, 60, 60, 5, 10, 5]
+    # A maximum below the interval: never shorter than the interval.
+    assert retry_delays(inline_store, clock, {0: 503, 1: 503}, 3, interval=5,
+                        max_backoff=1) == [5, 5, 5]
+    assert retry_delays(inline_store, clock, {0: 503, 1: 503}, 3, interval=5,
+                        max_backoff=7) == [7, 7, 5]
 
 
 @pytest_twisted.ensureDeferred
