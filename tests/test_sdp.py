@@ -20,7 +20,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from printerd.epos.document import parse_xml
-from printerd.epos.sdp import ServerDirectPrint, ServerDirectPrintConfig
+from printerd.epos.sdp import MAX_REQUEST_BYTES, ServerDirectPrint, ServerDirectPrintConfig
 from printerd.epos.service import EposPrinter, EposPrinting
 from printerd.escpos.status import PrinterState
 from printerd.store.receipts import ReceiptQuery
@@ -51,6 +51,7 @@ class FakePosServer(Resource):
         super().__init__()
         self.answers: deque[bytes] = deque()
         self.failing: dict[int, int] = {}  # POST number (0 first) -> status to answer with
+        self.failing_body = b"busy"
         self.posts: list[dict[str, str]] = []
 
     def render_POST(self, request) -> bytes:
@@ -59,7 +60,7 @@ class FakePosServer(Resource):
         self.posts.append(form)
         if len(self.posts) - 1 in self.failing:
             request.setResponseCode(self.failing[len(self.posts) - 1])
-            return b"busy"
+            return self.failing_body
         request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
         if form["ConnectionType"] == "GetRequest" and self.answers:
             return self.answers.popleft()
@@ -193,6 +194,30 @@ async def test_failures_back_off_and_an_undelivered_result_is_sent_again(store, 
     assert errors == 3
     # Printed once, reported until taken.
     assert [r.text for r in await stored_receipts(store)] == ["once"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_an_answer_over_2_mb_is_reported_as_too_big_and_an_error_page_as_the_error(
+        store, pos_server, printer):
+    too_big = b"<PrintRequestInfo>" + b" " * MAX_REQUEST_BYTES + b"</PrintRequestInfo>"
+    pos_server.failing, pos_server.failing_body = {0: 503}, too_big
+    pos_server.answers.append(too_big)
+    poller = make_poller(store, pos_server, printer)
+    poller.startService()
+    try:
+        await wait_until(lambda: pos_server.responses(), timeout=10)
+        errors, last_error = poller.errors_total, poller.last_error
+    finally:
+        poller.stopService()
+    # A big error page is the server's failure; a big answer, the print request's.
+    assert (errors, last_error) == (1, None)
+    assert poller.polls_total >= 2
+    root = parse_xml(pos_server.responses()[0].encode())
+    verdict = root.children[0].children[0]
+    assert verdict.attributes == {"Success": "false"}
+    assert [c.text for c in verdict.children] == ["Data size is exceeded",
+                                                  "Too big print request"]
+    assert list(store.newest) == []
 
 
 def retry_delays(store, clock, failing: dict[int, int], polls: int, interval: float,
