@@ -34,6 +34,7 @@ from printerd.backoff import Backoff
 from printerd.epos.document import Element, SchemaError, find_documents, parse_xml
 from printerd.epos.response import DEVICE_NOT_FOUND, PrintResult, response_element
 from printerd.epos.service import LOCAL_PRINTER, EposPrinter, EposPrinting
+from printerd.http_download import BodyTooLarge, read_body
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024  # Epson: "The XML obtained with GetRequest exceeds 2MB"
 MAX_JOBS = 5000  # Epson: "The number of print data units ... exceeds 5000"
@@ -49,10 +50,6 @@ class ServerDirectPrintConfig:
     interval: float = 5.0
     id: str = ""
     name: str = ""
-
-
-class TooLarge(Exception):
-    """The server's answer is over MAX_REQUEST_BYTES."""
 
 
 @dataclass
@@ -237,30 +234,21 @@ class ServerDirectPrint(Service):
     async def _post(self, body: bytes) -> bytes:
         request = self.http.post(self.config.url, data=body, headers=FORM)
         response = await request.addTimeout(self.timeout, self.clock)
-        chunks: list[bytes] = []
-        size = 0
-
-        def collect(data: bytes) -> None:
-            nonlocal size
-            size += len(data)
-            if size > MAX_REQUEST_BYTES:
-                raise TooLarge()
-            chunks.append(data)
-
         try:
-            await self.http.collect(response, collect).addTimeout(self.timeout, self.clock)
-        except TooLarge:
+            body = await read_body(self.http.collect, response, MAX_REQUEST_BYTES).addTimeout(
+                self.timeout, self.clock)
+        except BodyTooLarge:
             if response.code != 200:
                 raise OSError(f"the server answered {response.code}") from None
             raise
         if response.code != 200:
             raise OSError(f"the server answered {response.code}")
-        return b"".join(chunks)
+        return body
 
     async def _get_request(self) -> Optional[bytes]:
         try:
             return await self._post(self._form(connection_type="GetRequest"))
-        except TooLarge:
+        except BodyTooLarge:
             return None  # answered below with Epson's "Data size is exceeded"
 
     async def _set_response(self, response: str) -> None:
