@@ -103,6 +103,17 @@ def make_poller(store, server, printer, interval=0.02, **kwargs) -> ServerDirect
                              max_backoff=kwargs.pop("max_backoff", 0.1), **kwargs)
 
 
+async def run_until_answered(store, server, printer, timeout: float = 5.0) -> ServerDirectPrint:
+    """A poller run until the server has its first SetResponse, then stopped."""
+    poller = make_poller(store, server, printer)
+    poller.startService()
+    try:
+        await wait_until(lambda: server.responses(), timeout=timeout)
+    finally:
+        poller.stopService()
+    return poller
+
+
 def response_elements(response_file: str) -> list[dict[str, str]]:
     root = parse_xml(response_file.encode())
     found, stack = [], [root]
@@ -119,12 +130,7 @@ async def test_jobs_are_printed_and_the_results_posted_as_version_2(store, pos_s
     pos_server.answers.append(print_request(
         ("local_printer", "ABC123", "<text>Table 7&#10;Soup</text><cut/>"),
         ("local_printer", "ABC124", '<text em="true">Table 8</text><cut type="feed"/>')))
-    poller = make_poller(store, pos_server, printer)
-    poller.startService()
-    try:
-        await wait_until(lambda: pos_server.responses())
-    finally:
-        poller.stopService()
+    await run_until_answered(store, pos_server, printer)
     get = pos_server.posts[0]
     assert (get["ConnectionType"], get["ID"], get["Name"]) == ("GetRequest", "TM01", "Counter")
     assert get["content-type"] == "application/x-www-form-urlencoded"
@@ -146,12 +152,7 @@ async def test_version_1_results_and_a_refusing_printer(store, pos_server, print
     printer.state = PrinterState(cover_open=True)
     pos_server.answers.append(print_request(("local_printer", None, "<text>x</text><cut/>"),
                                             version=None))
-    poller = make_poller(store, pos_server, printer)
-    poller.startService()
-    try:
-        await wait_until(lambda: pos_server.responses())
-    finally:
-        poller.stopService()
+    await run_until_answered(store, pos_server, printer)
     root = parse_xml(pos_server.responses()[0].encode())
     assert root.attributes == {"Version": "1.00"}
     (result,) = response_elements(pos_server.responses()[0])
@@ -162,12 +163,7 @@ async def test_version_1_results_and_a_refusing_printer(store, pos_server, print
 @pytest_twisted.ensureDeferred
 async def test_an_unusable_answer_is_reported_as_the_tm_t88vi_does(store, pos_server, printer):
     pos_server.answers.append(b"<PrintRequestInfo><ePOSPrint>")
-    poller = make_poller(store, pos_server, printer)
-    poller.startService()
-    try:
-        await wait_until(lambda: pos_server.responses())
-    finally:
-        poller.stopService()
+    await run_until_answered(store, pos_server, printer)
     root = parse_xml(pos_server.responses()[0].encode())
     verdict = root.children[0].children[0]
     assert (verdict.name, verdict.attributes) == ("Response", {"Success": "false"})
@@ -202,15 +198,9 @@ async def test_an_answer_over_2_mb_is_reported_as_too_big_and_an_error_page_as_t
     too_big = b"<PrintRequestInfo>" + b" " * MAX_REQUEST_BYTES + b"</PrintRequestInfo>"
     pos_server.failing, pos_server.failing_body = {0: 503}, too_big
     pos_server.answers.append(too_big)
-    poller = make_poller(store, pos_server, printer)
-    poller.startService()
-    try:
-        await wait_until(lambda: pos_server.responses(), timeout=10)
-        errors, last_error = poller.errors_total, poller.last_error
-    finally:
-        poller.stopService()
+    poller = await run_until_answered(store, pos_server, printer, timeout=10)
     # A big error page is the server's failure; a big answer, the print request's.
-    assert (errors, last_error) == (1, None)
+    assert (poller.errors_total, poller.last_error) == (1, None)
     assert poller.polls_total >= 2
     root = parse_xml(pos_server.responses()[0].encode())
     verdict = root.children[0].children[0]
