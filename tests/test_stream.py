@@ -137,6 +137,24 @@ def test_after_parameter_and_printer_filter(store, clock):
     assert [(e["id"], e["data"]["printer"]) for e in events] == [(4, "bar"), (6, "bar"), (8, "bar")]
 
 
+def test_only_quiet_streams_get_a_keepalive_comment():
+    clock = Clock()
+    hub = StreamHub(clock, nothing_stored, keepalive=15)
+    hub.startService()
+    busy_request, quiet_request = DummyRequest([b""]), DummyRequest([b""])
+    hub.subscribe(busy_request, None, None)
+    hub.subscribe(quiet_request, "other-printer", None)
+    clock.advance(10)
+    hub.publish([Receipt(1, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    clock.advance(5)  # the first pass: the busy stream got receipt 1 within it
+    assert busy_request.written.count(KEEPALIVE) == 0
+    assert quiet_request.written == [KEEPALIVE]
+    clock.advance(15)  # nothing printed since: both are quiet now
+    assert busy_request.written.count(KEEPALIVE) == 1
+    assert quiet_request.written == [KEEPALIVE] * 2
+    hub.stopService()
+
+
 def test_keepalive_and_maximum_duration_follow_the_clock(store, clock):
     harness = Harness(store, clock, keepalive=15, max_duration=300)
     response, chunks = harness.open()

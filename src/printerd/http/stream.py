@@ -86,6 +86,9 @@ class Subscriber:
         # The socket's write, once the stream is chunked and live (see ``write_directly``).
         self._send_chunk: Optional[Callable[[bytes], None]] = None
         self.closed = False
+        # Bytes went out since the last keepalive pass: the stream is not quiet, and needs no
+        # keepalive comment (a pass writing to 10,000 busy streams at once stalled the reactor).
+        self.spoke = False
 
     # -- events in ---------------------------------------------------------------------------
 
@@ -102,6 +105,7 @@ class Subscriber:
                 and not self._paused and not self._queue and self.last_id < first_id
                 and not self.closed):
             self.last_id = last_id
+            self.spoke = True
             self._send_chunk(chunks)
             return
         for receipt_id, printer, event, chunk in events:
@@ -170,6 +174,7 @@ class Subscriber:
     def write(self, data: bytes, chunk: Optional[bytes] = None) -> None:
         if self.closed:
             return
+        self.spoke = True
         if self._paused or self._queue:
             if self._queue is None:
                 self._queue = deque()
@@ -513,14 +518,18 @@ class StreamHub(Service):
 
     def _send_keepalive(self) -> None:
         # Keeps proxies (Cloudflare's idle timeout is 100 s) from closing quiet streams, and
-        # ends those that have reached their maximum duration.
+        # ends those that have reached their maximum duration.  A stream that got bytes since
+        # the last pass is not quiet.
         ending = self.clock.seconds() - self.max_duration
         for subscriber in list(self.subscribers):
             try:
                 if subscriber.opened_at <= ending:
                     subscriber.end()
+                elif subscriber.spoke:
+                    subscriber.spoke = False
                 else:
                     subscriber.write(KEEPALIVE, KEEPALIVE_CHUNK)
+                    subscriber.spoke = False
             except Exception:
                 self.log.failure("keepalive to a subscriber failed")
                 subscriber.close()
