@@ -18,7 +18,7 @@ from escpos.printer import Network
 
 import printerd
 from bench.daemon import TWISTD, Daemon
-from support import send_job
+from support import WebhookReceiver, send_job
 
 pytestmark = pytest.mark.e2e
 WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWtleQ=="
@@ -184,9 +184,8 @@ async def test_webhook_receiver_that_fails_first_gets_each_receipt_once_signed(t
     from twisted.web.server import Site
 
     from printerd.forwarder.signing import verify
-    from test_forwarder import Receiver
 
-    receiver = Receiver([503, 200])  # the first attempt fails
+    receiver = WebhookReceiver([503, 200])  # the first attempt fails
     port = reactor.listenTCP(0, Site(receiver), interface="127.0.0.1")
     hooks = json.dumps([{"name": "cloud", "url": f"http://127.0.0.1:{port.getHost().port}/hook",
                          "secret": WEBHOOK_SECRET}])
