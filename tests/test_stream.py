@@ -105,6 +105,24 @@ def test_after_parameter_and_printer_filter(store, clock):
     assert [(e["id"], e["data"]["printer"]) for e in events] == [(4, "bar"), (6, "bar"), (8, "bar")]
 
 
+def test_only_quiet_streams_get_a_keepalive_comment():
+    clock = Clock()
+    hub = StreamHub(clock, nothing_stored, keepalive=15)
+    hub.startService()
+    busy_request, quiet_request = DummyRequest([b""]), DummyRequest([b""])
+    hub.subscribe(busy_request, None, None)
+    hub.subscribe(quiet_request, "other-printer", None)
+    clock.advance(10)
+    hub.publish([Receipt(1, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    clock.advance(5)  # the first pass: the busy stream got receipt 1 within it
+    assert busy_request.written.count(KEEPALIVE) == 0
+    assert quiet_request.written == [KEEPALIVE]
+    clock.advance(15)  # nothing printed since: both are quiet now
+    assert busy_request.written.count(KEEPALIVE) == 1
+    assert quiet_request.written == [KEEPALIVE] * 2
+    hub.stopService()
+
+
 def test_keepalive_and_maximum_duration_follow_the_clock(store, clock):
     harness = StreamHarness(store, clock, keepalive=15, max_duration=300)
     response, chunks = harness.open()
@@ -185,23 +203,55 @@ def test_fan_out_goes_in_slices_and_keeps_event_order():
         hub.subscribe(request, None, None)
     hub.publish([Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (1, 2)])
 
-    def one_reactor_turn():
-        # Clock.advance would also run the calls scheduled meanwhile; a reactor runs those
-        # on its next turn, after other I/O. Run exactly the calls due now.
-        due = [c for c in clock.getDelayedCalls() if c.getTime() <= clock.seconds()]
-        for call in due:
-            clock.calls.remove(call)
-            call.func(*call.args, **call.kw)
-
     # A slice is 3 subscribers, each given both events of the commit at once (one send each).
-    one_reactor_turn()
+    one_reactor_turn(clock)
     assert sorted(len(r.written) for r in requests) == [0, 0, 2, 2, 2]
-    one_reactor_turn()
+    one_reactor_turn(clock)
     assert sorted(len(r.written) for r in requests) == [2] * 5
     clock.advance(0)  # any further turn sends nothing more
     assert sorted(len(r.written) for r in requests) == [2] * 5
     ids = [[int(w.split(b"\n")[0][4:]) for w in r.written] for r in requests]
     assert ids == [[1, 2]] * 5
+
+
+def test_a_fan_out_that_is_behind_gives_the_waiting_subscribers_the_next_commit_with_it():
+    clock = Clock()
+    hub = StreamHub(clock, nothing_stored, slice_size=3)
+    requests = [DummyRequest([b""]) for _ in range(5)]
+    for request in requests:
+        hub.subscribe(request, None, None)
+    late_request = DummyRequest([b""])
+
+    def ids_of(request):
+        return [int(w.split(b"\n")[0][4:]) for w in request.written]
+
+    hub.publish([Receipt(1, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    one_reactor_turn(clock)  # three of the five have receipt 1
+    waiting = [r for r in requests if not r.written]
+    assert len(waiting) == 2
+    hub.subscribe(late_request, None, None)  # live from now: receipt 2 on, not 1
+    hub.publish([Receipt(2, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    one_reactor_turn(clock)
+    # The two still waiting for receipt 1 got receipt 2 with it, in the same slice (one
+    # subscriber more of the three in a slice got receipt 2 alone).
+    assert [ids_of(r) for r in waiting] == [[1, 2], [1, 2]]
+    assert sum(len(ids_of(r)) for r in [*requests, late_request]) == 3 + 2 * 2 + 1
+    one_reactor_turn(clock)
+    clock.advance(0)
+    assert [ids_of(r) for r in requests] == [[1, 2]] * 5
+    assert ids_of(late_request) == [2]
+    assert not hub._fanout
+
+
+def one_reactor_turn(clock: Clock) -> None:
+    """
+    Run the calls due now, as one turn of a reactor does (Clock.advance would also run the
+    calls they schedule, which a reactor runs on its next turn, after other I/O).
+    """
+    due = [c for c in clock.getDelayedCalls() if c.getTime() <= clock.seconds()]
+    for call in due:
+        clock.calls.remove(call)
+        call.func(*call.args, **call.kw)
 
 
 def test_one_subscriber_whose_delivery_raises_does_not_stop_the_stream_for_the_others():
