@@ -13,13 +13,14 @@ from typing import Optional
 import pytest
 import pytest_twisted
 import treq
+from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from printerd.epos.document import parse_xml
-from printerd.epos.sdp import Backoff, ServerDirectPrint, ServerDirectPrintConfig
+from printerd.epos.sdp import MAX_REQUEST_BYTES, ServerDirectPrint, ServerDirectPrintConfig
 from printerd.epos.service import EposPrinter, EposPrinting
 from printerd.escpos.status import PrinterState
 from printerd.store.receipts import ReceiptQuery
@@ -50,6 +51,7 @@ class FakePosServer(Resource):
         super().__init__()
         self.answers: deque[bytes] = deque()
         self.failing: dict[int, int] = {}  # POST number (0 first) -> status to answer with
+        self.failing_body = b"busy"
         self.posts: list[dict[str, str]] = []
 
     def render_POST(self, request) -> bytes:
@@ -58,7 +60,7 @@ class FakePosServer(Resource):
         self.posts.append(form)
         if len(self.posts) - 1 in self.failing:
             request.setResponseCode(self.failing[len(self.posts) - 1])
-            return b"busy"
+            return self.failing_body
         request.setHeader(b"Content-Type", b"text/xml; charset=utf-8")
         if form["ConnectionType"] == "GetRequest" and self.answers:
             return self.answers.popleft()
@@ -101,6 +103,17 @@ def make_poller(store, server, printer, interval=0.02, **kwargs) -> ServerDirect
                              max_backoff=kwargs.pop("max_backoff", 0.1), **kwargs)
 
 
+async def run_until_answered(store, server, printer, timeout: float = 5.0) -> ServerDirectPrint:
+    """A poller run until the server has its first SetResponse, then stopped."""
+    poller = make_poller(store, server, printer)
+    poller.startService()
+    try:
+        await wait_until(lambda: server.responses(), timeout=timeout)
+    finally:
+        poller.stopService()
+    return poller
+
+
 def response_elements(response_file: str) -> list[dict[str, str]]:
     root = parse_xml(response_file.encode())
     found, stack = [], [root]
@@ -117,12 +130,7 @@ async def test_jobs_are_printed_and_the_results_posted_as_version_2(store, pos_s
     pos_server.answers.append(print_request(
         ("local_printer", "ABC123", "<text>Table 7&#10;Soup</text><cut/>"),
         ("local_printer", "ABC124", '<text em="true">Table 8</text><cut type="feed"/>')))
-    poller = make_poller(store, pos_server, printer)
-    poller.startService()
-    try:
-        await wait_until(lambda: pos_server.responses())
-    finally:
-        poller.stopService()
+    await run_until_answered(store, pos_server, printer)
     get = pos_server.posts[0]
     assert (get["ConnectionType"], get["ID"], get["Name"]) == ("GetRequest", "TM01", "Counter")
     assert get["content-type"] == "application/x-www-form-urlencoded"
@@ -144,12 +152,7 @@ async def test_version_1_results_and_a_refusing_printer(store, pos_server, print
     printer.state = PrinterState(cover_open=True)
     pos_server.answers.append(print_request(("local_printer", None, "<text>x</text><cut/>"),
                                             version=None))
-    poller = make_poller(store, pos_server, printer)
-    poller.startService()
-    try:
-        await wait_until(lambda: pos_server.responses())
-    finally:
-        poller.stopService()
+    await run_until_answered(store, pos_server, printer)
     root = parse_xml(pos_server.responses()[0].encode())
     assert root.attributes == {"Version": "1.00"}
     (result,) = response_elements(pos_server.responses()[0])
@@ -160,12 +163,7 @@ async def test_version_1_results_and_a_refusing_printer(store, pos_server, print
 @pytest_twisted.ensureDeferred
 async def test_an_unusable_answer_is_reported_as_the_tm_t88vi_does(store, pos_server, printer):
     pos_server.answers.append(b"<PrintRequestInfo><ePOSPrint>")
-    poller = make_poller(store, pos_server, printer)
-    poller.startService()
-    try:
-        await wait_until(lambda: pos_server.responses())
-    finally:
-        poller.stopService()
+    await run_until_answered(store, pos_server, printer)
     root = parse_xml(pos_server.responses()[0].encode())
     verdict = root.children[0].children[0]
     assert (verdict.name, verdict.attributes) == ("Response", {"Success": "false"})
@@ -194,10 +192,61 @@ async def test_failures_back_off_and_an_undelivered_result_is_sent_again(store, 
     assert [r.text for r in await stored_receipts(store)] == ["once"]
 
 
-def test_backoff_doubles_up_to_its_maximum():
-    backoff = Backoff(5, 60)
-    assert [backoff.delay(n) for n in range(6)] == [5, 10, 20, 40, 60, 60]
-    assert Backoff(5, 1).delay(3) == 5  # never shorter than the interval
+@pytest_twisted.ensureDeferred
+async def test_an_answer_over_2_mb_is_reported_as_too_big_and_an_error_page_as_the_error(
+        store, pos_server, printer):
+    too_big = b"<PrintRequestInfo>" + b" " * MAX_REQUEST_BYTES + b"</PrintRequestInfo>"
+    pos_server.failing, pos_server.failing_body = {0: 503}, too_big
+    pos_server.answers.append(too_big)
+    poller = await run_until_answered(store, pos_server, printer, timeout=10)
+    # A big error page is the server's failure; a big answer, the print request's.
+    assert (poller.errors_total, poller.last_error) == (1, None)
+    assert poller.polls_total >= 2
+    root = parse_xml(pos_server.responses()[0].encode())
+    verdict = root.children[0].children[0]
+    assert verdict.attributes == {"Success": "false"}
+    assert [c.text for c in verdict.children] == ["Data size is exceeded",
+                                                  "Too big print request"]
+    assert list(store.newest) == []
+
+
+def retry_delays(store, clock, failing: dict[int, int], polls: int, interval: float,
+                 max_backoff: float) -> list[float]:
+    """The seconds a poller waits after each of its first ``polls`` polls (on a task.Clock,
+    through StubTreq), the server answering the POSTs numbered in ``failing`` with an error."""
+    server = FakePosServer()
+    server.failing = failing
+    http = StubTreq(server)
+    target = EposPrinter("counter", state=PrinterState)
+    config = ServerDirectPrintConfig("counter", "http://pos.example/print.php", interval)
+    poller = ServerDirectPrint(clock, EposPrinting(clock, store, [target]), target, config, http,
+                               timeout=10, max_backoff=max_backoff)
+    poller.startService()
+    delays = []
+    try:
+        for poll in range(polls + 1):
+            (call,) = clock.getDelayedCalls()
+            delays.append(call.getTime() - clock.seconds())
+            if poll < polls:
+                clock.advance(delays[-1])
+                http.flush()
+                assert len(server.posts) == poll + 1  # the poll is over: one POST each
+    finally:
+        poller.stopService()
+    return delays[1:]  # the first poll starts at once
+
+
+def test_failed_polls_wait_two_intervals_doubling_to_the_maximum_and_a_success_starts_over(
+        inline_store, clock):
+    # Polls 0-4 and 6 fail, 5 and 7 work (each works out with an empty answer: no jobs).
+    failing = {0: 503, 1: 503, 2: 500, 3: 503, 4: 503, 6: 503}
+    assert retry_delays(inline_store, clock, failing, 8, interval=5, max_backoff=60) == [
+        10, 20, 40, 60, 60, 5, 10, 5]
+    # A maximum below the interval: never shorter than the interval.
+    assert retry_delays(inline_store, clock, {0: 503, 1: 503}, 3, interval=5,
+                        max_backoff=1) == [5, 5, 5]
+    assert retry_delays(inline_store, clock, {0: 503, 1: 503}, 3, interval=5,
+                        max_backoff=7) == [7, 7, 5]
 
 
 @pytest_twisted.ensureDeferred

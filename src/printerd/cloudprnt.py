@@ -49,6 +49,7 @@ from printerd.backoff import Backoff
 from printerd.escpos.parser import ParsedReceipt
 from printerd.escpos.profiles import PrinterProfile
 from printerd.escpos.status import PAPER_NEAR_END, PAPER_OUT, PrinterState
+from printerd.http_download import BodyTooLarge, read_body
 from printerd.metrics import Figure
 from printerd.rawport.factory import RawPrintFactory
 from printerd.rawport.protocol import EndedJob
@@ -78,10 +79,6 @@ JOB_TOO_LARGE = "521 Job too large"
 
 class CloudPrntError(Exception):
     """The server's answer is not what CloudPRNT says it is."""
-
-
-class JobTooLarge(Exception):
-    """A job's body is over the size limit."""
 
 
 def default_mac(printer: str, serial: str) -> str:
@@ -322,7 +319,7 @@ class CloudPrntPrinter(Service):
         response = await self.http.request(
             "POST", self.config.url, data=json.dumps(self.poll_body()).encode(),
             headers={"Content-Type": ["application/json"]}, timeout=REQUEST_TIMEOUT)
-        body = await _collect(response, MAX_ANSWER_BYTES)
+        body = await read_body(self.http.collect, response, MAX_ANSWER_BYTES)
         if not 200 <= response.code < 300:
             raise CloudPrntError(f"the server answered the poll with HTTP {response.code}")
         try:
@@ -381,8 +378,8 @@ class CloudPrntPrinter(Service):
             response = await self.http.request(
                 "GET", with_query(get_url, **{"type": media_type, **query}),
                 timeout=REQUEST_TIMEOUT)
-            body = await _collect(response, self.max_job_bytes)
-        except JobTooLarge:
+            body = await read_body(self.http.collect, response, self.max_job_bytes)
+        except BodyTooLarge:
             await self._confirm(answer, query, JOB_TOO_LARGE)
             return
         if response.code != 200:
@@ -427,7 +424,7 @@ class CloudPrntPrinter(Service):
         else:
             method, url = "DELETE", with_query(url, **params)
         response = await self.http.request(method, url, timeout=REQUEST_TIMEOUT)
-        await _collect(response, MAX_ANSWER_BYTES)
+        await read_body(self.http.collect, response, MAX_ANSWER_BYTES)
         if not 200 <= response.code < 300:
             raise CloudPrntError(f"the server answered the job confirmation with HTTP "
                                  f"{response.code}")
@@ -443,24 +440,6 @@ class CloudPrntPrinter(Service):
                 "counters": {"polls": c.polls_total, "poll_failures": c.poll_failures_total,
                              "jobs_printed": c.jobs_printed_total,
                              "jobs_rejected": c.jobs_rejected_total}}
-
-
-async def _collect(response: Any, limit: int) -> bytes:
-    """A response's body, up to ``limit`` bytes (JobTooLarge past it: the download stops)."""
-    length = response.length if isinstance(response.length, int) else 0
-    chunks: list[bytes] = []
-    size = 0
-
-    def collect(data: bytes) -> None:
-        # Raising here makes treq drop the connection: the rest is never downloaded.
-        nonlocal size
-        size += len(data)
-        if size > limit or length > limit:
-            raise JobTooLarge(f"more than {limit} bytes")
-        chunks.append(data)
-
-    await treq.collect(response, collect)
-    return b"".join(chunks)
 
 
 def cloudprnt_figures(pollers: Sequence[CloudPrntPrinter]) -> tuple[Figure, ...]:

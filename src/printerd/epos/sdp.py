@@ -30,9 +30,11 @@ from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
+from printerd.backoff import Backoff
 from printerd.epos.document import Element, SchemaError, find_documents, parse_xml
 from printerd.epos.response import DEVICE_NOT_FOUND, PrintResult, response_element
 from printerd.epos.service import LOCAL_PRINTER, EposPrinter, EposPrinting
+from printerd.http_download import BodyTooLarge, read_body
 
 MAX_REQUEST_BYTES = 2 * 1024 * 1024  # Epson: "The XML obtained with GetRequest exceeds 2MB"
 MAX_JOBS = 5000  # Epson: "The number of print data units ... exceeds 5000"
@@ -48,23 +50,6 @@ class ServerDirectPrintConfig:
     interval: float = 5.0
     id: str = ""
     name: str = ""
-
-
-class Backoff:
-    """Seconds to wait after ``failures`` failed exchanges in a row: pure arithmetic."""
-
-    def __init__(self, interval: float, maximum: float) -> None:
-        self.interval = interval
-        self.maximum = max(maximum, interval)
-
-    def delay(self, failures: int) -> float:
-        if failures <= 0:
-            return self.interval
-        return min(self.interval * 2 ** min(failures, 30), self.maximum)
-
-
-class TooLarge(Exception):
-    """The server's answer is over MAX_REQUEST_BYTES."""
 
 
 @dataclass
@@ -162,9 +147,11 @@ class ServerDirectPrint(Service):
         self.config = config
         self.http = http
         self.timeout = timeout
-        self.backoff = Backoff(config.interval, max_backoff)
+        # The n-th failure in a row waits interval * 2**n, never less than the interval.
+        cap = max(max_backoff, config.interval)
+        self.backoff = Backoff(first=min(2 * config.interval, cap), cap=cap)
+        self._next_delay = config.interval
         self.name = f"server-direct-print-{printer.name}"
-        self.failures = 0
         self.polls_total = 0
         self.jobs_total = 0
         self.errors_total = 0
@@ -202,7 +189,7 @@ class ServerDirectPrint(Service):
     def _done(self, result: object) -> None:
         # poll() catches its own failures: this only sees a cancellation at stop.
         self._running = None
-        self._schedule(self.backoff.delay(self.failures))
+        self._schedule(self._next_delay)
 
     # -- one exchange ------------------------------------------------------------------------
 
@@ -221,19 +208,24 @@ class ServerDirectPrint(Service):
                 self._pending_response = None
             if self.failures:
                 self.log.info("server direct print {url}: reachable again", url=self.config.url)
-            self.failures = 0
+            self.backoff.succeeded()
+            self._next_delay = self.config.interval
             self.last_error = None
         except CancelledError:
             raise
         except Exception as e:  # refused, DNS, TLS, timeout, bad status: all retried
             if not self.running:
                 return  # stopped mid-exchange: not the server's failure
-            self.failures += 1
+            self._next_delay = self.backoff.failed()
             self.errors_total += 1
             self.last_error = f"{e.__class__.__name__}: {e}"
             self.log.warn("server direct print {url}: {error}; retrying in {delay:g} s",
-                          url=self.config.url, error=self.last_error,
-                          delay=self.backoff.delay(self.failures))
+                          url=self.config.url, error=self.last_error, delay=self._next_delay)
+
+    @property
+    def failures(self) -> int:
+        """Exchanges that failed in a row."""
+        return self.backoff.failures
 
     def _form(self, **fields: str) -> bytes:
         return urlencode({"ConnectionType": fields.pop("connection_type"),
@@ -242,30 +234,21 @@ class ServerDirectPrint(Service):
     async def _post(self, body: bytes) -> bytes:
         request = self.http.post(self.config.url, data=body, headers=FORM)
         response = await request.addTimeout(self.timeout, self.clock)
-        chunks: list[bytes] = []
-        size = 0
-
-        def collect(data: bytes) -> None:
-            nonlocal size
-            size += len(data)
-            if size > MAX_REQUEST_BYTES:
-                raise TooLarge()
-            chunks.append(data)
-
         try:
-            await self.http.collect(response, collect).addTimeout(self.timeout, self.clock)
-        except TooLarge:
+            body = await read_body(self.http.collect, response, MAX_REQUEST_BYTES).addTimeout(
+                self.timeout, self.clock)
+        except BodyTooLarge:
             if response.code != 200:
                 raise OSError(f"the server answered {response.code}") from None
             raise
         if response.code != 200:
             raise OSError(f"the server answered {response.code}")
-        return b"".join(chunks)
+        return body
 
     async def _get_request(self) -> Optional[bytes]:
         try:
             return await self._post(self._form(connection_type="GetRequest"))
-        except TooLarge:
+        except BodyTooLarge:
             return None  # answered below with Epson's "Data size is exceeded"
 
     async def _set_response(self, response: str) -> None:
