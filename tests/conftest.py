@@ -8,9 +8,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
 
-# Re-exported for test modules that import them from here.
-from support import SAMPLES, make_store, sample_files  # noqa: F401
-from support import drop_template, make_inline_store, postgres_database
+from support import drop_template, make_inline_store, make_store, postgres_database
 from bench.daemon import Daemon
 from openapi_check import check_response
 

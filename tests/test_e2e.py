@@ -18,7 +18,7 @@ from escpos.printer import Network
 
 import printerd
 from bench.daemon import TWISTD, Daemon
-from support import WebhookReceiver, send_job
+from support import SAMPLES, WebhookReceiver, send_job
 
 pytestmark = pytest.mark.e2e
 WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWtleQ=="
@@ -357,7 +357,6 @@ def test_several_printers_each_on_its_own_port(tmp_path):
 
 
 def test_a_sample_printed_on_the_raw_port_renders_as_png_html_and_text(daemon):
-    from conftest import SAMPLES
     from PIL import Image
 
     send_job(daemon.raw_port, (SAMPLES / "escpos-php__receipt-with-logo.bin").read_bytes())

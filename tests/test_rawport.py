@@ -23,7 +23,7 @@ from printerd.config import Settings
 from printerd.escpos.status import PrinterState
 from printerd.rawport.factory import job_settings
 from printerd.rawport.protocol import SLICE, EndedJob, RawPrintProtocol
-from support import connect, hang_up, make_factory
+from support import connect, hang_up, make_factory, make_store, sample_files
 
 GS_I_65 = b"\x1dI\x41"  # firmware version: 3 bytes in, 15 out
 
@@ -229,8 +229,6 @@ def test_the_per_peer_cap_queues_a_busy_peer_without_blocking_others(store):
 
 @pytest_twisted.ensureDeferred
 async def test_the_port_pauses_while_the_database_cannot_be_written(db_path):
-    from conftest import make_store
-
     store = make_store(db_path, commit_delay=0.001, retry_delay=0.05)
     store.startService()
     try:
@@ -471,7 +469,6 @@ def test_scanner_probes_against_the_real_daemon_store_nothing_and_real_jobs_stil
     from escpos.printer import Network
 
     from bench.daemon import Daemon
-    from conftest import sample_files
 
     probes = nmap_probes()
     daemon = Daemon(tmp_path, "--database=var/printerd.sqlite3")
@@ -515,7 +512,6 @@ def test_no_prefix_of_a_real_job_is_taken_for_another_protocol():
     """Every prefix of the sample jobs and of python-escpos's bytes is a job or undecided."""
     from escpos.printer import Dummy
 
-    from conftest import sample_files
     from printerd.escpos.junk import NEED_MORE, classify
 
     printer = Dummy()
