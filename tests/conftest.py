@@ -21,6 +21,17 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 @pytest.fixture
+def daemon(tmp_path: Path):
+    """
+    The real daemon (twistd in a subprocess) on ephemeral ports with a SQLite database under
+    ``tmp_path``, stopped after the test.  Modules that need other options define their own.
+    """
+    running = Daemon(tmp_path, "--database=var/printerd.sqlite3", "--shutdown-timeout=2")
+    yield running
+    running.stop()
+
+
+@pytest.fixture
 def db_path(tmp_path: Path) -> str:
     """A SQLite database's path (tests of what only SQLite does)."""
     return str(tmp_path / "db" / "printerd.sqlite3")

@@ -24,13 +24,6 @@ pytestmark = pytest.mark.e2e
 WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWtleQ=="
 
 
-@pytest.fixture
-def daemon(tmp_path):
-    running = Daemon(tmp_path, "--database=var/printerd.sqlite3", "--shutdown-timeout=2")
-    yield running
-    running.stop()
-
-
 def test_python_escpos_prints_three_receipts_on_one_connection(daemon):
     printer = Network("127.0.0.1", port=daemon.raw_port, timeout=10)
     assert printer.is_online() is True
