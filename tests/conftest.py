@@ -8,9 +8,7 @@ import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
 
-# Re-exported for test modules that import them from here.
-from support import SAMPLES, make_store, sample_files  # noqa: F401
-from support import drop_template, make_inline_store, postgres_database
+from support import drop_template, make_inline_store, make_store, postgres_database
 from bench.daemon import Daemon
 from openapi_check import check_response
 
@@ -20,6 +18,17 @@ Daemon.response_check = staticmethod(check_response)
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     drop_template()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path):
+    """
+    The real daemon (twistd in a subprocess) on ephemeral ports with a SQLite database under
+    ``tmp_path``, stopped after the test.  Modules that need other options define their own.
+    """
+    running = Daemon(tmp_path, "--database=var/printerd.sqlite3", "--shutdown-timeout=2")
+    yield running
+    running.stop()
 
 
 @pytest.fixture

@@ -18,21 +18,27 @@ import os
 import socket
 import sqlite3
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+import treq
 
 from escpos.printer import Dummy
 from treq.testing import StubTreq
 from twisted.internet import reactor
+from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock, deferLater
-from twisted.internet.testing import MemoryReactorClock
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
+from twisted.web.resource import Resource
+from twisted.web.server import NOT_DONE_YET
 
 from openapi_check import check_response
+from printerd.config import Settings
 from printerd.forwarder.service import Forwarder
 from printerd.http.api import HttpApi
 from printerd.http.auth import Authenticator
@@ -54,14 +60,15 @@ from printerd.http.routes.session import SessionRoutes
 from printerd.http.routes.stream import StreamRoutes
 from printerd.http.stream import StreamHub
 from printerd.metrics import Figures, ReactorLag, Sources, make_registry
-from printerd.rawport.factory import RawPrintFactory, RawPrinter
+from printerd.rawport.factory import RawPrintFactory, RawPrinter, admission_limits, job_settings
 from printerd.render.document import ReceiptPrinter
 from printerd.render.service import Renderings
 from printerd.retention import Retention
 from printerd.store.engine import open_engine
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
-from printerd.store.sqlite import connect, split_statements
+from printerd.store.sqlite import connect as connect_sqlite
+from printerd.store.sqlite import split_statements
 from printerd.store.sqlite_schema import MIGRATIONS
 from printerd.store.tailer import Tailer
 from printerd.store.threads import DatabaseThreads, InlineRunner
@@ -145,7 +152,7 @@ def sqlite_database_at_version(path: str, version: int) -> sqlite3.Connection:
     for adding the old rows; the caller closes it before the store upgrades the file.
     """
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    conn = connect(path)
+    conn = connect_sqlite(path)
     conn.execute("PRAGMA journal_mode = WAL")
     for number, script in enumerate(MIGRATIONS[:version], start=1):
         for statement in split_statements(script):
@@ -455,3 +462,99 @@ async def wait_until(condition: Callable[[], Any], timeout: float = 5.0,
             return value
         await deferLater(reactor, interval, lambda: None)
     raise AssertionError(f"condition not met within {timeout} s")
+
+
+# -- The raw port, in memory -----------------------------------------------------------------
+
+JOB_FIELDS = {"idle_timeout", "max_job_bytes", "two_byte_encoding", "identity"}
+LIMIT_FIELDS = {"max_connections", "max_per_peer", "wait_timeout", "max_open"}
+
+
+def make_factory(store: ReceiptStore, printer: str = "default", allow: Any = None,
+                 **changes: Any) -> tuple[RawPrintFactory, MemoryReactorClock]:
+    """
+    A raw port's factory over ``store`` with the default settings, except ``changes`` (job
+    settings or admission limits), on a clock of its own.
+    """
+    clock = MemoryReactorClock()
+    defaults = Settings()
+    job = replace(job_settings(defaults), **{k: v for k, v in changes.items() if k in JOB_FIELDS})
+    limits = replace(admission_limits(defaults),
+                     **{k: v for k, v in changes.items() if k in LIMIT_FIELDS})
+    assert set(changes) <= JOB_FIELDS | LIMIT_FIELDS
+    return RawPrintFactory(clock, store, printer, job=job, limits=limits, allow=allow), clock
+
+
+def connect(factory: RawPrintFactory, port: int = 40000) -> tuple[Any, StringTransport]:
+    """A POS at 10.0.0.7:``port`` connected to the raw port: (protocol, its transport)."""
+    protocol = factory.buildProtocol(IPv4Address("TCP", "10.0.0.7", port))
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    return protocol, transport
+
+
+def hang_up(protocol: Any) -> None:
+    """The POS closes its connection (the job ends)."""
+    protocol.connectionLost(None)
+
+
+# -- Live streams ----------------------------------------------------------------------------
+
+class StreamHarness:
+    """An API with a hub over an inline store, reached through StubTreq, driven by the clock."""
+
+    def __init__(self, store: ReceiptStore, clock: Clock, read_after: Any = None,
+                 **hub_options: Any) -> None:
+        self.store = store
+        self.clock = clock
+        self.hub = StreamHub(clock, read_after or store.receipts_after, **hub_options)
+        store.on_commit(self.hub.publish)
+        self.hub.startService()
+        self.stub = Api(store, clock, hub=self.hub).stub
+
+    def open(self, path: str = "/api/stream", headers: Any = None) -> tuple[Any, list[bytes]]:
+        """Open a stream; returns (response, received chunks)."""
+        d = self.stub.get("http://printerd" + path, headers=headers)
+        self.stub.flush()
+        response = result_of(d)
+        chunks: list[bytes] = []
+        if response.code == 200:
+            treq.collect(response, chunks.append)
+        self.pump()
+        return response, chunks
+
+    def commit(self, *drafts: NewReceipt) -> list:
+        """Commit receipts; the hub fans them out and the clients read them."""
+        stored = add_receipts(self.store, self.clock, *drafts)
+        self.pump()
+        return stored
+
+    def pump(self) -> None:
+        pump(self.clock, self.stub)
+
+
+# -- Webhooks --------------------------------------------------------------------------------
+
+class WebhookReceiver(Resource):
+    """A webhook receiver: answers each POST with the next code, records what it got."""
+
+    isLeaf = True
+
+    def __init__(self, codes: list[int], headers: Optional[dict] = None,
+                 hang: bool = False) -> None:
+        super().__init__()
+        self.codes = codes
+        self.headers = headers or {}
+        self.hang = hang
+        self.requests: list[tuple[dict, bytes]] = []
+
+    def render_POST(self, request: Any) -> Any:
+        self.requests.append(({k.decode().lower(): v[0].decode() for k, v in
+                               request.requestHeaders.getAllRawHeaders()},
+                              request.content.read()))
+        if self.hang:
+            return NOT_DONE_YET
+        request.setResponseCode(self.codes.pop(0) if len(self.codes) > 1 else self.codes[0])
+        for name, value in self.headers.items():
+            request.setHeader(name, value)
+        return b"ok"

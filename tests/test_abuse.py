@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from bench.daemon import Daemon
-from conftest import sample_files
+from support import sample_files
 
 pytestmark = pytest.mark.e2e
 

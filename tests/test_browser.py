@@ -73,13 +73,6 @@ def page(browser):
     assert errors == [], f"JavaScript errors on the page: {errors}"
 
 
-@pytest.fixture
-def daemon(tmp_path):
-    running = Daemon(tmp_path, "--database=var/printerd.sqlite3", "--shutdown-timeout=2")
-    yield running
-    running.stop()
-
-
 def print_receipt(port: int, *lines: str) -> None:
     printer = Network("127.0.0.1", port=port, timeout=10)
     printer.set(align="center", bold=True)

@@ -13,10 +13,10 @@ from PIL import Image
 
 import printerd
 from bench.daemon import PRINTERD, TWISTD, Daemon
-from conftest import SAMPLES
 from printerd.cli import main
 from printerd.escpos.parser import JobParser, ParsedReceipt
 from printerd.render.text import render_text
+from support import SAMPLES
 
 DEMO = SAMPLES / "escpos-php__demo.bin"  # 14 receipts, text and styles
 LOGO = SAMPLES / "escpos-php__receipt-with-logo.bin"

@@ -18,17 +18,10 @@ from escpos.printer import Network
 
 import printerd
 from bench.daemon import TWISTD, Daemon
-from support import send_job
+from support import SAMPLES, WebhookReceiver, send_job
 
 pytestmark = pytest.mark.e2e
 WEBHOOK_SECRET = "whsec_ZTJlLXdlYmhvb2stc2VjcmV0LWtleQ=="
-
-
-@pytest.fixture
-def daemon(tmp_path):
-    running = Daemon(tmp_path, "--database=var/printerd.sqlite3", "--shutdown-timeout=2")
-    yield running
-    running.stop()
 
 
 def test_python_escpos_prints_three_receipts_on_one_connection(daemon):
@@ -184,9 +177,8 @@ async def test_webhook_receiver_that_fails_first_gets_each_receipt_once_signed(t
     from twisted.web.server import Site
 
     from printerd.forwarder.signing import verify
-    from test_forwarder import Receiver
 
-    receiver = Receiver([503, 200])  # the first attempt fails
+    receiver = WebhookReceiver([503, 200])  # the first attempt fails
     port = reactor.listenTCP(0, Site(receiver), interface="127.0.0.1")
     hooks = json.dumps([{"name": "cloud", "url": f"http://127.0.0.1:{port.getHost().port}/hook",
                          "secret": WEBHOOK_SECRET}])
@@ -358,7 +350,6 @@ def test_several_printers_each_on_its_own_port(tmp_path):
 
 
 def test_a_sample_printed_on_the_raw_port_renders_as_png_html_and_text(daemon):
-    from conftest import SAMPLES
     from PIL import Image
 
     send_job(daemon.raw_port, (SAMPLES / "escpos-php__receipt-with-logo.bin").read_bytes())

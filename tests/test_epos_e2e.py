@@ -35,13 +35,6 @@ EPOS_NS = "http://www.epson-pos.com/schemas/2011/03/epos-print"
 SERVICE = "/cgi-bin/epos/service.cgi"
 
 
-@pytest.fixture
-def daemon(tmp_path):
-    running = Daemon(tmp_path, "--database=var/printerd.sqlite3", "--shutdown-timeout=2")
-    yield running
-    running.stop()
-
-
 def receipt_document() -> EposDocument:
     document = EposDocument()
     document.add_body(Text("CAFÉ DU PORT\n", align=Align.CENTER, bold=True, double_width=True))

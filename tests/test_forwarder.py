@@ -26,9 +26,9 @@ from printerd.forwarder.service import Forwarder
 from printerd.forwarder.signing import sign, verify
 from printerd.retention import Retention
 from support import (
-    add_receipts, draft, make_inline_store, make_lagging_store, make_store, pump, refuse_writes,
-    request_json,
-    result_of, run_clock_until, sqlite_database_at_version, wait_until,
+    WebhookReceiver, add_receipts, draft, make_inline_store, make_lagging_store, make_store, pump,
+    refuse_writes, request_json, result_of, run_clock_until, sqlite_database_at_version,
+    wait_until,
 )
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -63,34 +63,10 @@ def test_webhook_settings_from_json_and_errors():
         load_settings({}, {"PRINTERD_WEBHOOKS": '[{"url": "ftp://x", "secret": "s"}]'})
 
 
-class Receiver(Resource):
-    """A webhook receiver: answers each POST with the next code, records what it got."""
-
-    isLeaf = True
-
-    def __init__(self, codes: list[int], headers: dict | None = None, hang: bool = False):
-        super().__init__()
-        self.codes = codes
-        self.headers = headers or {}
-        self.hang = hang
-        self.requests: list[tuple[dict, bytes]] = []
-
-    def render_POST(self, request):
-        self.requests.append(({k.decode().lower(): v[0].decode() for k, v in
-                               request.requestHeaders.getAllRawHeaders()},
-                              request.content.read()))
-        if self.hang:
-            return NOT_DONE_YET
-        request.setResponseCode(self.codes.pop(0) if len(self.codes) > 1 else self.codes[0])
-        for name, value in self.headers.items():
-            request.setHeader(name, value)
-        return b"ok"
-
-
 class Harness:
     """An inline store with an outbox for ``targets``, and a forwarder posting to ``receiver``."""
 
-    def __init__(self, database: str, clock, receiver: Receiver, targets=(TARGET,),
+    def __init__(self, database: str, clock, receiver: WebhookReceiver, targets=(TARGET,),
                  **options) -> None:
         self.clock = clock
         self.store = make_inline_store(
@@ -141,7 +117,7 @@ def harness(database, clock):
 
 
 def test_delivery_posts_signed_receipt_json_once(harness):
-    receiver = Receiver([204])
+    receiver = WebhookReceiver([204])
     h = harness(receiver)
     h.forwarder.startService()
     (stored,) = h.print()
@@ -159,7 +135,7 @@ def test_delivery_posts_signed_receipt_json_once(harness):
 
 
 def test_failures_follow_the_schedule_then_dead_letter_and_retry(harness):
-    receiver = Receiver([500])
+    receiver = WebhookReceiver([500])
     h = harness(receiver)
     h.forwarder.startService()
     h.print()
@@ -187,7 +163,7 @@ def test_failures_follow_the_schedule_then_dead_letter_and_retry(harness):
 
 
 def test_429_retry_after_is_honoured(harness):
-    receiver = Receiver([429, 200], headers={b"Retry-After": b"120"})
+    receiver = WebhookReceiver([429, 200], headers={b"Retry-After": b"120"})
     h = harness(receiver)
     h.forwarder.startService()
     h.print()
@@ -202,7 +178,7 @@ def test_429_retry_after_is_honoured(harness):
 
 
 def test_410_gone_disables_the_target_and_keeps_the_delivery(harness):
-    receiver = Receiver([410])
+    receiver = WebhookReceiver([410])
     h = harness(receiver)
     h.forwarder.startService()
     h.print()
@@ -216,7 +192,7 @@ def test_410_gone_disables_the_target_and_keeps_the_delivery(harness):
 
 
 def test_a_receiver_that_never_answers_times_out(harness):
-    receiver = Receiver([200], hang=True)
+    receiver = WebhookReceiver([200], hang=True)
     h = harness(receiver, timeout=15)
     h.forwarder.startService()
     h.print()
@@ -231,18 +207,18 @@ def test_a_receiver_that_never_answers_times_out(harness):
 
 def test_printer_filter_writes_no_delivery_for_other_printers(harness):
     bar_only = WebhookTarget(name="bar", url="http://r.test/", secret="s", printers=("bar",))
-    h = harness(Receiver([200]), targets=(bar_only,))
+    h = harness(WebhookReceiver([200]), targets=(bar_only,))
     h.print(draft(printer="kitchen"), draft(printer="bar"))
     assert result_of(h.store.read(lambda c: c.execute(
         "SELECT receipt_id, target FROM deliveries").fetchall())) == [(2, "bar")]
 
 
 def test_pending_deliveries_survive_a_restart_and_go_exactly_once(harness):
-    first = harness(Receiver([200]))
+    first = harness(WebhookReceiver([200]))
     first.print(*(draft(f"receipt {i}") for i in range(5)))  # no forwarder running
     first.stop()
 
-    receiver = Receiver([200])
+    receiver = WebhookReceiver([200])
     second = harness(receiver)
     second.forwarder.startService()
     second.pump()
@@ -253,7 +229,7 @@ def test_pending_deliveries_survive_a_restart_and_go_exactly_once(harness):
 
 
 def test_retention_purges_old_receipts_but_keeps_undelivered_ones(harness):
-    h = harness(Receiver([200]))
+    h = harness(WebhookReceiver([200]))
     day = 86400
     now = 1_800_000_000
     old_delivered, old_pending, recent = h.print(
@@ -275,7 +251,7 @@ def test_retention_purges_old_receipts_but_keeps_undelivered_ones(harness):
 
 
 def test_a_failing_retention_run_logs_and_the_job_keeps_running(harness):
-    h = harness(Receiver([200]))
+    h = harness(WebhookReceiver([200]))
     refuse_writes(h.store)  # writes now fail
     retention = Retention(h.clock, h.store, days=30, interval=3600)
     retention.startService()
@@ -291,7 +267,7 @@ def test_a_failing_retention_run_logs_and_the_job_keeps_running(harness):
 def test_forwarder_api_lists_targets_dead_letters_and_retries_them(harness):
     from support import Api
 
-    receiver = Receiver([500])
+    receiver = WebhookReceiver([500])
     h = harness(receiver)
     h.forwarder.schedule = RetrySchedule(delays=(0,), jitter=0)  # one attempt, then dead
     h.forwarder.startService()
@@ -485,7 +461,7 @@ async def test_a_burst_of_1000_at_10_per_commit_gets_one_post_per_receipt(databa
 # -- claims, engine-neutral: only store methods ----------------------------------------------
 
 def test_a_claim_is_exclusive_until_its_lease_ends_then_comes_back(harness):
-    h = harness(Receiver([200]))
+    h = harness(WebhookReceiver([200]))
     (receipt,) = h.print()
     now = h.clock.seconds()
     first = result_of(h.store.claim_deliveries(now, {"cloud": 4}, "a", now + 60))
@@ -512,7 +488,7 @@ def test_a_claim_is_exclusive_until_its_lease_ends_then_comes_back(harness):
 
 
 def test_claims_take_at_most_the_room_given_oldest_due_first(harness):
-    h = harness(Receiver([200]))
+    h = harness(WebhookReceiver([200]))
     h.print(*(draft(f"r{i}") for i in range(6)))
     now = h.clock.seconds()
     claim = result_of(h.store.claim_deliveries(now, {"cloud": 4}, "a", now + 60))
@@ -531,13 +507,13 @@ def test_a_delivery_left_in_flight_by_a_dead_instance_is_sent_again_after_the_le
     """At-least-once: a POST in flight when the process died is sent again, same webhook-id."""
     frozen = Clock()  # the dead process's time: it never moves again
     frozen.advance(clock.seconds())
-    dead = Harness(database, frozen, Receiver([200], hang=True), lease=60)
+    dead = Harness(database, frozen, WebhookReceiver([200], hang=True), lease=60)
     dead.forwarder.startService()
     dead.print()
     dead.pump()
     assert len(dead.receiver.requests) == 1  # posted; the process dies before any answer
 
-    receiver = Receiver([200])
+    receiver = WebhookReceiver([200])
     survivor = harness(receiver, lease=60)
     survivor.forwarder.instance = dead.forwarder.instance  # restarted under the same name
     survivor.forwarder.startService()
@@ -550,7 +526,7 @@ def test_a_delivery_left_in_flight_by_a_dead_instance_is_sent_again_after_the_le
 
 
 def test_stopping_waits_for_posts_in_flight_and_records_them(harness):
-    receiver = Receiver([200], hang=True)
+    receiver = WebhookReceiver([200], hang=True)
     h = harness(receiver, timeout=15)
     h.forwarder.startService()
     h.print()
@@ -573,7 +549,7 @@ def test_a_version_3_database_gains_claims_and_its_deliveries_still_go(db_path, 
     conn.execute("INSERT INTO deliveries (receipt_id, target, next_attempt_at) VALUES (1, 'cloud', 0)")
     conn.close()
 
-    receiver = Receiver([200])
+    receiver = WebhookReceiver([200])
     h = Harness(db_path, clock, receiver)
     try:
         h.forwarder.startService()

@@ -11,6 +11,7 @@ from twisted.logger import Logger, formatEvent
 
 from printerd.rawport.joblog import JobLog
 from printerd.rawport.protocol import EndedJob
+from support import connect, hang_up, make_factory
 
 
 def job_log(lines_per_window: int = 3) -> tuple[JobLog, Clock, list[str]]:
@@ -72,8 +73,6 @@ def test_flush_logs_the_summary_at_once_and_cancels_its_timer():
 
 @pytest_twisted.ensureDeferred
 async def test_the_factory_logs_its_jobs_through_the_job_log_and_flushes_it_on_drain(store):
-    from tests.test_rawport import connect, hang_up, make_factory
-
     factory, _ = make_factory(store, printer="kitchen")
     lines: list[str] = []
     factory.job_log.log = Logger(observer=lambda event: lines.append(formatEvent(event)))

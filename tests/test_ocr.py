@@ -148,14 +148,12 @@ def test_an_odoo_style_image_receipt_gets_its_text_read_and_announced(tmp_path):
 
 
 def test_an_ocr_update_reaches_live_streams_of_its_printer_without_an_id(inline_store, clock):
-    from test_stream import Harness, draft
+    from support import StreamHarness, draft, result_of
 
-    from support import result_of
-
-    harness = Harness(inline_store, clock)
+    harness = StreamHarness(inline_store, clock)
     _, everything = harness.open()
     _, kitchen = harness.open("/api/stream?printer=kitchen")
-    (receipt,) = harness.commit(draft(1))
+    (receipt,) = harness.commit(draft())
     updated = result_of(inline_store.set_ocr_text(receipt.id, "TOTAL 8.20"))
     harness.hub.publish_update(updated)
     harness.pump()

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import sample_files
 from printerd.escpos.parser import (
     CAPTURE_LIMIT, JobParser, ParsedReceipt, StatusQuery,
 )
+from support import sample_files
 
 ESC, GS, DLE = b"\x1b", b"\x1d", b"\x10"
 CUT = GS + b"V\x00"

@@ -10,9 +10,9 @@ from PIL import Image, ImageChops
 from pypdf import PdfReader
 
 from bench.daemon import PRINTERD
-from conftest import SAMPLES
 from printerd.render.pdf import render_pdf
 from printerd.render.png import render_png
+from support import SAMPLES
 
 LOGO = SAMPLES / "escpos-php__receipt-with-logo.bin"
 POINTS_PER_MM = 72 / 25.4

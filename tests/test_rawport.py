@@ -21,8 +21,9 @@ from twisted.internet.testing import MemoryReactorClock, StringTransport
 
 from printerd.config import Settings
 from printerd.escpos.status import PrinterState
-from printerd.rawport.factory import RawPrintFactory, admission_limits, job_settings
+from printerd.rawport.factory import job_settings
 from printerd.rawport.protocol import SLICE, EndedJob, RawPrintProtocol
+from support import connect, hang_up, make_factory, make_store, sample_files
 
 GS_I_65 = b"\x1dI\x41"  # firmware version: 3 bytes in, 15 out
 
@@ -46,39 +47,12 @@ class RecordingPort:
         return object()  # not a TCP address: no backlog to read
 
 
-def connect(factory: RawPrintFactory, port: int = 40000):
-    protocol = factory.buildProtocol(IPv4Address("TCP", "10.0.0.7", port))
-    transport = StringTransport()
-    protocol.makeConnection(transport)
-    return protocol, transport
-
-
-def hang_up(protocol) -> None:
-    protocol.connectionLost(None)
-
-
 async def committed(store, count: int) -> None:
     for _ in range(500):
         if store.receipts_total >= count:
             return
         await deferLater(reactor, 0.01, lambda: None)
     raise AssertionError(f"expected {count} receipts, store has {store.receipts_total}")
-
-
-JOB_FIELDS = {"idle_timeout", "max_job_bytes", "two_byte_encoding", "identity"}
-LIMIT_FIELDS = {"max_connections", "max_per_peer", "wait_timeout", "max_open"}
-
-
-def make_factory(store, printer: str = "default", allow=None,
-                 **changes) -> tuple[RawPrintFactory, MemoryReactorClock]:
-    """A factory with the default settings, except ``changes`` (job settings or limits)."""
-    clock = MemoryReactorClock()
-    defaults = Settings()
-    job = replace(job_settings(defaults), **{k: v for k, v in changes.items() if k in JOB_FIELDS})
-    limits = replace(admission_limits(defaults),
-                     **{k: v for k, v in changes.items() if k in LIMIT_FIELDS})
-    assert set(changes) <= JOB_FIELDS | LIMIT_FIELDS
-    return RawPrintFactory(clock, store, printer, job=job, limits=limits, allow=allow), clock
 
 
 def test_status_query_split_across_segments_is_answered_once(store):
@@ -255,8 +229,6 @@ def test_the_per_peer_cap_queues_a_busy_peer_without_blocking_others(store):
 
 @pytest_twisted.ensureDeferred
 async def test_the_port_pauses_while_the_database_cannot_be_written(db_path):
-    from conftest import make_store
-
     store = make_store(db_path, commit_delay=0.001, retry_delay=0.05)
     store.startService()
     try:
@@ -497,7 +469,6 @@ def test_scanner_probes_against_the_real_daemon_store_nothing_and_real_jobs_stil
     from escpos.printer import Network
 
     from bench.daemon import Daemon
-    from conftest import sample_files
 
     probes = nmap_probes()
     daemon = Daemon(tmp_path, "--database=var/printerd.sqlite3")
@@ -541,7 +512,6 @@ def test_no_prefix_of_a_real_job_is_taken_for_another_protocol():
     """Every prefix of the sample jobs and of python-escpos's bytes is a job or undecided."""
     from escpos.printer import Dummy
 
-    from conftest import sample_files
     from printerd.escpos.junk import NEED_MORE, classify
 
     printer = Dummy()

@@ -18,7 +18,7 @@ from printerd.render.document import ReceiptPrinter
 from printerd.render.html import render_html
 from printerd.render.png import render_png
 from printerd.render.text import render_text
-from conftest import sample_files
+from support import sample_files
 
 GOLDEN = Path(__file__).parent / "golden"
 # PRINTERD_REGOLD=1 pytest tests/test_render.py rewrites the golden files after a deliberate

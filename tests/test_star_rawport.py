@@ -5,13 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest_twisted
-from twisted.internet.address import IPv4Address
-from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.internet.testing import MemoryReactorClock
 
 from printerd.config import Settings
 from printerd.escpos.status import PrinterState
 from printerd.rawport.factory import RawPrintFactory, job_settings
-from support import wait_until
+from support import connect, wait_until
 
 ASB_HEALTHY = bytes.fromhex("230600000000000000")
 
@@ -20,13 +19,6 @@ def star_factory(store) -> RawPrintFactory:
     settings = Settings(emulation="star", printer_model="TSP654II")
     return RawPrintFactory(MemoryReactorClock(), store, printer="bar",
                            job=job_settings(settings))
-
-
-def connect(factory: RawPrintFactory, port: int):
-    protocol = factory.buildProtocol(IPv4Address("TCP", "10.0.0.9", port))
-    transport = StringTransport()
-    protocol.makeConnection(transport)
-    return protocol, transport
 
 
 def test_star_status_requests_get_star_replies_and_epson_queries_the_eot_byte(store):

@@ -14,7 +14,7 @@ from twisted.web.test.requesthelper import DummyRequest
 
 from printerd.http.stream import KEEPALIVE, StreamHub, encode_event
 from printerd.store.receipts import NewReceipt, Receipt, format_time
-from support import Api, add_receipts, pump, request_json, result_of
+from support import StreamHarness, add_receipts, request_json, result_of
 
 
 def nothing_stored(after, limit, printer):
@@ -43,44 +43,12 @@ def store(inline_store):
     return inline_store
 
 
-class Harness:
-    """An API with a hub over an inline store, reached through StubTreq, driven by the clock."""
-
-    def __init__(self, store, clock, read_after=None, **hub_options) -> None:
-        self.store = store
-        self.clock = clock
-        self.hub = StreamHub(clock, read_after or store.receipts_after, **hub_options)
-        store.on_commit(self.hub.publish)
-        self.hub.startService()
-        self.stub = Api(store, clock, hub=self.hub).stub
-
-    def open(self, path: str = "/api/stream", headers=None):
-        """Open a stream; returns (response, received chunks)."""
-        d = self.stub.get("http://printerd" + path, headers=headers)
-        self.stub.flush()
-        response = result_of(d)
-        chunks: list[bytes] = []
-        if response.code == 200:
-            treq.collect(response, chunks.append)
-        self.pump()
-        return response, chunks
-
-    def commit(self, *drafts):
-        """Commit receipts; the hub fans them out and the clients read them."""
-        stored = add_receipts(self.store, self.clock, *drafts)
-        self.pump()
-        return stored
-
-    def pump(self):
-        pump(self.clock, self.stub)
-
-
 def events_in(chunks) -> list[dict]:
     return parse_events(b"".join(chunks))
 
 
 def test_headers_retry_line_and_one_event_per_committed_receipt(store, clock):
-    harness = Harness(store, clock)
+    harness = StreamHarness(store, clock)
     response, chunks = harness.open()
     assert response.headers.getRawHeaders("content-type") == ["text/event-stream"]
     assert response.headers.getRawHeaders("cache-control") == ["no-cache"]
@@ -113,7 +81,7 @@ def test_resume_replays_then_goes_live_without_gap_or_duplicate(store, clock):
         pages_read_after.append(after)
         return deferLater(clock, 0, lambda: result_of(store.receipts_after(after, limit, printer)))
 
-    harness = Harness(store, clock, read_after=one_page_per_clock_turn)
+    harness = StreamHarness(store, clock, read_after=one_page_per_clock_turn)
     d = harness.stub.get("http://printerd/api/stream", headers={"Last-Event-ID": ["150"]})
     harness.stub.flush()
     chunks: list[bytes] = []
@@ -129,7 +97,7 @@ def test_resume_replays_then_goes_live_without_gap_or_duplicate(store, clock):
 def test_after_parameter_and_printer_filter(store, clock):
     add_receipts(store, clock, *(draft(i, printer="bar" if i % 2 else "kitchen")
                                  for i in range(6)))
-    harness = Harness(store, clock)
+    harness = StreamHarness(store, clock)
     response, chunks = harness.open("/api/stream?after=2&printer=bar")
     harness.commit(draft(7, printer="kitchen"))
     harness.commit(draft(8, printer="bar"))
@@ -156,7 +124,7 @@ def test_only_quiet_streams_get_a_keepalive_comment():
 
 
 def test_keepalive_and_maximum_duration_follow_the_clock(store, clock):
-    harness = Harness(store, clock, keepalive=15, max_duration=300)
+    harness = StreamHarness(store, clock, keepalive=15, max_duration=300)
     response, chunks = harness.open()
     clock.advance(15)
     harness.pump()
@@ -169,7 +137,7 @@ def test_keepalive_and_maximum_duration_follow_the_clock(store, clock):
 
 
 def test_subscriber_limit_answers_503_with_retry_after(store, clock):
-    harness = Harness(store, clock, max_subscribers=2)
+    harness = StreamHarness(store, clock, max_subscribers=2)
     harness.open()
     harness.open()
     response, _ = harness.open()
@@ -183,7 +151,7 @@ def test_subscriber_limit_answers_503_with_retry_after(store, clock):
 @pytest.mark.parametrize("headers, query", [({"Last-Event-ID": ["abc"]}, ""), ({}, "?after=-1"),
                                             ({}, "?since=1")])
 def test_bad_resume_points_are_400(store, clock, headers, query):
-    harness = Harness(store, clock)
+    harness = StreamHarness(store, clock)
     response, _ = harness.open("/api/stream" + query, headers=headers)
     assert response.code == 400
     assert harness.hub.subscribers == set()
@@ -220,7 +188,7 @@ def test_a_paused_subscriber_catches_up_in_order_when_resumed():
 
 
 def test_stats_include_stream_counters(store, clock):
-    harness = Harness(store, clock)
+    harness = StreamHarness(store, clock)
     harness.open()
     code, body = request_json(harness.stub, "/api/stats")
     assert (body["sse_subscribers"], body["sse_events_total"], body["sse_dropped_slow_total"]) \
@@ -312,7 +280,7 @@ def test_a_resume_within_the_memory_cache_replays_from_it_without_a_query(store,
         queries.append(after)
         return store.receipts_after(after, limit, printer)
 
-    harness = Harness(store, clock, read_after=read_after, newest=store.newest)
+    harness = StreamHarness(store, clock, read_after=read_after, newest=store.newest)
     response, chunks = harness.open(headers={"Last-Event-ID": [str(stored[-6].id)]})
     live = harness.commit(draft(999))
     assert [e["id"] for e in events_in(chunks)] == [r.id for r in stored[-5:] + live]
@@ -329,7 +297,7 @@ def test_a_resume_within_the_memory_cache_replays_from_it_without_a_query(store,
 def test_a_printers_resume_from_memory_gets_only_that_printers_receipts(store, clock):
     stored = add_receipts(store, clock, *(draft(i, printer="bar" if i % 2 else "kitchen")
                                           for i in range(10)))
-    harness = Harness(store, clock, read_after=nothing_stored, newest=store.newest)
+    harness = StreamHarness(store, clock, read_after=nothing_stored, newest=store.newest)
     response, chunks = harness.open(f"/api/stream?after={stored[3].id}&printer=bar")
     assert [e["id"] for e in events_in(chunks)] == [r.id for r in stored[4:] if r.printer == "bar"]
 
@@ -342,7 +310,8 @@ def test_streams_resuming_from_the_same_point_share_one_query(store, clock):
         queries.append(after)
         return deferLater(clock, 0, lambda: result_of(store.receipts_after(after, limit, printer)))
 
-    harness = Harness(store, clock, read_after=next_turn)  # no memory cache: every resume reads
+    # No memory cache: every resume reads.
+    harness = StreamHarness(store, clock, read_after=next_turn)
     opened = [harness.stub.get("http://printerd/api/stream",
                                headers={"Last-Event-ID": [str(stored[9].id)]}) for _ in range(3)]
     harness.stub.flush()
@@ -367,7 +336,7 @@ def test_streams_resuming_from_the_same_point_share_one_query(store, clock):
 
 
 def test_open_streams_hold_no_timer_each_and_still_end_at_their_maximum_duration(store, clock):
-    harness = Harness(store, clock, keepalive=15, max_duration=60)
+    harness = StreamHarness(store, clock, keepalive=15, max_duration=60)
     harness.open()
     timers_for_one = len(clock.getDelayedCalls())
     responses = [harness.open()[0] for _ in range(50)]
@@ -383,7 +352,7 @@ def test_open_streams_hold_no_timer_each_and_still_end_at_their_maximum_duration
 
 
 def test_head_of_the_stream_answers_its_headers_and_opens_nothing(store, clock):
-    harness = Harness(store, clock)
+    harness = StreamHarness(store, clock)
     d = harness.stub.head("http://printerd/api/stream")
     harness.stub.flush()
     response = result_of(d)
