@@ -17,10 +17,10 @@ import json
 import os
 import socket
 import sqlite3
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterator, Optional, Sequence, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -31,11 +31,12 @@ from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET
+from twisted.web.server import NOT_DONE_YET, Site
 
 from openapi_check import check_response
 from printerd.config import Settings
@@ -558,3 +559,13 @@ class WebhookReceiver(Resource):
         for name, value in self.headers.items():
             request.setHeader(name, value)
         return b"ok"
+
+
+@asynccontextmanager
+async def local_site(resource: Resource, path: str = "/") -> AsyncIterator[str]:
+    """``resource`` served on 127.0.0.1 on an ephemeral port; yields the URL of ``path``."""
+    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Site(resource))
+    try:
+        yield f"http://127.0.0.1:{port.getHost().port}{path}"
+    finally:
+        await port.stopListening()

@@ -14,12 +14,11 @@ import treq
 from treq.testing import StubTreq
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
-from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Site
+from twisted.web.server import NOT_DONE_YET
 
 from printerd.http_download import BodyTooLarge, read_body
-from support import wait_until
+from support import local_site, wait_until
 
 LIMIT = 1000
 
@@ -64,10 +63,8 @@ class FixedBody(Resource):
 @pytest_twisted.async_yield_fixture()
 async def server():
     resource = StreamingServer()
-    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Site(resource))
-    resource.url = f"http://127.0.0.1:{port.getHost().port}/job"
-    yield resource
-    await port.stopListening()
+    async with local_site(resource, "/job") as resource.url:
+        yield resource
 
 
 async def download(server: StreamingServer) -> bytes:

@@ -15,16 +15,14 @@ import pytest_twisted
 import treq
 from treq.testing import StubTreq
 from twisted.internet import reactor
-from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.web.resource import Resource
-from twisted.web.server import Site
 
 from printerd.epos.document import parse_xml
 from printerd.epos.sdp import MAX_REQUEST_BYTES, ServerDirectPrint, ServerDirectPrintConfig
 from printerd.epos.service import EposPrinter, EposPrinting
 from printerd.escpos.status import PrinterState
 from printerd.store.receipts import ReceiptQuery
-from support import wait_until
+from support import local_site, wait_until
 
 EPOS_NS = "http://www.epson-pos.com/schemas/2011/03/epos-print"
 
@@ -73,10 +71,8 @@ class FakePosServer(Resource):
 @pytest_twisted.async_yield_fixture()
 async def pos_server():
     server = FakePosServer()
-    port = await TCP4ServerEndpoint(reactor, 0, interface="127.0.0.1").listen(Site(server))
-    server.url = f"http://127.0.0.1:{port.getHost().port}/print.php"
-    yield server
-    await port.stopListening()
+    async with local_site(server, "/print.php") as server.url:
+        yield server
 
 
 class Printer:
