@@ -613,3 +613,20 @@ def test_the_start_up_count_of_receipts_follows_inserts_retries_and_purges(datab
     assert counts() == (6, 6)
     assert result_of(inline_store.purge_batch(format_time(1_650_000_000), 100)) == (3, 0)
     assert counts() == (3, 3)
+
+
+def test_a_batch_fits_a_sqlite_that_binds_few_parameters(db_path):
+    # Older SQLite libraries bind at most 999 parameters to a statement; a group commit must
+    # still go in, in smaller statements.
+    engine = SQLiteEngine(db_path)
+    engine.prepare()
+    conn = engine.connect()
+    try:
+        conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)  # 8 rows of 12 values
+        stored = engine.insert_receipts(conn, [draft(f"r{i}", job=i) for i in range(300)],
+                                        lambda printer: ["cloud"])
+        assert [engine.get_receipt(conn, r.id) for r in stored] == stored
+        (deliveries,) = conn.execute("SELECT count(*) FROM deliveries").fetchone()
+        assert deliveries == 300
+    finally:
+        conn.close()

@@ -257,8 +257,8 @@ _INSERTED_COLUMNS = ("printer, peer, received_at, job, bytes, raw, text, cut, sh
                      " details, origin")
 _INSERTED_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # Rows per statement are powers of two up to this: a batch is a few statements, and their
-# texts are few enough to stay in the connection's statement cache.  12 values a row stays well
-# under SQLite's 32,766 bound parameters.
+# texts are few enough to stay in the connection's statement cache.  Fewer where the SQLite
+# library binds fewer parameters to a statement (32,766 by default, 999 before 3.32).
 _MAX_ROWS_PER_STATEMENT = 256
 
 
@@ -304,10 +304,14 @@ def _insert_rows(conn: sqlite3.Connection, head: str, row: str,
     Insert ``rows`` with ``head`` + ``row`` repeated, in statements of a power of two rows
     each; return each statement's row count and last inserted rowid.
     """
-    done = []
+    done: list[tuple[int, int]] = []
+    if not rows:
+        return done
+    fits = conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // len(rows[0])
+    most = min(_MAX_ROWS_PER_STATEMENT, 1 << (max(fits, 1).bit_length() - 1))
     at = 0
     while at < len(rows):
-        count = min(_MAX_ROWS_PER_STATEMENT, 1 << ((len(rows) - at).bit_length() - 1))
+        count = min(most, 1 << ((len(rows) - at).bit_length() - 1))
         chunk = rows[at:at + count]
         cursor = conn.execute(head + ", ".join([row] * count),
                               [value for values in chunk for value in values])
