@@ -569,3 +569,13 @@ async def local_site(resource: Resource, path: str = "/") -> AsyncIterator[str]:
         yield f"http://127.0.0.1:{port.getHost().port}{path}"
     finally:
         await port.stopListening()
+
+
+class CountingRunner(InlineRunner):
+    """An inline runner that counts the reads it is given."""
+
+    reads = 0
+
+    def run_read(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
+        self.reads += 1
+        return super().run_read(fn, *args)

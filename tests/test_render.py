@@ -18,7 +18,7 @@ from printerd.render.document import ReceiptPrinter
 from printerd.render.html import render_html
 from printerd.render.png import render_png
 from printerd.render.text import render_text
-from support import sample_files
+from support import CountingRunner, sample_files
 
 GOLDEN = Path(__file__).parent / "golden"
 # PRINTERD_REGOLD=1 pytest tests/test_render.py rewrites the golden files after a deliberate
@@ -165,6 +165,33 @@ async def test_renderings_are_cached_least_recently_used_within_their_byte_budge
     assert await renderings.get(3, "txt", 32) == b"Receipt 3\n"
     assert await renderings.get(1, "txt", 48) is None  # evicted, and no longer stored
     assert await renderings.get(9, "png", 576) is None
+
+
+def test_a_rendering_reads_the_database_once(db_path):
+    from twisted.internet.task import Clock
+
+    from printerd.render.service import Renderings
+    from printerd.store.receipts import NewReceipt, format_time
+    from printerd.store.service import ReceiptStore
+    from printerd.store.sqlite import SQLiteEngine
+
+    clock = Clock()
+    engine = SQLiteEngine(db_path)
+    runner = CountingRunner(engine)
+    store = ReceiptStore(clock, engine, engine.prepare(20), runner, commit_delay=0.0)
+    store.startService()
+    added = store.add_receipt(NewReceipt(printer="p", peer="x", received_at=format_time(1e9),
+                                         job=1, raw=b"Once\n" + CUT, text="", cut="full",
+                                         truncated=False))
+    clock.advance(0)
+    assert added.called
+    renderings = Renderings(store, {})
+    before = runner.reads
+    body = renderings.get(1, "txt", 48)
+    assert body.called and body.result == b"Once\n"
+    assert runner.reads - before == 1
+    assert renderings.get(2, "txt", 48).result is None  # no such receipt: one read too
+    assert runner.reads - before == 2
 
 
 # Pieces of real commands, some cut short or with absurd sizes: what a broken POS might send.

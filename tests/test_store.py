@@ -28,7 +28,8 @@ from printerd.store.sqlite import SQLiteEngine, connect
 from printerd.store.sqlite_schema import SCHEMA_VERSION
 from printerd.store.threads import DatabaseThreads, InlineRunner
 from support import (
-    add_receipts, draft, make_store, result_of, sqlite_database_at_version, wait_until,
+    CountingRunner, add_receipts, draft, make_store, result_of, sqlite_database_at_version,
+    wait_until,
 )
 
 
@@ -510,16 +511,6 @@ def test_a_page_read_again_reuses_its_receipts_until_their_ocr_text_changes(inli
     assert [r.ocr_text for r in third] == [None, "Käsekuchen"]
     assert b'"ocr_text":"K\\u00e4sekuchen"' in third[1].json_bytes and third[0] is first[0]
     assert first_json[1] != third[1].json_bytes
-
-
-class CountingRunner(InlineRunner):
-    """An inline runner that counts the reads it is given."""
-
-    reads = 0
-
-    def run_read(self, fn, *args):
-        self.reads += 1
-        return super().run_read(fn, *args)
 
 
 def test_a_page_of_the_newest_comes_from_memory_and_equals_the_databases(db_path, clock):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from dataclasses import replace
-from functools import partial
 from typing import Callable, Mapping, Optional
 
 from twisted.internet.defer import Deferred, succeed
@@ -23,6 +22,7 @@ from printerd.render.budget import release_memory
 from printerd.render.document import DEFAULT_PRINTER, ReceiptPrinter
 from printerd.render.document import PAPER_WIDTHS
 from printerd.render.text import WIDTHS, render_text
+from printerd.store.receipts import RawReceipt
 from printerd.store.service import ReceiptStore
 
 Render = Callable[[bytes, int, ReceiptPrinter], bytes]
@@ -100,8 +100,8 @@ class Renderings:
         self.renders_total += 1
         render, _, own_size, _ = FORMATS[fmt]
 
-        def render_raw(details: str, name: str, raw: bytes) -> bytes:
-            printer = self.printer(name)
+        def render_raw(found: RawReceipt) -> bytes:
+            printer, raw, details = self.printer(found.printer), found.raw, found.details
             try:
                 if '"source":"epos-print"' in details:
                     # Printed from an ePOS-Print document: draw the ESC/POS it translates to,
@@ -113,11 +113,8 @@ class Renderings:
                 release_memory()
 
         async def read_and_render() -> Optional[bytes]:
-            # Two reads: the receipt's JSON says how to read its raw data (ePOS-Print or not).
-            receipt = await self.store.get_receipt(receipt_id)
-            if receipt is None:
-                return None
-            return await self.store.with_raw(receipt_id, partial(render_raw, receipt.details))
+            # The receipt's details say how to read its raw data (ePOS-Print or not).
+            return await self.store.with_raw(receipt_id, render_raw)
 
         def remember(body: Optional[bytes]) -> Optional[bytes]:
             if body is not None and key not in self._cache and len(body) <= self.cache_bytes:

@@ -27,7 +27,7 @@ from typing import Any, Callable, Optional, Protocol
 
 from printerd.store.outbox import Claim
 from printerd.store.receipts import (
-    NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
+    NewReceipt, RawReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
 )
 
 Connection = Any  # the engine's own connection type: sqlite3.Connection, psycopg.Connection, ...
@@ -140,9 +140,8 @@ class Engine(Protocol):
     def get_raw(self, conn: Connection, receipt_id: int) -> Optional[bytes]:
         """A receipt's raw bytes, or None."""
 
-    def get_printer_and_raw(self, conn: Connection,
-                            receipt_id: int) -> Optional[tuple[str, bytes]]:
-        """The printer a receipt came from and its raw bytes, in one read, or None."""
+    def get_raw_receipt(self, conn: Connection, receipt_id: int) -> Optional[RawReceipt]:
+        """What reading a receipt's raw bytes needs (printer, details, bytes), in one read."""
 
     def find_receipts(self, conn: Connection, query: ReceiptQuery, now: Callable[[], float],
                       budget: float) -> ReceiptPage:

@@ -118,6 +118,15 @@ class Receipt:
 
 
 @dataclass(frozen=True)
+class RawReceipt:
+    """A receipt's raw bytes and what reading them needs: its printer and its details."""
+
+    printer: str
+    details: str  # JSON
+    raw: bytes
+
+
+@dataclass(frozen=True)
 class ReceiptQuery:
     """Filters for listing receipts, newest first."""
 

@@ -58,7 +58,7 @@ from twisted.python.failure import Failure
 from printerd.store.engine import Engine
 from printerd.store.outbox import Claim
 from printerd.store.receipts import (
-    NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary, with_site,
+    NewReceipt, RawReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary, with_site,
 )
 from printerd.store.threads import ThreadRunner
 
@@ -487,17 +487,17 @@ class ReceiptStore(Service):
         return self._runner.run_read(self._engine.receipts_after, after, limit, printer)
 
     def with_raw(self, receipt_id: int,
-                 use: Callable[[str, bytes], T]) -> Deferred[Optional[T]]:
+                 use: Callable[[RawReceipt], T]) -> Deferred[Optional[T]]:
         """
-        ``use(printer, raw)`` run on a reader thread with the receipt's printer and raw bytes
-        (renderers: the bytes are read and rendered off the reactor); None if there is no
-        such receipt.
+        ``use(raw_receipt)`` run on a reader thread with the receipt's raw bytes, printer and
+        details (renderers: the bytes are read and rendered off the reactor, in one read);
+        None if there is no such receipt.
         """
-        get_printer_and_raw = self._engine.get_printer_and_raw
+        get_raw_receipt = self._engine.get_raw_receipt
 
         def read_and_use(conn: Any) -> Optional[T]:
-            found = get_printer_and_raw(conn, receipt_id)
-            return None if found is None else use(*found)
+            found = get_raw_receipt(conn, receipt_id)
+            return None if found is None else use(found)
 
         return self._runner.run_read(read_and_use)
 

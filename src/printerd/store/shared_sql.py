@@ -12,7 +12,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Optional
 
-from printerd.store.receipts import RECEIPT_COLUMNS, Receipt, receipt_from_row
+from printerd.store.receipts import RECEIPT_COLUMNS, RawReceipt, Receipt, receipt_from_row
 
 
 class SharedSQL:
@@ -81,10 +81,10 @@ class SharedReceipts(SharedSQL):
                            (receipt_id,)).fetchone()
         return bytes(row[0]) if row else None
 
-    def get_printer_and_raw(self, conn: Any, receipt_id: int) -> Optional[tuple[str, bytes]]:
-        row = conn.execute(self._sql("SELECT printer, raw FROM receipts WHERE id = ?"),
+    def get_raw_receipt(self, conn: Any, receipt_id: int) -> Optional[RawReceipt]:
+        row = conn.execute(self._sql("SELECT printer, details, raw FROM receipts WHERE id = ?"),
                            (receipt_id,)).fetchone()
-        return (row[0], bytes(row[1])) if row else None
+        return RawReceipt(row[0], row[1], bytes(row[2])) if row else None
 
     def receipts_after(self, conn: Any, after: int, limit: int,
                        printer: Optional[str] = None) -> list[Receipt]:

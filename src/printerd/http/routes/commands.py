@@ -12,6 +12,7 @@ from printerd.http.params import ApiError, QueryParams
 from printerd.http.responses import json_app, json_body, stored_id
 from printerd.rawport.factory import RawPrinter
 from printerd.render.listing import MAX_ELEMENTS, MAX_LIMIT, list_commands
+from printerd.store.receipts import RawReceipt
 from printerd.store.service import ReceiptStore
 
 DEFAULT_PAGE = 500
@@ -41,10 +42,12 @@ class CommandRoutes:
                           factory.job_settings.identity)
                    for name, factory in self.printers.items()}
 
-        def decode(printer: str, raw: bytes) -> tuple[dict[str, Any], bool]:
+        def decode(found: RawReceipt) -> tuple[dict[str, Any], bool]:
             emulation, encoding, state, identity = readers.get(
-                printer, ("epson", DEFAULT_TWO_BYTE_ENCODING, PrinterState(), DEFAULT_IDENTITY))
-            listing = list_commands(raw, emulation, encoding, state, identity, start, limit)
+                found.printer,
+                ("epson", DEFAULT_TWO_BYTE_ENCODING, PrinterState(), DEFAULT_IDENTITY))
+            listing = list_commands(found.raw, emulation, encoding, state, identity, start,
+                                    limit)
             return listing.to_json(), listing.more
 
         found: Optional[tuple[dict[str, Any], bool]] = await self.store.with_raw(
