@@ -235,7 +235,8 @@ def test_a_cut_parameter_out_of_range_is_no_cut():
     ESC + b"D\x08\x10\x00" + ESC + b"B\x04\x00",
     ESC + b"C\x00\x05" + ESC + b"C\x05",
     ESC + b"i\x01\x01" + ESC + b"i\x00\x00" + ESC + b"\x07\x14\x14",
-    ESC + b"\x1dA\x20\x01" + ESC + b"\x1dR\x10\x00" + ESC + b"\x1d\x03\x01\x00\x00",
+    # Positions: dot 84 is where "before " ends (7 characters of 12 dots), and 0 dots on.
+    ESC + b"\x1dA\x54\x00" + ESC + b"\x1dR\x00\x00" + ESC + b"\x1d\x03\x01\x00\x00",
     ESC + b"\x1dP3" + b"ABCDEFGH" + ESC + b"\x1dP2\x01" + ESC + b"\x1dP0",
     ESC + b"\x1eF\x01" + ESC + b"\x1ea\x00" + ESC + b"\x1ed\x03" + ESC + b"\x1cp\x01\x00",
     ESC + b"*rA" + ESC + b"*rP0\x00" + b"b\x02\x00AB" + ESC + b"*rY24\x00"

@@ -59,3 +59,43 @@ def test_printerd_render_takes_the_emulation(tmp_path, capsysbinary):
     assert main(["render", str(job), "--format", "txt", "--emulation", "star"]) == 0
     out = capsysbinary.readouterr().out.decode()
     assert "[CODE128 ABC-123]" in out and "[image 48x48]" in out
+
+
+RECEIPTLINE_COLUMNS = """{width:*,8}
+Asparagus | 11.00
+Tomatoes | 3.00
+TOTAL | 14.00
+"""
+
+
+def test_receiptline_columns_on_a_star_printer_land_at_their_dot_positions():
+    # receiptline's Star command set places columns with ESC GS A / ESC GS R (dots) inside
+    # ESC l / ESC Q margins (characters): the text and the renderings read as on the paper,
+    # as the same document printed through its ESC/POS command set does.
+    from clients import receiptline_job
+
+    job = receiptline_job(RECEIPTLINE_COLUMNS, command="starsbcs", cpl=42, encoding="cp437",
+                          cutting=True)
+    parser = StarJobParser()
+    (receipt,) = [e for e in parser.feed(job) + parser.close() if isinstance(e, ParsedReceipt)]
+    assert receipt.text.splitlines() == ["Asparagus" + " " * 28 + "11.00",
+                                         "Tomatoes" + " " * 30 + "3.00",
+                                         "TOTAL" + " " * 32 + "14.00"]
+    assert render_text(receipt.raw, 42, STAR).splitlines()[0] == "Asparagus" + " " * 28 + "11.00"
+    # "11.00" starts at dot 444 of the TM-T88V profile's 512: 86.719% of the paper.
+    assert '<span style="left:86.719%">11.00</span>' in render_html(receipt.raw, 42,
+                                                                     printer=STAR)
+    image = Image.open(io.BytesIO(render_png(receipt.raw, 512, STAR)))
+    box = Image.eval(image.convert("L").crop((120, 0, 512, 30)), lambda v: 255 - v).getbbox()
+    assert box is not None and 444 <= 120 + box[0] <= 447
+
+
+def test_star_margins_narrow_the_print_area_and_reset_with_esc_at():
+    # ESC l 2 / ESC Q 20: characters 2-19 of the paper, 24 dots in and 216 wide. ESC @ gives
+    # back the whole paper (no margin, no width of its own in the line's styles).
+    job = (b"\x1b@\x1bl\x02\x1bQ\x14\x1b\x1da\x01Mid\n\x1b@\x1b\x1da\x01Mid\n\x1bd\x02")
+    parser = StarJobParser()
+    (receipt,) = [e for e in parser.feed(job) + parser.close() if isinstance(e, ParsedReceipt)]
+    first, second = receipt.details["line_styles"][:2]
+    assert (first["margin"], first["width"]) == (2 * 12, (20 - 2) * 12)
+    assert "margin" not in second and "width" not in second

@@ -82,8 +82,7 @@ def _escpos_parser(two_byte_encoding: str, profile: PrinterProfile,
 
 def _star_parser(two_byte_encoding: str, profile: PrinterProfile,
                  keep_bitmaps: bool = False) -> StarJobParser:
-    # Star print positions are not placed yet: the paper does not change how it parses.
-    return StarJobParser(two_byte_encoding, keep_bitmaps=keep_bitmaps)
+    return StarJobParser(two_byte_encoding, keep_bitmaps=keep_bitmaps, profile=profile)
 
 
 ESCPOS = Emulation("epson", _escpos_parser, EpsonStatus)

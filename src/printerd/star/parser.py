@@ -27,7 +27,8 @@ from printerd.escpos.layout import TextBuilder, full_lines, line_styles_json
 from printerd.escpos.parser import (
     CAPTURE_LIMIT, CUT_FULL, CUT_NONE, CUT_PARTIAL, Event, Layout, ParsedReceipt, StatusQuery,
 )
-from printerd.escpos.styles import ALIGNMENTS, FONTS, Style, intern
+from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
+from printerd.escpos.styles import ALIGNMENTS, CELLS, FONTS, Style, intern
 from printerd.star.codepages import international_set, star_page
 from printerd.star.commands import ESC, measure, measure_raster
 from printerd.star.content import StarContent, columns_to_rows, digit, raster_rows
@@ -83,8 +84,12 @@ class StarJobParser:
     """Parses one Star print job fed in arbitrary chunks; see the module docstring."""
 
     def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
-                 keep_bitmaps: bool = False) -> None:
+                 keep_bitmaps: bool = False, profile: PrinterProfile = DEFAULT_PROFILE) -> None:
         self._keep_bitmaps = keep_bitmaps
+        self.profile = profile  # the paper positions are placed on
+        # ESC l / ESC Q: the left margin and the right edge, in characters from the paper's
+        # left (0: none); TextBuilder takes them in dots, the print area as a width.
+        self._left_margin = self._right_edge = 0
         self.decoder = CharacterDecoder(two_byte_encoding, star_page)
         self._buffer = bytearray()
         self._skip = 0  # payload bytes of a long command still to pass through
@@ -101,7 +106,7 @@ class StarJobParser:
     def _start_receipt(self) -> None:
         previous = getattr(self, "_text", None)
         self._raw = bytearray()
-        self._text = TextBuilder(self.decoder)
+        self._text = TextBuilder(self.decoder, self.profile)
         if previous is not None:
             self._text.carry_over(previous)
         self._has_content = False
@@ -373,6 +378,29 @@ class StarJobParser:
 
     def _reset(self, command: bytes, events: list[Event]) -> Optional[str]:
         self._text.reset()
+        self._left_margin = self._right_edge = 0
+        return None
+
+    def _absolute(self, command: bytes, events: list[Event]) -> Optional[str]:
+        """ESC GS A n1 n2: the next character at n dots from the print area's start."""
+        self._text.absolute(command[3] | command[4] << 8)
+        return None
+
+    def _relative(self, command: bytes, events: list[Event]) -> Optional[str]:
+        """ESC GS R n1 n2: n dots on from the current position."""
+        self._text.relative(command[3] | command[4] << 8)
+        return None
+
+    def _margin(self, command: bytes, events: list[Event]) -> Optional[str]:
+        """ESC l n (left margin), ESC Q n (right edge): n characters of font A."""
+        if command[1:2] == b"l":
+            self._left_margin = command[2]
+        else:
+            self._right_edge = command[2]
+        cell = CELLS["A"][0]
+        self._text.set_margin(self._left_margin * cell)
+        if self._right_edge > self._left_margin:
+            self._text.set_area_width((self._right_edge - self._left_margin) * cell)
         return None
 
     def _code_page(self, command: bytes, events: list[Event]) -> Optional[str]:
@@ -468,6 +496,10 @@ _IMAGES = frozenset({"ESC K", "ESC L", "ESC X", "ESC k", "ESC GS S", "raster b"}
 
 _HANDLERS: dict[str, Callable[[StarJobParser, bytes, list[Event]], Optional[str]]] = {
     "ESC @": StarJobParser._reset,
+    "ESC GS A": StarJobParser._absolute,
+    "ESC GS R": StarJobParser._relative,
+    "ESC l": StarJobParser._margin,
+    "ESC Q": StarJobParser._margin,
     "ESC GS t": StarJobParser._code_page,
     "ESC R": StarJobParser._international,
     "ESC $": StarJobParser._shift_jis,
