@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from printerd.escpos.parser import (
     CAPTURE_LIMIT, JobParser, ParsedReceipt, StatusQuery,
 )
+from printerd.star.parser import StarJobParser
 from support import sample_files
 
 ESC, GS, DLE = b"\x1b", b"\x1d", b"\x10"
@@ -674,19 +675,27 @@ def test_barcodes_receipt_printer_encoder_sends_store_what_they_encode():
     ]
 
 
-def test_a_finished_parser_is_freed_at_once_not_left_to_the_cyclic_collector():
+# A job of two receipts, the second one cut in a different way: the Epson and the Star bytes.
+_TWO_RECEIPTS = {
+    "epson": (JobParser, b"\x1b@\x1b!\x30ACME\x1b!\x00\nCoffee 2.80\n\x1dVA\x03Second\n\x1dV\x00"),
+    "star": (StarJobParser, b"\x1b@\x1bEACME\x1bF\nCoffee 2.80\n\x1bd\x00Second\n\x1bd\x01"),
+}
+
+
+@pytest.mark.parametrize("emulation", sorted(_TWO_RECEIPTS))
+def test_a_finished_parser_is_freed_at_once_not_left_to_the_cyclic_collector(emulation):
     """
-    The raw port makes a parser per job: one in a reference cycle is garbage until the cyclic
-    collector's next full run, whose pauses grow with every job's leftovers.
+    The raw port makes a parser per job (Epson or Star): one in a reference cycle is garbage
+    until the cyclic collector's next full run, whose pauses grow with every job's leftovers.
     """
     import gc
     import weakref
 
-    job = b"\x1b@\x1b!\x30ACME\x1b!\x00\nCoffee 2.80\n\x1dVA\x03Second\n\x1dV\x00"
+    new_parser, job = _TWO_RECEIPTS[emulation]
     gc.disable()
     try:
         for ending in (b"", b"tail without a cut"):
-            parser = JobParser()
+            parser = new_parser()
             events = parser.feed(job + ending) + parser.close()
             assert [e.text for e in events if isinstance(e, ParsedReceipt)][:2] == [
                 "ACME\nCoffee 2.80", "Second"]

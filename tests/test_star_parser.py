@@ -360,25 +360,3 @@ def test_mutated_jobs_never_buffer_past_the_capture_limit(parts, chunk):
     events += parser.close()
     assert events == parse(b"".join(parts), chunk=chunk)
 
-
-def test_a_finished_star_parser_is_freed_at_once_not_left_to_the_cyclic_collector():
-    """
-    As the ESC/POS parser (test_parser): the raw port makes a parser per job, and one in a
-    reference cycle is garbage until the cyclic collector's next full run.
-    """
-    import gc
-    import weakref
-
-    job = b"\x1b@\x1bEACME\x1bF\nCoffee 2.80\n\x1bd\x00Second\n\x1bd\x01"
-    gc.disable()
-    try:
-        for ending in (b"", b"tail without a cut"):
-            parser = StarJobParser()
-            events = parser.feed(job + ending) + parser.close()
-            assert [e.text for e in events if isinstance(e, ParsedReceipt)][:2] == [
-                "ACME\nCoffee 2.80", "Second"]
-            freed = weakref.ref(parser)
-            del parser
-            assert freed() is None
-    finally:
-        gc.enable()
