@@ -28,9 +28,6 @@ _REQUEST_METHODS = (
     b"INVITE ", b"REGISTER ", b"ACK ", b"BYE ", b"CANCEL ", b"SUBSCRIBE ", b"NOTIFY ",
     b"MESSAGE ", b"INFO ", b"PRACK ", b"UPDATE ", b"REFER ", b"PUBLISH ",
 )
-# Their first letters: a job (which starts with ESC, GS or text) is told apart by its first byte,
-# without trying every method, on each connection.
-_REQUEST_METHOD_STARTS = frozenset(method[0] for method in _REQUEST_METHODS)
 _REQUEST_LINE = re.compile(rb"^[A-Z_]+ \S+ (HTTP|RTSP|SIP)/\d")
 _REQUEST_KINDS = {b"HTTP": "http", b"RTSP": "rtsp", b"SIP": "sip"}
 _RPC_CALL = b"\x00\x00\x00\x00\x00\x00\x00\x02"
@@ -51,8 +48,6 @@ def _starts(prefix: bytes, signature: bytes) -> Optional[bool]:
 
 
 def _request_line(prefix: bytes) -> Verdict:
-    if prefix[0] not in _REQUEST_METHOD_STARTS:
-        return None
     if not any(m.startswith(prefix[:len(m)]) for m in _REQUEST_METHODS):
         return None
     # Only a whole request line ("GET / HTTP/1.1") counts: a receipt may start "GET READY".
