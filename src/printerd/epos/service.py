@@ -21,8 +21,8 @@ from twisted.internet.defer import gatherResults
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-from printerd.compact_json import compact_json
 from printerd.addresses import Network, networks
+from printerd.compact_json import compact_json
 from printerd.config import DEFAULTS
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
 from printerd.epos.document import Element, SchemaError

@@ -18,8 +18,8 @@ from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
 from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 
-from printerd.compact_json import compact_json
 from printerd.addresses import in_networks, networks
+from printerd.compact_json import compact_json
 from printerd.config import PrinterConfig, Settings
 from printerd.descriptors import DescriptorBudget, open_file_limit
 from printerd.escpos.parser import ParsedReceipt

@@ -19,8 +19,7 @@ from twisted.python.failure import Failure
 from printerd.epos.translate import printable_escpos
 from printerd.escpos.profiles import PrinterProfile
 from printerd.render.budget import release_memory
-from printerd.render.document import DEFAULT_PRINTER, ReceiptPrinter
-from printerd.render.document import PAPER_WIDTHS
+from printerd.render.document import DEFAULT_PRINTER, PAPER_WIDTHS, ReceiptPrinter
 from printerd.render.text import WIDTHS, render_text
 from printerd.store.receipts import RawReceipt
 from printerd.store.service import ReceiptStore
