@@ -406,3 +406,24 @@ def test_a_commit_reaches_a_live_stream_in_one_socket_write_and_never_twice():
     clock.advance(0)
     assert [e["id"] for e in parse_events(b"".join(
         line for line in transport.value().split(b"\r\n")[1::2]))] == [5]
+
+
+def test_a_replay_after_an_ocr_update_sends_the_receipt_as_updated():
+    # The hub keeps replayed receipts' events encoded; an update must not leave the old event
+    # to the next replay.
+    from dataclasses import replace as replaced
+
+    clock = Clock()
+    before = Receipt(1, "p", "x", "t", 1, 1, "y", "full", False, "s")
+    newest = [before]
+    hub = StreamHub(clock, nothing_stored, newest=newest)
+    first = DummyRequest([b""])
+    hub.begin(hub.subscribe(first, None, 0))
+    assert b'"ocr_text":null' in b"".join(first.written)
+    after = replaced(before, ocr_text="Total 9.50")
+    newest[0] = after
+    hub.publish_update(after)
+    second = DummyRequest([b""])
+    hub.begin(hub.subscribe(second, None, 0))
+    replayed = [w for w in second.written if w.startswith(b"id: 1\n")]
+    assert len(replayed) == 1 and b'"ocr_text":"Total 9.50"' in replayed[0]

@@ -292,7 +292,9 @@ class StreamHub(Service):
         self.replay_queries_total = 0
         self._reads: dict[tuple[int, Optional[str]], list[Deferred[list[Receipt]]]] = {}
         self._pages: dict[tuple[int, Optional[str]], list[Receipt]] = {}
-        self._encoded: dict[int, tuple[int, bytes, bytes]] = {}
+        # Receipt id -> (the receipt, its id, event and chunk).  Kept for the receipt object
+        # itself: an update (OCR) or a new read of a changed row is another object.
+        self._encoded: dict[int, tuple[Receipt, tuple[int, bytes, bytes]]] = {}
         self._keepalive = PeriodicJob("stream-keepalive", clock, keepalive, self._send_keepalive,
                                       now=False)
 
@@ -421,13 +423,15 @@ class StreamHub(Service):
         subscriber.end()
 
     def _encoded_event(self, receipt: Receipt) -> tuple[int, bytes, bytes]:
-        """A replayed receipt's (id, event, chunk), encoded once for every subscriber."""
-        encoded = self._encoded.get(receipt.id)
-        if encoded is None:
-            if len(self._encoded) >= ENCODED_CACHE:
-                self._encoded.clear()
-            event = encode_event(receipt)
-            encoded = self._encoded[receipt.id] = (receipt.id, event, http_chunk(event))
+        """A receipt's (id, event, chunk), encoded once for every subscriber."""
+        cached = self._encoded.get(receipt.id)
+        if cached is not None and cached[0] is receipt:
+            return cached[1]
+        if len(self._encoded) >= ENCODED_CACHE:
+            self._encoded.clear()
+        event = encode_event(receipt)
+        encoded = (receipt.id, event, http_chunk(event))
+        self._encoded[receipt.id] = (receipt, encoded)
         return encoded
 
     def remove(self, subscriber: Subscriber) -> None:
