@@ -459,8 +459,8 @@ class StreamHub(Service):
             return  # nobody to encode for (a replay encodes what it sends itself)
         events = []
         for receipt in receipts:
-            event = encode_event(receipt)
-            events.append((receipt.id, receipt.printer, event, http_chunk(event)))
+            _, event, chunk = self._encoded_event(receipt)  # a replay from memory reuses it
+            events.append((receipt.id, receipt.printer, event, chunk))
         commit = (events, events[0][0], events[-1][0], b"".join(e[3] for e in events))
         subscribers = list(self.subscribers)
         if self._fanout:
