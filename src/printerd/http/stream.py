@@ -102,8 +102,7 @@ class Subscriber:
         write, the bytes shared by every subscriber.
         """
         if (self._send_chunk is not None and self.printer is None and self.live
-                and not self._paused and not self._queue and self.last_id < first_id
-                and not self.closed):
+                and not self._paused and not self._queue and self.last_id < first_id):
             self.last_id = last_id
             self.spoke = True
             self._send_chunk(chunks)
@@ -529,11 +528,10 @@ class StreamHub(Service):
             try:
                 if subscriber.opened_at <= ending:
                     subscriber.end()
-                elif subscriber.spoke:
-                    subscriber.spoke = False
-                else:
+                    continue
+                if not subscriber.spoke:
                     subscriber.write(KEEPALIVE, KEEPALIVE_CHUNK)
-                    subscriber.spoke = False
+                subscriber.spoke = False
             except Exception:
                 self.log.failure("keepalive to a subscriber failed")
                 subscriber.close()
