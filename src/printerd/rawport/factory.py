@@ -11,6 +11,7 @@ waits is the ``Admission``'s business.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache, partial
 from typing import Any, Optional
 
 from twisted.internet.defer import Deferred
@@ -83,7 +84,10 @@ class RawPrintFactory(Factory):
         self.printer = printer
         self.job_settings = job if job is not None else job_settings(defaults)
         self.allow = networks(allow if allow is not None else defaults.raw_allow)
-        self._allowed_hosts: dict[str, bool] = {}  # host -> in allow (see _allowed)
+        # Whether a peer is in ``allow``: a till's address is parsed once, not per job (bounded,
+        # the least recently used forgotten).
+        self._allowed = lru_cache(maxsize=ALLOW_CACHE_SIZE)(partial(in_networks,
+                                                                    allowed=self.allow))
         self.counters = PrinterCounters()
         self.tee = tee  # a real printer every job is also sent to, if any
         self.admission: Admission[RawPrintProtocol] = Admission(
@@ -103,15 +107,6 @@ class RawPrintFactory(Factory):
         self.counters.connections_total += 1
         return RawPrintProtocol(self.job_settings, self, self.admission, self.clock, peer,
                                 host or peer, self.tee.relay() if self.tee else None)
-
-    def _allowed(self, host: str) -> bool:
-        """Whether ``host`` is in ``allow``; a till's address is parsed once, not per job."""
-        allowed = self._allowed_hosts.get(host)
-        if allowed is None:
-            if len(self._allowed_hosts) >= ALLOW_CACHE_SIZE:
-                self._allowed_hosts.clear()  # many addresses: bounded, parsed again
-            allowed = self._allowed_hosts[host] = in_networks(host, self.allow)
-        return allowed
 
     # -- wiring: the listener, the store's health, shutdown ---------------------------------
 
