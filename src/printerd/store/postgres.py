@@ -130,7 +130,7 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
             conn.close()
 
     def summarize(self, conn: psycopg.Connection, newest: int) -> StoreSummary:
-        # Kept by the engine (receipts_counted): counting every row takes longer as they grow.
+        # Kept by the engine (count_receipts): counting every row takes longer as they grow.
         (count,) = conn.execute("SELECT receipts FROM receipt_stats").fetchone()  # type: ignore
         (block,) = conn.execute("SELECT nextval('job_blocks')").fetchone()  # type: ignore
         (max_job,) = conn.execute(  # type: ignore[misc]
@@ -222,7 +222,7 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
                                        " next_attempt_at) VALUES (%s, %s, 0)", deliveries)
             inserted = [receipt_id for receipt_id in ids if receipt_id is not None]
             if inserted:
-                receipts_counted(conn, len(inserted))
+                self.count_receipts(conn, len(inserted))
                 conn.execute("SELECT pg_notify(%s, %s || ' ' || extract(epoch FROM"
                              " clock_timestamp()))", (CHANNEL, str(inserted[-1])))
             stored = []
@@ -251,9 +251,14 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
             "SELECT pg_try_advisory_xact_lock(%s)", (RETENTION_LOCK,)).fetchone()
         return bool(locked)
 
-    def receipts_deleted(self, conn: psycopg.Connection, count: int) -> None:
-        """Take deleted receipts off the count in ``receipt_stats`` (once per transaction)."""
-        receipts_counted(conn, -count)
+    def count_receipts(self, conn: psycopg.Connection, change: int) -> None:
+        """
+        Add ``change`` to the number of receipts kept in ``receipt_stats`` (migration 4), in
+        the transaction that inserted or deleted them: one update per transaction, not per
+        receipt.
+        """
+        if change:
+            conn.execute("UPDATE receipt_stats SET receipts = receipts + %s", (change,))
 
     def reclaim_space(self, conn: psycopg.Connection) -> None:
         """Nothing: autovacuum makes the space of deleted rows reusable."""
@@ -352,15 +357,6 @@ def migrate(conn: psycopg.Connection, where: str = "database") -> int:
         elif version < SCHEMA_VERSION:
             conn.execute("UPDATE printerd_schema SET version = %s", (SCHEMA_VERSION,))
     return version
-
-
-def receipts_counted(conn: psycopg.Connection, change: int) -> None:
-    """
-    Add ``change`` to the number of receipts kept in ``receipt_stats`` (migration 4), in the
-    transaction that inserted or deleted them: one update per transaction, not per receipt.
-    """
-    if change:
-        conn.execute("UPDATE receipt_stats SET receipts = receipts + %s", (change,))
 
 
 def folds_every_script(conn: psycopg.Connection) -> bool:
