@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, check_url, redact
 from printerd.store.outbox import SharedOutbox
 from printerd.store.receipts import (
-    RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
+    INSERTED_COLUMNS, RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
     receipt_from_row,
 )
 from printerd.store.shared_sql import SharedReceipts
@@ -58,8 +58,8 @@ CONNECT_TIMEOUT = 5  # seconds; a server that does not answer fails start-up, no
 _SERVER_GOING_AWAY = {"57P01", "57P02", "57P03"}
 
 _INSERT_RECEIPT = (
-    "INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut, sha256,"
-    " truncated, details, origin) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    f"INSERT INTO receipts ({INSERTED_COLUMNS})"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (origin) WHERE origin IS NOT NULL DO NOTHING RETURNING id")
 
 
@@ -205,9 +205,8 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_LOCK,))
             with conn.cursor() as cursor:
                 cursor.executemany(_INSERT_RECEIPT, [
-                    (d.printer, d.peer, d.received_at, d.job, d.byte_count(), d.raw, d.text,
-                     d.cut, digest, d.truncated, d.details, d.origin)
-                    for d, digest in zip(drafts, digests, strict=True)], returning=True)
+                    draft.inserted_values(digest)
+                    for draft, digest in zip(drafts, digests, strict=True)], returning=True)
                 ids: list[Optional[int]] = []
                 while True:
                     row = cursor.fetchone()  # none: its origin is stored already (a retry)
@@ -232,10 +231,7 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
                                        (draft.origin,)).fetchone()
                     stored.append(receipt_from_row(row))  # type: ignore[arg-type]
                 else:
-                    stored.append(Receipt(
-                        receipt_id, draft.printer, draft.peer, draft.received_at, draft.job,
-                        draft.byte_count(), draft.text, draft.cut, draft.truncated, digest,
-                        draft.details))
+                    stored.append(draft.stored_as(receipt_id, digest))
         return stored
 
     def set_ocr_text(self, conn: psycopg.Connection, receipt_id: int,
