@@ -12,7 +12,6 @@ load generator stays a small share of the two cores; its CPU is reported.
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import resource
 import socket
@@ -22,7 +21,7 @@ import time
 from typing import Any, Union
 
 from bench.ceiling import Ceiling
-from bench.common import http_get, process_figures
+from bench.common import process_figures, stats
 from bench.daemon import Daemon
 
 GENERATORS = 2  # load-generator processes, the POS clients shared out between them
@@ -65,10 +64,6 @@ def jobs_for(client: int, receipts: int, per_connection: int) -> list[bytes]:
     return [b"".join(receipt_bytes(client, n)
                      for n in range(first, min(first + per_connection, receipts)))
             for first in range(0, receipts, per_connection)]
-
-
-async def stats(port: int) -> dict:
-    return json.loads((await http_get(port, "/api/stats"))[1])
 
 
 def _generator_process(port: int, jobs: list[list[bytes]], out: Any) -> None:

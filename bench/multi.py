@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import multiprocessing
 import os
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import http_get, percentiles, process_figures
+from bench.common import http_get, percentiles, process_figures, stats
 from bench.daemon import Daemon
 from bench.ingest import pos_client
 from bench.stream import print_receipts
@@ -107,8 +106,7 @@ async def _ingest(daemons: list[Daemon], url: str, clients: int, receipts: int,
         for bound, n in buckets.items():
             merged[bound] = merged.get(bound, 0) + n
         total += count
-    announced = [json.loads((await http_get(d.http_port, "/api/stats"))[1])["receipts_total"]
-                 for d in daemons]
+    announced = [(await stats(d.http_port))["receipts_total"] for d in daemons]
     return {"instances": 2, "clients": clients, "receipts_per_connection": per_connection,
             "receipts": expected, "elapsed_s": round(elapsed, 3),
             "receipts_per_s": round(expected / elapsed),
@@ -164,11 +162,6 @@ def announce(workdir: Path, server: str, receipts: int = 200, rate: float = 20.0
             b.stop()
 
 
-async def _subscribers(daemon: Daemon) -> int:
-    code, body = await http_get(daemon.http_port, "/api/stats")
-    return json.loads(body)["sse_subscribers"] if code == 200 else 0
-
-
 def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 5,
            receipts: int = 20, rate: float = 1.0) -> dict:
     """``subscribers`` on each of the two instances; POS clients print on the first."""
@@ -197,7 +190,8 @@ def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 
             for out in outs:
                 out.get(timeout=300)  # ("ready", when, refused)
             connect_s = time.perf_counter() - connect_started
-            if not all(asyncio.run(_subscribers(d)) >= subscribers for d in daemons):
+            if not all(asyncio.run(stats(d.http_port)).get("sse_subscribers", 0) >= subscribers
+                       for d in daemons):
                 raise RuntimeError("an instance does not count all its subscribers")
             printed_at = time.perf_counter()
 

@@ -14,11 +14,10 @@ bare SSE server's plain connect storm (``stream``'s ``connect_s``): it replays n
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
-from bench.common import http_get
+from bench.common import stats
 from bench.daemon import Daemon
 from bench.ingest import pos_client
 from bench.stream import measure
@@ -30,8 +29,7 @@ async def fill(daemon: Daemon, receipts: int) -> None:
     clients = 10
     await asyncio.gather(*(pos_client(daemon.raw_port, c, receipts // clients, 10)
                            for c in range(clients)))
-    while json.loads((await http_get(daemon.http_port, "/api/stats"))[1])[
-            "receipts_total"] < receipts:
+    while (await stats(daemon.http_port))["receipts_total"] < receipts:
         await asyncio.sleep(0.05)
 
 
@@ -56,7 +54,7 @@ def run(workdir: Any, subscribers: int = 10_000, receipts: int = 1000, behind: i
         result = measure(daemon, subscribers, printers=0, receipts=0, rate=1.0,
                          headers=b"Last-Event-ID: %d\r\n" % resume_from, sample_recent=False,
                          expected_replay=behind, sweep=SWEEP)
-        stats = json.loads(asyncio.run(http_get(daemon.http_port, "/api/stats"))[1])
+        counters = asyncio.run(stats(daemon.http_port))
     finally:
         daemon.stop()
     return {"subscribers": subscribers, "receipts_stored": receipts, "behind": behind,
@@ -64,7 +62,7 @@ def run(workdir: Any, subscribers: int = 10_000, receipts: int = 1000, behind: i
             "restart_s": round(restart_s, 2), "connect_s": result["connect_s"],
             "refused": result["refused"],
             "all_replayed_s": result["all_events_s"], "events_lost": result["events_lost"],
-            "replays_from_memory": stats["sse_replays_from_memory_total"],
-            "replay_queries": stats["sse_replay_queries_total"],
+            "replays_from_memory": counters["sse_replays_from_memory_total"],
+            "replay_queries": counters["sse_replay_queries_total"],
             "server_connected": result["server_connected"],
             "server_idle": result["server_idle"]}

@@ -13,14 +13,13 @@ Runs against printerd or, in the same invocation, against the bare SSE ceiling
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import time
 from collections import Counter
 from typing import Any, Union
 
 from bench.ceiling import Ceiling
-from bench.common import http_get, percentiles, process_figures, sample_rest
+from bench.common import percentiles, process_figures, sample_rest, stats
 from bench.daemon import Daemon
 from bench.subscribers import SWEEP, worker
 
@@ -37,11 +36,6 @@ async def print_receipts(port: int, count: int, rate: float) -> None:
         await writer.drain()
         writer.close()
         await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
-
-
-async def stats(target: Target) -> dict:
-    code, body = await http_get(target.http_port, "/api/stats")
-    return json.loads(body) if code == 200 else {}
 
 
 async def drive(target: Target, printers: int, receipts: int, rate: float,
@@ -113,7 +107,7 @@ def measure(server: Target, subscribers: int, printers: int, receipts: int, rate
     connect_s = max(message[1] for message in ready) - storm_started
     refused = Counter(line for message in ready for line in message[2])
     connected = process_figures(server.process.pid)
-    seen = asyncio.run(stats(server)).get("sse_subscribers")
+    seen = asyncio.run(stats(server.http_port)).get("sse_subscribers")
     cpu_before = time.process_time()
     printed_at = time.perf_counter()
     driven = asyncio.run(drive(server, printers, receipts, rate, sample_recent))
