@@ -27,7 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from bench.common import http_get, percentiles, process_figures, stats
 from bench.daemon import Daemon
 from bench.ingest import pos_client
-from bench.stream import print_receipts
+from bench.stream import open_to, print_receipts
 from bench.subscribers import worker
 
 _numbers = itertools.count(1)
@@ -166,12 +166,7 @@ def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 
            receipts: int = 20, rate: float = 1.0) -> dict:
     """``subscribers`` on each of the two instances; POS clients print on the first."""
     with fresh_database(server) as url:
-        # Every subscriber comes from 127.0.0.1: the per-client and connection caps that guard
-        # a real LAN are lifted to the run's size, as the one-instance stream bench does.
-        daemons = start_two(workdir, url, "--http-listen=tcp:0:interface=127.0.0.1:backlog=4096",
-                            f"--http-max-connections={subscribers + 100}",
-                            f"--sse-max-subscribers={max(subscribers, 1)}",
-                            f"--sse-max-per-client={max(subscribers, 1)}")
+        daemons = start_two(workdir, url, *open_to(subscribers))
         try:
             expected = printers * receipts
             # One load-generator process per instance (bench.subscribers.worker), each with

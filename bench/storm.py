@@ -20,7 +20,7 @@ from typing import Any
 from bench.common import stats
 from bench.daemon import Daemon
 from bench.ingest import pos_client
-from bench.stream import measure
+from bench.stream import measure, open_to
 
 SWEEP = 0.05  # counting subscribers are read this often: the completion time's resolution
 
@@ -36,11 +36,8 @@ async def fill(daemon: Daemon, receipts: int) -> None:
 def run(workdir: Any, subscribers: int = 10_000, receipts: int = 1000, behind: int = 20,
         from_memory: bool = True) -> dict:
     """``from_memory`` false: the daemon keeps 10 receipts in memory, so the replay is read."""
-    options = (*(() if from_memory else ("--recent-size=10",)),
-               "--http-listen=tcp:0:interface=127.0.0.1:backlog=4096", "--api-rate=0",
-               f"--http-max-connections={subscribers + 100}",
-               f"--sse-max-subscribers={subscribers}", f"--sse-max-per-client={subscribers}",
-               "--database=storm.sqlite3")
+    options = (*(() if from_memory else ("--recent-size=10",)), *open_to(subscribers),
+               "--api-rate=0", "--database=storm.sqlite3")
     first = Daemon(workdir, *options)
     try:
         asyncio.run(fill(first, receipts))

@@ -54,15 +54,23 @@ async def drive(target: Target, printers: int, receipts: int, rate: float,
     return {"print_s": time.perf_counter() - started, "rest": rest_latencies}
 
 
+def open_to(subscribers: int) -> tuple[str, ...]:
+    """
+    printerd's options that let ``subscribers`` streams in at once, all from 127.0.0.1: the
+    per-client and connection caps that guard a real LAN are lifted to the run's size.
+    Connections past the HTTP share of the descriptors would evict the oldest streams: the
+    machine's hard limit of 20,000 descriptors gives HTTP 8,750 by default.
+    """
+    return ("--http-listen=tcp:0:interface=127.0.0.1:backlog=4096",
+            f"--http-max-connections={subscribers + 100}",
+            f"--sse-max-subscribers={max(subscribers, 1)}",
+            f"--sse-max-per-client={max(subscribers, 1)}")
+
+
 def start_target(kind: str, workdir: Any, subscribers: int, *options: str) -> Target:
     if kind == "ceiling":
         return Ceiling("stream")
-    # Connections past the HTTP share of the descriptors would evict the oldest streams: the
-    # machine's hard limit of 20,000 descriptors gives HTTP 8,750 by default.
-    return Daemon(workdir, "--http-listen=tcp:0:interface=127.0.0.1:backlog=4096",
-                  "--api-rate=0", f"--http-max-connections={subscribers + 100}",
-                  f"--sse-max-subscribers={max(subscribers, 1)}",
-                  f"--sse-max-per-client={max(subscribers, 1)}", *options)
+    return Daemon(workdir, *open_to(subscribers), "--api-rate=0", *options)
 
 
 def run(workdir: Any, subscribers: int = 1000, printers: int = 20, receipts: int = 20,
