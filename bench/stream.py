@@ -96,22 +96,19 @@ def measure(server: Target, subscribers: int, printers: int, receipts: int, rate
     expected = printers * receipts + expected_replay
     context = multiprocessing.get_context("fork")
     go, finished = context.Event(), context.Event()
-    out: Any = context.Queue()
     shares = [subscribers // WORKERS + (i < subscribers % WORKERS) for i in range(WORKERS)]
-    firsts = [sum(shares[:i]) for i in range(WORKERS)]
+    parts = [(share, sum(shares[:i])) for i, share in enumerate(shares) if share]
+    # A queue per worker: its "ready" message always comes before its "done".
+    outs = [context.Queue() for _ in parts]
     procs = [context.Process(target=worker, args=(server.http_port, share, first, headers,
                                                   expected, go, finished, out, sweep))
-             for share, first in zip(shares, firsts, strict=True) if share]
+             for (share, first), out in zip(parts, outs, strict=True)]
     for proc in procs:
         proc.start()
     time.sleep(0.5)  # the workers are forked and waiting: the storm starts at ``go``
     storm_started = time.time()
     go.set()
-    messages = [out.get(timeout=300) for _ in procs]
-    while sum(message[0] == "ready" for message in messages) < len(procs):
-        messages.append(out.get(timeout=300))  # a worker may be done before another is ready
-    ready = [message for message in messages if message[0] == "ready"]
-    done = [message for message in messages if message[0] == "done"]
+    ready = [out.get(timeout=300) for out in outs]  # ("ready", when, refused)
     connect_s = max(message[1] for message in ready) - storm_started
     refused = Counter(line for message in ready for line in message[2])
     connected = process_figures(server.process.pid)
@@ -121,7 +118,8 @@ def measure(server: Target, subscribers: int, printers: int, receipts: int, rate
     driven = asyncio.run(drive(server, printers, receipts, rate, sample_recent))
     during = process_figures(server.process.pid)
     finished.set()
-    done += [out.get(timeout=300) for _ in range(len(procs) - len(done))]
+    # ("done", events, latencies, latency subscribers, CPU, when complete)
+    done = [out.get(timeout=300) for out in outs]
     elapsed = time.perf_counter() - printed_at
     generator_cpu = time.process_time() - cpu_before + sum(message[4] for message in done)
     for proc in procs:
