@@ -36,10 +36,9 @@ def receipt_bytes(client: int, n: int) -> bytes:
 
 async def pos_client(port: int, client: int, receipts: int, per_connection: int) -> None:
     """An asyncio POS client (other scenarios fill the database with it)."""
-    for first in range(0, receipts, per_connection):
+    for job in jobs_for(client, receipts, per_connection):
         _, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"".join(receipt_bytes(client, n)
-                              for n in range(first, min(first + per_connection, receipts))))
+        writer.write(job)
         await writer.drain()
         writer.close()
         await writer.wait_closed()
@@ -61,6 +60,7 @@ def blocking_pos_client(port: int, jobs: list[bytes]) -> None:
 
 
 def jobs_for(client: int, receipts: int, per_connection: int) -> list[bytes]:
+    """``client``'s ``receipts`` receipts, ``per_connection`` to a job (the last may have fewer)."""
     return [b"".join(receipt_bytes(client, n)
                      for n in range(first, min(first + per_connection, receipts)))
             for first in range(0, receipts, per_connection)]
