@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from bench.common import raise_fd_limit
+
 EVENT = b"event: receipt"
 PREAMBLE = b"retry:"
 SENT = re.compile(rb"sent=(\d+\.\d+)")
@@ -40,7 +42,6 @@ class Subscription:
 
     sock: socket.socket
     measures_latency: bool
-    request: bytes
     head: bytes = b""  # bytes before the stream's first event (status line, headers, retry)
     ready: bool = False
     events: int = 0
@@ -90,7 +91,7 @@ def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
         code = sock.connect_ex(("127.0.0.1", port))
         if code not in (0, errno.EINPROGRESS):
             raise OSError(code, f"connect: {errno.errorcode.get(code, code)}")
-        by_fd[sock.fileno()] = Subscription(sock, (first_index + i) % LATENCY_EVERY == 0, request)
+        by_fd[sock.fileno()] = Subscription(sock, (first_index + i) % LATENCY_EVERY == 0)
         setup.register(sock.fileno(), select.EPOLLOUT)
     waiting = count
     refused: list[str] = []
@@ -100,7 +101,7 @@ def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
         for fd, mask in setup.poll(1.0, count):
             sub = by_fd[fd]
             if mask & select.EPOLLOUT:
-                sub.sock.send(sub.request)
+                sub.sock.send(request)
                 setup.modify(fd, select.EPOLLIN)
                 continue
             data = _recv(sub.sock)
@@ -192,8 +193,6 @@ def _read(sub: Subscription, poller: select.epoll, closed: set[int]) -> None:
 def worker(port: int, count: int, first_index: int, headers: bytes, expected: int,
            go: Any, finished: Any, out: Any, sweep: float = SWEEP) -> None:
     """One load-generator process (multiprocessing target): see the module docstring."""
-    from bench.common import raise_fd_limit
-
     raise_fd_limit()
     subscriptions, last_ready, refused = subscribe_all(port, count, go, headers,
                                                        first_index=first_index)
