@@ -72,8 +72,7 @@ class Subscription:
         self.tail = both[-(len(EVENT) - 1):]
 
 
-def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
-                  path: bytes = b"/api/stream", first_index: int = 0,
+def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"", first_index: int = 0,
                   timeout: float = 120.0) -> tuple[list[Subscription], float, list[str]]:
     """
     Open ``count`` subscribers at once once ``go`` (an Event) is set; return those streaming,
@@ -81,7 +80,7 @@ def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
     status line (or "closed") of each one refused.  Subscriber
     ``first_index + i`` measures latency when that number is a multiple of ``LATENCY_EVERY``.
     """
-    request = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n" % (path, headers)
+    request = b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n" % headers
     go.wait()
     setup = select.epoll()
     by_fd: dict[int, Subscription] = {}
