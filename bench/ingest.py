@@ -119,20 +119,16 @@ def scenario(server: Union[Daemon, Ceiling], clients: int, receipts: int,
 def run(workdir: Any, clients: int = 20, receipts: int = 10_000, per_connection: int = 1,
         synchronous: str = "FULL", target: str = "printerd") -> dict:
     """One run against ``target`` ("printerd" or "ceiling"); see the module docstring."""
+    server = Ceiling("ingest") if target == "ceiling" else Daemon(
+        workdir, "--raw-listen=tcp:0:interface=127.0.0.1:backlog=4096",
+        f"--synchronous={synchronous}", "--database=bench.sqlite3")
+    try:
+        result = scenario(server, clients, receipts, per_connection)
+    finally:
+        server.stop()
     if target == "ceiling":
-        ceiling = Ceiling("ingest")
-        try:
-            result = scenario(ceiling, clients, receipts, per_connection)
-        finally:
-            ceiling.stop()
         result["lost"] = result["receipts"] - result["counted"]
         return result
-    daemon = Daemon(workdir, "--raw-listen=tcp:0:interface=127.0.0.1:backlog=4096",
-                    f"--synchronous={synchronous}", "--database=bench.sqlite3")
-    try:
-        result = scenario(daemon, clients, receipts, per_connection)
-    finally:
-        daemon.stop()
     (count,) = sqlite3.connect(workdir / "bench.sqlite3").execute(
         "SELECT count(*) FROM receipts").fetchone()
     result["stored_in_database"] = count
