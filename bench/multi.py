@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import multiprocessing
 import os
 import time
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from bench.common import http_get, percentiles, process_figures, stats
 from bench.daemon import Daemon
 from bench.ingest import pos_client
 from bench.stream import open_to, print_receipts
-from bench.subscribers import worker
+from bench.subscribers import Fleet
 
 _numbers = itertools.count(1)
 
@@ -169,22 +168,11 @@ def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 
         daemons = start_two(workdir, url, *open_to(subscribers))
         try:
             expected = printers * receipts
-            # One load-generator process per instance (bench.subscribers.worker), each with
-            # its own queue so that its figures stay apart.
-            context = multiprocessing.get_context("fork")
-            go, finished = context.Event(), context.Event()
-            outs = [context.Queue() for _ in daemons]
-            procs = [context.Process(target=worker, args=(
-                d.http_port, subscribers, 0, b"", expected, go, finished, out))
-                for d, out in zip(daemons, outs, strict=True)]
-            for proc in procs:
-                proc.start()
-            time.sleep(0.5)  # forked and waiting: the connects start at ``go``
-            connect_started = time.perf_counter()
-            go.set()
-            for out in outs:
-                out.get(timeout=300)  # ("ready", when, refused)
-            connect_s = time.perf_counter() - connect_started
+            # One load-generator process per instance, so that its figures stay apart.
+            fleet = Fleet([(d.http_port, subscribers, 0) for d in daemons], b"", expected)
+            storm_started = fleet.start()
+            fleet.ready()
+            connect_s = time.time() - storm_started
             if not all(asyncio.run(stats(d.http_port)).get("sse_subscribers", 0) >= subscribers
                        for d in daemons):
                 raise RuntimeError("an instance does not count all its subscribers")
@@ -196,12 +184,9 @@ def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 
 
             asyncio.run(print_all())
             during = [process_figures(d.process.pid) for d in daemons]
-            finished.set()
-            # ("done", events, latencies, latency subscribers, CPU, when complete)
-            results = [out.get(timeout=180)[1:3] for out in outs]
+            results = [message[1:3] for message in fleet.done(timeout=180)]
             elapsed = time.perf_counter() - printed_at
-            for proc in procs:
-                proc.join(10)
+            fleet.join()
         finally:
             for daemon in daemons:
                 daemon.stop()

@@ -13,7 +13,6 @@ Runs against printerd or, in the same invocation, against the bare SSE ceiling
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import time
 from collections import Counter
 from typing import Any, Union
@@ -21,7 +20,7 @@ from typing import Any, Union
 from bench.ceiling import Ceiling
 from bench.common import percentiles, process_figures, sample_rest, stats
 from bench.daemon import Daemon
-from bench.subscribers import SWEEP, worker
+from bench.subscribers import SWEEP, Fleet
 
 Target = Union[Daemon, Ceiling]
 WORKERS = 2  # load-generator processes holding the subscribers
@@ -94,21 +93,11 @@ def measure(server: Target, subscribers: int, printers: int, receipts: int, rate
     """
     idle = process_figures(server.process.pid)
     expected = printers * receipts + expected_replay
-    context = multiprocessing.get_context("fork")
-    go, finished = context.Event(), context.Event()
     shares = [subscribers // WORKERS + (i < subscribers % WORKERS) for i in range(WORKERS)]
-    parts = [(share, sum(shares[:i])) for i, share in enumerate(shares) if share]
-    # A queue per worker: its "ready" message always comes before its "done".
-    outs = [context.Queue() for _ in parts]
-    procs = [context.Process(target=worker, args=(server.http_port, share, first, headers,
-                                                  expected, go, finished, out, sweep))
-             for (share, first), out in zip(parts, outs, strict=True)]
-    for proc in procs:
-        proc.start()
-    time.sleep(0.5)  # the workers are forked and waiting: the storm starts at ``go``
-    storm_started = time.time()
-    go.set()
-    ready = [out.get(timeout=300) for out in outs]  # ("ready", when, refused)
+    fleet = Fleet([(server.http_port, share, sum(shares[:i]))
+                   for i, share in enumerate(shares) if share], headers, expected, sweep)
+    storm_started = fleet.start()
+    ready = fleet.ready()
     connect_s = max(message[1] for message in ready) - storm_started
     refused = Counter(line for message in ready for line in message[2])
     connected = process_figures(server.process.pid)
@@ -117,13 +106,10 @@ def measure(server: Target, subscribers: int, printers: int, receipts: int, rate
     printed_at = time.perf_counter()
     driven = asyncio.run(drive(server, printers, receipts, rate, sample_recent))
     during = process_figures(server.process.pid)
-    finished.set()
-    # ("done", events, latencies, latency subscribers, CPU, when complete)
-    done = [out.get(timeout=300) for out in outs]
+    done = fleet.done()
     elapsed = time.perf_counter() - printed_at
     generator_cpu = time.process_time() - cpu_before + sum(message[4] for message in done)
-    for proc in procs:
-        proc.join(10)
+    fleet.join()
     delivered = sum(message[1] for message in done)
     completed = [message[5] for message in done]
     complete_s = max(completed) - storm_started if None not in completed else None

@@ -18,6 +18,7 @@ first bytes (``retry:``): how fast the server takes a connect storm.
 from __future__ import annotations
 
 import errno
+import multiprocessing
 import re
 import select
 import socket
@@ -204,3 +205,45 @@ def worker(port: int, count: int, first_index: int, headers: bytes, expected: in
              time.process_time() - started_cpu, complete_at))
     for sub in subscriptions:
         sub.sock.close()
+
+
+class Fleet:
+    """
+    ``worker`` processes, forked and waiting for ``start()``; a queue each, so that a worker's
+    "ready" message is always read before its "done".
+    """
+
+    def __init__(self, parts: list[tuple[int, int, int]], headers: bytes, expected: int,
+                 sweep: float = SWEEP) -> None:
+        """``parts``: (port, subscribers, index of the first) of each worker."""
+        context = multiprocessing.get_context("fork")
+        self.go, self.finished = context.Event(), context.Event()
+        self.outs = [context.Queue() for _ in parts]
+        self.procs = [context.Process(target=worker, args=(
+            port, count, first, headers, expected, self.go, self.finished, out, sweep))
+            for (port, count, first), out in zip(parts, self.outs, strict=True)]
+        for proc in self.procs:
+            proc.start()
+
+    def start(self) -> float:
+        """Start the connect storm once the workers are waiting; the wall time it started."""
+        time.sleep(0.5)
+        started = time.time()
+        self.go.set()
+        return started
+
+    def ready(self, timeout: float = 300) -> list[tuple]:
+        """Each worker's ("ready", when the last subscriber streamed, refused status lines)."""
+        return [out.get(timeout=timeout) for out in self.outs]
+
+    def done(self, timeout: float = 300) -> list[tuple]:
+        """
+        Tell the workers the printing is over; each one's ("done", events, latencies,
+        latency subscribers, CPU seconds receiving, when complete or None).
+        """
+        self.finished.set()
+        return [out.get(timeout=timeout) for out in self.outs]
+
+    def join(self) -> None:
+        for proc in self.procs:
+            proc.join(10)
