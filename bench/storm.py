@@ -21,6 +21,7 @@ from bench.common import stats
 from bench.daemon import Daemon
 from bench.ingest import pos_client
 from bench.stream import measure, open_to
+from printerd.config import Settings
 
 SWEEP = 0.05  # counting subscribers are read this often: the completion time's resolution
 
@@ -36,7 +37,8 @@ async def fill(daemon: Daemon, receipts: int) -> None:
 def run(workdir: Any, subscribers: int = 10_000, receipts: int = 1000, behind: int = 20,
         from_memory: bool = True) -> dict:
     """``from_memory`` false: the daemon keeps 10 receipts in memory, so the replay is read."""
-    options = (*(() if from_memory else ("--recent-size=10",)), *open_to(subscribers),
+    memory_cache = Settings().recent_size if from_memory else 10
+    options = (f"--recent-size={memory_cache}", *open_to(subscribers),
                "--api-rate=0", "--database=storm.sqlite3")
     first = Daemon(workdir, *options)
     try:
@@ -55,7 +57,7 @@ def run(workdir: Any, subscribers: int = 10_000, receipts: int = 1000, behind: i
     finally:
         daemon.stop()
     return {"subscribers": subscribers, "receipts_stored": receipts, "behind": behind,
-            "memory_cache": 500 if from_memory else 10,
+            "memory_cache": memory_cache,
             "restart_s": round(restart_s, 2), "connect_s": result["connect_s"],
             "refused": result["refused"],
             "all_replayed_s": result["all_events_s"], "events_lost": result["events_lost"],
