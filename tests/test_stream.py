@@ -113,7 +113,7 @@ def test_only_quiet_streams_get_a_keepalive_comment():
     hub.subscribe(busy_request, None, None)
     hub.subscribe(quiet_request, "other-printer", None)
     clock.advance(10)
-    hub.publish([Receipt(1, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    hub.publish([plain_receipt(1)])
     clock.advance(5)  # the first pass: the busy stream got receipt 1 within it
     assert busy_request.written.count(KEEPALIVE) == 0
     assert quiet_request.written == [KEEPALIVE]
@@ -180,11 +180,11 @@ def test_a_paused_subscriber_catches_up_in_order_when_resumed():
     request = DummyRequest([b""])
     subscriber = hub.subscribe(request, None, None)
     subscriber.pauseProducing()
-    hub.publish([Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (1, 2, 3)])
+    hub.publish([plain_receipt(i) for i in (1, 2, 3)])
     clock.advance(0)
     assert request.written == []
     subscriber.resumeProducing()
-    assert [int(w.split(b"\n")[0][4:]) for w in request.written] == [1, 2, 3]
+    assert ids_written(request) == [1, 2, 3]
 
 
 def test_stats_include_stream_counters(store, clock):
@@ -195,13 +195,28 @@ def test_stats_include_stream_counters(store, clock):
         == (1, 0, 0)
 
 
-def test_fan_out_goes_in_slices_and_keeps_event_order():
-    clock = Clock()
-    hub = StreamHub(clock, nothing_stored, slice_size=3)
-    requests = [DummyRequest([b""]) for _ in range(5)]
+def hub_with_subscribers(clock: Clock, count: int, slice_size: int):
+    """A hub fanning out ``slice_size`` at a time, and ``count`` live subscribers' requests."""
+    hub = StreamHub(clock, nothing_stored, slice_size=slice_size)
+    requests = [DummyRequest([b""]) for _ in range(count)]
     for request in requests:
         hub.subscribe(request, None, None)
-    hub.publish([Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (1, 2)])
+    return hub, requests
+
+
+def plain_receipt(receipt_id: int) -> Receipt:
+    return Receipt(receipt_id, "p", "x", "t", 1, 1, "y", "full", False, "s")
+
+
+def ids_written(request) -> list[int]:
+    """The ids of the events written to a request, in order."""
+    return [int(w.split(b"\n")[0][4:]) for w in request.written]
+
+
+def test_fan_out_goes_in_slices_and_keeps_event_order():
+    clock = Clock()
+    hub, requests = hub_with_subscribers(clock, 5, slice_size=3)
+    hub.publish([plain_receipt(i) for i in (1, 2)])
 
     # A slice is 3 subscribers, each given both events of the commit at once (one send each).
     one_reactor_turn(clock)
@@ -210,36 +225,30 @@ def test_fan_out_goes_in_slices_and_keeps_event_order():
     assert sorted(len(r.written) for r in requests) == [2] * 5
     clock.advance(0)  # any further turn sends nothing more
     assert sorted(len(r.written) for r in requests) == [2] * 5
-    ids = [[int(w.split(b"\n")[0][4:]) for w in r.written] for r in requests]
+    ids = [ids_written(r) for r in requests]
     assert ids == [[1, 2]] * 5
 
 
 def test_a_fan_out_that_is_behind_gives_the_waiting_subscribers_the_next_commit_with_it():
     clock = Clock()
-    hub = StreamHub(clock, nothing_stored, slice_size=3)
-    requests = [DummyRequest([b""]) for _ in range(5)]
-    for request in requests:
-        hub.subscribe(request, None, None)
+    hub, requests = hub_with_subscribers(clock, 5, slice_size=3)
     late_request = DummyRequest([b""])
 
-    def ids_of(request):
-        return [int(w.split(b"\n")[0][4:]) for w in request.written]
-
-    hub.publish([Receipt(1, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    hub.publish([plain_receipt(1)])
     one_reactor_turn(clock)  # three of the five have receipt 1
     waiting = [r for r in requests if not r.written]
     assert len(waiting) == 2
     hub.subscribe(late_request, None, None)  # live from now: receipt 2 on, not 1
-    hub.publish([Receipt(2, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    hub.publish([plain_receipt(2)])
     one_reactor_turn(clock)
     # The two still waiting for receipt 1 got receipt 2 with it, in the same slice (one
     # subscriber more of the three in a slice got receipt 2 alone).
-    assert [ids_of(r) for r in waiting] == [[1, 2], [1, 2]]
-    assert sum(len(ids_of(r)) for r in [*requests, late_request]) == 3 + 2 * 2 + 1
+    assert [ids_written(r) for r in waiting] == [[1, 2], [1, 2]]
+    assert sum(len(ids_written(r)) for r in [*requests, late_request]) == 3 + 2 * 2 + 1
     one_reactor_turn(clock)
     clock.advance(0)
-    assert [ids_of(r) for r in requests] == [[1, 2]] * 5
-    assert ids_of(late_request) == [2]
+    assert [ids_written(r) for r in requests] == [[1, 2]] * 5
+    assert ids_written(late_request) == [2]
     assert not hub._fanout
 
 
@@ -264,11 +273,11 @@ def test_one_subscriber_whose_delivery_raises_does_not_stop_the_stream_for_the_o
     broken = hub.subscribe(BrokenRequest([b""]), None, None)
     healthy_request = DummyRequest([b""])
     hub.subscribe(healthy_request, None, None)
-    hub.publish([Receipt(1, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    hub.publish([plain_receipt(1)])
     clock.advance(0)
-    hub.publish([Receipt(2, "p", "x", "t", 1, 1, "y", "full", False, "s")])
+    hub.publish([plain_receipt(2)])
     clock.advance(0)
-    assert [int(w.split(b"\n")[0][4:]) for w in healthy_request.written] == [1, 2]
+    assert ids_written(healthy_request) == [1, 2]
     assert broken not in hub.subscribers  # dropped, as the keepalive loop drops it
 
 
@@ -392,7 +401,7 @@ def test_a_commit_reaches_a_live_stream_in_one_socket_write_and_never_twice():
     clock = Clock()
     hub = StreamHub(clock, nothing_stored)
     subscriber, transport = open_http11_stream(hub)
-    receipts = [Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (1, 2, 3)]
+    receipts = [plain_receipt(i) for i in (1, 2, 3)]
     hub.publish(receipts)
     clock.advance(0)
     assert transport.writes == 1
@@ -402,7 +411,28 @@ def test_a_commit_reaches_a_live_stream_in_one_socket_write_and_never_twice():
     # the receipts it lacks.
     subscriber.last_id = 4
     transport.clear()
-    hub.publish([Receipt(i, "p", "x", "t", 1, 1, "y", "full", False, "s") for i in (4, 5)])
+    hub.publish([plain_receipt(i) for i in (4, 5)])
     clock.advance(0)
     assert [e["id"] for e in parse_events(b"".join(
         line for line in transport.value().split(b"\r\n")[1::2]))] == [5]
+
+
+def test_a_replay_after_an_ocr_update_sends_the_receipt_as_updated():
+    # The hub keeps replayed receipts' events encoded; an update must not leave the old event
+    # to the next replay.
+    from dataclasses import replace as replaced
+
+    clock = Clock()
+    before = plain_receipt(1)
+    newest = [before]
+    hub = StreamHub(clock, nothing_stored, newest=newest)
+    first = DummyRequest([b""])
+    hub.begin(hub.subscribe(first, None, 0))
+    assert b'"ocr_text":null' in b"".join(first.written)
+    after = replaced(before, ocr_text="Total 9.50")
+    newest[0] = after
+    hub.publish_update(after)
+    second = DummyRequest([b""])
+    hub.begin(hub.subscribe(second, None, 0))
+    replayed = [w for w in second.written if w.startswith(b"id: 1\n")]
+    assert len(replayed) == 1 and b'"ocr_text":"Total 9.50"' in replayed[0]

@@ -11,6 +11,7 @@ cannot come from a browser and is answered.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Iterable, Optional
 
 from printerd.addresses import ip_address
@@ -42,24 +43,18 @@ class AllowedHosts:
         self.any = "*" in listed
         self.names = frozenset(listed - {"*"})
         # The answers for the few Host headers an API sees, so that each request does not
-        # parse an address again (bounded: emptied when full).
-        self._known: dict[tuple[bytes, Optional[str]], bool] = {}
+        # parse an address again (bounded, the least recently used forgotten).
+        self._known = lru_cache(maxsize=KNOWN_HOSTS)(self._allows)
 
     def allows(self, header: Optional[bytes], local_address: Optional[str]) -> bool:
         if self.any or header is None:
             return True
-        key = (header, local_address)
-        known = self._known.get(key)
-        if known is None:
-            if len(self._known) >= KNOWN_HOSTS:
-                self._known.clear()
-            known = self._known[key] = self._allows(header, local_address)
-        return known
+        return self._known(header, local_address)
 
     @property
     def remembered(self) -> int:
         """How many Host headers' answers are remembered (at most KNOWN_HOSTS)."""
-        return len(self._known)
+        return self._known.cache_info().currsize
 
     def _allows(self, header: bytes, local_address: Optional[str]) -> bool:
         name = host_name(header)

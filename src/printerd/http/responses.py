@@ -72,11 +72,21 @@ def stored_id(value: int, what: str = "id") -> int:
 ROUTING_MESSAGES = {404: "no such resource", 405: "method not allowed"}
 
 
-def _api_error(self: object, request: IRequest, failure: Failure) -> bytes:
-    error: ApiError = failure.value  # type: ignore[assignment]
+def api_error_body(request: IRequest, error: ApiError) -> bytes:
+    """An ``ApiError``'s answer: its code, headers and message."""
     for name, value in error.headers.items():
         request.setHeader(name, value)
     return error_body(request, error.code, error.message)
+
+
+def internal_error_body(request: IRequest, failure: Failure) -> bytes:
+    """Anything unexpected: logged, answered 500."""
+    log.failure("error answering {uri}", failure, uri=request.uri)
+    return error_body(request, 500, "internal error")
+
+
+def _api_error(self: object, request: IRequest, failure: Failure) -> bytes:
+    return api_error_body(request, failure.value)  # type: ignore[arg-type]
 
 
 def _routing_error(self: object, request: IRequest, failure: Failure) -> bytes:
@@ -87,8 +97,7 @@ def _routing_error(self: object, request: IRequest, failure: Failure) -> bytes:
 
 
 def _unexpected(self: object, request: IRequest, failure: Failure) -> bytes:
-    log.failure("error answering {uri}", failure, uri=request.uri)
-    return error_body(request, 500, "internal error")
+    return internal_error_body(request, failure)
 
 
 def json_app() -> Klein:

@@ -102,8 +102,7 @@ class Subscriber:
         write, the bytes shared by every subscriber.
         """
         if (self._send_chunk is not None and self.printer is None and self.live
-                and not self._paused and not self._queue and self.last_id < first_id
-                and not self.closed):
+                and not self._paused and not self._queue and self.last_id < first_id):
             self.last_id = last_id
             self.spoke = True
             self._send_chunk(chunks)
@@ -292,7 +291,9 @@ class StreamHub(Service):
         self.replay_queries_total = 0
         self._reads: dict[tuple[int, Optional[str]], list[Deferred[list[Receipt]]]] = {}
         self._pages: dict[tuple[int, Optional[str]], list[Receipt]] = {}
-        self._encoded: dict[int, tuple[int, bytes, bytes]] = {}
+        # Receipt id -> (the receipt, its id, event and chunk).  Kept for the receipt object
+        # itself: an update (OCR) or a new read of a changed row is another object.
+        self._encoded: dict[int, tuple[Receipt, tuple[int, bytes, bytes]]] = {}
         self._keepalive = PeriodicJob("stream-keepalive", clock, keepalive, self._send_keepalive,
                                       now=False)
 
@@ -421,13 +422,15 @@ class StreamHub(Service):
         subscriber.end()
 
     def _encoded_event(self, receipt: Receipt) -> tuple[int, bytes, bytes]:
-        """A replayed receipt's (id, event, chunk), encoded once for every subscriber."""
-        encoded = self._encoded.get(receipt.id)
-        if encoded is None:
-            if len(self._encoded) >= ENCODED_CACHE:
-                self._encoded.clear()
-            event = encode_event(receipt)
-            encoded = self._encoded[receipt.id] = (receipt.id, event, http_chunk(event))
+        """A receipt's (id, event, chunk), encoded once for every subscriber."""
+        cached = self._encoded.get(receipt.id)
+        if cached is not None and cached[0] is receipt:
+            return cached[1]
+        if len(self._encoded) >= ENCODED_CACHE:
+            self._encoded.clear()
+        event = encode_event(receipt)
+        encoded = (receipt.id, event, http_chunk(event))
+        self._encoded[receipt.id] = (receipt, encoded)
         return encoded
 
     def remove(self, subscriber: Subscriber) -> None:
@@ -455,8 +458,8 @@ class StreamHub(Service):
             return  # nobody to encode for (a replay encodes what it sends itself)
         events = []
         for receipt in receipts:
-            event = encode_event(receipt)
-            events.append((receipt.id, receipt.printer, event, http_chunk(event)))
+            _, event, chunk = self._encoded_event(receipt)  # a replay from memory reuses it
+            events.append((receipt.id, receipt.printer, event, chunk))
         commit = (events, events[0][0], events[-1][0], b"".join(e[3] for e in events))
         subscribers = list(self.subscribers)
         if self._fanout:
@@ -525,11 +528,10 @@ class StreamHub(Service):
             try:
                 if subscriber.opened_at <= ending:
                     subscriber.end()
-                elif subscriber.spoke:
-                    subscriber.spoke = False
-                else:
+                    continue
+                if not subscriber.spoke:
                     subscriber.write(KEEPALIVE, KEEPALIVE_CHUNK)
-                    subscriber.spoke = False
+                subscriber.spoke = False
             except Exception:
                 self.log.failure("keepalive to a subscriber failed")
                 subscriber.close()

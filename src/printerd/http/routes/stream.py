@@ -14,12 +14,12 @@ from __future__ import annotations
 import json
 from typing import Union, cast
 
-from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.server import NOT_DONE_YET, Request
 
 from printerd.http.params import ApiError, QueryParams
-from printerd.http.responses import error_body
+from printerd.http.responses import api_error_body, internal_error_body
 from printerd.http.stream import StreamHub, Subscriber, SubscriberLimit
 
 
@@ -31,7 +31,6 @@ def database_event(database_id: str) -> bytes:
 class StreamRoutes:
     """Opens a subscriber on the hub for each stream request; the hub does the rest."""
 
-    log = Logger()
     path = "/api/stream"
     methods = frozenset({"GET"})
 
@@ -45,12 +44,9 @@ class StreamRoutes:
         try:
             return self._open(request)
         except ApiError as error:
-            for name, value in error.headers.items():
-                request.setHeader(name, value)
-            return error_body(request, error.code, error.message)
+            return api_error_body(request, error)
         except Exception:
-            self.log.failure("error opening a stream")
-            return error_body(request, 500, "internal error")
+            return internal_error_body(request, Failure())
 
     def _open(self, request: IRequest) -> Union[bytes, int]:
         params = QueryParams(request, {"after", "printer"})
