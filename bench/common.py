@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import resource
 import statistics
@@ -46,6 +47,12 @@ async def http_get(port: int, path: str) -> tuple[int, bytes]:
     writer.close()
     head, _, body = data.partition(b"\r\n\r\n")
     return int(head.split(b" ", 2)[1]), body
+
+
+async def stats(port: int) -> dict:
+    """``GET /api/stats`` of printerd (or a ceiling) on ``port``; {} on any other answer than 200."""
+    code, body = await http_get(port, "/api/stats")
+    return json.loads(body) if code == 200 else {}
 
 
 async def sample_rest(port: int, path: str, stop: asyncio.Event, latencies: list[float]) -> None:

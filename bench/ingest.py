@@ -12,7 +12,6 @@ load generator stays a small share of the two cores; its CPU is reported.
 from __future__ import annotations
 
 import asyncio
-import json
 import multiprocessing
 import resource
 import socket
@@ -22,7 +21,7 @@ import time
 from typing import Any, Union
 
 from bench.ceiling import Ceiling
-from bench.common import http_get, process_figures
+from bench.common import process_figures, stats
 from bench.daemon import Daemon
 
 GENERATORS = 2  # load-generator processes, the POS clients shared out between them
@@ -37,10 +36,9 @@ def receipt_bytes(client: int, n: int) -> bytes:
 
 async def pos_client(port: int, client: int, receipts: int, per_connection: int) -> None:
     """An asyncio POS client (other scenarios fill the database with it)."""
-    for first in range(0, receipts, per_connection):
+    for job in jobs_for(client, receipts, per_connection):
         _, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"".join(receipt_bytes(client, n)
-                              for n in range(first, min(first + per_connection, receipts))))
+        writer.write(job)
         await writer.drain()
         writer.close()
         await writer.wait_closed()
@@ -62,13 +60,10 @@ def blocking_pos_client(port: int, jobs: list[bytes]) -> None:
 
 
 def jobs_for(client: int, receipts: int, per_connection: int) -> list[bytes]:
+    """``client``'s ``receipts`` receipts, ``per_connection`` to a job (the last may have fewer)."""
     return [b"".join(receipt_bytes(client, n)
                      for n in range(first, min(first + per_connection, receipts)))
             for first in range(0, receipts, per_connection)]
-
-
-async def stats(port: int) -> dict:
-    return json.loads((await http_get(port, "/api/stats"))[1])
 
 
 def _generator_process(port: int, jobs: list[list[bytes]], out: Any) -> None:
@@ -124,20 +119,16 @@ def scenario(server: Union[Daemon, Ceiling], clients: int, receipts: int,
 def run(workdir: Any, clients: int = 20, receipts: int = 10_000, per_connection: int = 1,
         synchronous: str = "FULL", target: str = "printerd") -> dict:
     """One run against ``target`` ("printerd" or "ceiling"); see the module docstring."""
+    server = Ceiling("ingest") if target == "ceiling" else Daemon(
+        workdir, "--raw-listen=tcp:0:interface=127.0.0.1:backlog=4096",
+        f"--synchronous={synchronous}", "--database=bench.sqlite3")
+    try:
+        result = scenario(server, clients, receipts, per_connection)
+    finally:
+        server.stop()
     if target == "ceiling":
-        ceiling = Ceiling("ingest")
-        try:
-            result = scenario(ceiling, clients, receipts, per_connection)
-        finally:
-            ceiling.stop()
         result["lost"] = result["receipts"] - result["counted"]
         return result
-    daemon = Daemon(workdir, "--raw-listen=tcp:0:interface=127.0.0.1:backlog=4096",
-                    f"--synchronous={synchronous}", "--database=bench.sqlite3")
-    try:
-        result = scenario(daemon, clients, receipts, per_connection)
-    finally:
-        daemon.stop()
     (count,) = sqlite3.connect(workdir / "bench.sqlite3").execute(
         "SELECT count(*) FROM receipts").fetchone()
     result["stored_in_database"] = count

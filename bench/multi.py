@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
-import multiprocessing
 import os
 import time
 from contextlib import contextmanager
@@ -25,11 +23,11 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import http_get, percentiles, process_figures
+from bench.common import http_get, percentiles, process_figures, stats
 from bench.daemon import Daemon
 from bench.ingest import pos_client
-from bench.stream import print_receipts
-from bench.subscribers import worker
+from bench.stream import open_to, print_receipts
+from bench.subscribers import Fleet
 
 _numbers = itertools.count(1)
 
@@ -107,8 +105,7 @@ async def _ingest(daemons: list[Daemon], url: str, clients: int, receipts: int,
         for bound, n in buckets.items():
             merged[bound] = merged.get(bound, 0) + n
         total += count
-    announced = [json.loads((await http_get(d.http_port, "/api/stats"))[1])["receipts_total"]
-                 for d in daemons]
+    announced = [(await stats(d.http_port))["receipts_total"] for d in daemons]
     return {"instances": 2, "clients": clients, "receipts_per_connection": per_connection,
             "receipts": expected, "elapsed_s": round(elapsed, 3),
             "receipts_per_s": round(expected / elapsed),
@@ -164,40 +161,20 @@ def announce(workdir: Path, server: str, receipts: int = 200, rate: float = 20.0
             b.stop()
 
 
-async def _subscribers(daemon: Daemon) -> int:
-    code, body = await http_get(daemon.http_port, "/api/stats")
-    return json.loads(body)["sse_subscribers"] if code == 200 else 0
-
-
 def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 5,
            receipts: int = 20, rate: float = 1.0) -> dict:
     """``subscribers`` on each of the two instances; POS clients print on the first."""
     with fresh_database(server) as url:
-        # Every subscriber comes from 127.0.0.1: the per-client and connection caps that guard
-        # a real LAN are lifted to the run's size, as the one-instance stream bench does.
-        daemons = start_two(workdir, url, "--http-listen=tcp:0:interface=127.0.0.1:backlog=4096",
-                            f"--http-max-connections={subscribers + 100}",
-                            f"--sse-max-subscribers={max(subscribers, 1)}",
-                            f"--sse-max-per-client={max(subscribers, 1)}")
+        daemons = start_two(workdir, url, *open_to(subscribers))
         try:
             expected = printers * receipts
-            # One load-generator process per instance (bench.subscribers.worker), each with
-            # its own queue so that its figures stay apart.
-            context = multiprocessing.get_context("fork")
-            go, finished = context.Event(), context.Event()
-            outs = [context.Queue() for _ in daemons]
-            procs = [context.Process(target=worker, args=(
-                d.http_port, subscribers, 0, b"", expected, go, finished, out))
-                for d, out in zip(daemons, outs, strict=True)]
-            for proc in procs:
-                proc.start()
-            time.sleep(0.5)  # forked and waiting: the connects start at ``go``
-            connect_started = time.perf_counter()
-            go.set()
-            for out in outs:
-                out.get(timeout=300)  # ("ready", when, refused)
-            connect_s = time.perf_counter() - connect_started
-            if not all(asyncio.run(_subscribers(d)) >= subscribers for d in daemons):
+            # One load-generator process per instance, so that its figures stay apart.
+            fleet = Fleet([(d.http_port, subscribers, 0) for d in daemons], b"", expected)
+            storm_started = fleet.start()
+            fleet.ready()
+            connect_s = time.time() - storm_started
+            if not all(asyncio.run(stats(d.http_port)).get("sse_subscribers", 0) >= subscribers
+                       for d in daemons):
                 raise RuntimeError("an instance does not count all its subscribers")
             printed_at = time.perf_counter()
 
@@ -207,12 +184,9 @@ def stream(workdir: Path, server: str, subscribers: int = 5000, printers: int = 
 
             asyncio.run(print_all())
             during = [process_figures(d.process.pid) for d in daemons]
-            finished.set()
-            # ("done", events, latencies, latency subscribers, CPU, when complete)
-            results = [out.get(timeout=180)[1:3] for out in outs]
+            results = [message[1:3] for message in fleet.done(timeout=180)]
             elapsed = time.perf_counter() - printed_at
-            for proc in procs:
-                proc.join(10)
+            fleet.join()
         finally:
             for daemon in daemons:
                 daemon.stop()

@@ -51,8 +51,7 @@ def cost_per_job(per_connection: int, jobs: int, repeats: int = 5) -> float:
     factory = RawPrintFactory(clock, store)  # type: ignore[arg-type]
     # Lines are formatted and written as twistd's log file would (to memory here).
     factory.log = Logger(observer=textFileLogObserver(io.StringIO()))
-    if hasattr(factory, "job_log"):  # (before the job log, the factory wrote each line)
-        factory.job_log.log = factory.log
+    factory.job_log.log = factory.log
     job = b"".join(receipt_bytes(1, n) for n in range(per_connection))
 
     def one_round() -> float:

@@ -6,10 +6,9 @@ sampled after every round; both must stay flat.  ``python -m bench soak --soak-r
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 
-from bench.common import http_get, process_figures
+from bench.common import process_figures, stats
 from bench.daemon import Daemon
 from bench.ingest import pos_client
 
@@ -25,8 +24,7 @@ async def scenario(daemon: Daemon, receipts: int, clients: int) -> dict:
         await asyncio.gather(*(pos_client(daemon.raw_port, c, size // clients, 10)
                                for c in range(clients)))
         sent += size // clients * clients
-        while json.loads((await http_get(daemon.http_port, "/api/stats"))[1])[
-                "receipts_total"] < sent:
+        while (await stats(daemon.http_port))["receipts_total"] < sent:
             await asyncio.sleep(0.05)
         samples.append({"receipts": sent, **process_figures(daemon.process.pid)})
     elapsed = time.perf_counter() - started

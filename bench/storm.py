@@ -14,14 +14,14 @@ bare SSE server's plain connect storm (``stream``'s ``connect_s``): it replays n
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
-from bench.common import http_get
+from bench.common import stats
 from bench.daemon import Daemon
 from bench.ingest import pos_client
-from bench.stream import measure
+from bench.stream import measure, open_to
+from printerd.config import Settings
 
 SWEEP = 0.05  # counting subscribers are read this often: the completion time's resolution
 
@@ -30,19 +30,16 @@ async def fill(daemon: Daemon, receipts: int) -> None:
     clients = 10
     await asyncio.gather(*(pos_client(daemon.raw_port, c, receipts // clients, 10)
                            for c in range(clients)))
-    while json.loads((await http_get(daemon.http_port, "/api/stats"))[1])[
-            "receipts_total"] < receipts:
+    while (await stats(daemon.http_port))["receipts_total"] < receipts:
         await asyncio.sleep(0.05)
 
 
 def run(workdir: Any, subscribers: int = 10_000, receipts: int = 1000, behind: int = 20,
         from_memory: bool = True) -> dict:
     """``from_memory`` false: the daemon keeps 10 receipts in memory, so the replay is read."""
-    options = (*(() if from_memory else ("--recent-size=10",)),
-               "--http-listen=tcp:0:interface=127.0.0.1:backlog=4096", "--api-rate=0",
-               f"--http-max-connections={subscribers + 100}",
-               f"--sse-max-subscribers={subscribers}", f"--sse-max-per-client={subscribers}",
-               "--database=storm.sqlite3")
+    memory_cache = Settings().recent_size if from_memory else 10
+    options = (f"--recent-size={memory_cache}", *open_to(subscribers),
+               "--api-rate=0", "--database=storm.sqlite3")
     first = Daemon(workdir, *options)
     try:
         asyncio.run(fill(first, receipts))
@@ -56,15 +53,15 @@ def run(workdir: Any, subscribers: int = 10_000, receipts: int = 1000, behind: i
         result = measure(daemon, subscribers, printers=0, receipts=0, rate=1.0,
                          headers=b"Last-Event-ID: %d\r\n" % resume_from, sample_recent=False,
                          expected_replay=behind, sweep=SWEEP)
-        stats = json.loads(asyncio.run(http_get(daemon.http_port, "/api/stats"))[1])
+        counters = asyncio.run(stats(daemon.http_port))
     finally:
         daemon.stop()
     return {"subscribers": subscribers, "receipts_stored": receipts, "behind": behind,
-            "memory_cache": 500 if from_memory else 10,
+            "memory_cache": memory_cache,
             "restart_s": round(restart_s, 2), "connect_s": result["connect_s"],
             "refused": result["refused"],
             "all_replayed_s": result["all_events_s"], "events_lost": result["events_lost"],
-            "replays_from_memory": stats["sse_replays_from_memory_total"],
-            "replay_queries": stats["sse_replay_queries_total"],
+            "replays_from_memory": counters["sse_replays_from_memory_total"],
+            "replay_queries": counters["sse_replay_queries_total"],
             "server_connected": result["server_connected"],
             "server_idle": result["server_idle"]}

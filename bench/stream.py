@@ -13,16 +13,14 @@ Runs against printerd or, in the same invocation, against the bare SSE ceiling
 from __future__ import annotations
 
 import asyncio
-import json
-import multiprocessing
 import time
 from collections import Counter
 from typing import Any, Union
 
 from bench.ceiling import Ceiling
-from bench.common import http_get, percentiles, process_figures, sample_rest
+from bench.common import percentiles, process_figures, sample_rest, stats
 from bench.daemon import Daemon
-from bench.subscribers import SWEEP, worker
+from bench.subscribers import SWEEP, Fleet
 
 Target = Union[Daemon, Ceiling]
 WORKERS = 2  # load-generator processes holding the subscribers
@@ -39,11 +37,6 @@ async def print_receipts(port: int, count: int, rate: float) -> None:
         await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
 
 
-async def stats(target: Target) -> dict:
-    code, body = await http_get(target.http_port, "/api/stats")
-    return json.loads(body) if code == 200 else {}
-
-
 async def drive(target: Target, printers: int, receipts: int, rate: float,
                 sample_recent: bool) -> dict:
     stop = asyncio.Event()
@@ -57,19 +50,26 @@ async def drive(target: Target, printers: int, receipts: int, rate: float,
     stop.set()
     if sample_recent:
         await rest
-    return {"print_s": time.perf_counter() - started, "rest": rest_latencies,
-            "stats": await stats(target)}
+    return {"print_s": time.perf_counter() - started, "rest": rest_latencies}
+
+
+def open_to(subscribers: int) -> tuple[str, ...]:
+    """
+    printerd's options that let ``subscribers`` streams in at once, all from 127.0.0.1: the
+    per-client and connection caps that guard a real LAN are lifted to the run's size.
+    Connections past the HTTP share of the descriptors would evict the oldest streams: the
+    machine's hard limit of 20,000 descriptors gives HTTP 8,750 by default.
+    """
+    return ("--http-listen=tcp:0:interface=127.0.0.1:backlog=4096",
+            f"--http-max-connections={subscribers + 100}",
+            f"--sse-max-subscribers={max(subscribers, 1)}",
+            f"--sse-max-per-client={max(subscribers, 1)}")
 
 
 def start_target(kind: str, workdir: Any, subscribers: int, *options: str) -> Target:
     if kind == "ceiling":
         return Ceiling("stream")
-    # Connections past the HTTP share of the descriptors would evict the oldest streams: the
-    # machine's hard limit of 20,000 descriptors gives HTTP 8,750 by default.
-    return Daemon(workdir, "--http-listen=tcp:0:interface=127.0.0.1:backlog=4096",
-                  "--api-rate=0", f"--http-max-connections={subscribers + 100}",
-                  f"--sse-max-subscribers={max(subscribers, 1)}",
-                  f"--sse-max-per-client={max(subscribers, 1)}", *options)
+    return Daemon(workdir, *open_to(subscribers), "--api-rate=0", *options)
 
 
 def run(workdir: Any, subscribers: int = 1000, printers: int = 20, receipts: int = 20,
@@ -93,38 +93,23 @@ def measure(server: Target, subscribers: int, printers: int, receipts: int, rate
     """
     idle = process_figures(server.process.pid)
     expected = printers * receipts + expected_replay
-    context = multiprocessing.get_context("fork")
-    go, finished = context.Event(), context.Event()
-    out: Any = context.Queue()
     shares = [subscribers // WORKERS + (i < subscribers % WORKERS) for i in range(WORKERS)]
-    firsts = [sum(shares[:i]) for i in range(WORKERS)]
-    procs = [context.Process(target=worker, args=(server.http_port, share, first, headers,
-                                                  expected, go, finished, out, sweep))
-             for share, first in zip(shares, firsts, strict=True) if share]
-    for proc in procs:
-        proc.start()
-    time.sleep(0.5)  # the workers are forked and waiting: the storm starts at ``go``
-    storm_started = time.time()
-    go.set()
-    messages = [out.get(timeout=300) for _ in procs]
-    while sum(message[0] == "ready" for message in messages) < len(procs):
-        messages.append(out.get(timeout=300))  # a worker may be done before another is ready
-    ready = [message for message in messages if message[0] == "ready"]
-    done = [message for message in messages if message[0] == "done"]
+    fleet = Fleet([(server.http_port, share, sum(shares[:i]))
+                   for i, share in enumerate(shares) if share], headers, expected, sweep)
+    storm_started = fleet.start()
+    ready = fleet.ready()
     connect_s = max(message[1] for message in ready) - storm_started
     refused = Counter(line for message in ready for line in message[2])
     connected = process_figures(server.process.pid)
-    seen = asyncio.run(stats(server)).get("sse_subscribers")
+    seen = asyncio.run(stats(server.http_port)).get("sse_subscribers")
     cpu_before = time.process_time()
     printed_at = time.perf_counter()
     driven = asyncio.run(drive(server, printers, receipts, rate, sample_recent))
     during = process_figures(server.process.pid)
-    finished.set()
-    done += [out.get(timeout=300) for _ in range(len(procs) - len(done))]
+    done = fleet.done()
     elapsed = time.perf_counter() - printed_at
     generator_cpu = time.process_time() - cpu_before + sum(message[4] for message in done)
-    for proc in procs:
-        proc.join(10)
+    fleet.join()
     delivered = sum(message[1] for message in done)
     completed = [message[5] for message in done]
     complete_s = max(completed) - storm_started if None not in completed else None

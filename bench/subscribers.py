@@ -18,12 +18,15 @@ first bytes (``retry:``): how fast the server takes a connect storm.
 from __future__ import annotations
 
 import errno
+import multiprocessing
 import re
 import select
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
+
+from bench.common import raise_fd_limit
 
 EVENT = b"event: receipt"
 PREAMBLE = b"retry:"
@@ -40,7 +43,6 @@ class Subscription:
 
     sock: socket.socket
     measures_latency: bool
-    request: bytes
     head: bytes = b""  # bytes before the stream's first event (status line, headers, retry)
     ready: bool = False
     events: int = 0
@@ -71,8 +73,7 @@ class Subscription:
         self.tail = both[-(len(EVENT) - 1):]
 
 
-def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
-                  path: bytes = b"/api/stream", first_index: int = 0,
+def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"", first_index: int = 0,
                   timeout: float = 120.0) -> tuple[list[Subscription], float, list[str]]:
     """
     Open ``count`` subscribers at once once ``go`` (an Event) is set; return those streaming,
@@ -80,7 +81,7 @@ def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
     status line (or "closed") of each one refused.  Subscriber
     ``first_index + i`` measures latency when that number is a multiple of ``LATENCY_EVERY``.
     """
-    request = b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n" % (path, headers)
+    request = b"GET /api/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n" % headers
     go.wait()
     setup = select.epoll()
     by_fd: dict[int, Subscription] = {}
@@ -90,7 +91,7 @@ def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
         code = sock.connect_ex(("127.0.0.1", port))
         if code not in (0, errno.EINPROGRESS):
             raise OSError(code, f"connect: {errno.errorcode.get(code, code)}")
-        by_fd[sock.fileno()] = Subscription(sock, (first_index + i) % LATENCY_EVERY == 0, request)
+        by_fd[sock.fileno()] = Subscription(sock, (first_index + i) % LATENCY_EVERY == 0)
         setup.register(sock.fileno(), select.EPOLLOUT)
     waiting = count
     refused: list[str] = []
@@ -100,7 +101,7 @@ def subscribe_all(port: int, count: int, go: Any, headers: bytes = b"",
         for fd, mask in setup.poll(1.0, count):
             sub = by_fd[fd]
             if mask & select.EPOLLOUT:
-                sub.sock.send(sub.request)
+                sub.sock.send(request)
                 setup.modify(fd, select.EPOLLIN)
                 continue
             data = _recv(sub.sock)
@@ -192,8 +193,6 @@ def _read(sub: Subscription, poller: select.epoll, closed: set[int]) -> None:
 def worker(port: int, count: int, first_index: int, headers: bytes, expected: int,
            go: Any, finished: Any, out: Any, sweep: float = SWEEP) -> None:
     """One load-generator process (multiprocessing target): see the module docstring."""
-    from bench.common import raise_fd_limit
-
     raise_fd_limit()
     subscriptions, last_ready, refused = subscribe_all(port, count, go, headers,
                                                        first_index=first_index)
@@ -206,3 +205,45 @@ def worker(port: int, count: int, first_index: int, headers: bytes, expected: in
              time.process_time() - started_cpu, complete_at))
     for sub in subscriptions:
         sub.sock.close()
+
+
+class Fleet:
+    """
+    ``worker`` processes, forked and waiting for ``start()``; a queue each, so that a worker's
+    "ready" message is always read before its "done".
+    """
+
+    def __init__(self, parts: list[tuple[int, int, int]], headers: bytes, expected: int,
+                 sweep: float = SWEEP) -> None:
+        """``parts``: (port, subscribers, index of the first) of each worker."""
+        context = multiprocessing.get_context("fork")
+        self.go, self.finished = context.Event(), context.Event()
+        self.outs = [context.Queue() for _ in parts]
+        self.procs = [context.Process(target=worker, args=(
+            port, count, first, headers, expected, self.go, self.finished, out, sweep))
+            for (port, count, first), out in zip(parts, self.outs, strict=True)]
+        for proc in self.procs:
+            proc.start()
+
+    def start(self) -> float:
+        """Start the connect storm once the workers are waiting; the wall time it started."""
+        time.sleep(0.5)
+        started = time.time()
+        self.go.set()
+        return started
+
+    def ready(self, timeout: float = 300) -> list[tuple]:
+        """Each worker's ("ready", when the last subscriber streamed, refused status lines)."""
+        return [out.get(timeout=timeout) for out in self.outs]
+
+    def done(self, timeout: float = 300) -> list[tuple]:
+        """
+        Tell the workers the printing is over; each one's ("done", events, latencies,
+        latency subscribers, CPU seconds receiving, when complete or None).
+        """
+        self.finished.set()
+        return [out.get(timeout=timeout) for out in self.outs]
+
+    def join(self) -> None:
+        for proc in self.procs:
+            proc.join(10)

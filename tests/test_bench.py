@@ -31,7 +31,7 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
 
 @given(st.integers(0, 20), st.lists(st.integers(0, 10_000), max_size=30), st.booleans())
 def test_a_subscriber_counts_every_event_however_the_reads_split_it(events, cuts, latency):
-    sub = Subscription(socket.socket(), measures_latency=latency, request=b"")
+    sub = Subscription(socket.socket(), measures_latency=latency)
     try:
         for piece in split(stream_bytes(events), cuts):
             sub.take(piece, now=200.0)

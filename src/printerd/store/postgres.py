@@ -34,7 +34,7 @@ from twisted.logger import Logger
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew, check_url, redact
 from printerd.store.outbox import SharedOutbox
 from printerd.store.receipts import (
-    RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
+    INSERTED_COLUMNS, RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
     receipt_from_row,
 )
 from printerd.store.shared_sql import SharedReceipts
@@ -58,8 +58,8 @@ CONNECT_TIMEOUT = 5  # seconds; a server that does not answer fails start-up, no
 _SERVER_GOING_AWAY = {"57P01", "57P02", "57P03"}
 
 _INSERT_RECEIPT = (
-    "INSERT INTO receipts (printer, peer, received_at, job, bytes, raw, text, cut, sha256,"
-    " truncated, details, origin) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+    f"INSERT INTO receipts ({INSERTED_COLUMNS})"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
     " ON CONFLICT (origin) WHERE origin IS NOT NULL DO NOTHING RETURNING id")
 
 
@@ -130,7 +130,7 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
             conn.close()
 
     def summarize(self, conn: psycopg.Connection, newest: int) -> StoreSummary:
-        # Kept by the engine (receipts_counted): counting every row takes longer as they grow.
+        # Kept by the engine (count_receipts): counting every row takes longer as they grow.
         (count,) = conn.execute("SELECT receipts FROM receipt_stats").fetchone()  # type: ignore
         (block,) = conn.execute("SELECT nextval('job_blocks')").fetchone()  # type: ignore
         (max_job,) = conn.execute(  # type: ignore[misc]
@@ -205,9 +205,8 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (COMMIT_LOCK,))
             with conn.cursor() as cursor:
                 cursor.executemany(_INSERT_RECEIPT, [
-                    (d.printer, d.peer, d.received_at, d.job, d.byte_count(), d.raw, d.text,
-                     d.cut, digest, d.truncated, d.details, d.origin)
-                    for d, digest in zip(drafts, digests, strict=True)], returning=True)
+                    draft.inserted_values(digest)
+                    for draft, digest in zip(drafts, digests, strict=True)], returning=True)
                 ids: list[Optional[int]] = []
                 while True:
                     row = cursor.fetchone()  # none: its origin is stored already (a retry)
@@ -222,7 +221,7 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
                                        " next_attempt_at) VALUES (%s, %s, 0)", deliveries)
             inserted = [receipt_id for receipt_id in ids if receipt_id is not None]
             if inserted:
-                receipts_counted(conn, len(inserted))
+                self.count_receipts(conn, len(inserted))
                 conn.execute("SELECT pg_notify(%s, %s || ' ' || extract(epoch FROM"
                              " clock_timestamp()))", (CHANNEL, str(inserted[-1])))
             stored = []
@@ -232,10 +231,7 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
                                        (draft.origin,)).fetchone()
                     stored.append(receipt_from_row(row))  # type: ignore[arg-type]
                 else:
-                    stored.append(Receipt(
-                        receipt_id, draft.printer, draft.peer, draft.received_at, draft.job,
-                        draft.byte_count(), draft.text, draft.cut, draft.truncated, digest,
-                        draft.details))
+                    stored.append(draft.stored_as(receipt_id, digest))
         return stored
 
     def set_ocr_text(self, conn: psycopg.Connection, receipt_id: int,
@@ -251,9 +247,14 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
             "SELECT pg_try_advisory_xact_lock(%s)", (RETENTION_LOCK,)).fetchone()
         return bool(locked)
 
-    def receipts_deleted(self, conn: psycopg.Connection, count: int) -> None:
-        """Take deleted receipts off the count in ``receipt_stats`` (once per transaction)."""
-        receipts_counted(conn, -count)
+    def count_receipts(self, conn: psycopg.Connection, change: int) -> None:
+        """
+        Add ``change`` to the number of receipts kept in ``receipt_stats`` (migration 4), in
+        the transaction that inserted or deleted them: one update per transaction, not per
+        receipt.
+        """
+        if change:
+            conn.execute("UPDATE receipt_stats SET receipts = receipts + %s", (change,))
 
     def reclaim_space(self, conn: psycopg.Connection) -> None:
         """Nothing: autovacuum makes the space of deleted rows reusable."""
@@ -352,15 +353,6 @@ def migrate(conn: psycopg.Connection, where: str = "database") -> int:
         elif version < SCHEMA_VERSION:
             conn.execute("UPDATE printerd_schema SET version = %s", (SCHEMA_VERSION,))
     return version
-
-
-def receipts_counted(conn: psycopg.Connection, change: int) -> None:
-    """
-    Add ``change`` to the number of receipts kept in ``receipt_stats`` (migration 4), in the
-    transaction that inserted or deleted them: one update per transaction, not per receipt.
-    """
-    if change:
-        conn.execute("UPDATE receipt_stats SET receipts = receipts + %s", (change,))
 
 
 def folds_every_script(conn: psycopg.Connection) -> bool:

@@ -79,6 +79,17 @@ class NewReceipt:
     def byte_count(self) -> int:
         return len(self.raw) if self.size is None else self.size
 
+    def inserted_values(self, digest: str) -> tuple:
+        """The values of ``INSERTED_COLUMNS`` for this draft (``digest``: its ``digest()``)."""
+        return (self.printer, self.peer, self.received_at, self.job, self.byte_count(),
+                self.raw, self.text, self.cut, digest, self.truncated, self.details, self.origin)
+
+    def stored_as(self, receipt_id: int, digest: str) -> Receipt:
+        """This draft as the receipt committed under ``receipt_id``."""
+        return Receipt(receipt_id, self.printer, self.peer, self.received_at, self.job,
+                       self.byte_count(), self.text, self.cut, self.truncated, digest,
+                       self.details)
+
 
 def with_site(details: str, site: str) -> str:
     """``details`` (JSON) naming ``site``, unless it names one already (a forwarded receipt)."""
@@ -139,6 +150,9 @@ class ReceiptQuery:
     text: Optional[str] = None
 
 
+# The columns an engine inserts a draft into (values: ``NewReceipt.inserted_values``).
+INSERTED_COLUMNS = ("printer, peer, received_at, job, bytes, raw, text, cut, sha256, truncated,"
+                    " details, origin")
 RECEIPT_COLUMNS = ("id, printer, peer, received_at, job, bytes, text, cut, truncated, sha256,"
                    " details, ocr_text")
 # The same columns of the receipts table aliased ``r`` (in a join, or with filters on ``r``).

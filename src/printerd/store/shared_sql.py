@@ -3,8 +3,9 @@ Thread functions in SQL that SQLite and PostgreSQL both run, written once with "
 
 An engine mixes these in and names its driver's parameter marker (``PARAM``); the statements
 are rewritten for it by ``_sql``.  It supplies its write transaction (``transaction``) and may
-keep retention to one instance at a time (``may_purge``).  The outbox's shared functions are
-in ``outbox.SharedOutbox``.
+keep retention to one instance at a time (``may_purge``) and keep its count of receipts in
+its own statements (``count_receipts``).  The outbox's shared functions are in
+``outbox.SharedOutbox``.
 """
 
 from __future__ import annotations
@@ -35,10 +36,11 @@ class SharedReceipts(SharedSQL):
         """Whether this retention transaction may go on (another instance may be purging)."""
         return True
 
-    def receipts_deleted(self, conn: Any, count: int) -> None:
+    def count_receipts(self, conn: Any, change: int) -> None:
         """
-        Keep the engine's count of receipts (the start-up summary's) right: ``count`` receipts
-        were deleted in the transaction under way.  Nothing here: SQLite's triggers keep it.
+        Keep the engine's count of receipts (the start-up summary's) right: ``change``
+        receipts were inserted (or, below 0, deleted) in the transaction under way, which
+        calls this once.  Nothing here: SQLite's triggers keep it.
         """
 
     # -- writer thread ------------------------------------------------------------------------
@@ -66,7 +68,7 @@ class SharedReceipts(SharedSQL):
                     f"DELETE FROM deliveries WHERE receipt_id IN ({marks})"), old).rowcount
                 receipts = conn.execute(self._sql(
                     f"DELETE FROM receipts WHERE id IN ({marks})"), old).rowcount
-                self.receipts_deleted(conn, receipts)
+                self.count_receipts(conn, -receipts)
         return len(old), deliveries
 
     # -- reader threads -----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from printerd.store import sqlite_search
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew
 from printerd.store.outbox import SharedOutbox
 from printerd.store.receipts import (
-    RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
+    INSERTED_COLUMNS, RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
     receipt_from_row,
 )
 from printerd.store.shared_sql import SharedReceipts
@@ -207,18 +207,17 @@ class SQLiteEngine(SharedReceipts, SharedOutbox):
         """
         stored = []
         for draft in drafts:
-            digest, size = draft.digest(), draft.byte_count()
+            digest = draft.digest()
             cursor = conn.execute(
-                f"INSERT INTO receipts ({_INSERTED_COLUMNS}) VALUES {_INSERTED_ROW}"
+                f"INSERT INTO receipts ({INSERTED_COLUMNS}) VALUES {_INSERTED_ROW}"
                 " ON CONFLICT (origin) WHERE origin IS NOT NULL DO NOTHING",
-                _inserted_values(draft, digest, size))
+                draft.inserted_values(digest))
             if cursor.rowcount == 0:
                 row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE origin = ?",
                                    (draft.origin,)).fetchone()
                 stored.append((receipt_from_row(row), False))
                 continue
-            stored.append((_as_stored(draft, cursor.lastrowid, digest, size),  # type: ignore[arg-type]
-                           True))
+            stored.append((draft.stored_as(cursor.lastrowid, digest), True))  # type: ignore[arg-type]
         return stored
 
     def set_ocr_text(self, conn: sqlite3.Connection, receipt_id: int,
@@ -253,23 +252,11 @@ class SQLiteEngine(SharedReceipts, SharedOutbox):
 # wait more than it wrote, and receipts queued by the thousand.  So a group commit inserts its
 # printed receipts (and their deliveries) with multi-row statements, a few per batch.
 
-_INSERTED_COLUMNS = ("printer, peer, received_at, job, bytes, raw, text, cut, sha256, truncated,"
-                     " details, origin")
 _INSERTED_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 # Rows per statement are powers of two up to this: a batch is a few statements, and their
 # texts are few enough to stay in the connection's statement cache.  Fewer where the SQLite
 # library binds fewer parameters to a statement (32,766 by default, 999 before 3.32).
 _MAX_ROWS_PER_STATEMENT = 256
-
-
-def _inserted_values(draft: NewReceipt, digest: str, size: int) -> tuple:
-    return (draft.printer, draft.peer, draft.received_at, draft.job, size, draft.raw,
-            draft.text, draft.cut, digest, int(draft.truncated), draft.details, draft.origin)
-
-
-def _as_stored(draft: NewReceipt, receipt_id: int, digest: str, size: int) -> Receipt:
-    return Receipt(receipt_id, draft.printer, draft.peer, draft.received_at, draft.job, size,
-                   draft.text, draft.cut, draft.truncated, digest, draft.details)
 
 
 def _runs_by_origin(drafts: list[NewReceipt]) -> Iterator[tuple[bool, list[NewReceipt]]]:
@@ -284,18 +271,13 @@ def _insert_printed(conn: sqlite3.Connection, drafts: list[NewReceipt]) -> list[
     one statement's rows are consecutive: AUTOINCREMENT gives each row one more than the
     largest id so far, and this connection is the only writer.
     """
-    stored = []
-    figures = [(draft.digest(), draft.byte_count()) for draft in drafts]
-    rows = [_inserted_values(draft, digest, size)
-            for draft, (digest, size) in zip(drafts, figures, strict=True)]
-    at = 0
-    for count, last_id in _insert_rows(conn, f"INSERT INTO receipts ({_INSERTED_COLUMNS}) VALUES ",
-                                       _INSERTED_ROW, rows):
-        for offset in range(count):
-            draft, (digest, size) = drafts[at + offset], figures[at + offset]
-            stored.append(_as_stored(draft, last_id - count + 1 + offset, digest, size))
-        at += count
-    return stored
+    digests = [draft.digest() for draft in drafts]
+    rows = [draft.inserted_values(digest) for draft, digest in zip(drafts, digests, strict=True)]
+    ids = [receipt_id for count, last_id in _insert_rows(
+               conn, f"INSERT INTO receipts ({INSERTED_COLUMNS}) VALUES ", _INSERTED_ROW, rows)
+           for receipt_id in range(last_id - count + 1, last_id + 1)]
+    return [draft.stored_as(receipt_id, digest)
+            for draft, receipt_id, digest in zip(drafts, ids, digests, strict=True)]
 
 
 def _insert_rows(conn: sqlite3.Connection, head: str, row: str,

@@ -26,6 +26,7 @@ from typing import Any, Optional
 from twisted.internet.interfaces import IReactorTime
 from twisted.web.iweb import IRequest
 
+from printerd.compact_json import compact_json
 from printerd.forwarder.signing import verify
 from printerd.http.auth import Authenticator, bearer_token
 from printerd.http.params import ApiError
@@ -131,9 +132,8 @@ def forwarded_receipt(message_id: str, body: bytes) -> NewReceipt:
             received_at=parse_time(_text(receipt, "received_at")), job=_integer(receipt, "job"),
             raw=raw, text=_text(receipt, "text"), cut=_text(receipt, "cut"),
             truncated=bool(receipt["truncated"]),
-            details=json.dumps({**{k: v for k, v in receipt.items() if k not in COLUMNS},
-                                "site": site, "site_receipt_id": _integer(receipt, "id")},
-                               separators=(",", ":")),
+            details=compact_json({**{k: v for k, v in receipt.items() if k not in COLUMNS},
+                                  "site": site, "site_receipt_id": _integer(receipt, "id")}),
             origin=f"{site}/{message_id}", sha256=_text(receipt, "sha256"),
             size=_integer(receipt, "bytes"))
     except (KeyError, binascii.Error, ValueError, TypeError) as e:
