@@ -99,12 +99,16 @@ def make_poller(store, server, printer, interval=0.02, **kwargs) -> ServerDirect
                              max_backoff=kwargs.pop("max_backoff", 0.1), **kwargs)
 
 
-async def run_until_answered(store, server, printer, timeout: float = 5.0) -> ServerDirectPrint:
-    """A poller run until the server has its first SetResponse, then stopped."""
+async def run_until_answered(store, server, printer, timeout: float = 5.0,
+                             settled=lambda poller: True) -> ServerDirectPrint:
+    """
+    A poller run until the server has its first SetResponse and ``settled(poller)`` holds (the
+    poller records its exchange after the server has seen it), then stopped.
+    """
     poller = make_poller(store, server, printer)
     poller.startService()
     try:
-        await wait_until(lambda: server.responses(), timeout=timeout)
+        await wait_until(lambda: server.responses() and settled(poller), timeout=timeout)
     finally:
         poller.stopService()
     return poller
@@ -194,7 +198,8 @@ async def test_an_answer_over_2_mb_is_reported_as_too_big_and_an_error_page_as_t
     too_big = b"<PrintRequestInfo>" + b" " * MAX_REQUEST_BYTES + b"</PrintRequestInfo>"
     pos_server.failing, pos_server.failing_body = {0: 503}, too_big
     pos_server.answers.append(too_big)
-    poller = await run_until_answered(store, pos_server, printer, timeout=10)
+    poller = await run_until_answered(store, pos_server, printer, timeout=10,
+                                      settled=lambda poller: poller.last_error is None)
     # A big error page is the server's failure; a big answer, the print request's.
     assert (poller.errors_total, poller.last_error) == (1, None)
     assert poller.polls_total >= 2
