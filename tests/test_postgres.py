@@ -199,13 +199,14 @@ def test_the_count_of_receipts_changes_once_per_transaction_not_once_per_receipt
         return updated
 
     with engine.connect() as conn, conn.transaction():  # the engine's own become savepoints
-        engine.insert_receipts(conn, [draft(f"r{i}", at=1_600_000_000) for i in range(50)])
+        stored = engine.insert_receipts(conn, [draft(f"r{i}", at=1_600_000_000)
+                                               for i in range(50)])
         assert updates(conn) == 1
-        engine.insert_receipts(conn, [draft("one more")])
+        stored += engine.insert_receipts(conn, [draft("one more")])
         assert updates(conn) == 2
-        assert engine.purge_batch(conn, "2030-01-01", 100) == (51, 0)
+        assert engine.purge_batch(conn, "2030-01-01", 100) == ([r.id for r in stored], 0)
         assert updates(conn) == 3
-        assert engine.purge_batch(conn, "2030-01-01", 100) == (0, 0)  # nothing to change
+        assert engine.purge_batch(conn, "2030-01-01", 100) == ([], 0)  # nothing to change
         assert updates(conn) == 3
         assert conn.execute("SELECT receipts FROM receipt_stats").fetchone() == (0,)
 
@@ -232,11 +233,11 @@ def test_retention_purges_on_one_instance_at_a_time(url):
     engine = PostgresEngine(url)
     engine.prepare()
     with engine.connect() as conn, engine.connect() as other:
-        engine.insert_receipts(conn, [draft("old", at=1_000_000_000)])
+        (old,) = engine.insert_receipts(conn, [draft("old", at=1_000_000_000)])
         with other.transaction():
             other.execute("SELECT pg_advisory_xact_lock(%s)", (RETENTION_LOCK,))
-            assert engine.purge_batch(conn, "2030-01-01", 100) == (0, 0)
-        assert engine.purge_batch(conn, "2030-01-01", 100) == (1, 0)
+            assert engine.purge_batch(conn, "2030-01-01", 100) == ([], 0)
+        assert engine.purge_batch(conn, "2030-01-01", 100) == ([old.id], 0)
 
 
 def test_a_commit_waits_for_the_commit_lock(url):

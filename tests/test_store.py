@@ -621,3 +621,27 @@ def test_a_batch_fits_a_sqlite_that_binds_few_parameters(db_path):
         assert deliveries == 300
     finally:
         conn.close()
+
+
+def test_retention_forgets_from_memory_exactly_the_receipts_it_deleted(database, inline_store,
+                                                                        clock):
+    """
+    The page of the newest receipts comes from memory: after a purge it must list what the
+    database holds, also when the clock stepped back between two receipts (received_at then
+    goes down as ids go up) and when a pending delivery keeps an old receipt.
+    """
+    old, stepped_back, recent = 1_600_000_000, 1_500_000_000, 1_700_000_000
+    add_receipts(inline_store, clock, draft("new", at=recent), draft("old", at=old),
+                 draft("older, after the clock stepped back", at=stepped_back),
+                 draft("new again", at=recent))
+    kept = add_receipts(inline_store, clock, draft("old, its webhook pending", at=old))
+    result_of(inline_store.write(lambda conn: conn.execute(
+        "INSERT INTO deliveries (receipt_id, target, state, attempts, next_attempt_at)"
+        f" VALUES ({kept[0].id}, 'cloud', 'pending', 0, 0)")))
+
+    assert result_of(inline_store.purge_batch(format_time(1_650_000_000), 100)) == (2, 0)
+    # A page the memory cache fills is served from it; a search always reads the database.
+    in_memory = [r.text for r in result_of(inline_store.find_receipts(ReceiptQuery(limit=3)))]
+    in_database = [r.text for r in result_of(inline_store.find_receipts(ReceiptQuery(
+        limit=3, text="e")))]
+    assert in_memory == in_database == ["old, its webhook pending", "new again", "new"]

@@ -122,11 +122,12 @@ class Engine(Protocol):
     def retry_dead(self, conn: Connection, now: float, delivery_id: Optional[int]) -> int:
         """Make dead deliveries (one, or all) pending and due at ``now``; how many changed."""
 
-    def purge_batch(self, conn: Connection, cutoff: str, batch: int) -> tuple[int, int]:
+    def purge_batch(self, conn: Connection, cutoff: str, batch: int) -> tuple[list[int], int]:
         """
         One short retention transaction: up to ``batch`` delivered outbox rows, then up to
         ``batch`` receipts received before ``cutoff`` with no pending delivery (and their
-        finished delivery rows).  Returns (receipts deleted, delivery rows deleted).
+        finished delivery rows).  Returns (the ids of the receipts deleted, delivery rows
+        deleted).
         """
 
     def reclaim_space(self, conn: Connection) -> None:

@@ -426,11 +426,17 @@ class ReceiptStore(Service):
         before ``cutoff`` that no delivery waits for, in one short transaction; returns
         (receipts deleted, delivery rows deleted) and forgets the deleted receipts.
         """
-        def forget(deleted: tuple[int, int]) -> tuple[int, int]:
-            self.receipts_total -= deleted[0]
-            while self.newest and self.newest[0].received_at < cutoff:
-                self.newest.popleft()
-            return deleted
+        def forget(deleted: tuple[list[int], int]) -> tuple[int, int]:
+            receipt_ids, deliveries = deleted
+            self.receipts_total -= len(receipt_ids)
+            # By id: a receipt kept for its pending delivery stays, and received_at need not
+            # grow with the id (the clock may have stepped back between two receipts).
+            gone = set(receipt_ids)
+            if gone and self.newest and self.newest[0].id <= max(gone):
+                kept = [receipt for receipt in self.newest if receipt.id not in gone]
+                self.newest.clear()
+                self.newest.extend(kept)
+            return len(receipt_ids), deliveries
 
         return self._runner.run_write(self._engine.purge_batch, cutoff, batch).addCallback(forget)
 

@@ -45,16 +45,16 @@ class SharedReceipts(SharedSQL):
 
     # -- writer thread ------------------------------------------------------------------------
 
-    def purge_batch(self, conn: Any, cutoff: str, batch: int) -> tuple[int, int]:
+    def purge_batch(self, conn: Any, cutoff: str, batch: int) -> tuple[list[int], int]:
         """
         One short write transaction of retention: delivered outbox rows, then receipts older
         than ``cutoff`` with no pending delivery (with their finished delivery rows).
-        Returns (receipts deleted, delivery rows deleted); (0, 0) when ``may_purge`` says
-        no, which ends the run.
+        Returns (the ids of the receipts deleted, delivery rows deleted); ([], 0) when
+        ``may_purge`` says no, which ends the run.
         """
         with self.transaction(conn):
             if not self.may_purge(conn):
-                return 0, 0
+                return [], 0
             deliveries = conn.execute(self._sql(
                 "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries"
                 " WHERE state = 'delivered' LIMIT ?)"), (batch,)).rowcount
@@ -69,7 +69,7 @@ class SharedReceipts(SharedSQL):
                 receipts = conn.execute(self._sql(
                     f"DELETE FROM receipts WHERE id IN ({marks})"), old).rowcount
                 self.count_receipts(conn, -receipts)
-        return len(old), deliveries
+        return old, deliveries
 
     # -- reader threads -----------------------------------------------------------------------
 
