@@ -8,6 +8,7 @@ from PIL import Image
 
 from printerd.cli import main
 from printerd.escpos.parser import ParsedReceipt
+from printerd.escpos.profiles import profile_for
 from printerd.render.document import Barcode, Code2D, Line, ReceiptPrinter, blocks
 from printerd.render.document import Image as ImageBlock
 from printerd.render.html import render_html
@@ -91,11 +92,28 @@ def test_receiptline_columns_on_a_star_printer_land_at_their_dot_positions():
 
 
 def test_star_margins_narrow_the_print_area_and_reset_with_esc_at():
-    # ESC l 2 / ESC Q 20: characters 2-19 of the paper, 24 dots in and 216 wide. ESC @ gives
+    # ESC l 2 / ESC Q 30: characters 2-29 of the paper, 24 dots in and 336 wide. ESC @ gives
     # back the whole paper (no margin, no width of its own in the line's styles).
-    job = (b"\x1b@\x1bl\x02\x1bQ\x14\x1b\x1da\x01Mid\n\x1b@\x1b\x1da\x01Mid\n\x1bd\x02")
+    job = (b"\x1b@\x1bl\x02\x1bQ\x1e\x1b\x1da\x01Mid\n\x1b@\x1b\x1da\x01Mid\n\x1bd\x02")
     parser = StarJobParser()
     (receipt,) = [e for e in parser.feed(job) + parser.close() if isinstance(e, ParsedReceipt)]
     first, second = receipt.details["line_styles"][:2]
-    assert (first["margin"], first["width"]) == (2 * 12, (20 - 2) * 12)
+    assert (first["margin"], first["width"]) == (2 * 12, (30 - 2) * 12)
     assert "margin" not in second and "width" not in second
+
+
+
+def test_star_margins_leaving_36_mm_or_less_are_ignored():
+    # Star's line mode ignores an ESC l or ESC Q that would leave a print region of 36 mm or
+    # less (here 288 dots at 203 dpi, 24 characters of 12 dots): ESC Q 0, a left margin at or
+    # past the right one, or a region of 24 characters keep the margins set before.
+    job = (b"\x1b@\x1bl\x02\x1bQ\x28A\n"  # characters 2-39: 456 dots
+           b"\x1bQ\x00B\n"                 # ignored
+           b"\x1bl\x28C\n"                 # ignored
+           b"\x1bQ\x19D\n"                 # 2-24: 276 dots, ignored
+           b"\x1bQ\x1aE\n"                 # 2-25: 288 dots, 36.03 mm
+           b"\x1bd\x02")
+    parser = StarJobParser(profile=profile_for("TSP143"))
+    (receipt,) = [e for e in parser.feed(job) + parser.close() if isinstance(e, ParsedReceipt)]
+    styles = receipt.details["line_styles"][:5]
+    assert [(s["margin"], s["width"]) for s in styles] == [(24, 456)] * 4 + [(24, 288)]

@@ -78,6 +78,9 @@ _STYLES: dict[str, Callable[[Style, bytes], Style]] = {
     "ESC RS F": lambda s, c: replace(s, font=FONTS[digit(c[3])] if digit(c[3]) < 3 else "A"),
 }
 _MARKING = frozenset({"ESC b", "ESC FS p"})
+# ESC l / ESC Q leaving a print region of this or less are ignored (Star line mode, thermal).
+STAR_MIN_REGION_MM = 36
+MM_PER_INCH = 25.4
 
 
 class StarJobParser:
@@ -392,15 +395,24 @@ class StarJobParser:
         return None
 
     def _margin(self, command: bytes, events: list[Event]) -> Optional[str]:
-        """ESC l n (left margin), ESC Q n (right edge): n characters of font A."""
+        """
+        ESC l n (left margin), ESC Q n (right edge): n characters of font A from the paper's
+        left.  Star's line mode ignores either when it would leave a print region of 36 mm or
+        less between the two.
+        """
+        left, right = self._left_margin, self._right_edge
         if command[1:2] == b"l":
-            self._left_margin = command[2]
+            left = command[2]
         else:
-            self._right_edge = command[2]
+            right = command[2]
         cell = CELLS["A"][0]
-        self._text.set_margin(self._left_margin * cell)
-        if self._right_edge > self._left_margin:
-            self._text.set_area_width((self._right_edge - self._left_margin) * cell)
+        right_dots = right * cell if right else self.profile.dots
+        if (right_dots - left * cell) * MM_PER_INCH <= STAR_MIN_REGION_MM * self.profile.dpi:
+            return None
+        self._left_margin, self._right_edge = left, right
+        self._text.set_margin(left * cell)
+        if right:
+            self._text.set_area_width(right_dots - left * cell)
         return None
 
     def _code_page(self, command: bytes, events: list[Event]) -> Optional[str]:
