@@ -117,3 +117,27 @@ def test_star_margins_leaving_36_mm_or_less_are_ignored():
     (receipt,) = [e for e in parser.feed(job) + parser.close() if isinstance(e, ParsedReceipt)]
     styles = receipt.details["line_styles"][:5]
     assert [(s["margin"], s["width"]) for s in styles] == [(24, 456)] * 4 + [(24, 288)]
+
+
+def test_star_tab_stops_are_counted_from_the_paper_edge_and_none_are_set_at_first():
+    # Star's line mode: HT goes to the next ESC D stop (n characters of the pitch in force when
+    # it was set, from the paper's left edge whatever the left margin); with no stop set, or
+    # none left to the right, HT does nothing. ESC D NUL clears them, and so does ESC @.
+    job = (b"\x1b@A\tB\n"                      # no stops yet
+           b"\x1bD\x0a\x14\x00A\tB\tC\tD\n"     # stops at 10 and 20 characters
+           b"\x1bl\x04A\tB\n"                  # left margin 4: the stop at 10 is 6 in
+           b"\x1bl\x00\x1bD\x05\x03\x09\x00A\tB\tC\n"  # 3 is not after 5: only 5 is set
+           b"\x1bD\x00A\tB\n"
+           b"\x1bD\x06\x00\x1b@A\tB\n"
+           b"\x1bd\x02")
+    parser = StarJobParser()
+    (receipt,) = [e for e in parser.feed(job) + parser.close() if isinstance(e, ParsedReceipt)]
+    assert receipt.text.splitlines() == [
+        "AB",
+        "A" + " " * 9 + "B" + " " * 9 + "CD",
+        "A" + " " * 5 + "B",
+        "A" + " " * 4 + "BC",
+        "AB",
+        "AB",
+    ]
+    assert render_text(receipt.raw, 42, STAR).splitlines()[1] == "A" + " " * 9 + "B" + " " * 9 + "CD"

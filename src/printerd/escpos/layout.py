@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import unicodedata
 from dataclasses import dataclass, field
-from typing import NamedTuple, Optional
+from typing import Iterable, NamedTuple, Optional
 
 from printerd.escpos.codepages import CharacterDecoder
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
@@ -312,13 +312,21 @@ class TextBuilder:
 
     def tab(self) -> None:
         """HT: to the next tab stop; ignored when there is none inside the print area."""
+        self.tab_to(self.tabs if self.tabs_set else range(DEFAULT_TAB_DOTS, self.area(),
+                                                          DEFAULT_TAB_DOTS))
+
+    def tab_to(self, stops: Iterable[int]) -> None:
+        """To the first of ``stops`` (ascending, dots from the print area's start) past the
+        current position; nothing when there is none inside the print area."""
         self.before_switch()
-        stops = self.tabs if self.tabs_set else range(DEFAULT_TAB_DOTS, self.area(),
-                                                      DEFAULT_TAB_DOTS)
         for stop in stops:
             if stop > self._x:
                 self.move_to(stop)
                 return
+
+    def pitch(self) -> int:
+        """Dots one character of the current font takes with its spacing, not expanded."""
+        return _CELL_WIDTHS.get(self.style.font, 12) + self.spacing
 
     def set_tabs(self, columns: bytes) -> None:
         """ESC D n1 ... nk NUL: stops at n character widths (taken now), ascending."""

@@ -21,9 +21,9 @@ ESC, GS, RS, FS, DLE = 0x1B, 0x1D, 0x1E, 0x1C, 0x10
 NUL, LF = 0x00, 0x0A
 
 # Longest run a terminated command may take before we call it malformed and resynchronise:
-# 16 tab stops, a barcode's data, "ESC # ... LF NUL" memory switch and version commands, and
+# 32 tab stops, a barcode's data, "ESC # ... LF NUL" memory switch and version commands, and
 # the ASCII decimal parameter of raster commands ("max. 255 digits").
-TERMINATED_LIMITS = {"tabs": 17, "ESC b": 255, "LF NUL": 64, "ESC * r": 260}
+TERMINATED_LIMITS = {"tabs": 33, "ESC b": 255, "LF NUL": 64, "ESC * r": 260}
 
 Measurer = Callable[[Buf, int, str], Optional[Measured]]
 
@@ -58,7 +58,7 @@ def _terminated(buf: Buf, pos: int, header: int, name: str, end: bytes,
 
 
 def _tabs(buf: Buf, pos: int, name: str) -> Optional[Measured]:
-    # ESC D n1 .. nk NUL (horizontal tabs), ESC B n1 .. nk NUL (vertical tabs): 16 at most.
+    # ESC D n1 .. nk NUL (horizontal tabs), ESC B n1 .. nk NUL (vertical tabs): 32 at most.
     return _terminated(buf, pos, 2, name, b"\x00", TERMINATED_LIMITS["tabs"])
 
 

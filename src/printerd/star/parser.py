@@ -80,6 +80,7 @@ _STYLES: dict[str, Callable[[Style, bytes], Style]] = {
 _MARKING = frozenset({"ESC b", "ESC FS p"})
 # ESC l / ESC Q leaving a print region of this or less are ignored (Star line mode, thermal).
 STAR_MIN_REGION_MM = 36
+STAR_TAB_STOPS_MAX = 32
 MM_PER_INCH = 25.4
 
 
@@ -93,6 +94,9 @@ class StarJobParser:
         # ESC l / ESC Q: the left margin and the right edge, in characters from the paper's
         # left (0: none); TextBuilder takes them in dots, the print area as a width.
         self._left_margin = self._right_edge = 0
+        # ESC D: tab stops in dots from the paper's left edge, whatever the left margin (a
+        # Star printer has none until a job sets them).
+        self._tab_stops: tuple[int, ...] = ()
         self.decoder = CharacterDecoder(two_byte_encoding, star_page)
         self._buffer = bytearray()
         self._skip = 0  # payload bytes of a long command still to pass through
@@ -253,7 +257,8 @@ class StarJobParser:
             # else: the line feed prints the image band in the line buffer, no blank line.
             self._graphic_line = False
         elif byte == HT:
-            self._text.add(b"\t")
+            margin = self._left_margin * CELLS["A"][0]
+            self._text.tab_to(stop - margin for stop in self._tab_stops)
         elif byte in (FF, VT):
             if self._text.has_pending():
                 self._text.newline()
@@ -382,6 +387,21 @@ class StarJobParser:
     def _reset(self, command: bytes, events: list[Event]) -> Optional[str]:
         self._text.reset()
         self._left_margin = self._right_edge = 0
+        self._tab_stops = ()
+        return None
+
+    def _set_tabs(self, command: bytes, events: list[Event]) -> Optional[str]:
+        """
+        ESC D n1 .. nk NUL: tab stops n characters (at the pitch now, with its spacing, not
+        expanded) from the paper's left edge; the list ends at the first stop not after the one
+        before.  ESC D NUL clears them.
+        """
+        pitch, stops = self._text.pitch(), list[int]()
+        for n in command[2:-1][:STAR_TAB_STOPS_MAX]:
+            if stops and n * pitch <= stops[-1]:
+                break
+            stops.append(n * pitch)
+        self._tab_stops = tuple(stops)
         return None
 
     def _absolute(self, command: bytes, events: list[Event]) -> Optional[str]:
@@ -512,6 +532,7 @@ _HANDLERS: dict[str, Callable[[StarJobParser, bytes, list[Event]], Optional[str]
     "ESC GS R": StarJobParser._relative,
     "ESC l": StarJobParser._margin,
     "ESC Q": StarJobParser._margin,
+    "ESC D": StarJobParser._set_tabs,
     "ESC GS t": StarJobParser._code_page,
     "ESC R": StarJobParser._international,
     "ESC $": StarJobParser._shift_jis,
