@@ -27,7 +27,7 @@ from printerd.escpos.parser import ParsedReceipt
 from printerd.escpos.status import PrinterIdentity, PrinterState
 from printerd.rawport.admission import Admission, AdmissionLimits
 from printerd.rawport.counters import PrinterCounters
-from printerd.rawport.emulation import EMULATIONS
+from printerd.emulation import EMULATIONS
 from printerd.rawport.joblog import JobLog
 from printerd.rawport.protocol import EndedJob, JobSettings, RawPrintProtocol
 from printerd.store.receipts import NewReceipt, format_time

@@ -40,7 +40,7 @@ from printerd.escpos.junk import NEED_MORE, classify
 from printerd.escpos.parser import Event, ParsedReceipt, StatusQuery
 from printerd.escpos.profiles import PrinterProfile, profile_for
 from printerd.escpos.status import PrinterIdentity, PrinterState
-from printerd.rawport.emulation import ESCPOS, Emulation
+from printerd.emulation import ESCPOS, Emulation
 
 # Bytes parsed at a time: between slices the protocol checks whether its replies are taken.
 SLICE = 8 * 1024

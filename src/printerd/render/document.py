@@ -16,7 +16,7 @@ from printerd.escpos.layout import Run, cell_dots, display_width
 from printerd.escpos.parser import ParsedReceipt
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.styles import CELLS, Style
-from printerd.rawport.emulation import EMULATIONS, ESCPOS
+from printerd.emulation import EMULATIONS, ESCPOS
 
 
 @dataclass(frozen=True)

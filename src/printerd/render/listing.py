@@ -24,7 +24,7 @@ from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, CharacterDecode
 from printerd.escpos.status import (
     DEFAULT_IDENTITY, STATUS_QUERY_NAMES, PrinterIdentity, PrinterState,
 )
-from printerd.rawport.emulation import EMULATIONS, StatusReplies
+from printerd.emulation import EMULATIONS, StatusReplies
 from printerd.star import commands as star
 from printerd.star.codepages import international_set, star_page
 from printerd.star.content import digit
