@@ -49,6 +49,42 @@ def test_a_database_that_does_not_answer_stops_start_up_with_one_line(tmp_path, 
     assert "hunter2" not in line
 
 
+@pytest.mark.parametrize("version, fts5, says", [
+    ((3, 31, 1), True, "Python's SQLite library is 3.31.1: printerd needs SQLite 3.35.0 or newer"),
+    ((3, 40, 1), False, "Python's SQLite library 3.40.1 has no trigram search index"),
+])
+def test_a_sqlite_library_too_old_for_the_schema_stops_start_up_with_one_line(
+        tmp_path, capsys, monkeypatch, version, fts5, says):
+    import sqlite3
+
+    from printerd.store import sqlite as sqlite_engine
+
+    connect = sqlite3.connect
+
+    class NoFTS5:  # a library built without FTS5 (the module is a compile-time option)
+        def __init__(self, path: str) -> None:
+            self._conn = connect(path)
+
+        def execute(self, statement: str):
+            if "fts5" in statement:
+                raise sqlite3.OperationalError("no such module: fts5")
+            return self._conn.execute(statement)
+
+        def close(self) -> None:
+            self._conn.close()
+
+    monkeypatch.setattr(sqlite_engine.sqlite3, "sqlite_version_info", version)
+    monkeypatch.setattr(sqlite_engine.sqlite3, "sqlite_version", ".".join(map(str, version)))
+    if not fts5:
+        monkeypatch.setattr(sqlite_engine.sqlite3, "connect", NoFTS5)
+    with pytest.raises(SystemExit) as exited:
+        makeService(parsed(f"--database={tmp_path}/p.sqlite3"), reactor=MemoryReactorClock())
+    assert exited.value.code == 1
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith(f"printerd: error: database: {says}")
+    assert not (tmp_path / "p.sqlite3").exists()  # nothing made of a schema it cannot hold
+
+
 def test_a_child_missing_from_the_stop_order_is_an_error():
     root = SequentialMultiService(stop_order=("a",))
     for name in ("a", "b"):

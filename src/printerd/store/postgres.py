@@ -234,13 +234,6 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
                     stored.append(draft.stored_as(receipt_id, digest))
         return stored
 
-    def set_ocr_text(self, conn: psycopg.Connection, receipt_id: int,
-                     text: str) -> Optional[Receipt]:
-        """Store the text OCR read from a receipt; the receipt as updated (None: purged)."""
-        row = conn.execute(f"UPDATE receipts SET ocr_text = %s WHERE id = %s"
-                           f" RETURNING {RECEIPT_COLUMNS}", (text, receipt_id)).fetchone()
-        return receipt_from_row(row) if row else None
-
     def may_purge(self, conn: psycopg.Connection) -> bool:
         """Whether no other instance is purging (``RETENTION_LOCK``, held to the commit)."""
         (locked,) = conn.execute(  # type: ignore[misc]

@@ -71,6 +71,14 @@ class SharedReceipts(SharedSQL):
                 self.count_receipts(conn, -receipts)
         return old, deliveries
 
+    def set_ocr_text(self, conn: Any, receipt_id: int, text: str) -> Optional[Receipt]:
+        """Store the text OCR read from a receipt; the receipt as updated (None: purged)."""
+        with self.transaction(conn):
+            row = conn.execute(self._sql(f"UPDATE receipts SET ocr_text = ? WHERE id = ?"
+                                         f" RETURNING {RECEIPT_COLUMNS}"),
+                               (text, receipt_id)).fetchone()
+        return receipt_from_row(row) if row else None
+
     # -- reader threads -----------------------------------------------------------------------
 
     def get_receipt(self, conn: Any, receipt_id: int) -> Optional[Receipt]:

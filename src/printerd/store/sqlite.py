@@ -11,7 +11,7 @@ import itertools
 import os
 import sqlite3
 from contextlib import AbstractContextManager, contextmanager
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator
 
 from printerd.store import sqlite_search
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew
@@ -85,6 +85,26 @@ def split_statements(script: str) -> list[str]:
     return [s for s in statements if s]
 
 
+# The oldest SQLite library printerd runs on: RETURNING (3.35) and FTS5's trigram tokenizer
+# for the search index (3.34; FTS5 itself is a compile-time option).
+MIN_SQLITE = (3, 35, 0)
+
+
+def check_library() -> None:
+    """Stop start-up with a clear message when Python's SQLite library cannot hold the schema."""
+    needs = f"printerd needs SQLite {'.'.join(map(str, MIN_SQLITE))} or newer, built with FTS5"
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise DatabaseUnavailable(f"Python's SQLite library is {sqlite3.sqlite_version}: {needs}")
+    probe = sqlite3.connect(":memory:")
+    try:
+        probe.execute("CREATE VIRTUAL TABLE probe USING fts5(text, tokenize = 'trigram')")
+    except sqlite3.Error as e:
+        raise DatabaseUnavailable(f"Python's SQLite library {sqlite3.sqlite_version} has no"
+                                  f" trigram search index ({e}): {needs}") from None
+    finally:
+        probe.close()
+
+
 class SQLiteEngine(SharedReceipts, SharedOutbox):
     """The store's ``engine.Engine`` on one SQLite file."""
 
@@ -116,6 +136,7 @@ class SQLiteEngine(SharedReceipts, SharedOutbox):
         store's threads, so a bad path or a too-new database stops the daemon with a clear
         message instead of failing later.
         """
+        check_library()
         try:
             os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
             conn = self.connect()
@@ -219,15 +240,6 @@ class SQLiteEngine(SharedReceipts, SharedOutbox):
                 continue
             stored.append((draft.stored_as(cursor.lastrowid, digest), True))  # type: ignore[arg-type]
         return stored
-
-    def set_ocr_text(self, conn: sqlite3.Connection, receipt_id: int,
-                     text: str) -> Optional[Receipt]:
-        """Store the text OCR read from a receipt; the receipt as updated (None: purged)."""
-        with write_transaction(conn):
-            conn.execute("UPDATE receipts SET ocr_text = ? WHERE id = ?", (text, receipt_id))
-            row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE id = ?",
-                               (receipt_id,)).fetchone()
-        return receipt_from_row(row) if row else None
 
     def reclaim_space(self, conn: sqlite3.Connection, pages: int = 1000) -> None:
         """Give up to ``pages`` free pages back to the file system (incremental vacuum)."""
