@@ -9,7 +9,7 @@ better); for times, how many times the ceiling's time printerd takes (lower is b
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 MB = 1024 * 1024
 
@@ -36,6 +36,14 @@ def _ratio_text(r: Optional[float], percent: bool) -> str:
     return f"{r:.0%}" if percent else f"{r:.2f}x"
 
 
+def _rounds_text(ratios: list[float], percent: bool) -> str:
+    """Every round's ratio, when there was more than one (the row shows the median's)."""
+    if len(ratios) < 2:
+        return ""
+    return (f"; median of {len(ratios)} rounds: "
+            + ", ".join(_ratio_text(r, percent) for r in ratios))
+
+
 def _cores(*results: Optional[dict]) -> str:
     return " / ".join(f"{r['generator_cores']:.2f}" for r in results if r) + " cores"
 
@@ -58,7 +66,8 @@ class Table:
         if idle and (self._idle_rss is None or idle["rss_bytes"] < self._idle_rss):
             self._idle_rss = idle["rss_bytes"]
 
-    def ingest(self, per_connection: int, result: dict, ceiling: Optional[dict]) -> None:
+    def ingest(self, per_connection: int, result: dict, ceiling: Optional[dict],
+               ratios: Sequence[float] = ()) -> None:
         self._server(result)
         rate, bare = result["receipts_per_s"], (ceiling or {}).get("receipts_per_s")
         r = ratio(rate, bare)
@@ -69,7 +78,8 @@ class Table:
         self.rows.append(Row(
             f"ingest, {result['clients']} POS, {per_connection} receipt(s) (1.5 KB) per "
             f"connection: receipts/s ({result['lost']} lost of {result['receipts']}, counted in "
-            "the database)", f"{rate:,}", f"{bare:,}" if bare else "—", _ratio_text(r, True),
+            "the database)", f"{rate:,}", f"{bare:,}" if bare else "—",
+            _ratio_text(r, True) + _rounds_text(list(ratios), True),
             goal, met and result["lost"] == 0, _cores(result, ceiling),
             f"python -m bench ingest --per-connection {per_connection}"))
 
@@ -98,7 +108,8 @@ class Table:
             "`/api/receipts?q=...`: req/s, p99", f"{search['requests_per_s']:,}/s, "
             f"p99 {search['p99_ms']:.1f} ms", command=command))
 
-    def stream(self, subscribers: int, result: dict, ceiling: Optional[dict]) -> None:
+    def stream(self, subscribers: int, result: dict, ceiling: Optional[dict],
+               ratios: Sequence[float] = ()) -> None:
         self._server(result)
         command = f"python -m bench stream --subscribers {subscribers}"
         what = f"stream, {subscribers:,} subscribers"
@@ -120,7 +131,8 @@ class Table:
             f"{latency['p50_ms']:.0f} / {latency['p99_ms']:.0f} ms",
             f"{bare_latency['p50_ms']:.0f} / {bare_latency['p99_ms']:.0f} ms"
             if bare_latency else "—",
-            _ratio_text(p99_ratio, False) + " (p99)", f"p99 <= {limit:g}x the ceiling",
+            _ratio_text(p99_ratio, False) + " (p99)" + _rounds_text(list(ratios), False),
+            f"p99 <= {limit:g}x the ceiling",
             p99_ratio is not None and p99_ratio <= limit and result["events_lost"] == 0,
             _cores(result, ceiling), command))
         recent = result["rest_recent_latency"]
