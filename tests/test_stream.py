@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import pytest_twisted
 import treq
 from twisted.internet.defer import succeed
 from twisted.internet.task import Clock, deferLater
@@ -436,3 +437,66 @@ def test_a_replay_after_an_ocr_update_sends_the_receipt_as_updated():
     hub.begin(hub.subscribe(second, None, 0))
     replayed = [w for w in second.written if w.startswith(b"id: 1\n")]
     assert len(replayed) == 1 and b'"ocr_text":"Total 9.50"' in replayed[0]
+
+
+@pytest_twisted.ensureDeferred
+async def test_a_commit_is_sent_on_a_real_socket_within_the_fan_outs_slice():
+    """
+    On a reactor's socket the fan-out sends each subscriber's chunk in its slice, not in a
+    later reactor turn (which would send every subscriber's write before serving anything
+    else). A subscriber whose client is gone is closed by the reactor on its next turn.
+    """
+    import socket
+
+    from twisted.internet import reactor
+    from twisted.web.resource import Resource
+    from twisted.web.server import NOT_DONE_YET, Site
+
+    clock = Clock()  # the hub's slices; the sockets are the real reactor's
+    hub = StreamHub(clock, nothing_stored)
+    streams = []
+
+    class Stream(Resource):
+        isLeaf = True
+
+        def render_GET(self, request):
+            request.write(b"retry: 3000\n\n")  # the headers, chunked from here on
+            subscriber = hub.subscribe(request, None, None)
+            hub.begin(subscriber)
+            request.notifyFinish().addBoth(lambda _: subscriber.close())
+            streams.append(subscriber)
+            return NOT_DONE_YET
+
+    clients = []
+    for _ in range(2):
+        ours, theirs = socket.socketpair()
+        reactor.adoptStreamConnection(ours.fileno(), socket.AF_UNIX, Site(Stream()))
+        ours.close()  # the reactor holds a descriptor of its own
+        theirs.sendall(b"GET /api/stream HTTP/1.1\r\nHost: printerd\r\n\r\n")
+        theirs.setblocking(False)
+        clients.append(theirs)
+    for _ in range(50):
+        await deferLater(reactor, 0.01, lambda: None)
+        if len(streams) == 2:
+            break
+    await deferLater(reactor, 0.05, lambda: None)  # the headers reach the clients
+    for client in clients:
+        assert client.recv(65536).startswith(b"HTTP/1.1 200")
+
+    clients[1].close()  # this client leaves without a word
+    hub.publish([plain_receipt(1)])
+    clock.advance(0)  # the fan-out, without letting the reactor run
+    sent = clients[0].recv(65536)
+    assert [e["id"] for e in parse_events(sent.split(b"\r\n")[1])] == [1]
+    assert len(hub.subscribers) == 2
+    for _ in range(50):  # the reactor meets the failed send and closes that connection
+        await deferLater(reactor, 0.01, lambda: None)
+        if len(hub.subscribers) == 1:
+            break
+    assert len(hub.subscribers) == 1  # the other client's stream goes on
+    hub.publish([plain_receipt(2)])
+    clock.advance(0)
+    sent = clients[0].recv(65536)
+    assert [e["id"] for e in parse_events(sent.split(b"\r\n")[1])] == [2]
+    clients[0].close()
+    await deferLater(reactor, 0.01, lambda: None)

@@ -22,10 +22,12 @@ that have reached ``max_duration`` (at the first keepalive after it).
 from __future__ import annotations
 
 from collections import Counter, deque
+from functools import partial
 from typing import Callable, Optional, Sequence, cast
 
 from twisted.application.service import Service
 from twisted.internet.defer import Deferred
+from twisted.internet.abstract import FileDescriptor
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -52,6 +54,19 @@ Event = tuple[int, str, bytes, bytes]
 def encode_event(receipt: Receipt) -> bytes:
     """The SSE event for one committed receipt."""
     return b"id: %d\nevent: receipt\ndata: %s\n\n" % (receipt.id, receipt.json_bytes)
+
+
+def _send_now(transport: FileDescriptor, data: bytes) -> None:
+    """
+    Write ``data`` and send it at once, in the fan-out's slice, rather than in a later reactor
+    turn that would send every subscriber's write of a commit before serving anything else.
+    A send that fails leaves the data buffered and the socket watched for writing, so the
+    reactor meets the error on its next turn and closes the connection as for any write;
+    one closing after its buffer empties is left to the reactor.
+    """
+    transport.write(data)
+    if not transport.disconnecting:
+        transport.doWrite()
 
 
 def http_chunk(data: bytes) -> bytes:
@@ -117,7 +132,11 @@ class Subscriber:
         """
         channel = getattr(self.request, "channel", None)
         transport = getattr(channel, "transport", None)
-        if transport is not None and getattr(self.request, "chunked", False):
+        if transport is None or not getattr(self.request, "chunked", False):
+            return
+        if isinstance(transport, FileDescriptor):  # a socket of the reactor's
+            self._send_chunk = partial(_send_now, transport)
+        else:  # TLS, or a test's transport: written when the reactor gets to it
             self._send_chunk = transport.write
 
     def deliver(self, receipt_id: int, printer: str, event: bytes, chunk: bytes) -> None:
