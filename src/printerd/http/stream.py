@@ -26,8 +26,8 @@ from functools import partial
 from typing import Callable, Optional, Sequence, cast
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred
 from twisted.internet.abstract import FileDescriptor
+from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IPushProducer, IReactorTime
 from twisted.logger import Logger
 from twisted.python.failure import Failure
