@@ -19,7 +19,8 @@ from clients import client_job
 ESC = b"\x1b"
 CUT = ESC + b"d\x00"
 CLIENT_JOBS = ["receipt-printer-encoder-star-prnt", "receipt-printer-encoder-star-line",
-               "node-thermal-printer-star", "receiptline-starsbcs", "receiptline-starlinesbcs"]
+               "node-thermal-printer-star", "receiptline-starsbcs", "receiptline-starlinesbcs",
+               "receiptio-star-landscape"]
 
 
 def parse(data: bytes, chunk: int | None = None, parser=None) -> list:
@@ -237,7 +238,9 @@ def test_a_cut_parameter_out_of_range_is_no_cut():
     ESC + b"i\x01\x01" + ESC + b"i\x00\x00" + ESC + b"\x07\x14\x14",
     # Positions: dot 84 is where "before " ends (7 characters of 12 dots), and 0 dots on.
     ESC + b"\x1dA\x54\x00" + ESC + b"\x1dR\x00\x00" + ESC + b"\x1d\x03\x01\x00\x00",
-    ESC + b"\x1dP3" + b"ABCDEFGH" + ESC + b"\x1dP2\x01" + ESC + b"\x1dP0",
+    # Outside page mode these place nothing (ESC GS P 0 would start a page).
+    ESC + b"\x1dP3" + b"ABCDEFGH" + ESC + b"\x1dP2\x01" + ESC + b"\x1dP4(\x00"
+    + ESC + b"\x1dP5\x01\x00",
     ESC + b"\x1eF\x01" + ESC + b"\x1ea\x00" + ESC + b"\x1ed\x03" + ESC + b"\x1cp\x01\x00",
     ESC + b"*rA" + ESC + b"*rP0\x00" + b"b\x02\x00AB" + ESC + b"*rY24\x00"
     + ESC + b"*rE1\x00" + ESC + b"*rB",

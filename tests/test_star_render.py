@@ -141,3 +141,24 @@ def test_star_tab_stops_are_counted_from_the_paper_edge_and_none_are_set_at_firs
         "AB",
     ]
     assert render_text(receipt.raw, 42, STAR).splitlines()[1] == "A" + " " * 9 + "B" + " " * 9 + "CD"
+
+
+def test_receiptio_landscape_on_a_star_printer_is_placed_in_its_page():
+    # receiptio turns a receipt a quarter in Star's page mode: ESC GS P 0 (page mode), P 2 1
+    # (bottom to top), P 3 (the area), then each line at ESC GS P 4 nL nH (its position along
+    # the paper's width) and ESC GS A, and P 7 prints it. ESC GS P 4 takes two bytes: read as
+    # one of two, they were printed as characters ("(", "D", "b") and the lines ran together.
+    job = client_job("receiptio-star-landscape")
+    parser = StarJobParser(profile=profile_for("TSP143"))  # receiptio's 48 columns, 203 dpi
+    (receipt,) = [e for e in parser.feed(job) + parser.close() if isinstance(e, ParsedReceipt)]
+    assert receipt.text.splitlines() == [" " * 18 + "ExampleMart",
+                                         "Coffee" + " " * 38 + "3.50",
+                                         "Tea" + " " * 41 + "2.00"]
+    (page,) = receipt.details["pages"]
+    assert page["direction"] == 1 and page["lines"] == [0, 3]
+    assert [s["y"] for s in receipt.details["line_styles"]] == [40, 68, 98]
+    # Drawn turned: the text runs up the paper, so the image is taller than its lines are long.
+    printer = ReceiptPrinter(emulation="star", profile=profile_for("TSP143"))
+    image = Image.open(io.BytesIO(render_png(receipt.raw, 576, printer)))
+    ink = Image.eval(image.convert("L"), lambda v: 255 - v).getbbox()
+    assert ink is not None and ink[3] - ink[1] > 3 * (ink[2] - ink[0])

@@ -1,6 +1,7 @@
 // Print jobs as real Star client libraries generate them, for printerd's Star tests.
 // Prints a JSON object: job name -> the job's bytes, base64.  Nothing here is printerd's code:
-// every byte comes from the libraries (receipt-printer-encoder, node-thermal-printer, receiptline).
+// every byte comes from the libraries (receipt-printer-encoder, node-thermal-printer, receiptline,
+// receiptio).
 import { createRequire } from 'node:module';
 import ReceiptPrinterEncoder from '@point-of-sale/receipt-printer-encoder';
 import ImageData from '@canvas/image-data';
@@ -8,6 +9,7 @@ import ImageData from '@canvas/image-data';
 const require = createRequire(import.meta.url);
 const { ThermalPrinter, PrinterTypes } = require('node-thermal-printer');
 const receiptline = require('receiptline');
+const receiptio = require('receiptio');
 
 // A 48 x 48 logo: a black frame around a white square with a black dot in the middle.
 function logo() {
@@ -100,6 +102,10 @@ const jobs = {
   'receiptline-starsbcs': receiptlineJob('starsbcs'),
   'receiptline-starlinesbcs': receiptlineJob('starlinesbcs'),
   'receiptline-stargraphic': receiptlineJob('stargraphic'),
+  // receiptio's landscape orientation on a Star printer: the receipt turned a quarter in
+  // Star's page mode (ESC GS P), each line placed by ESC GS P 4 and ESC GS A.
+  'receiptio-star-landscape': Buffer.from(await receiptio.print(
+    '^^ExampleMart\nCoffee | 3.50\nTea | 2.00\n', '-p star -v'), 'binary'),
 };
 
 process.stdout.write(JSON.stringify(Object.fromEntries(

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from printerd.escpos.commands import Buf, Measured, command_name as escpos_command_name
+from printerd.star.content import digit
 
 ESC, GS, RS, FS, DLE = 0x1B, 0x1D, 0x1E, 0x1C, 0x10
 NUL, LF = 0x00, 0x0A
@@ -164,12 +165,12 @@ def _pdf417(buf: Buf, pos: int) -> Optional[Measured]:
 
 
 def _page_mode(buf: Buf, pos: int) -> Optional[Measured]:
-    # ESC GS P 0/1/4/5/6/7 (page mode on/off, print, cancel), ESC GS P 2 n (direction),
-    # ESC GS P 3 xL xH yL yH dxL dxH dyL dyH (print area).
+    # ESC GS P 0/1/6/7/8 (page mode on/off, print, cancel), ESC GS P 2 n (direction),
+    # ESC GS P 3 xL xH yL yH dxL dxH dyL dyH (print area), ESC GS P 4/5 nL nH (vertical
+    # position, absolute or relative); n as an ASCII digit or a binary value.
     if _need(buf, pos, 4):
         return None
-    n = buf[pos + 3]
-    return Measured("ESC GS P", {ord("2"): 5, ord("3"): 12}.get(n, 4))
+    return Measured("ESC GS P", {2: 5, 3: 12, 4: 6, 5: 6}.get(digit(buf[pos + 3]), 4))
 
 
 def _raster_image(buf: Buf, pos: int) -> Optional[Measured]:

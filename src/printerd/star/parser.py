@@ -116,6 +116,8 @@ class StarJobParser:
         self._text = TextBuilder(self.decoder, self.profile)
         if previous is not None:
             self._text.carry_over(previous)
+        else:
+            self._dot_units()
         self._has_content = False
         self._unknown = 0
         # The line count from the receipt's own list (extended in place), not through self: a
@@ -274,6 +276,7 @@ class StarJobParser:
             events.append(StatusQuery(bytes([byte])))
         elif byte == CAN:
             self._text.reset()
+            self._dot_units()
         # CR is ignored (Star's default memory switch setting); so are SI / DC2 (upside down)
         # and other stray control bytes.
 
@@ -369,6 +372,8 @@ class StarJobParser:
             lines, styled, pages = self._text.finish()
             details = self._content.to_json()
             details["line_styles"] = line_styles_json(styled)
+            if pages:
+                details["pages"] = [page.json for page in pages]
             events.append(ParsedReceipt(
                 raw=bytes(self._raw),
                 text="\n".join(lines),
@@ -384,8 +389,13 @@ class StarJobParser:
 
     # -- command handlers (name -> method) ---------------------------------------------------
 
+    def _dot_units(self) -> None:
+        """Star's positions and page areas are in dots, across and along the paper alike."""
+        self._text.set_units(self.profile.dpi, self.profile.dpi)
+
     def _reset(self, command: bytes, events: list[Event]) -> Optional[str]:
         self._text.reset()
+        self._dot_units()
         self._left_margin = self._right_edge = 0
         self._tab_stops = ()
         return None
@@ -402,6 +412,29 @@ class StarJobParser:
                 break
             stops.append(n * pitch)
         self._tab_stops = tuple(stops)
+        return None
+
+    def _page(self, command: bytes, events: list[Event]) -> Optional[str]:
+        """
+        ESC GS P n ...: Star's page mode, placed as Epson's is: 0 enters it, 1 leaves it
+        dropping the page, 2 the direction, 3 the area, 4 / 5 the vertical position (absolute,
+        relative), 6 prints the page, 7 prints it and leaves, 8 drops what it holds.
+        """
+        n, text = digit(command[3]), self._text
+        if n == 0:
+            text.page_mode()
+        elif n == 1:
+            text.clear_page(leave=True)
+        elif n == 2:
+            text.page_direction(digit(command[4]))
+        elif n == 3:
+            text.page_area(command[4:12])
+        elif n in (4, 5):
+            text.page_vertical(command[4] | command[5] << 8, relative=n == 5)
+        elif n in (6, 7):
+            text.print_page(leave=n == 7)
+        elif n == 8:
+            text.clear_page(leave=False)
         return None
 
     def _absolute(self, command: bytes, events: list[Event]) -> Optional[str]:
@@ -533,6 +566,7 @@ _HANDLERS: dict[str, Callable[[StarJobParser, bytes, list[Event]], Optional[str]
     "ESC l": StarJobParser._margin,
     "ESC Q": StarJobParser._margin,
     "ESC D": StarJobParser._set_tabs,
+    "ESC GS P": StarJobParser._page,
     "ESC GS t": StarJobParser._code_page,
     "ESC R": StarJobParser._international,
     "ESC $": StarJobParser._shift_jis,
