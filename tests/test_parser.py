@@ -513,6 +513,19 @@ def test_receiptline_columns_placed_by_dot_position_land_in_their_columns():
                                                          {"text": "11.00", "x": 444}]
 
 
+@pytest.mark.parametrize("command", ["sii", "citizen", "fit"])
+def test_receiptline_command_sets_of_other_makers_print_one_receipt_and_nothing_after_it(command):
+    from clients import receiptline_job
+
+    # receiptline's Seiko Instruments command set ends every job, after the cut, with SII's
+    # DC2 q n request: read as a lone control byte, its "q" was a second receipt of its own.
+    job = receiptline_job(RECEIPTLINE_RECEIPT, command=command, cpl=42, encoding="cp437",
+                          cutting=True)
+    (receipt,) = parity(job)
+    assert receipt.text.splitlines()[0].startswith("Asparagus")
+    assert receipt.cut != "none" and receipt.unknown_commands == 0
+
+
 @pytest.mark.parametrize("setting, column", [
     (b"", 24),  # font A: 288 dots / 12
     (ESC + b"M\x01", 32),  # font B: 9 dots a character

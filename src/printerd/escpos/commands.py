@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-ESC, GS, FS, DLE = 0x1B, 0x1D, 0x1C, 0x10
+ESC, GS, FS, DLE, DC2 = 0x1B, 0x1D, 0x1C, 0x10, 0x12
 
 # Longest run a NUL-terminated command may take before we call it malformed and move on
 # (GS k m=0..6 data is at most 255 bytes on Epson printers; ESC D takes at most 32 stops).
@@ -264,8 +264,12 @@ _FS = _table(
 )
 
 _DLE = _table({"\x05": 1}, {"\x04": _dle_eot, "\x14": _dle_dc4})
+# DC2 q n: a request of Seiko Instruments (SII) printers that receiptline's SII command set
+# sends after every job.  ESC/POS has no DC2 command: any other DC2 is a lone control byte.
+_DC2 = _table({"q": 1}, {})
 
-_PREFIXES = {ESC: ("ESC", _ESC), GS: ("GS", _GS), FS: ("FS", _FS), DLE: ("DLE", _DLE)}
+_PREFIXES = {ESC: ("ESC", _ESC), GS: ("GS", _GS), FS: ("FS", _FS), DLE: ("DLE", _DLE),
+             DC2: ("DC2", _DC2)}
 _CONTROL_NAMES = {0x04: "EOT", 0x05: "ENQ", 0x14: "DC4"}
 
 
@@ -280,7 +284,7 @@ def command_name(prefix: str, code: int,
 
 
 def measure(buf: Buf, pos: int) -> Optional[Measured]:
-    """The command at ``buf[pos]`` (which must be ESC, GS, FS or DLE), or None if incomplete."""
+    """The command at ``buf[pos]`` (ESC, GS, FS, DLE or DC2), or None if incomplete."""
     if _need(buf, pos, 2):
         return None
     prefix, table = _PREFIXES[buf[pos]]
@@ -290,6 +294,8 @@ def measure(buf: Buf, pos: int) -> Optional[Measured]:
     if measurer is None:
         if prefix == "ESC":
             return _star(buf, pos, name)
+        if prefix == "DC2":
+            return Measured("DC2", 1)
         # Unknown: the printer would ignore the two bytes; so do we, and count it.
         return Measured(name, 2, known=False)
     return measurer(buf, pos, name)
