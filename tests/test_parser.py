@@ -570,6 +570,25 @@ def test_python_escpos_tab_stops_and_tabs():
                                          "2            Cake         3.20"]  # 120 / 9, 240 / 9
 
 
+def test_the_buzzer_of_python_escpos_and_node_thermal_printer_is_two_bytes_and_prints_nothing():
+    from escpos.printer import Dummy
+
+    # ESC B n t (times, duration): the buzzer of many ESC/POS printers, which python-escpos'
+    # buzzer() and node-thermal-printer's beep() send. Taken for Star's NUL-terminated ESC B,
+    # it swallowed what followed up to the next zero byte: here the drawer kick's "ESC p 0",
+    # whose pulse times then printed as "22".
+    printer = Dummy()
+    printer.text("before\n")
+    printer.buzzer(2, 4)
+    printer.cashdraw(2)
+    printer.text("after\n")
+    printer.cut()
+    (receipt,) = parity(printer.output)
+    assert receipt.text.splitlines() == ["before", "after"]
+    assert [kick["pin"] for kick in receipt.details["drawer_kicks"]] == [2]
+    assert receipt.unknown_commands == 0 and receipt.details["dialects"] == {}
+
+
 def test_text_grown_by_positions_stays_bounded():
     from printerd.escpos.layout import FILLER_LIMIT
 

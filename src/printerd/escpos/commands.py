@@ -236,6 +236,7 @@ _ESC = _table(
         "d": 1, "J": 1, "e": 1, "3": 1, " ": 1, "=": 1, "%": 1, "?": 1, "r": 1, "T": 1,
         "u": 1, "U": 1, "K": 1, "1": 1,
         "F": 0,  # Star Line mode: cancel emphasis (ESC/POS has no ESC F)
+        "B": 2,  # ESC B n t: the buzzer of many ESC/POS printers (python-escpos, node-thermal-printer)
         # two or more
         "$": 2, "\\": 2, "f": 2, "p": 3, "W": 8,
     },
