@@ -699,6 +699,16 @@ def test_code128_barcodes_store_what_they_encode_with_the_bytes_beside_it():
     ]
 
 
+def test_italic_as_receipt_printer_encoder_sends_it_is_an_esc_pos_command():
+    from clients import client_job
+
+    # ESC 4 n turns italic on or off on the printers that have it (receipt-printer-encoder's
+    # italic()). Not in the table, it was taken for Star's ESC 4 and reported as Star Line mode.
+    (receipt,) = parity(client_job("receipt-printer-encoder-esc-pos-italic"))
+    assert receipt.text == "plain italic plain"
+    assert receipt.unknown_commands == 0 and receipt.details["dialects"] == {}
+
+
 def test_barcodes_receipt_printer_encoder_sends_store_what_they_encode():
     (receipt,) = receipts(parse((ENCODER_FIXTURES / "barcodes.bin").read_bytes()))
     assert [(b["type"], b["data"]) for b in receipt.details["barcodes"]] == [

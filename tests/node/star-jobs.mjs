@@ -102,6 +102,10 @@ const jobs = {
   'receiptline-starsbcs': receiptlineJob('starsbcs'),
   'receiptline-starlinesbcs': receiptlineJob('starlinesbcs'),
   'receiptline-stargraphic': receiptlineJob('stargraphic'),
+  // Italic, which receipt-printer-encoder's ESC/POS sends as ESC 4 n.
+  'receipt-printer-encoder-esc-pos-italic': new ReceiptPrinterEncoder({ language: 'esc-pos' })
+    .initialize().text('plain ').italic(true).text('italic').italic(false).text(' plain')
+    .newline().cut().encode(),
   // receiptio's landscape orientation on a Star printer: the receipt turned a quarter in
   // Star's page mode (ESC GS P), each line placed by ESC GS P 4 and ESC GS A.
   'receiptio-star-landscape': Buffer.from(await receiptio.print(

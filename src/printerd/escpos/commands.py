@@ -237,6 +237,7 @@ _ESC = _table(
         "u": 1, "U": 1, "K": 1, "1": 1,
         "F": 0,  # Star Line mode: cancel emphasis (ESC/POS has no ESC F)
         "B": 2,  # ESC B n t: the buzzer of many ESC/POS printers (python-escpos, node-thermal-printer)
+        "4": 1,  # ESC 4 n: italic on the printers that have it (receipt-printer-encoder)
         # two or more
         "$": 2, "\\": 2, "f": 2, "p": 3, "W": 8,
     },
