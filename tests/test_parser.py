@@ -273,6 +273,32 @@ def test_text_a_code_page_picking_encoder_sent_decodes_to_what_it_was_given(name
     assert receipt.text.splitlines() == lines
 
 
+@pytest.mark.parametrize("encoder_model, model", [
+    ("bixolon-srp350", "SRP-350"), ("bixolon-srp350iii", "SRP-350III"),
+    ("citizen-ct-s310ii", "CT-S310II"), ("fujitsu-fp1000", "FP-1000"), ("hp-a779", "HP A779"),
+    ("metapace-t1", "Metapace T-1"), ("mpt-ii", "MPT-II"), ("pos-5890", "POS-5890"),
+    ("pos-8360", "POS-8360"), ("sunmi-p2se", "SUNMI P2SE"), ("xprinter-xp-n160ii", "XP-N160II"),
+    ("youku-58t", "Youku 58T"),
+])
+def test_other_makers_code_page_numbers_decode_as_their_printers_print(encoder_model, model):
+    """
+    receipt-printer-encoder picks each model's own ESC t numbers (Citizen's page 2 is PC858,
+    HP's 6, Xprinter's 16 is WPC1252 ...): a printer whose model is set to one of them reads
+    its text as that printer prints it (with Epson's numbering the euro came out as "ı" or a
+    placeholder).
+    """
+    from clients import client_job
+
+    from printerd.escpos.profiles import profile_for
+
+    profile = profile_for(model)
+    assert profile.known and profile.code_pages != "epson"
+    parser = JobParser(profile=profile)
+    job = client_job(f"receipt-printer-encoder-{encoder_model}")
+    (receipt,) = receipts(parser.feed(job) + parser.close())
+    assert receipt.text == "Café €5 Ünïcödé"
+
+
 def test_katakana_page_rules_and_pc857_euro():
     (receipt,) = receipts(parse(ESC + b"t\x01" + b"\x95\x95\x95 1200\xf1\n"
                                 + ESC + b"t\x0d" + b"5,00 \xd5\n" + CUT))

@@ -106,6 +106,23 @@ async def test_print_positions_are_placed_on_the_printer_models_paper(store):
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_printer_set_to_another_makers_model_reads_that_makers_code_pages(store):
+    from clients import client_job
+
+    from printerd.escpos.status import PrinterIdentity
+
+    # A Citizen driver's euro is ESC t 2 0xD5 (PC858 on a Citizen, PC850 "ı" on an Epson).
+    job = client_job("receipt-printer-encoder-citizen-ct-s310ii")
+    for model in ("CT-S310II", "TM-T88V"):
+        factory, _ = make_factory(store, identity=PrinterIdentity(model=model))
+        protocol, _ = connect(factory)
+        protocol.dataReceived(job)
+        hang_up(protocol)
+    await committed(store, 2)
+    assert [r.text for r in store.newest] == ["Café €5 Ünïcödé", "Café ı5 Ünïcödé"]
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_status_only_connection_stores_nothing(store):
     factory, _ = make_factory(store)
     protocol, transport = connect(factory)

@@ -112,5 +112,14 @@ const jobs = {
     '^^ExampleMart\nCoffee | 3.50\nTea | 2.00\n', '-p star -v'), 'binary'),
 };
 
+// Other makers' ESC/POS printers, which number their ESC t code pages their own way: the text
+// with codepage "auto", as the encoder sends it to each model.
+for (const model of ['bixolon-srp350', 'bixolon-srp350iii', 'citizen-ct-s310ii', 'fujitsu-fp1000',
+  'hp-a779', 'metapace-t1', 'mpt-ii', 'pos-5890', 'pos-8360', 'sunmi-p2se', 'xprinter-xp-n160ii',
+  'youku-58t']) {
+  jobs[`receipt-printer-encoder-${model}`] = new ReceiptPrinterEncoder({ printerModel: model })
+    .initialize().codepage('auto').line('Café €5 Ünïcödé').cut().encode();
+}
+
 process.stdout.write(JSON.stringify(Object.fromEntries(
   Object.entries(jobs).map(([name, bytes]) => [name, Buffer.from(bytes).toString('base64')]))));

@@ -248,6 +248,74 @@ def epson_page(page: int) -> str:
     return _PAGE_TABLES.get(page, _NO_TABLE)
 
 
+# Other makers' ESC t numbering, as receipt-printer-encoder's printer data keeps it (MIT): the
+# page's name as in CODE_PAGES.  Pages of theirs we have no table for (several Hebrew and
+# Baltic variants, Khmer, VISCII, cp3xxx) are left out: their bytes >= 0x80 are placeholders.
+MAKER_CODE_PAGES: dict[str, dict[int, Optional[str]]] = {
+    "bixolon": {0: "cp437", 1: "katakana", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865",
+        16: "cp1252", 17: "cp866", 18: "cp852", 19: "cp858", 21: "cp862", 22: "cp864",
+        23: "thai42", 24: "cp1253", 25: "cp1254", 26: "cp1257", 28: "cp1251", 29: "cp737",
+        30: "cp775", 31: "thai14", 33: "cp1255", 34: "thai11", 35: "thai18", 36: "cp855",
+        37: "cp857", 38: "iso8859_7", 39: "thai16", 40: "cp1256", 41: "cp1258", 47: "cp1250",
+        49: "tcvn3", 50: "tcvn3-capital"},
+    "bixolon/legacy": {0: "cp437", 1: "katakana", 2: "cp850", 3: "cp860", 4: "cp863",
+        5: "cp865", 19: "cp858"},
+    "citizen": {0: "cp437", 1: "katakana", 2: "cp858", 3: "cp860", 4: "cp863", 5: "cp865",
+        6: "cp852", 7: "cp866", 8: "cp857", 16: "cp1252", 21: "thai11", 26: "thai13",
+        30: "tcvn3", 31: "tcvn3-capital", 32: "cp1258", 40: "cp864"},
+    "fujitsu": {0: "cp437", 1: "katakana", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865",
+        8: "cp857", 16: "cp1252", 17: "cp866", 18: "cp852", 19: "cp858", 26: "thai13",
+        40: "cp864"},
+    "hp": {0: "cp437", 1: "cp850", 2: "cp852", 3: "cp860", 4: "cp863", 5: "cp865", 6: "cp858",
+        7: "cp866", 8: "cp1252", 9: "cp862", 10: "cp737", 11: "cp874", 12: "cp857",
+        13: "cp1251", 14: "cp1255", 15: "kz1048"},
+    "metapace": {0: "cp437", 1: "katakana", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865",
+        19: "cp858"},
+    "mpt": {0: "cp437", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865", 6: "cp1251",
+        7: "cp866"},
+    "pos-5890": {0: "cp437", 1: "katakana", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865",
+        6: "latin_1", 8: "cp862", 16: "cp1252", 17: "cp866", 18: "cp852", 19: "cp858",
+        23: "cp1251", 24: "cp737", 25: "cp1257", 27: "cp1258", 28: "cp864", 32: "cp1255",
+        56: "cp861", 60: "cp855", 61: "cp857", 65: "pc851", 66: "cp869", 68: "pc1119",
+        69: "pc1118", 72: "cp1250", 90: "cp1253", 91: "cp1254", 92: "cp1256", 93: "cp720",
+        95: "cp775"},
+    "pos-8360": {0: "cp437", 1: "katakana", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865",
+        6: "latin_1", 7: "cp1253", 8: "cp862", 16: "cp1252", 17: "cp866", 18: "cp852",
+        19: "cp858", 23: "cp1251", 24: "cp737", 25: "cp1257", 27: "cp1258", 28: "cp864",
+        32: "cp1255", 56: "cp861", 60: "cp855", 61: "cp857", 65: "pc851", 66: "cp869",
+        68: "pc1119", 69: "pc1118", 72: "cp1250", 91: "cp1254", 92: "cp1256", 93: "cp720",
+        95: "cp775"},
+    "sunmi": {0: "cp437", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865", 13: "cp857",
+        14: "cp737", 15: "iso8859_7", 16: "cp1252", 17: "cp866", 18: "cp852", 19: "cp858",
+        21: "cp874", 33: "cp775", 34: "cp855", 36: "cp862", 37: "cp864"},
+    "xprinter": {0: "cp437", 1: "katakana", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865",
+        6: "latin_1", 7: "cp1253", 11: "cp1255", 16: "cp1252", 17: "cp866", 18: "cp852",
+        19: "cp858", 22: "cp864", 23: "cp1251", 24: "cp737", 25: "cp1257", 33: "cp1256"},
+    "youku": {0: "cp437", 1: "katakana", 2: "cp850", 3: "cp860", 4: "cp863", 5: "cp865",
+        6: "cp1251", 7: "cp866", 15: "cp862", 16: "cp1252", 18: "cp852", 19: "cp858",
+        22: "cp864", 23: "latin_1", 24: "cp737", 25: "cp1257", 28: "cp855", 29: "cp857",
+        30: "cp1250", 31: "cp775", 32: "cp1254", 33: "cp1255", 34: "cp1256", 35: "cp1258",
+        38: "latin_1", 44: "iso8859_15", 47: "cp874"},
+}
+
+
+def page_table_for(code_pages: str) -> Callable[[int], str]:
+    """
+    How a maker numbers its pages (``PrinterProfile.code_pages``): page number -> its 256
+    characters.  Epson's unless the maker is one of MAKER_CODE_PAGES; built on first use.
+    """
+    if code_pages not in MAKER_CODE_PAGES:
+        return epson_page
+    tables = _maker_tables.get(code_pages)
+    if tables is None:
+        names = MAKER_CODE_PAGES[code_pages]
+        tables = _maker_tables[code_pages] = {n: _page_table(name) for n, name in names.items()}
+    return lambda page: tables.get(page, _NO_TABLE)
+
+
+_maker_tables: dict[str, dict[int, str]] = {}
+
+
 class CharacterDecoder:
     """
     Turns printed bytes into text under the current page, set and two-byte mode.

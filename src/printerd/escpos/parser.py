@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Callable, Optional, Union
 
-from printerd.escpos.codepages import CharacterDecoder, DEFAULT_TWO_BYTE_ENCODING
+from printerd.escpos.codepages import (
+    CharacterDecoder, DEFAULT_TWO_BYTE_ENCODING, page_table_for,
+)
 from printerd.escpos.content import ContentCollector
 from printerd.escpos.commands import Measured, is_command_prefix, measure, measure_fsq_image
 from printerd.escpos.layout import (
@@ -158,7 +160,7 @@ class JobParser:
         # keep_bitmaps: renderers want image dots; the ingest path does not store them.
         self._keep_bitmaps = keep_bitmaps
         self.profile = profile  # the paper positions are placed on
-        self.decoder = CharacterDecoder(two_byte_encoding)
+        self.decoder = CharacterDecoder(two_byte_encoding, page_table_for(profile.code_pages))
         self._buffer = bytearray()  # bytes of a command not yet complete
         self._skip = 0  # payload bytes of a long command still to pass through
         self._skip_tail = b""  # the last bytes passed through, for queries split across feeds

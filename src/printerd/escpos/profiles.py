@@ -28,6 +28,7 @@ class PrinterProfile:
     dots: int  # printable width in dots
     dpi: int
     known: bool = True
+    code_pages: str = "epson"  # how the maker numbers ESC t pages (codepages.page_table_for)
 
     @property
     def columns(self) -> int:
@@ -49,8 +50,23 @@ _MODELS: dict[str, tuple[int, int]] = {
                      "mC-Print3", "TSP600"], _WIDE_203),
     **dict.fromkeys(["TM-m10", "TM-P20", "TM-P60", "TM-T20II-58", "mC-Print2", "SM-L200",
                      "POS-58", "POS-5890", "ZJ-5870", "NT-5890K"], _NARROW_203),
+    # Other makers' models whose ESC t numbering differs from Epson's (_MAKERS below).
+    **dict.fromkeys(["SRP-350", "SRP-350III", "Metapace T-1", "MPT-II"], _WIDE_180),
+    "HP A779": (528, 180),  # 44 font A columns
+    **dict.fromkeys(["CT-S310II", "FP-1000", "POS-8360", "SUNMI P3 MIX", "XP-N160II", "XP-T80Q"],
+                    _WIDE_203),
+    **dict.fromkeys(["SUNMI", "SUNMI P2SE", "SUNMI P3H", "SUNMI P3KH", "Youku 58T"], _NARROW_203),
 }
 DEFAULT_MODEL = "TM-T88V"
+# The maker's ESC t numbering of the models that do not number pages as Epson does (the names
+# of codepages.MAKER_CODE_PAGES, from receipt-printer-encoder's printer data).
+_MAKERS: dict[str, str] = {
+    "SRP-350": "bixolon/legacy", "SRP-350III": "bixolon", "CT-S310II": "citizen",
+    "FP-1000": "fujitsu", "HP A779": "hp", "Metapace T-1": "metapace", "MPT-II": "mpt",
+    "POS-5890": "pos-5890", "POS-8360": "pos-8360", "XP-N160II": "xprinter",
+    "XP-T80Q": "xprinter", "Youku 58T": "youku",
+    **dict.fromkeys(["SUNMI", "SUNMI P2SE", "SUNMI P3H", "SUNMI P3KH", "SUNMI P3 MIX"], "sunmi"),
+}
 
 
 def _key(name: str) -> str:
@@ -67,7 +83,7 @@ def profile_for(model: str) -> PrinterProfile:
         found = _BY_KEY.get(key[:length])
         if found is not None:
             name, (dots, dpi) = found
-            return PrinterProfile(name, dots, dpi)
+            return PrinterProfile(name, dots, dpi, code_pages=_MAKERS.get(name, "epson"))
     dots, dpi = _MODELS[DEFAULT_MODEL]
     return PrinterProfile(model, dots, dpi, known=False)
 

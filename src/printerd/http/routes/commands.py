@@ -39,15 +39,16 @@ class CommandRoutes:
         # Read here, on the reactor thread: the thread below sees plain values only.
         readers = {name: (factory.job_settings.emulation.name,
                           factory.job_settings.two_byte_encoding, factory.state,
-                          factory.job_settings.identity)
+                          factory.job_settings.identity,
+                          factory.job_settings.profile.code_pages)
                    for name, factory in self.printers.items()}
 
         def decode(found: RawReceipt) -> tuple[dict[str, Any], bool]:
-            emulation, encoding, state, identity = readers.get(
+            emulation, encoding, state, identity, code_pages = readers.get(
                 found.printer,
-                ("epson", DEFAULT_TWO_BYTE_ENCODING, PrinterState(), DEFAULT_IDENTITY))
+                ("epson", DEFAULT_TWO_BYTE_ENCODING, PrinterState(), DEFAULT_IDENTITY, "epson"))
             listing = list_commands(found.raw, emulation, encoding, state, identity, start,
-                                    limit)
+                                    limit, code_pages=code_pages)
             return listing.to_json(), listing.more
 
         found: Optional[tuple[dict[str, Any], bool]] = await self.store.with_raw(
