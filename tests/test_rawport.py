@@ -90,36 +90,35 @@ async def test_receipts_are_stored_with_peer_job_and_printer(store):
     assert (factory.counters.jobs_total, factory.counters.bytes_total) == (1, len(job))
 
 
-@pytest_twisted.ensureDeferred
-async def test_print_positions_are_placed_on_the_printer_models_paper(store):
+async def printed_on_each_model(store, job: bytes, *models: str) -> list[str]:
+    """The text of ``job`` printed once on a printer set to each model, in that order."""
     from printerd.escpos.status import PrinterIdentity
 
-    # Dot 540 is on a TM-T20III's 576-dot paper, past a TM-T88V's 512: there it is ignored.
-    job = b"\x1b@Total\x1b$\x1c\x02" + b"9.99\n\x1dV\x00"
-    for model in ("TM-T20III", "TM-T88V"):
+    for model in models:
         factory, _ = make_factory(store, identity=PrinterIdentity(model=model))
         protocol, _ = connect(factory)
         protocol.dataReceived(job)
         hang_up(protocol)
-    await committed(store, 2)
-    assert [r.text for r in store.newest] == ["Total" + " " * 40 + "9.99", "Total9.99"]
+    await committed(store, len(models))
+    return [r.text for r in store.newest]
+
+
+@pytest_twisted.ensureDeferred
+async def test_print_positions_are_placed_on_the_printer_models_paper(store):
+    # Dot 540 is on a TM-T20III's 576-dot paper, past a TM-T88V's 512: there it is ignored.
+    job = b"\x1b@Total\x1b$\x1c\x02" + b"9.99\n\x1dV\x00"
+    assert await printed_on_each_model(store, job, "TM-T20III", "TM-T88V") == [
+        "Total" + " " * 40 + "9.99", "Total9.99"]
 
 
 @pytest_twisted.ensureDeferred
 async def test_a_printer_set_to_another_makers_model_reads_that_makers_code_pages(store):
     from clients import client_job
 
-    from printerd.escpos.status import PrinterIdentity
-
     # A Citizen driver's euro is ESC t 2 0xD5 (PC858 on a Citizen, PC850 "ı" on an Epson).
     job = client_job("receipt-printer-encoder-citizen-ct-s310ii")
-    for model in ("CT-S310II", "TM-T88V"):
-        factory, _ = make_factory(store, identity=PrinterIdentity(model=model))
-        protocol, _ = connect(factory)
-        protocol.dataReceived(job)
-        hang_up(protocol)
-    await committed(store, 2)
-    assert [r.text for r in store.newest] == ["Café €5 Ünïcödé", "Café ı5 Ünïcödé"]
+    assert await printed_on_each_model(store, job, "CT-S310II", "TM-T88V") == [
+        "Café €5 Ünïcödé", "Café ı5 Ünïcödé"]
 
 
 @pytest_twisted.ensureDeferred
