@@ -104,9 +104,12 @@ class TextBuilder:
     """Collects printed characters into lines; see the module docstring."""
 
     def __init__(self, decoder: CharacterDecoder,
-                 profile: PrinterProfile = DEFAULT_PROFILE) -> None:
+                 profile: PrinterProfile = DEFAULT_PROFILE,
+                 default_units: tuple[int, int] = (0, 0)) -> None:
+        """``default_units``: the motion units ESC @ gives back (GS P's; 0: Epson's defaults)."""
         self.decoder = decoder
         self.profile = profile
+        self._default_units = default_units
         self.style = PLAIN
         self.align = "left"
         self.lines: list[str] = []
@@ -134,7 +137,7 @@ class TextBuilder:
         self.tabs_set = False
         self.margin = 0  # GS L
         self.area_width = 0  # GS W; 0: the rest of the paper
-        self.units = (0, 0)  # GS P: motion units per inch (0: the default)
+        self.units = self._default_units  # GS P: motion units per inch (0: Epson's default)
         self.line_spacing = self._sixth_inch  # ESC 2: 1/6 inch
 
     # -- state carried between receipts --------------------------------------------------------
@@ -326,7 +329,7 @@ class TextBuilder:
 
     def pitch(self) -> int:
         """Dots one character of the current font takes with its spacing, not expanded."""
-        return _CELL_WIDTHS.get(self.style.font, 12) + self.spacing
+        return cell_dots(self.style, self.spacing) // self.style.width
 
     def set_tabs(self, columns: bytes) -> None:
         """ESC D n1 ... nk NUL: stops at n character widths (taken now), ascending."""

@@ -113,11 +113,11 @@ class StarJobParser:
     def _start_receipt(self) -> None:
         previous = getattr(self, "_text", None)
         self._raw = bytearray()
-        self._text = TextBuilder(self.decoder, self.profile)
+        # Star's positions and page areas are in dots, across and along the paper alike.
+        self._text = TextBuilder(self.decoder, self.profile,
+                                 default_units=(self.profile.dpi, self.profile.dpi))
         if previous is not None:
             self._text.carry_over(previous)
-        else:
-            self._dot_units()
         self._has_content = False
         self._unknown = 0
         # The line count from the receipt's own list (extended in place), not through self: a
@@ -276,7 +276,6 @@ class StarJobParser:
             events.append(StatusQuery(bytes([byte])))
         elif byte == CAN:
             self._text.reset()
-            self._dot_units()
         # CR is ignored (Star's default memory switch setting); so are SI / DC2 (upside down)
         # and other stray control bytes.
 
@@ -389,13 +388,8 @@ class StarJobParser:
 
     # -- command handlers (name -> method) ---------------------------------------------------
 
-    def _dot_units(self) -> None:
-        """Star's positions and page areas are in dots, across and along the paper alike."""
-        self._text.set_units(self.profile.dpi, self.profile.dpi)
-
     def _reset(self, command: bytes, events: list[Event]) -> Optional[str]:
         self._text.reset()
-        self._dot_units()
         self._left_margin = self._right_edge = 0
         self._tab_stops = ()
         return None
