@@ -13,6 +13,7 @@ Epson's tables as the receipt-printer-encoder project keeps them, and against es
 from __future__ import annotations
 
 import codecs
+from functools import cache
 from typing import Callable, Optional
 
 # FS & two-byte mode's encodings (the two_byte_encoding setting); the first is the default.
@@ -299,6 +300,7 @@ MAKER_CODE_PAGES: dict[str, dict[int, Optional[str]]] = {
 }
 
 
+@cache
 def page_table_for(code_pages: str) -> Callable[[int], str]:
     """
     How a maker numbers its pages (``PrinterProfile.code_pages``): page number -> its 256
@@ -306,14 +308,8 @@ def page_table_for(code_pages: str) -> Callable[[int], str]:
     """
     if code_pages not in MAKER_CODE_PAGES:
         return epson_page
-    tables = _maker_tables.get(code_pages)
-    if tables is None:
-        names = MAKER_CODE_PAGES[code_pages]
-        tables = _maker_tables[code_pages] = {n: _page_table(name) for n, name in names.items()}
+    tables = {n: _page_table(name) for n, name in MAKER_CODE_PAGES[code_pages].items()}
     return lambda page: tables.get(page, _NO_TABLE)
-
-
-_maker_tables: dict[str, dict[int, str]] = {}
 
 
 class CharacterDecoder:
