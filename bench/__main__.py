@@ -23,7 +23,7 @@ from bench import (
     stream, webhook, writer,
 )
 from bench.common import raise_fd_limit
-from bench.table import Table
+from bench.table import Table, delivery_p99_ratio, ingest_share
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DEFAULT = ["parser", "render", "ingest", "rest", "webhook", "search", "stream", "storm"]
@@ -102,7 +102,7 @@ def main() -> None:
         if name == "stream":
             for n in args.subscribers:
                 result, ceiling, ratios = rounds(
-                    f"stream-{n}", stream.run, stream.p99_ratio, subscribers=n,
+                    f"stream-{n}", stream.run, delivery_p99_ratio, subscribers=n,
                     printers=args.stream_pos, receipts=args.stream_receipts,
                     rate=args.stream_rate)
                 table.stream(n, result, ceiling, ratios)
@@ -129,7 +129,7 @@ def main() -> None:
                 # enough to measure (the ceiling takes 10,000 of them in a third of a second).
                 receipts = args.ingest_receipts * max(1, per_connection // 2)
                 result, ceiling, ratios = rounds(
-                    f"ingest-{per_connection}-per-connection", ingest.run, ingest.share_of_ceiling,
+                    f"ingest-{per_connection}-per-connection", ingest.run, ingest_share,
                     receipts=receipts, per_connection=per_connection)
                 table.ingest(per_connection, result, ceiling, ratios)
         elif name == "soak":

@@ -135,8 +135,3 @@ def run(workdir: Any, clients: int = 20, receipts: int = 10_000, per_connection:
     result["lost"] = result["receipts"] - count
     result["synchronous"] = synchronous
     return result
-
-
-def share_of_ceiling(result: dict, ceiling: dict) -> float:
-    """printerd's receipts per second as a share of the ceiling's (higher is better)."""
-    return result["receipts_per_s"] / ceiling["receipts_per_s"]

@@ -132,8 +132,3 @@ def measure(server: Target, subscribers: int, printers: int, receipts: int, rate
         "generator_cores": round(generator_cpu / elapsed, 2),
         "elapsed_s": round(elapsed, 2),
     }
-
-
-def p99_ratio(result: dict, ceiling: dict) -> float:
-    """printerd's delivery p99 as a multiple of the ceiling's (lower is better)."""
-    return result["delivery_latency"]["p99_ms"] / ceiling["delivery_latency"]["p99_ms"]

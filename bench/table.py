@@ -36,7 +36,18 @@ def _ratio_text(r: Optional[float], percent: bool) -> str:
     return f"{r:.0%}" if percent else f"{r:.2f}x"
 
 
-def _rounds_text(ratios: list[float], percent: bool) -> str:
+def ingest_share(result: dict, ceiling: Optional[dict]) -> Optional[float]:
+    """printerd's receipts per second as a share of the ceiling's (higher is better)."""
+    return ratio(result["receipts_per_s"], (ceiling or {}).get("receipts_per_s"))
+
+
+def delivery_p99_ratio(result: dict, ceiling: Optional[dict]) -> Optional[float]:
+    """printerd's stream delivery p99 as a multiple of the ceiling's (lower is better)."""
+    bare = ((ceiling or {}).get("delivery_latency") or {}).get("p99_ms")
+    return ratio(result["delivery_latency"]["p99_ms"], bare)
+
+
+def _rounds_text(ratios: Sequence[float], percent: bool) -> str:
     """Every round's ratio, when there was more than one (the row shows the median's)."""
     if len(ratios) < 2:
         return ""
@@ -70,7 +81,7 @@ class Table:
                ratios: Sequence[float] = ()) -> None:
         self._server(result)
         rate, bare = result["receipts_per_s"], (ceiling or {}).get("receipts_per_s")
-        r = ratio(rate, bare)
+        r = ingest_share(result, ceiling)
         if per_connection == 1:
             goal, met = ">= 3,000/s and >= 30%", rate >= 3000 and (r is None or r >= 0.30)
         else:
@@ -79,7 +90,7 @@ class Table:
             f"ingest, {result['clients']} POS, {per_connection} receipt(s) (1.5 KB) per "
             f"connection: receipts/s ({result['lost']} lost of {result['receipts']}, counted in "
             "the database)", f"{rate:,}", f"{bare:,}" if bare else "—",
-            _ratio_text(r, True) + _rounds_text(list(ratios), True),
+            _ratio_text(r, True) + _rounds_text(ratios, True),
             goal, met and result["lost"] == 0, _cores(result, ceiling),
             f"python -m bench ingest --per-connection {per_connection}"))
 
@@ -124,14 +135,14 @@ class Table:
         latency = result["delivery_latency"]
         bare_latency = (ceiling or {}).get("delivery_latency") or {}
         limit = 1.2 if subscribers <= 1000 else 1.0
-        p99_ratio = ratio(latency["p99_ms"], bare_latency.get("p99_ms"))
+        p99_ratio = delivery_p99_ratio(result, ceiling)
         self.rows.append(Row(
             f"{what}, {result['receipts_per_s']:g} receipts/s: delivery p50 / p99 "
             f"({result['events_lost']} lost of {result['receipts'] * subscribers:,})",
             f"{latency['p50_ms']:.0f} / {latency['p99_ms']:.0f} ms",
             f"{bare_latency['p50_ms']:.0f} / {bare_latency['p99_ms']:.0f} ms"
             if bare_latency else "—",
-            _ratio_text(p99_ratio, False) + " (p99)" + _rounds_text(list(ratios), False),
+            _ratio_text(p99_ratio, False) + " (p99)" + _rounds_text(ratios, False),
             f"p99 <= {limit:g}x the ceiling",
             p99_ratio is not None and p99_ratio <= limit and result["events_lost"] == 0,
             _cores(result, ceiling), command))
