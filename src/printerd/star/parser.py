@@ -27,8 +27,8 @@ from printerd.escpos.layout import TextBuilder, full_lines, line_styles_json
 from printerd.escpos.parser import (
     CAPTURE_LIMIT, CUT_FULL, CUT_NONE, CUT_PARTIAL, Event, Layout, ParsedReceipt, StatusQuery,
 )
-from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
-from printerd.escpos.styles import ALIGNMENTS, CELLS, FONTS, Style, intern
+from printerd.escpos.profiles import DEFAULT_PROFILE, FONT_A_DOTS, PrinterProfile
+from printerd.escpos.styles import ALIGNMENTS, FONTS, Style, intern
 from printerd.star.codepages import international_set, star_page
 from printerd.star.commands import ESC, measure, measure_raster
 from printerd.star.content import StarContent, columns_to_rows, digit, raster_rows
@@ -259,7 +259,7 @@ class StarJobParser:
             # else: the line feed prints the image band in the line buffer, no blank line.
             self._graphic_line = False
         elif byte == HT:
-            margin = self._left_margin * CELLS["A"][0]
+            margin = self._left_margin * FONT_A_DOTS
             self._text.tab_to(stop - margin for stop in self._tab_stops)
         elif byte in (FF, VT):
             if self._text.has_pending():
@@ -452,14 +452,14 @@ class StarJobParser:
             left = command[2]
         else:
             right = command[2]
-        cell = CELLS["A"][0]
-        right_dots = right * cell if right else self.profile.dots
-        if (right_dots - left * cell) * MM_PER_INCH <= STAR_MIN_REGION_MM * self.profile.dpi:
+        left_dots = left * FONT_A_DOTS
+        right_dots = right * FONT_A_DOTS if right else self.profile.dots
+        if (right_dots - left_dots) * MM_PER_INCH <= STAR_MIN_REGION_MM * self.profile.dpi:
             return None
         self._left_margin, self._right_edge = left, right
-        self._text.set_margin(left * cell)
+        self._text.set_margin(left_dots)
         if right:
-            self._text.set_area_width(right_dots - left * cell)
+            self._text.set_area_width(right_dots - left_dots)
         return None
 
     def _code_page(self, command: bytes, events: list[Event]) -> Optional[str]:
