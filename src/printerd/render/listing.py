@@ -86,8 +86,7 @@ def list_commands(raw: bytes, emulation: str = "epson", two_byte_encoding: str =
     status = EMULATIONS[emulation].new_status()
     replies = _Replies(status, state, identity)
     walk = (_star_elements(raw, two_byte_encoding, replies) if emulation == "star"
-            else _escpos_elements(raw, CharacterDecoder(two_byte_encoding,
-                                                        page_table_for(code_pages)), replies))
+            else _escpos_elements(raw, two_byte_encoding, code_pages, replies))
     listing = Listing(emulation, len(raw))
     for index, element in enumerate(walk):
         if index >= MAX_ELEMENTS:
@@ -161,8 +160,9 @@ def _incomplete(raw: bytes, pos: int) -> dict[str, Any]:
             "known": False, "params": list(raw[pos + 1:pos + 1 + PARAMS_SHOWN])}
 
 
-def _escpos_elements(raw: bytes, decoder: CharacterDecoder,
+def _escpos_elements(raw: bytes, two_byte_encoding: str, code_pages: str,
                      replies: _Replies) -> Iterator[dict[str, Any]]:
+    decoder = CharacterDecoder(two_byte_encoding, page_table_for(code_pages))
     pos, size, images_follow = 0, len(raw), 0
     while pos < size:
         byte = raw[pos]
