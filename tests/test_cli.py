@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
 from importlib.metadata import version as installed_version
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -144,3 +146,42 @@ def test_printerd_healthcheck_passes_against_the_daemon_and_fails_without_it(tmp
     result = subprocess.run([PRINTERD, "healthcheck"], env={**os.environ, **listen},
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 1 and "Connection refused" in result.stdout
+
+
+# Runs ``printerd run`` in this interpreter and, once it listens, writes the modules it imported.
+IDLE_MODULES = """
+import json, sys
+from twisted.internet import reactor
+from printerd.cli import main
+
+def write_modules():
+    with open(sys.argv[1], "w") as out:
+        json.dump(sorted(sys.modules), out)
+    reactor.stop()
+
+reactor.callLater(1, write_modules)
+main(["run", "--raw-listen=tcp:0:interface=127.0.0.1", "--http-listen=tcp:0:interface=127.0.0.1",
+      "--database=" + sys.argv[2]])
+"""
+
+
+def test_an_idle_daemon_imports_only_what_it_uses(tmp_path):
+    """
+    What a daemon imports stays in its memory (issue 19: RSS idle <= 60 MB): the HTTP client of
+    webhooks, CloudPRNT and Server Direct Print, the code pages' codecs and the command's
+    argument parser load on first use, not at start.
+    """
+    listing = tmp_path / "modules.json"
+    result = subprocess.run(
+        [sys.executable, "-c", IDLE_MODULES, str(listing), str(tmp_path / "db.sqlite3")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+        # The printerd these tests import (the source tree), not only the installed one.
+        env={**os.environ, "PRINTERD_CONFIG": "",
+             "PYTHONPATH": str(Path(printerd.__file__).parents[1])})
+    assert result.returncode == 0, result.stderr
+    modules = set(json.loads(listing.read_text()))
+    assert "printerd.store.sqlite" in modules  # it did start
+    assert not {"treq", "twisted.web.client", "argparse", "PIL"} & modules
+    assert {m for m in modules if m.startswith("encodings.")} <= {
+        "encodings.aliases", "encodings.charmap", "encodings.utf_8", "encodings.latin_1",
+        "encodings.ascii", "encodings.idna"}

@@ -9,14 +9,16 @@ the version.
 
 from __future__ import annotations
 
-import argparse
 import re
 import sys
-from typing import Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from printerd import __version__
 from printerd.config import EMULATIONS
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
+
+if TYPE_CHECKING:
+    import argparse
 
 RUN_HELP = "run the daemon in the foreground (options: printerd run --help)"
 
@@ -47,6 +49,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # Imported here, as the renderers are: ``printerd run`` never parses with it, and the
+    # daemon it runs would keep it in memory.
+    import argparse
+
     from printerd.render.service import FORMATS
 
     parser = argparse.ArgumentParser(

@@ -36,7 +36,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Callable, Optional, Sequence
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-import treq
 from twisted.application.service import Service
 from twisted.internet.defer import (
     CancelledError, Deferred, ensureDeferred, gatherResults, succeed,
@@ -47,6 +46,7 @@ from twisted.python.failure import Failure
 
 from printerd.backoff import Backoff
 from printerd.escpos.parser import ParsedReceipt
+from printerd.http_client import treq
 from printerd.escpos.profiles import PrinterProfile
 from printerd.escpos.status import PAPER_NEAR_END, PAPER_OUT, PrinterState
 from printerd.http_download import BodyTooLarge, read_body

@@ -14,7 +14,6 @@ import sys
 from dataclasses import replace
 from typing import Any, Callable, NoReturn, Optional, Sequence, cast
 
-import treq
 from twisted.application.service import IService, MultiService, Service
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import clientFromString, serverFromString
@@ -49,6 +48,7 @@ from printerd.http.openapi import OpenApiRoutes
 from printerd.http.proxies import TrustedProxies, parse_address
 from printerd.http.ratelimit import RateLimiter
 from printerd.http.site import HttpConnections, PrinterdRequest, PrinterdSite
+from printerd.http_client import treq
 from printerd.http.routes.commands import CommandRoutes
 from printerd.http.routes.forwarder import ForwarderRoutes
 from printerd.http.routes.health import HealthRoutes

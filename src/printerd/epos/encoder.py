@@ -14,6 +14,7 @@ same text: the round trip is what the tests check.
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Optional
 
 from printerd.escpos.codepages import CODE_PAGES, DEFAULT_TWO_BYTE_ENCODING, epson_page
@@ -23,8 +24,10 @@ TWO_BYTE_LANGUAGES = frozenset({"ja", "ko", "zh-cn", "zh-tw"})
 _UNASSIGNED = "\ufffe"
 
 
+@cache
 def _page_maps() -> list[tuple[int, dict[str, int]]]:
-    """(page, character -> byte) for bytes 0x80-0xFF of every page with a table."""
+    """(page, character -> byte) for bytes 0x80-0xFF of every page with a table; built on the
+    first character that needs a page other than 0's ASCII."""
     maps = []
     for page in sorted(CODE_PAGES):
         if CODE_PAGES[page] is None:
@@ -39,8 +42,9 @@ def _page_maps() -> list[tuple[int, dict[str, int]]]:
     return maps
 
 
-_PAGES = _page_maps()
-_PAGE_BY_NUMBER = dict(_PAGES)
+@cache
+def _page_by_number() -> dict[int, dict[str, int]]:
+    return dict(_page_maps())
 
 
 class TextEncoder:
@@ -92,11 +96,11 @@ class TextEncoder:
         return FS + b"."
 
     def _single_byte(self, char: str) -> Optional[bytes]:
-        current = _PAGE_BY_NUMBER.get(self.page, {})
+        current = _page_by_number().get(self.page, {})
         prefix = self._leave_two_byte() if self.two_byte else b""
         if char in current:
             return prefix + bytes([current[char]])
-        for page, table in _PAGES:
+        for page, table in _page_maps():
             if char in table:
                 self.page = page
                 return prefix + ESC + b"t" + bytes([page, table[char]])

@@ -2,8 +2,9 @@
 Character decoding as an Epson printer does it: ``ESC t`` code pages, ``ESC R`` international
 character sets, and ``FS &`` / ``FS .`` two-byte mode.
 
-Every page is one 256-character table built at import: from a Python codec with Epson's
-differences applied (``_EPSON_CHANGES``), or from a table of our own (``_OWN_TABLES``). Bytes a
+Every page is one 256-character table, built the first time a job selects it (built at start-up,
+the thirty codecs they come from would stay loaded in every daemon): from a Python codec with
+Epson's differences applied (``_EPSON_CHANGES``), or from a table of our own (``_OWN_TABLES``). Bytes a
 page leaves unassigned, and C1 control characters a codec would give for 0x80-0x9F, decode as
 U+FFFD (a clear placeholder, never a wrong letter); so does every byte >= 0x80 on pages with no
 table (Thai character code 17, user-defined). tests/test_parser.py checks every page against
@@ -223,6 +224,7 @@ _OWN_TABLES: dict[str, str] = {
 _OWN_TABLES["tcvn3-capital"] = _OWN_TABLES["tcvn3"].upper()
 
 
+@cache
 def _page_table(name: Optional[str]) -> str:
     """The 256 characters of one page, for charmap_decode."""
     if name is None:
@@ -240,13 +242,9 @@ def _page_table(name: Optional[str]) -> str:
     return low + high
 
 
-_PAGE_TABLES: dict[int, str] = {n: _page_table(name) for n, name in CODE_PAGES.items()}
-_NO_TABLE = _page_table(None)
-
-
 def epson_page(page: int) -> str:
     """The 256 characters Epson's page ``page`` (ESC t numbering) prints."""
-    return _PAGE_TABLES.get(page, _NO_TABLE)
+    return _page_table(CODE_PAGES.get(page))
 
 
 # Other makers' ESC t numbering, as receipt-printer-encoder's printer data keeps it (MIT): the
@@ -304,12 +302,12 @@ MAKER_CODE_PAGES: dict[str, dict[int, Optional[str]]] = {
 def page_table_for(code_pages: str) -> Callable[[int], str]:
     """
     How a maker numbers its pages (``PrinterProfile.code_pages``): page number -> its 256
-    characters.  Epson's unless the maker is one of MAKER_CODE_PAGES; built on first use.
+    characters.  Epson's unless the maker is one of MAKER_CODE_PAGES.
     """
     if code_pages not in MAKER_CODE_PAGES:
         return epson_page
-    tables = {n: _page_table(name) for n, name in MAKER_CODE_PAGES[code_pages].items()}
-    return lambda page: tables.get(page, _NO_TABLE)
+    names = MAKER_CODE_PAGES[code_pages]
+    return lambda page: _page_table(names.get(page))
 
 
 class CharacterDecoder:
