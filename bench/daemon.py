@@ -108,6 +108,16 @@ class Daemon:
         return self.process.wait(timeout)
 
 
+def as_operated(workdir: Path, *options: str) -> Daemon:
+    """
+    printerd as an operator runs it, ``printerd run`` (the README's "Running it as an
+    operator"; the container's entry point): what the performance scenarios measure.
+    ``twistd printerd`` is the same daemon plus twistd's loading of every installed plugin's
+    metadata (it imports trial and unittest: about 1 MB more resident).
+    """
+    return Daemon(workdir, *options, cli=True)
+
+
 def wait_for(condition, timeout: float = 20.0):
     """``condition()``'s first true value, asked every 50 ms; AssertionError after ``timeout``."""
     deadline = time.monotonic() + timeout

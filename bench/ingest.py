@@ -22,7 +22,7 @@ from typing import Any, Union
 
 from bench.ceiling import Ceiling
 from bench.common import process_figures, stats
-from bench.daemon import Daemon
+from bench.daemon import Daemon, as_operated
 
 GENERATORS = 2  # load-generator processes, the POS clients shared out between them
 ITEM = b"Espresso doppio .......................  2.80\n"
@@ -119,7 +119,7 @@ def scenario(server: Union[Daemon, Ceiling], clients: int, receipts: int,
 def run(workdir: Any, clients: int = 20, receipts: int = 10_000, per_connection: int = 1,
         synchronous: str = "FULL", target: str = "printerd") -> dict:
     """One run against ``target`` ("printerd" or "ceiling"); see the module docstring."""
-    server = Ceiling("ingest") if target == "ceiling" else Daemon(
+    server = Ceiling("ingest") if target == "ceiling" else as_operated(
         workdir, "--raw-listen=tcp:0:interface=127.0.0.1:backlog=4096",
         f"--synchronous={synchronous}", "--database=bench.sqlite3")
     try:

@@ -16,7 +16,7 @@ from typing import Any, Optional, Union
 
 from bench.ceiling import Ceiling
 from bench.common import http_get, percentiles, process_figures
-from bench.daemon import Daemon
+from bench.daemon import Daemon, as_operated
 from bench.ingest import pos_client
 
 PATHS = (("recent", "/api/recent?limit=50"),
@@ -130,7 +130,7 @@ def run(workdir: Any, concurrency: int = 50, seconds: float = 10.0,
                                                  concurrency, seconds))}
         finally:
             server.stop()
-    server = Daemon(workdir, "--http-listen=tcp:0:interface=127.0.0.1:backlog=1024",
+    server = as_operated(workdir, "--http-listen=tcp:0:interface=127.0.0.1:backlog=1024",
                     "--api-rate=0")
     try:
         return asyncio.run(scenario(server, concurrency, seconds))

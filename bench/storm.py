@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from bench.common import stats
-from bench.daemon import Daemon
+from bench.daemon import Daemon, as_operated
 from bench.ingest import pos_client
 from bench.stream import measure, open_to
 from printerd.config import Settings
@@ -40,13 +40,13 @@ def run(workdir: Any, subscribers: int = 10_000, receipts: int = 1000, behind: i
     memory_cache = Settings().recent_size if from_memory else 10
     options = (f"--recent-size={memory_cache}", *open_to(subscribers),
                "--api-rate=0", "--database=storm.sqlite3")
-    first = Daemon(workdir, *options)
+    first = as_operated(workdir, *options)
     try:
         asyncio.run(fill(first, receipts))
     finally:
         first.stop()
     started = time.perf_counter()
-    daemon = Daemon(workdir, *options)
+    daemon = as_operated(workdir, *options)
     restart_s = time.perf_counter() - started
     try:
         resume_from = receipts - behind  # ids are 1..receipts in a new database

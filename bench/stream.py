@@ -19,7 +19,7 @@ from typing import Any, Union
 
 from bench.ceiling import Ceiling
 from bench.common import percentiles, process_figures, sample_rest, stats
-from bench.daemon import Daemon
+from bench.daemon import Daemon, as_operated
 from bench.subscribers import SWEEP, Fleet
 
 Target = Union[Daemon, Ceiling]
@@ -69,7 +69,7 @@ def open_to(subscribers: int) -> tuple[str, ...]:
 def start_target(kind: str, workdir: Any, subscribers: int, *options: str) -> Target:
     if kind == "ceiling":
         return Ceiling("stream")
-    return Daemon(workdir, *open_to(subscribers), "--api-rate=0", *options)
+    return as_operated(workdir, *open_to(subscribers), "--api-rate=0", *options)
 
 
 def run(workdir: Any, subscribers: int = 1000, printers: int = 20, receipts: int = 20,
