@@ -467,7 +467,7 @@ async def wait_until(condition: Callable[[], Any], timeout: float = 5.0,
 
 # -- The raw port, in memory -----------------------------------------------------------------
 
-JOB_FIELDS = {"idle_timeout", "max_job_bytes", "two_byte_encoding", "identity"}
+JOB_FIELDS = {"idle_timeout", "max_job_bytes", "two_byte_encoding", "identity", "two_byte_at_start"}
 LIMIT_FIELDS = {"max_connections", "max_per_peer", "wait_timeout", "max_open"}
 
 

@@ -78,6 +78,18 @@ def test_render_txt_writes_the_first_receipt_to_stdout_as_the_api_renders_it(cap
     assert b"holds 14 receipts" in captured.err
 
 
+def test_render_reads_a_job_for_a_printer_that_starts_in_two_byte_mode(tmp_path, capsysbinary):
+    from clients import client_job
+
+    job = tmp_path / "job.bin"
+    job.write_bytes(client_job("node-escpos-gb18030"))
+    assert main(["render", str(job), "--format", "txt", "--two-byte-at-start"]) == 0
+    chinese = capsysbinary.readouterr().out.decode()
+    assert "点心店 Dim Sum House" in chinese and "合计 Total 56.00" in chinese
+    assert main(["render", str(job), "--format", "txt"]) == 0
+    assert "点心店" not in capsysbinary.readouterr().out.decode()
+
+
 def test_render_picks_a_receipt_and_writes_a_png_file(tmp_path):
     out = tmp_path / "receipt.png"
     assert main(["render", str(DEMO), "--format", "png", "--receipt", "3", "-o", str(out)]) == 0

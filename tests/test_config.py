@@ -78,13 +78,15 @@ def test_printers_take_listener_strings_and_tables_with_top_level_defaults(tmp_p
         'listen = "tcp:9101"\n'
         'emulation = "star"\n'
         'model = "TSP654II"\n'
-        'two_byte_encoding = "shift-jis"\n')
+        'two_byte_encoding = "shift-jis"\n'
+        "two_byte_at_start = true\n")
     kitchen, bar = load_settings({}, {}, str(config)).printer_configs()
     assert kitchen == PrinterConfig(name="kitchen", listen="tcp:9100", emulation="epson",
                                     maker="EPSON", model="TM-T88V", serial="SHOP7",
                                     two_byte_encoding="big5")
     assert bar == PrinterConfig(name="bar", listen="tcp:9101", emulation="star", maker="STAR",
-                                model="TSP654II", serial="SHOP7", two_byte_encoding="shift_jis")
+                                model="TSP654II", serial="SHOP7", two_byte_encoding="shift_jis",
+                                two_byte_at_start=True)
 
 
 def test_printers_as_json_from_the_environment_and_the_command_line():
@@ -103,6 +105,7 @@ def test_printers_as_json_from_the_environment_and_the_command_line():
     ('{"bar": {"listen": "tcp:9101", "modle": "x"}}', "printers.bar: unknown key 'modle'"),
     ('{"bar": {"emulation": "citizen"}}', "printers.bar.emulation: 'citizen' is not valid"),
     ('{"bar": {"two_byte_encoding": "utf-8"}}', "printers.bar.two_byte_encoding"),
+    ('{"bar": {"two_byte_at_start": "maybe"}}', "printers.bar.two_byte_at_start"),
     ('{"bar": 9101}', "printers.bar: must be a listener string or a table"),
     ('{"bad name": "tcp:9101"}', "must be 1-64 letters"),
     ('["tcp:9100"]', "must map printer names"),

@@ -7,6 +7,7 @@ import re
 import signal
 import socket
 import subprocess
+import urllib.parse
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 
@@ -345,6 +346,37 @@ def test_several_printers_each_on_its_own_port(tmp_path):
         assert kitchen.is_online() is True  # each printer has its own state
         bar.close()
         kitchen.close()
+    finally:
+        daemon.stop()
+
+
+def test_a_printer_configured_to_start_in_two_byte_mode_stores_renders_and_lists_chinese(tmp_path):
+    from clients import client_job
+
+    # @node-escpos/core's default: GB18030 text with no FS &, for Chinese-firmware printers.
+    job = client_job("node-escpos-gb18030")
+    printers = json.dumps({"counter": "tcp:0:interface=127.0.0.1",
+                           "kitchen": {"listen": "tcp:0:interface=127.0.0.1",
+                                       "two_byte_at_start": True}})
+    daemon = Daemon(tmp_path, f"--printers={printers}")
+    try:
+        send_job(daemon.ports["printers.kitchen"], job)
+        send_job(daemon.ports["printers.counter"], job)
+        found = daemon.wait_for(lambda: (lambda r: r if len(r) == 2 else None)(
+            daemon.get("/api/receipts")[1]["receipts"]))
+        text = {r["printer"]: r["text"] for r in found}
+        assert text["kitchen"] == "点心店 Dim Sum House\n虾饺 Har gow 2 x 28.00\n合计 Total 56.00"
+        assert "点心店" not in text["counter"]  # an Epson's one-byte mode: PC437 characters
+        kitchen = next(r["id"] for r in found if r["printer"] == "kitchen")
+        with urllib.request.urlopen(daemon.url(f"/api/receipts/{kitchen}.txt"),
+                                    timeout=30) as response:
+            assert "合计 Total 56.00" in response.read().decode()
+        code, listing = daemon.get(f"/api/receipts/{kitchen}/commands")
+        assert code == 200
+        assert [e["text"] for e in listing["commands"] if e["kind"] == "text"][0] == \
+            "点心店 Dim Sum House"
+        code, found = daemon.get("/api/receipts?q=" + urllib.parse.quote("合计"))
+        assert [r["printer"] for r in found["receipts"]] == ["kitchen"]
     finally:
         daemon.stop()
 

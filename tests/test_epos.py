@@ -12,6 +12,7 @@ command: those documents are written here after the manual's samples).
 from __future__ import annotations
 
 import base64
+from dataclasses import replace
 
 import pytest
 from hypothesis import given, settings
@@ -29,7 +30,9 @@ from printerd.epos.response import (
 )
 from printerd.epos.translate import escpos_of_part, parse_translation, translate
 from printerd.escpos.parser import JobParser, ParsedReceipt
+from printerd.escpos.profiles import DEFAULT_PROFILE
 from printerd.escpos.status import PAPER_NEAR_END, PAPER_OUT, PrinterState
+from printerd.render.document import ReceiptPrinter
 
 EPOS_NS = "http://www.epson-pos.com/schemas/2011/03/epos-print"
 
@@ -155,6 +158,24 @@ def test_japanese_text_goes_out_in_the_printers_two_byte_encoding():
     assert data.startswith(b"\x1c&") and "領収書".encode("shift_jis") in data
     receipts = receipts_of(written('<text lang="ja">領収書 No.1&#10;</text><cut/>'), "shift_jis")
     assert receipts[0].text == "領収書 No.1"
+
+
+def test_a_document_for_a_printer_that_starts_in_two_byte_mode_is_read_back_as_written():
+    chinese = replace(DEFAULT_PROFILE, two_byte_at_start=True)
+    document = read_request(written(
+        '<text lang="en">Café 9.50&#10;</text><text lang="zh-cn">点心&#10;</text><cut/>')).document
+    translation = translate(document, "gb18030", two_byte_at_start=True)
+    (receipt,) = parse_translation(translation.escpos, "gb18030", profile=chinese)
+    assert receipt.text == "Café 9.50\n点心"
+    assert escpos_of_part(document, 0, ReceiptPrinter(profile=chinese)) == receipt.raw
+    # Translated as for a printer that starts in one-byte mode, the "é" is read as the first
+    # half of a two-byte character.
+    unaware = translate(document, "gb18030").escpos
+    assert parse_translation(unaware, "gb18030", profile=chinese)[0].text != receipt.text
+    # Chinese first needs no FS &: the printer is in two-byte mode from ESC @ on.
+    chinese_first = read_request(written('<text lang="zh-cn">点心&#10;</text><cut/>')).document
+    assert translate(chinese_first, "gb18030", two_byte_at_start=True).escpos.startswith(
+        b"\x1b@" + "点心".encode("gb18030"))
 
 
 # -- paper, graphics, codes ---------------------------------------------------------------------

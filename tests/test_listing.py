@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given, settings, strategies as st
 
+from printerd.escpos.profiles import DEFAULT_PROFILE
 from printerd.escpos.status import PrinterState
 from printerd.render.listing import (
     MAX_ELEMENTS, MAX_LIMIT, PARAMS_SHOWN, TEXT_SHOWN, list_commands,
@@ -121,3 +124,14 @@ def test_any_bytes_are_listed_without_error_and_every_byte_once(raw, emulation):
         assert element["offset"] == covered and element["length"] >= 1
         covered += element["length"]
     assert covered == len(raw)
+
+
+def test_text_is_listed_in_the_two_byte_mode_the_printer_starts_in():
+    job = client_job("node-escpos-gb18030")
+    chinese = replace(DEFAULT_PROFILE, two_byte_at_start=True)
+    for emulation in ("epson", "star"):
+        texts = [e["text"] for e in list_commands(job, emulation, profile=chinese).elements
+                 if e["kind"] == "text"]
+        assert texts[0] == "点心店 Dim Sum House", emulation
+    epson = [e["text"] for e in list_commands(job).elements if e["kind"] == "text"]
+    assert "点心店" not in epson[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from hypothesis import strategies as st
 from printerd.escpos.parser import (
     CAPTURE_LIMIT, JobParser, ParsedReceipt, StatusQuery,
 )
+from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.star.parser import StarJobParser
 from support import sample_files
 
@@ -19,8 +21,8 @@ ESC, GS, DLE = b"\x1b", b"\x1d", b"\x10"
 CUT = GS + b"V\x00"
 
 
-def parse(data: bytes, chunk: int | None = None) -> list:
-    parser = JobParser()
+def parse(data: bytes, chunk: int | None = None, profile: PrinterProfile = DEFAULT_PROFILE) -> list:
+    parser = JobParser(profile=profile)
     events = []
     if chunk is None:
         events += parser.feed(data)
@@ -406,6 +408,33 @@ def test_two_byte_mode_uses_the_printer_encoding():
     parser = JobParser(two_byte_encoding="shift_jis")
     events = parser.feed(b"\x1c&" + "領収書".encode("shift_jis") + b"\n") + parser.close()
     assert receipts(events)[0].text == "領収書"
+
+
+CHINESE_FIRMWARE = replace(DEFAULT_PROFILE, two_byte_at_start=True)
+
+
+def test_a_printer_that_starts_in_two_byte_mode_reads_chinese_sent_without_fs_ampersand():
+    from clients import client_job
+
+    # @node-escpos/core encodes text in GB18030 by default and never sends FS &: it prints for
+    # a printer with Chinese firmware, which is in two-byte mode from power-on.
+    job = client_job("node-escpos-gb18030")
+    assert b"\x1c&" not in job
+    expected = "点心店 Dim Sum House\n虾饺 Har gow 2 x 28.00\n合计 Total 56.00"
+    for chunk in (None, 1, 7):
+        assert [r.text for r in receipts(parse(job, chunk, CHINESE_FIRMWARE))] == [expected]
+    # An Epson starts in one-byte mode: the same bytes are PC437 characters there.
+    (epson,) = receipts(parse(job))
+    assert epson.text.endswith(" Total 56.00") and "合计" not in epson.text
+
+
+def test_fs_period_leaves_the_power_on_two_byte_mode_and_esc_at_restores_it():
+    job = "点".encode("gb18030") + b"\x1c." + b"Caf\x82 " + ESC + b"@" + "点".encode("gb18030")
+    (receipt,) = receipts(parse(job + b"\n", chunk=1, profile=CHINESE_FIRMWARE))
+    assert receipt.text == "点Café 点"
+    parser = StarJobParser(profile=CHINESE_FIRMWARE)
+    (star,) = receipts(parser.feed("点心".encode("gb18030") + b"\n") + parser.close())
+    assert star.text == "点心"
 
 
 def details_of(name: str) -> list[dict]:

@@ -122,6 +122,22 @@ async def test_a_printer_set_to_another_makers_model_reads_that_makers_code_page
 
 
 @pytest_twisted.ensureDeferred
+async def test_a_printer_set_to_start_in_two_byte_mode_reads_gb18030_without_fs_ampersand(store):
+    from clients import client_job
+
+    job = client_job("node-escpos-gb18030")
+    for two_byte_at_start in (True, False):
+        factory, _ = make_factory(store, two_byte_at_start=two_byte_at_start)
+        protocol, _ = connect(factory)
+        protocol.dataReceived(job)
+        hang_up(protocol)
+    await committed(store, 2)
+    chinese, epson = (r.text for r in store.newest)
+    assert chinese.startswith("点心店 Dim Sum House\n虾饺")
+    assert epson.startswith("╡π╨─╡Ω Dim Sum House")  # PC437
+
+
+@pytest_twisted.ensureDeferred
 async def test_a_status_only_connection_stores_nothing(store):
     factory, _ = make_factory(store)
     protocol, transport = connect(factory)

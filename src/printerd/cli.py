@@ -72,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--two-byte-encoding", default=DEFAULT_TWO_BYTE_ENCODING,
                         help="encoding of FS & two-byte mode "
                              f"(default {DEFAULT_TWO_BYTE_ENCODING})")
+    render.add_argument("--two-byte-at-start", action="store_true",
+                        help="the printer starts in two-byte mode, as printers with Chinese "
+                             "firmware do (the two_byte_at_start setting)")
     render.add_argument("--model", default=None,
                         help="the printer model whose paper it is drawn on (default TM-T88V: "
                              "512 dots, 42 columns)")
@@ -104,12 +107,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from dataclasses import replace
+
     from printerd.escpos.profiles import DEFAULT_MODEL, profile_for
     from printerd.render.document import ReceiptPrinter, parse_job
     from printerd.render.service import FORMATS
 
     render, sizes, own_size, _ = FORMATS[options.format]
-    profile = profile_for(options.model or DEFAULT_MODEL)
+    profile = replace(profile_for(options.model or DEFAULT_MODEL),
+                      two_byte_at_start=options.two_byte_at_start)
     width = own_size(profile) if options.width is None else options.width
     if width not in sizes:
         parser.error(f"--width {width}: {options.format} is drawn at "

@@ -284,6 +284,7 @@ class PrinterConfig:
     model: str = _per_printer("printer_model")
     serial: str = _per_printer("printer_serial")
     two_byte_encoding: str = _per_printer("two_byte_encoding")
+    two_byte_at_start: bool = _per_printer("two_byte_at_start", False)
     tee: str = _per_printer("tee", "")
     tee_fallback: str = _per_printer("tee_fallback", "own")
     cloudprnt: str = _per_printer("cloudprnt", "")
@@ -387,12 +388,15 @@ class Settings:
     printer_serial: str = _setting("PRINTERD0001", str, "serial number the printer reports")
     printers: tuple = _setting(
         (), _printers, "several printers: JSON object name -> raw listener, or name -> {listen, "
-        "emulation, maker, model, serial, two_byte_encoding, tee, tee_fallback, cloudprnt, "
-        "cloudprnt_interval, cloudprnt_mac} (default: one, "
+        "emulation, maker, model, serial, two_byte_encoding, two_byte_at_start, tee, "
+        "tee_fallback, cloudprnt, cloudprnt_interval, cloudprnt_mac} (default: one, "
         "printer_name on raw_listen)")
     two_byte_encoding: str = _setting(
         DEFAULT_TWO_BYTE_ENCODING, _two_byte_encoding,
         f"encoding of FS & two-byte mode ({', '.join(TWO_BYTE_ENCODINGS)})")
+    two_byte_at_start: bool = _setting(
+        False, _boolean, "the printer is in two-byte mode at power-on and after ESC @, as "
+        "printers with Chinese firmware are: bytes >= 0x80 read in two_byte_encoding until FS .")
     max_connections: int = _setting(
         50, _positive_int, "raw jobs in flight; further connections wait in the backlog"
     )

@@ -1,10 +1,13 @@
-// Print jobs as real Star client libraries generate them, for printerd's Star tests.
-// Prints a JSON object: job name -> the job's bytes, base64.  Nothing here is printerd's code:
-// every byte comes from the libraries (receipt-printer-encoder, node-thermal-printer, receiptline,
-// receiptio).
+// Print jobs as real client libraries generate them, for printerd's Star tests and for ESC/POS
+// jobs no Python library sends.  Prints a JSON object: job name -> the job's bytes, base64.
+// Nothing here is printerd's code: every byte comes from the libraries (receipt-printer-encoder,
+// node-thermal-printer, receiptline, receiptio, @node-escpos/core).
 import { createRequire } from 'node:module';
 import ReceiptPrinterEncoder from '@point-of-sale/receipt-printer-encoder';
 import ImageData from '@canvas/image-data';
+
+import { Printer as EscposPrinter } from '@node-escpos/core';
+import { Adapter } from '@node-escpos/adapter';
 
 const require = createRequire(import.meta.url);
 const { ThermalPrinter, PrinterTypes } = require('node-thermal-printer');
@@ -89,6 +92,25 @@ Croissant | 2.25
 {code:https://example.com/r/2; option:qrcode,4,m}
 `;
 
+// @node-escpos/core's printer writes to an adapter; this one keeps what it is given.
+class CapturingAdapter extends Adapter {
+  constructor() { super(); this.chunks = []; }
+  open(callback) { callback?.(null); return this; }
+  write(data, callback) { this.chunks.push(Buffer.from(data)); callback?.(null); return this; }
+  close(callback) { callback?.(null); return this; }
+}
+
+// @node-escpos/core with its default encoding, GB18030: Chinese text with no FS &, as for a
+// printer with Chinese firmware, which starts in two-byte mode.
+async function nodeEscposChineseJob() {
+  const adapter = new CapturingAdapter();
+  const printer = new EscposPrinter(adapter, {});
+  printer.hardware('init').align('ct').style('b').text('点心店 Dim Sum House').style('normal')
+    .align('lt').text('虾饺 Har gow 2 x 28.00').text('合计 Total 56.00').cut();
+  await printer.flush();
+  return Buffer.concat(adapter.chunks);
+}
+
 function receiptlineJob(command) {
   return Buffer.from(receiptline.transform(receiptDocument,
     { command, cpl: 48, encoding: 'cp437' }), 'binary');
@@ -110,6 +132,7 @@ const jobs = {
   // Star's page mode (ESC GS P), each line placed by ESC GS P 4 and ESC GS A.
   'receiptio-star-landscape': Buffer.from(await receiptio.print(
     '^^ExampleMart\nCoffee | 3.50\nTea | 2.00\n', '-p star -v'), 'binary'),
+  'node-escpos-gb18030': await nodeEscposChineseJob(),
 };
 
 // Other makers' ESC/POS printers, which number their ESC t code pages their own way: the text

@@ -48,17 +48,22 @@ def _page_by_number() -> dict[int, dict[str, int]]:
 
 
 class TextEncoder:
-    """Encodes text run by run, keeping the code page and two-byte mode the printer is in."""
+    """
+    Encodes text run by run, keeping the code page and two-byte mode the printer is in;
+    ``two_byte_at_start``: the printer starts in two-byte mode (``PrinterProfile``).
+    """
 
-    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> None:
+    def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+                 two_byte_at_start: bool = False) -> None:
         self.two_byte_encoding = two_byte_encoding
+        self.two_byte_at_start = two_byte_at_start
         self.substituted = 0  # characters no page and no two-byte encoding has
         self.reset()
 
     def reset(self) -> None:
-        """ESC @: page 0, one-byte mode."""
+        """ESC @: page 0, and the two-byte mode the printer starts in."""
         self.page = 0
-        self.two_byte = False
+        self.two_byte = self.two_byte_at_start
 
     def encode(self, text: str, lang: str = "en") -> bytes:
         out = bytearray()

@@ -92,7 +92,8 @@ class EposPrinting:
         translations = []
         for index, document in documents:
             try:
-                translations.append((index, translate(document, printer.two_byte_encoding)))
+                translations.append((index, translate(
+                    document, printer.two_byte_encoding, printer.profile.two_byte_at_start)))
             except SchemaError as e:
                 return self.schema_error(e, peer)
         state = printer.state()

@@ -36,7 +36,7 @@ from printerd.epos.document import Element, SchemaError, find_documents, parse_x
 from printerd.epos.encoder import TextEncoder
 from printerd.escpos.parser import CAPTURE_LIMIT, ParsedReceipt
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
-from printerd.render.document import ReceiptPrinter, parse_job
+from printerd.render.document import DEFAULT_PRINTER, ReceiptPrinter, parse_job
 
 ESC, GS, FS = b"\x1b", b"\x1d", b"\x1c"
 T = TypeVar("T")
@@ -152,10 +152,10 @@ def unescape(text: str, encoding: str) -> bytes:
 
 
 class _Translator:
-    def __init__(self, namespace: str, two_byte_encoding: str) -> None:
+    def __init__(self, namespace: str, two_byte_encoding: str, two_byte_at_start: bool) -> None:
         self.namespace = namespace
         self.out = bytearray()
-        self.encoder = TextEncoder(two_byte_encoding)
+        self.encoder = TextEncoder(two_byte_encoding, two_byte_at_start)
         self.skipped: Counter[str] = Counter()
         self.in_page = False
         self._reset_state()
@@ -455,9 +455,13 @@ _HANDLERS: dict[str, Callable[[_Translator, Element], None]] = {
 }
 
 
-def translate(document: Element, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> Translation:
-    """The ESC/POS bytes of an ``<epos-print>`` element (``SchemaError`` if it is invalid)."""
-    translator = _Translator(document.namespace, two_byte_encoding)
+def translate(document: Element, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
+              two_byte_at_start: bool = False) -> Translation:
+    """
+    The ESC/POS bytes of an ``<epos-print>`` element (``SchemaError`` if it is invalid), for a
+    printer with this two-byte encoding that starts in two-byte mode or not.
+    """
+    translator = _Translator(document.namespace, two_byte_encoding, two_byte_at_start)
     translator.out += ESC + b"@"  # every ePOS-Print job starts from the printer's defaults
     for child in document.children:
         translator.element(child)
@@ -474,15 +478,16 @@ def parse_translation(escpos: bytes, two_byte_encoding: str = DEFAULT_TWO_BYTE_E
 
 
 def escpos_of_part(document: Element, part: int,
-                   two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> bytes:
+                   printer: ReceiptPrinter = DEFAULT_PRINTER) -> bytes:
     """The ESC/POS bytes of receipt ``part`` (0 first) of a document: what renderers draw."""
-    receipts = parse_translation(translate(document, two_byte_encoding).escpos,
-                                 two_byte_encoding)
+    translation = translate(document, printer.two_byte_encoding, printer.profile.two_byte_at_start)
+    receipts = parse_translation(translation.escpos, printer.two_byte_encoding,
+                                 profile=printer.profile)
     return receipts[part].raw if 0 <= part < len(receipts) else b""
 
 
 def printable_escpos(raw: bytes, details: dict,
-                     two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING) -> bytes:
+                     printer: ReceiptPrinter = DEFAULT_PRINTER) -> bytes:
     """
     The ESC/POS bytes a stored receipt prints: its raw bytes, or for a receipt printed from
     ePOS-Print (``details["source"] == "epos-print"``) those of its part of its document.
@@ -497,4 +502,4 @@ def printable_escpos(raw: bytes, details: dict,
     index = where.get("document", 0)
     if not 0 <= index < len(documents):
         return b""
-    return escpos_of_part(documents[index], where.get("part", 0), two_byte_encoding)
+    return escpos_of_part(documents[index], where.get("part", 0), printer)

@@ -316,20 +316,24 @@ class CharacterDecoder:
 
     ``page_table`` gives a page number's 256 characters (charmap_decode's U+FFFE where a byte
     prints none): Epson's numbering by default, a Star printer's for the Star parser.
+    ``two_byte_at_start``: the printer is in two-byte mode at power-on and after ``ESC @``, as
+    printers with Chinese firmware are (``PrinterProfile.two_byte_at_start``).
     """
 
     def __init__(self, two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
-                 page_table: Callable[[int], str] = epson_page) -> None:
+                 page_table: Callable[[int], str] = epson_page,
+                 two_byte_at_start: bool = False) -> None:
         codecs.lookup(two_byte_encoding)  # fail early on a bad setting
         self.two_byte_encoding = two_byte_encoding
         self._page_table = page_table
+        self._two_byte_at_start = two_byte_at_start
         self.reset()
 
     def reset(self) -> None:
-        """ESC @: back to page 0, the USA set, one-byte mode."""
+        """ESC @: back to page 0, the USA set, and the two-byte mode the printer starts in."""
         self.page = 0
         self.international = 0
-        self.two_byte = False
+        self.two_byte = self._two_byte_at_start
 
     def decode(self, data: bytes | bytearray) -> str:
         if self.two_byte:

@@ -160,7 +160,8 @@ class JobParser:
         # keep_bitmaps: renderers want image dots; the ingest path does not store them.
         self._keep_bitmaps = keep_bitmaps
         self.profile = profile  # the paper positions are placed on
-        self.decoder = CharacterDecoder(two_byte_encoding, page_table_for(profile.code_pages))
+        self.decoder = CharacterDecoder(two_byte_encoding, page_table_for(profile.code_pages),
+                                        profile.two_byte_at_start)
         self._buffer = bytearray()  # bytes of a command not yet complete
         self._skip = 0  # payload bytes of a long command still to pass through
         self._skip_tail = b""  # the last bytes passed through, for queries split across feeds

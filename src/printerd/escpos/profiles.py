@@ -22,13 +22,16 @@ FONT_A_DOTS = 12  # a font A character cell is 12 x 24 dots on every model here
 
 @dataclass(frozen=True)
 class PrinterProfile:
-    """A printer's paper and resolution."""
+    """A printer's paper and resolution, and how it reads characters."""
 
     model: str
     dots: int  # printable width in dots
     dpi: int
     known: bool = True
     code_pages: str = "epson"  # how the maker numbers ESC t pages (codepages.page_table_for)
+    # In two-byte mode at power-on and after ESC @ (the two_byte_at_start setting): printers
+    # with Chinese firmware read bytes >= 0x80 as GB18030 until FS . leaves it.
+    two_byte_at_start: bool = False
 
     @property
     def columns(self) -> int:

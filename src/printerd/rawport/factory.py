@@ -51,7 +51,7 @@ def job_settings(settings: Settings, printer: Optional[PrinterConfig] = None) ->
         idle_timeout=settings.idle_timeout, max_job_bytes=settings.max_job_bytes,
         two_byte_encoding=printer.two_byte_encoding,
         identity=PrinterIdentity(maker=printer.maker, model=printer.model, serial=printer.serial),
-        emulation=EMULATIONS[printer.emulation])
+        emulation=EMULATIONS[printer.emulation], two_byte_at_start=printer.two_byte_at_start)
 
 
 def admission_limits(settings: Settings, max_open: Optional[int] = None) -> AdmissionLimits:

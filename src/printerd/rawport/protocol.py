@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import socket
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from typing import Any, Callable, Optional, Protocol as Interface
 
@@ -61,11 +61,13 @@ class JobSettings:
     two_byte_encoding: str  # FS & two-byte mode
     identity: PrinterIdentity  # what GS I reports
     emulation: Emulation = ESCPOS
+    two_byte_at_start: bool = False  # in two-byte mode at power-on and after ESC @
 
     @cached_property
     def profile(self) -> PrinterProfile:
-        """The model's paper: where print positions may go in this printer's jobs."""
-        return profile_for(self.identity.model)
+        """The model's paper (where print positions may go in this printer's jobs) and how it
+        reads characters."""
+        return replace(profile_for(self.identity.model), two_byte_at_start=self.two_byte_at_start)
 
 
 @dataclass(frozen=True)

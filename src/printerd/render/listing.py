@@ -21,6 +21,7 @@ from typing import Any, Iterator, Optional
 
 from printerd.escpos import commands as escpos
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, CharacterDecoder, page_table_for
+from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.status import (
     DEFAULT_IDENTITY, STATUS_QUERY_NAMES, PrinterIdentity, PrinterState,
 )
@@ -75,18 +76,19 @@ class Listing:
 def list_commands(raw: bytes, emulation: str = "epson", two_byte_encoding: str = DEFAULT_TWO_BYTE_ENCODING,
                   state: PrinterState = HEALTHY,
                   identity: PrinterIdentity = DEFAULT_IDENTITY, start: int = 0,
-                  limit: int = MAX_LIMIT, code_pages: str = "epson") -> Listing:
+                  limit: int = MAX_LIMIT, profile: PrinterProfile = DEFAULT_PROFILE) -> Listing:
     """
     Elements ``start`` .. ``start + limit`` of the job (counted from 0), with the summary of
     the walk (see the module docstring).  ``state`` and ``identity`` are what status replies
     report; replies follow the emulation's own rules (automatic status, Star's ETB counter).
-    ``code_pages``: how the printer's maker numbers ESC t pages (``PrinterProfile``).
+    ``profile``: how the printer's maker numbers ESC t pages, and whether it starts in two-byte
+    mode.
     """
     limit = max(0, min(limit, MAX_LIMIT))
     status = EMULATIONS[emulation].new_status()
     replies = _Replies(status, state, identity)
-    walk = (_star_elements(raw, two_byte_encoding, replies) if emulation == "star"
-            else _escpos_elements(raw, two_byte_encoding, code_pages, replies))
+    walk = (_star_elements(raw, two_byte_encoding, profile, replies) if emulation == "star"
+            else _escpos_elements(raw, two_byte_encoding, profile, replies))
     listing = Listing(emulation, len(raw))
     for index, element in enumerate(walk):
         if index >= MAX_ELEMENTS:
@@ -160,9 +162,10 @@ def _incomplete(raw: bytes, pos: int) -> dict[str, Any]:
             "known": False, "params": list(raw[pos + 1:pos + 1 + PARAMS_SHOWN])}
 
 
-def _escpos_elements(raw: bytes, two_byte_encoding: str, code_pages: str,
+def _escpos_elements(raw: bytes, two_byte_encoding: str, profile: PrinterProfile,
                      replies: _Replies) -> Iterator[dict[str, Any]]:
-    decoder = CharacterDecoder(two_byte_encoding, page_table_for(code_pages))
+    decoder = CharacterDecoder(two_byte_encoding, page_table_for(profile.code_pages),
+                               profile.two_byte_at_start)
     pos, size, images_follow = 0, len(raw), 0
     while pos < size:
         byte = raw[pos]
@@ -202,9 +205,9 @@ def _escpos_elements(raw: bytes, two_byte_encoding: str, code_pages: str,
         pos += element["length"]
 
 
-def _star_elements(raw: bytes, two_byte_encoding: str,
+def _star_elements(raw: bytes, two_byte_encoding: str, profile: PrinterProfile,
                    replies: _Replies) -> Iterator[dict[str, Any]]:
-    decoder = CharacterDecoder(two_byte_encoding, star_page)
+    decoder = CharacterDecoder(two_byte_encoding, star_page, profile.two_byte_at_start)
     pos, size, raster = 0, len(raw), False
     while pos < size:
         byte = raw[pos]

@@ -105,7 +105,7 @@ class Renderings:
                 if '"source":"epos-print"' in details:
                     # Printed from an ePOS-Print document: draw the ESC/POS it translates to,
                     # whatever the printer's emulation.
-                    raw = printable_escpos(raw, json.loads(details), printer.two_byte_encoding)
+                    raw = printable_escpos(raw, json.loads(details), printer)
                     printer = replace(printer, emulation="epson")
                 return render(raw, own_size(printer.profile) if size is None else size, printer)
             finally:

@@ -97,7 +97,7 @@ class StarJobParser:
         # ESC D: tab stops in dots from the paper's left edge, whatever the left margin (a
         # Star printer has none until a job sets them).
         self._tab_stops: tuple[int, ...] = ()
-        self.decoder = CharacterDecoder(two_byte_encoding, star_page)
+        self.decoder = CharacterDecoder(two_byte_encoding, star_page, profile.two_byte_at_start)
         self._buffer = bytearray()
         self._skip = 0  # payload bytes of a long command still to pass through
         self._closed = False

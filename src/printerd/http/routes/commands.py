@@ -7,6 +7,7 @@ from typing import Any, Optional, Sequence
 from twisted.web.iweb import IRequest
 
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING
+from printerd.escpos.profiles import DEFAULT_PROFILE
 from printerd.escpos.status import DEFAULT_IDENTITY, PrinterState
 from printerd.http.params import ApiError, QueryParams
 from printerd.http.responses import json_app, json_body, stored_id
@@ -40,15 +41,15 @@ class CommandRoutes:
         readers = {name: (factory.job_settings.emulation.name,
                           factory.job_settings.two_byte_encoding, factory.state,
                           factory.job_settings.identity,
-                          factory.job_settings.profile.code_pages)
+                          factory.job_settings.profile)
                    for name, factory in self.printers.items()}
 
         def decode(found: RawReceipt) -> tuple[dict[str, Any], bool]:
-            emulation, encoding, state, identity, code_pages = readers.get(
-                found.printer,
-                ("epson", DEFAULT_TWO_BYTE_ENCODING, PrinterState(), DEFAULT_IDENTITY, "epson"))
+            emulation, encoding, state, identity, profile = readers.get(
+                found.printer, ("epson", DEFAULT_TWO_BYTE_ENCODING, PrinterState(),
+                                DEFAULT_IDENTITY, DEFAULT_PROFILE))
             listing = list_commands(found.raw, emulation, encoding, state, identity, start,
-                                    limit, code_pages=code_pages)
+                                    limit, profile)
             return listing.to_json(), listing.more
 
         found: Optional[tuple[dict[str, Any], bool]] = await self.store.with_raw(
