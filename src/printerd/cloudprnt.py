@@ -46,9 +46,9 @@ from twisted.python.failure import Failure
 
 from printerd.backoff import Backoff
 from printerd.escpos.parser import ParsedReceipt
-from printerd.http_client import treq
 from printerd.escpos.profiles import PrinterProfile
 from printerd.escpos.status import PAPER_NEAR_END, PAPER_OUT, PrinterState
+from printerd.http_client import treq
 from printerd.http_download import BodyTooLarge, read_body
 from printerd.metrics import Figure
 from printerd.rawport.factory import RawPrintFactory

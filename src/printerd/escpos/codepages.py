@@ -2,13 +2,14 @@
 Character decoding as an Epson printer does it: ``ESC t`` code pages, ``ESC R`` international
 character sets, and ``FS &`` / ``FS .`` two-byte mode.
 
-Every page is one 256-character table, built the first time a job selects it (built at start-up,
-the thirty codecs they come from would stay loaded in every daemon): from a Python codec with
-Epson's differences applied (``_EPSON_CHANGES``), or from a table of our own (``_OWN_TABLES``). Bytes a
-page leaves unassigned, and C1 control characters a codec would give for 0x80-0x9F, decode as
-U+FFFD (a clear placeholder, never a wrong letter); so does every byte >= 0x80 on pages with no
-table (Thai character code 17, user-defined). tests/test_parser.py checks every page against
-Epson's tables as the receipt-printer-encoder project keeps them, and against escpos-printer-db.
+Every page is one 256-character table, built the first time a job selects it (built at
+start-up, the thirty codecs they come from would stay loaded in every daemon): from a Python
+codec with Epson's differences applied (``_EPSON_CHANGES``), or from a table of our own
+(``_OWN_TABLES``). Bytes a page leaves unassigned, and C1 control characters a codec would give
+for 0x80-0x9F, decode as U+FFFD (a clear placeholder, never a wrong letter); so does every byte
+>= 0x80 on pages with no table (Thai character code 17, user-defined). tests/test_parser.py
+checks every page against Epson's tables as the receipt-printer-encoder project keeps them, and
+against escpos-printer-db.
 """
 
 from __future__ import annotations

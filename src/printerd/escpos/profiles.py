@@ -30,7 +30,7 @@ class PrinterProfile:
     known: bool = True
     code_pages: str = "epson"  # how the maker numbers ESC t pages (codepages.page_table_for)
     # In two-byte mode at power-on and after ESC @ (the two_byte_at_start setting): printers
-    # with Chinese firmware read bytes >= 0x80 as GB18030 until FS . leaves it.
+    # with Chinese firmware read bytes >= 0x80 in their two-byte encoding until FS . leaves it.
     two_byte_at_start: bool = False
 
     @property
