@@ -43,7 +43,7 @@ $(CJK_FONT):
 
 run: setup
 	mkdir -p var
-	$(BIN)/twistd --nodaemon --pidfile= printerd
+	$(BIN)/printerd run
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
