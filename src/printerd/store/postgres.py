@@ -129,18 +129,10 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
         finally:
             conn.close()
 
-    def summarize(self, conn: psycopg.Connection, newest: int) -> StoreSummary:
-        # Kept by the engine (count_receipts): counting every row takes longer as they grow.
-        (count,) = conn.execute("SELECT receipts FROM receipt_stats").fetchone()  # type: ignore
+    def last_job(self, conn: psycopg.Connection, stored: int) -> int:
+        # This start's block of job numbers (JOB_BLOCK), past every stored job.
         (block,) = conn.execute("SELECT nextval('job_blocks')").fetchone()  # type: ignore
-        (max_job,) = conn.execute(  # type: ignore[misc]
-            "SELECT coalesce(max(job), 0) FROM receipts").fetchone()
-        rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT %s",
-                            (newest,)).fetchall()
-        (database_id,) = conn.execute(  # type: ignore[misc]
-            "SELECT id FROM database_identity").fetchone()
-        return StoreSummary(count, max(max_job, block * JOB_BLOCK),
-                            [receipt_from_row(r) for r in reversed(rows)], database_id)
+        return max(stored, block * JOB_BLOCK)
 
     # -- connections --------------------------------------------------------------------------
 

@@ -13,7 +13,9 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from typing import Any, Optional
 
-from printerd.store.receipts import RECEIPT_COLUMNS, RawReceipt, Receipt, receipt_from_row
+from printerd.store.receipts import (
+    RECEIPT_COLUMNS, RawReceipt, Receipt, StoreSummary, receipt_from_row,
+)
 
 
 class SharedSQL:
@@ -35,6 +37,25 @@ class SharedReceipts(SharedSQL):
     def may_purge(self, conn: Any) -> bool:
         """Whether this retention transaction may go on (another instance may be purging)."""
         return True
+
+    def last_job(self, conn: Any, stored: int) -> int:
+        """
+        The job number the raw ports go on from, given the highest ``stored``: that one here
+        (PostgreSQL also reserves a block of its own for each instance).
+        """
+        return stored
+
+    def summarize(self, conn: Any, newest: int) -> StoreSummary:
+        """What the store loads at start: the count of receipts (the engine keeps it: counting
+        every row takes longer as they grow), the last job, the ``newest`` receipts."""
+        (count,) = conn.execute("SELECT receipts FROM receipt_stats").fetchone()
+        (stored,) = conn.execute("SELECT coalesce(max(job), 0) FROM receipts").fetchone()
+        rows = conn.execute(self._sql(
+            f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?"), (newest,))
+        newest_first = rows.fetchall()
+        (database_id,) = conn.execute("SELECT id FROM database_identity").fetchone()
+        return StoreSummary(count, self.last_job(conn, stored),
+                            [receipt_from_row(r) for r in reversed(newest_first)], database_id)
 
     def count_receipts(self, conn: Any, change: int) -> None:
         """

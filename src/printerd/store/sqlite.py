@@ -153,16 +153,6 @@ class SQLiteEngine(SharedReceipts, SharedOutbox):
         finally:
             conn.close()
 
-    def summarize(self, conn: sqlite3.Connection, newest: int) -> StoreSummary:
-        # Kept by triggers: counting a million rows would take a good part of start-up.
-        (count,) = conn.execute("SELECT receipts FROM receipt_stats").fetchone()
-        (last_job,) = conn.execute("SELECT coalesce(max(job), 0) FROM receipts").fetchone()
-        rows = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts ORDER BY id DESC LIMIT ?",
-                            (newest,))
-        (database_id,) = conn.execute("SELECT id FROM database_identity").fetchone()
-        return StoreSummary(count, last_job,
-                            [receipt_from_row(r) for r in reversed(rows.fetchall())], database_id)
-
     # -- connections --------------------------------------------------------------------------
 
     def connect(self) -> sqlite3.Connection:
