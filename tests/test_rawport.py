@@ -319,6 +319,17 @@ async def test_other_protocols_are_counted_and_dropped_never_stored(store, first
     assert factory.counters.junk_total[kind] == 1
 
 
+async def printed_as_text(store, job: bytes, text: str) -> None:
+    """``job`` on the raw port is stored as a receipt reading ``text``, and counted as no junk."""
+    factory, _ = make_factory(store)
+    protocol, _ = connect(factory)
+    protocol.dataReceived(job)
+    hang_up(protocol)
+    await committed(store, 1)
+    assert store.newest[-1].text == text
+    assert not factory.counters.junk_total
+
+
 @pytest.mark.parametrize("job, text", [
     (b"GET READY\nTable 5\n\x1dV\x00", "GET READY\nTable 5"),
     (b"\x10\x04\x01GET / HTTP/1.1\n\x1dV\x00", "GET / HTTP/1.1"),  # a status query first
@@ -326,13 +337,7 @@ async def test_other_protocols_are_counted_and_dropped_never_stored(store, first
 ])
 @pytest_twisted.ensureDeferred
 async def test_print_jobs_that_look_a_little_like_http_are_kept(store, job, text):
-    factory, _ = make_factory(store)
-    protocol, transport = connect(factory)
-    protocol.dataReceived(job)
-    hang_up(protocol)
-    await committed(store, 1)
-    assert store.newest[-1].text == text
-    assert not factory.counters.junk_total
+    await printed_as_text(store, job, text)
 
 
 class MemoryJobSink:
@@ -485,13 +490,7 @@ async def test_scanner_probes_are_counted_by_kind_and_never_stored(store, name, 
 ])
 @pytest_twisted.ensureDeferred
 async def test_jobs_that_start_like_a_probe_but_are_text_are_kept(store, job, text):
-    factory, _ = make_factory(store)
-    protocol, transport = connect(factory)
-    protocol.dataReceived(job)
-    hang_up(protocol)
-    await committed(store, 1)
-    assert store.newest[-1].text == text
-    assert not factory.counters.junk_total
+    await printed_as_text(store, job, text)
 
 
 @pytest.mark.e2e
