@@ -219,9 +219,7 @@ class PostgresEngine(SharedReceipts, SharedOutbox):
             stored = []
             for receipt_id, draft, digest in zip(ids, drafts, digests, strict=True):
                 if receipt_id is None:
-                    row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE origin = %s",
-                                       (draft.origin,)).fetchone()
-                    stored.append(receipt_from_row(row))  # type: ignore[arg-type]
+                    stored.append(self.stored_before(conn, draft))
                 else:
                     stored.append(draft.stored_as(receipt_id, digest))
         return stored

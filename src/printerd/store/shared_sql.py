@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Optional
 
 from printerd.store.receipts import (
-    RECEIPT_COLUMNS, RawReceipt, Receipt, StoreSummary, receipt_from_row,
+    RECEIPT_COLUMNS, NewReceipt, RawReceipt, Receipt, StoreSummary, receipt_from_row,
 )
 
 
@@ -91,6 +91,13 @@ class SharedReceipts(SharedSQL):
                     f"DELETE FROM receipts WHERE id IN ({marks})"), old).rowcount
                 self.count_receipts(conn, -receipts)
         return old, deliveries
+
+    def stored_before(self, conn: Any, draft: NewReceipt) -> Receipt:
+        """The receipt stored before under the forwarded ``draft``'s origin: what a receipt
+        sent again (a retry) gets back, in the transaction that found its origin taken."""
+        row = conn.execute(self._sql(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE origin = ?"),
+                           (draft.origin,)).fetchone()
+        return receipt_from_row(row)
 
     def set_ocr_text(self, conn: Any, receipt_id: int, text: str) -> Optional[Receipt]:
         """Store the text OCR read from a receipt; the receipt as updated (None: purged)."""

@@ -17,8 +17,7 @@ from printerd.store import sqlite_search
 from printerd.store.engine import DatabaseUnavailable, SchemaTooNew
 from printerd.store.outbox import SharedOutbox
 from printerd.store.receipts import (
-    INSERTED_COLUMNS, RECEIPT_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
-    receipt_from_row,
+    INSERTED_COLUMNS, NewReceipt, Receipt, ReceiptPage, ReceiptQuery, StoreSummary,
 )
 from printerd.store.shared_sql import SharedReceipts
 from printerd.store.sqlite_schema import MIGRATIONS, SCHEMA_VERSION
@@ -209,8 +208,7 @@ class SQLiteEngine(SharedReceipts, SharedOutbox):
                                " VALUES ", "(?, ?, 0)", deliveries)
         return [receipt for receipt, _ in stored]
 
-    @staticmethod
-    def _insert_forwarded(conn: sqlite3.Connection,
+    def _insert_forwarded(self, conn: sqlite3.Connection,
                           drafts: list[NewReceipt]) -> list[tuple[Receipt, bool]]:
         """
         Forwarded receipts, one statement each, and whether each is new: one stored before (a
@@ -224,9 +222,7 @@ class SQLiteEngine(SharedReceipts, SharedOutbox):
                 " ON CONFLICT (origin) WHERE origin IS NOT NULL DO NOTHING",
                 draft.inserted_values(digest))
             if cursor.rowcount == 0:
-                row = conn.execute(f"SELECT {RECEIPT_COLUMNS} FROM receipts WHERE origin = ?",
-                                   (draft.origin,)).fetchone()
-                stored.append((receipt_from_row(row), False))
+                stored.append((self.stored_before(conn, draft), False))
                 continue
             stored.append((draft.stored_as(cursor.lastrowid, digest), True))  # type: ignore[arg-type]
         return stored
