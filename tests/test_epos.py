@@ -245,6 +245,15 @@ def test_pulse_feed_logo_sound_command_and_page():
     assert receipt.cut == "full"
 
 
+def test_a_feed_past_255_goes_out_as_several_commands_of_one_byte_each():
+    document = read_request(written('<text>a&#10;</text><feed unit="600"/><feed line="300"/>'
+                                    '<text>b&#10;</text><cut/>')).document
+    escpos = translate(document).escpos
+    assert b"\x1bJ\xff\x1bJ\xff\x1bJ\x5a" + b"\x1bd\xff\x1bd\x2d" in escpos
+    (receipt,) = parse_translation(escpos)
+    assert receipt.text.startswith("a\n") and receipt.text.endswith("\nb")
+
+
 def test_each_cut_ends_a_receipt_and_renderers_get_each_parts_bytes():
     request = built(Text("first\n"), Cut(), Text("second\n"), Feed(1), Cut())
     assert [r.text for r in receipts_of(request)] == ["first", "second"]

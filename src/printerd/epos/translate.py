@@ -102,6 +102,11 @@ def _boolean(element: Element, name: str) -> Optional[bool]:
     raise SchemaError(f"<{element.name} {name}=\"{value}\">: must be true or false")
 
 
+def _in_steps(command: bytes, amount: int) -> bytes:
+    """``command n`` as many times as it takes to feed ``amount``: n is one byte, at most 255."""
+    return b"".join(command + bytes([min(left, 255)]) for left in range(amount, 0, -255))
+
+
 def _integer(element: Element, name: str, low: int, high: int) -> Optional[int]:
     value = element.attributes.get(name)
     if value is None:
@@ -245,15 +250,11 @@ class _Translator:
             given = True
         unit = _integer(element, "unit", 0, 65535)
         if unit is not None:
-            while unit > 0:
-                out += ESC + b"J" + bytes([min(unit, 255)])
-                unit -= 255
+            out += _in_steps(ESC + b"J", unit)
             given = True
         line = _integer(element, "line", 0, 65535)
         if line is not None:
-            while line > 0:
-                out += ESC + b"d" + bytes([min(line, 255)])
-                line -= 255
+            out += _in_steps(ESC + b"d", line)
             given = True
         position = _choice(element, "pos", FEED_POSITIONS)
         if position is not None:
