@@ -383,19 +383,32 @@ class CountingTransport(StringTransport):
         super().write(data)
 
 
-def open_http11_stream(hub: StreamHub, after=None):
-    """A real Request on an HTTP/1.1 channel, its headers sent, subscribed and begun."""
+def http11_request() -> tuple[http.Request, CountingTransport]:
+    """A real Request on an HTTP/1.1 channel, its headers sent; writes counted from here."""
     transport = CountingTransport()
     channel = http.HTTPChannel()
     channel.makeConnection(transport)
     request = http.Request(channel)
     request.method, request.clientproto, request.uri = b"GET", b"HTTP/1.1", b"/api/stream"
     request.write(b"retry: 3000\n\n")  # the headers go out, chunked
+    transport.writes = 0
+    transport.clear()
+    return request, transport
+
+
+def open_http11_stream(hub: StreamHub, after=None):
+    """``http11_request``'s request subscribed and begun; writes counted from here."""
+    request, transport = http11_request()
     subscriber = hub.subscribe(request, None, after)
     hub.begin(subscriber)
     transport.writes = 0
     transport.clear()
     return subscriber, transport
+
+
+def chunked_ids(framed: bytes) -> list[int]:
+    """The event ids in HTTP chunks as written to the socket."""
+    return [e["id"] for e in parse_events(b"".join(framed.split(b"\r\n")[1::2]))]
 
 
 def test_a_commit_reaches_a_live_stream_in_one_socket_write_and_never_twice():
@@ -414,8 +427,21 @@ def test_a_commit_reaches_a_live_stream_in_one_socket_write_and_never_twice():
     transport.clear()
     hub.publish([plain_receipt(i) for i in (4, 5)])
     clock.advance(0)
-    assert [e["id"] for e in parse_events(b"".join(
-        line for line in transport.value().split(b"\r\n")[1::2]))] == [5]
+    assert chunked_ids(transport.value()) == [5]
+
+
+def test_a_replay_reaches_the_stream_in_one_socket_write_per_slice():
+    # A reconnect storm of 10,000 streams twenty events behind was 200,000 sends, one per
+    # event, and took 5 s instead of 2.
+    clock = Clock()
+    hub = StreamHub(clock, nothing_stored, newest=[plain_receipt(i) for i in range(1, 121)])
+    request, transport = http11_request()
+    hub.begin(hub.subscribe(request, None, 10))
+    assert transport.writes == 3  # 110 events, REPLAY_SLICE (50) at a time
+    assert chunked_ids(transport.value()) == list(range(11, 121))
+    hub.publish([plain_receipt(121)])
+    clock.advance(0)
+    assert transport.writes == 4 and chunked_ids(transport.value())[-1] == 121
 
 
 def test_a_replay_after_an_ocr_update_sends_the_receipt_as_updated():

@@ -173,7 +173,18 @@ class Subscriber:
         self.write(event, chunk)
 
     def send_replayed(self, events: Sequence[tuple[int, bytes, bytes]]) -> None:
-        """Replayed events (id, event, chunk) in id order: those the client lacks."""
+        """
+        Replayed events (id, event, chunk) in id order: those the client lacks, in one socket
+        send when it takes them now (a send per event was 200,000 sends for a reconnect storm
+        of 10,000 streams twenty events behind).
+        """
+        lacking = [chunk for receipt_id, _, chunk in events if receipt_id > self.last_id]
+        if (lacking and self._send_chunk is not None and not self.closed and not self._paused
+                and not self._queue):
+            self.last_id = events[-1][0]
+            self.spoke = True
+            self._send_chunk(b"".join(lacking))
+            return
         for receipt_id, event, chunk in events:
             self.send(receipt_id, event, chunk)
 
