@@ -430,6 +430,19 @@ def test_a_commit_reaches_a_live_stream_in_one_socket_write_and_never_twice():
     assert chunked_ids(transport.value()) == [5]
 
 
+def test_a_printers_stream_gets_its_receipts_of_a_commit_in_one_socket_write():
+    from dataclasses import replace as replaced
+
+    clock = Clock()
+    hub = StreamHub(clock, nothing_stored)
+    request, transport = http11_request()
+    hub.begin(hub.subscribe(request, "bar", None))
+    hub.publish([replaced(plain_receipt(i), printer="bar" if i != 2 else "kitchen")
+                 for i in (1, 2, 3)])
+    clock.advance(0)
+    assert transport.writes == 1 and chunked_ids(transport.value()) == [1, 3]
+
+
 def test_a_replay_reaches_the_stream_in_one_socket_write_per_slice():
     # A reconnect storm of 10,000 streams twenty events behind was 200,000 sends, one per
     # event, and took 5 s instead of 2.

@@ -122,8 +122,13 @@ class Subscriber:
             self.spoke = True
             self._send_chunk(chunks)
             return
-        for receipt_id, printer, event, chunk in events:
-            self.deliver(receipt_id, printer, event, chunk)
+        mine = [(receipt_id, event, chunk) for receipt_id, printer, event, chunk in events
+                if self.printer is None or printer == self.printer]
+        if self.live:
+            self.send_events(mine)
+            return
+        for receipt_id, event, chunk in mine:
+            self._hold(receipt_id, event, chunk)
 
     def write_directly(self) -> None:
         """
@@ -138,15 +143,6 @@ class Subscriber:
             self._send_chunk = partial(_send_now, transport)
         else:  # TLS, or a test's transport: written when the reactor gets to it
             self._send_chunk = transport.write
-
-    def deliver(self, receipt_id: int, printer: str, event: bytes, chunk: bytes) -> None:
-        """A live event from the hub, with its HTTP chunk framing done once for everyone."""
-        if self.printer is not None and printer != self.printer:
-            return
-        if not self.live:
-            self._hold(receipt_id, event, chunk)
-            return
-        self.send(receipt_id, event, chunk)
 
     def update(self, printer: str, event: bytes, chunk: Optional[bytes] = None) -> None:
         """A stored receipt changed: sent now, or after the replay if one is running."""
@@ -172,11 +168,11 @@ class Subscriber:
         self.last_id = receipt_id
         self.write(event, chunk)
 
-    def send_replayed(self, events: Sequence[tuple[int, bytes, bytes]]) -> None:
+    def send_events(self, events: Sequence[tuple[int, bytes, bytes]]) -> None:
         """
-        Replayed events (id, event, chunk) in id order: those the client lacks, in one socket
-        send when it takes them now (a send per event was 200,000 sends for a reconnect storm
-        of 10,000 streams twenty events behind).
+        Events (id, event, chunk) in id order, replayed or live: those the client lacks, in
+        one socket send when it takes them now (a send per event was 200,000 sends for a
+        reconnect storm of 10,000 streams twenty events behind).
         """
         lacking = [chunk for receipt_id, _, chunk in events if receipt_id > self.last_id]
         if (lacking and self._send_chunk is not None and not self.closed and not self._paused
@@ -385,7 +381,7 @@ class StreamHub(Service):
                 more = len(page) >= REPLAY_PAGE
             first = False
             for start in range(0, len(page), REPLAY_SLICE):
-                subscriber.send_replayed([self._encoded_event(r)
+                subscriber.send_events([self._encoded_event(r)
                                           for r in page[start:start + REPLAY_SLICE]])
                 await subscriber.writable()
             if not more:
