@@ -80,6 +80,6 @@ async def test_the_factory_logs_its_jobs_through_the_job_log_and_flushes_it_on_d
         protocol, _ = connect(factory, port)
         protocol.dataReceived(b"one\n\x1dV\x00")
         hang_up(protocol)
-    assert len(lines) == factory.job_log.lines_per_window == 10
+    assert len(lines) == factory.job_log.window.lines == 10
     await factory.drain(5)
     assert lines[10].startswith("2 more jobs printer=kitchen (jobs 11-12) receipts=2 ")

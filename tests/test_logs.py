@@ -142,3 +142,28 @@ def test_twistd_printerd_takes_log_format_too(tmp_path):
         process.wait(30)
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     assert any(line["namespace"] == "printerd.banner.Banner" for line in lines)
+
+
+def test_a_client_in_a_loop_gets_a_bounded_access_log_and_every_request_is_counted(tmp_path):
+    import http.client
+
+    daemon = Daemon(tmp_path, "--api-rate=0")
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", daemon.http_port, timeout=10)
+        for _ in range(200):
+            connection.request("GET", "/api/health")
+            connection.getresponse().read()
+        connection.close()
+
+        def counted() -> tuple[int, int] | None:
+            """(requests with a line, requests summed up), once all 200 are in the log."""
+            log = daemon.log()
+            lines = log.count('"GET /api/health HTTP/1.1" 200')
+            summed = sum(int(n) for n in re.findall(
+                r"(\d+) more HTTP requests \(by status: 200 x\d+\)", log))
+            return (lines, summed) if lines + summed == 200 else None
+
+        lines, summed = daemon.wait_for(counted)
+        assert summed > 0 and lines < 200
+    finally:
+        daemon.stop()

@@ -6,12 +6,14 @@ client address behind a trusted proxy.
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.logger import Logger, formatEvent
 from twisted.web.resource import Resource
 
 from printerd.http.hosts import KNOWN_HOSTS, AllowedHosts, host_name
@@ -272,3 +274,48 @@ def test_two_sites_sharing_their_figures_count_open_connections_together(clock):
     second.channel.connectionLost()
     assert shared.open == 2
     assert first.closed  # the one that waited longest on the full site
+
+
+class Status(Resource):
+    """Answers with the status its path names (``/404``)."""
+
+    isLeaf = True
+
+    def render(self, request):
+        request.setResponseCode(int(request.postpath[0]))
+        return b""
+
+
+class LoggedSite(PrinterdSite):
+    """A site whose access log file is kept in memory (Twisted's hook for the file)."""
+
+    def _openLogFile(self, path):
+        self.access_lines = io.StringIO()
+        return self.access_lines
+
+
+def test_the_access_log_has_a_line_per_request_while_few_and_one_summary_line_while_many(
+        clock):
+    site = LoggedSite(Status(), clock, timeout=30.0, request_timeout=10.0, max_connections=100)
+    site.logPath = "memory"
+    site.startFactory()
+    summaries: list[str] = []
+    site.access_log.log = Logger(observer=lambda event: summaries.append(formatEvent(event)))
+    clock.advance(1_000)
+    for _ in range(25):  # in one second: 10 lines, the other 15 counted
+        Connection(site).send(b"GET /200 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    assert site.access_lines.getvalue().count('"GET /200 HTTP/1.1" 200') == 10
+    assert summaries == []
+    clock.advance(1)
+    assert summaries == ["15 more HTTP requests (by status: 200 x15): over 10 requests in 1.0s,"
+                         " the rest are counted in one line"]
+    for code in (200, 404, 200):  # a quiet second: every request has its line again
+        Connection(site).send(b"GET /%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % code)
+    assert len(site.access_lines.getvalue().splitlines()) == 13
+    clock.advance(1)
+    for code in [200] * 10 + [404, 429, 200, 429]:
+        Connection(site).send(b"GET /%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % code)
+    site.stopFactory()  # the summary of a window cut short is not lost
+    assert summaries[1].startswith("4 more HTTP requests (by status: 200 x1, 404 x1, 429 x2)")
+    clock.advance(2)
+    assert len(summaries) == 2  # told once

@@ -28,9 +28,11 @@ from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.http import RESPONSES, HTTPChannel
+from twisted.web.http import Request as HTTPRequest
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
+from printerd.http.accesslog import AccessLog
 from printerd.http.proxies import TrustedProxies
 
 MAX_BODY = 64 * 1024  # the API takes no large bodies
@@ -237,6 +239,16 @@ class PrinterdSite(Site):
         self.proxies = proxies or TrustedProxies()
         self.channels: set[PrinterdChannel] = set()
         self.connections = connections or HttpConnections()
+        self.access_log = AccessLog(clock)
+
+    def log(self, request: HTTPRequest) -> None:
+        # Site.log writes a line for every request; the access log bounds them.
+        if self.access_log.admit(request.code):
+            super().log(request)
+
+    def stopFactory(self) -> None:
+        self.access_log.flush()
+        super().stopFactory()
 
     def connection_made(self, channel: PrinterdChannel) -> None:
         if len(self.channels) >= self.max_connections:
