@@ -382,7 +382,7 @@ class StreamHub(Service):
             first = False
             for start in range(0, len(page), REPLAY_SLICE):
                 subscriber.send_events([self._encoded_event(r)
-                                          for r in page[start:start + REPLAY_SLICE]])
+                                        for r in page[start:start + REPLAY_SLICE]])
                 await subscriber.writable()
             if not more:
                 break
