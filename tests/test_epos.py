@@ -308,3 +308,28 @@ def test_the_soap_response_carries_the_print_job_id_when_one_was_given():
     assert [c.text for c in header.children[0].children] == ["local_printer", "ABC123"]
     assert answer.attributes == {"success": "true", "code": "", "status": "251658262",
                                  "battery": "0"}
+
+
+def test_epos_lines_a_client_in_a_loop_causes_are_ten_a_second_then_counted():
+    from twisted.internet.task import Clock
+    from twisted.logger import Logger, formatEvent
+
+    from printerd.epos.service import EposPrinting
+
+    clock = Clock()
+    printing = EposPrinting(clock, store=None, printers=[])  # type: ignore[arg-type]
+    lines: list[str] = []
+    logger = Logger(observer=lambda event: lines.append(formatEvent(event)))
+    printing.log = printing.unknown_device_lines.log = printing.refused_lines.log = logger
+    for n in range(40):
+        printing.unknown_device(f"printer-{n % 3}")
+        printing.schema_error(SchemaError("<epos-print> has no such element <x>"), "10.0.0.7:1")
+    assert len(lines) == 20  # ten of each
+    clock.advance(1)
+    assert sorted(lines[20:]) == [
+        "30 more ePOS-Print documents for unknown devices (by devid: printer-0 x10, printer-1"
+        " x10, printer-2 x10): over 10 ePOS-Print documents for unknown devices in 1.0s, the"
+        " rest are counted in one line",
+        "30 more ePOS-Print documents refused (by error: <epos-print> has no such element <x>"
+        " x30): over 10 ePOS-Print documents refused in 1.0s, the rest are counted in one line"]
+    assert printing.documents_total["DeviceNotFound"] == 40

@@ -83,3 +83,22 @@ async def test_the_factory_logs_its_jobs_through_the_job_log_and_flushes_it_on_d
     assert len(lines) == factory.job_log.window.lines == 10
     await factory.drain(5)
     assert lines[10].startswith("2 more jobs printer=kitchen (jobs 11-12) receipts=2 ")
+
+
+def test_counted_lines_cut_keys_a_stranger_chooses_and_name_only_the_most_counted():
+    from printerd.logwindow import KEY_CHARS, KEYS_SHOWN, CountedLines
+
+    clock = Clock()
+    lines: list[str] = []
+    counted = CountedLines(clock, Logger(observer=lambda event: lines.append(formatEvent(event))),
+                           "requests", "devid", lines=0)
+    for n in range(8):
+        for _ in range(n + 1):
+            assert not counted.admit(f"device-{n}")
+    counted.flush()
+    assert lines[0].startswith("36 more requests (by devid: device-3 x4, device-4 x5, device-5 x6,"
+                               " device-6 x7, device-7 x8, 3 others): over 0 requests in 1.0s")
+    for _ in range(20):
+        counted.admit("x" * 10_000)
+    counted.flush()
+    assert f"(by devid: {'x' * KEY_CHARS} x20)" in lines[1] and KEYS_SHOWN == 5

@@ -230,6 +230,32 @@ def test_peers_outside_the_allow_list_are_refused_and_counted(store):
     assert factory.counters.connections_total == 1
 
 
+def test_refused_and_dropped_connections_in_a_loop_log_ten_lines_a_second_then_a_count(store):
+    from twisted.logger import Logger, formatEvent
+
+    factory, clock = make_factory(store, allow=("192.168.1.0/24",))
+    lines: list[str] = []
+    logger = Logger(observer=lambda event: lines.append(formatEvent(event)))
+    factory.log = factory.refused_log.log = factory.dropped_log.log = logger
+    clock.advance(1_000)
+    for port in range(30):
+        factory.buildProtocol(IPv4Address("TCP", "10.0.0.%d" % (7 + port % 2), port))
+    assert len(lines) == 10 and lines[0] == "refused raw connection from 10.0.0.7: not in raw_allow"
+    clock.advance(1)
+    assert lines[10] == ("20 more raw connections refused (not in raw_allow) (by host: 10.0.0.7"
+                         " x10, 10.0.0.8 x10): over 10 raw connections refused (not in"
+                         " raw_allow) in 1.0s, the rest are counted in one line")
+    for port in range(12):  # an HTTP client on the printer port
+        protocol = factory.buildProtocol(IPv4Address("TCP", "192.168.1.9", 40000 + port))
+        protocol.makeConnection(StringTransport())
+        protocol.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        hang_up(protocol)
+    assert factory.counters.junk_total["http"] == 12
+    assert len(lines) == 21  # ten lines; two counted
+    factory.drain(1)  # at stop, the window's count is told at once
+    assert lines[-1].startswith("2 more connections dropped on the printer port (by kind: http x2)")
+
+
 def test_allow_verdicts_are_remembered_per_address_in_a_bounded_table(store):
     from printerd.rawport.factory import ALLOW_CACHE_SIZE
 

@@ -307,8 +307,8 @@ def test_the_access_log_has_a_line_per_request_while_few_and_one_summary_line_wh
     assert site.access_lines.getvalue().count('"GET /200 HTTP/1.1" 200') == 10
     assert summaries == []
     clock.advance(1)
-    assert summaries == ["15 more HTTP requests (by status: 200 x15): over 10 requests in 1.0s,"
-                         " the rest are counted in one line"]
+    assert summaries == ["15 more HTTP requests (by status: 200 x15): over 10 HTTP requests in"
+                         " 1.0s, the rest are counted in one line"]
     for code in (200, 404, 200):  # a quiet second: every request has its line again
         Connection(site).send(b"GET /%d HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" % code)
     assert len(site.access_lines.getvalue().splitlines()) == 13

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from klein import Klein
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource, Resource
@@ -32,6 +32,7 @@ from printerd.epos.response import (
 )
 from printerd.addresses import in_networks
 from printerd.epos.service import EposPrinting
+from printerd.logwindow import CountedLines
 from printerd.http.site import PrinterdRequest
 
 EPOS_PREFIX = b"/cgi-bin/epos/"
@@ -68,6 +69,8 @@ class EposEndpoint:
     def __init__(self, printing: EposPrinting) -> None:
         self.printing = printing
         self.forbidden_total = 0
+        self.forbidden_lines = CountedLines(printing.clock, self.log, "ePOS-Print requests "
+                                            "refused (not in raw_allow)", "host", LogLevel.warn)
 
     def resource(self) -> Any:
         return self.app.resource()
@@ -119,7 +122,9 @@ class EposEndpoint:
         # A Unix socket peer is on this machine; an IP peer must be in the printer's networks.
         if printer is not None and host is not None and not in_networks(host, printer.allow):
             self.forbidden_total += 1
-            self.log.warn("refused ePOS-Print request from {host}: not in raw_allow", host=host)
+            if self.forbidden_lines.admit(host):
+                self.log.warn("refused ePOS-Print request from {host}: not in raw_allow",
+                              host=host)
             request.setResponseCode(403)
             self._cors(request)
             request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")

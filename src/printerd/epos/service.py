@@ -19,7 +19,7 @@ from typing import Callable, Optional, Sequence
 
 from twisted.internet.defer import gatherResults
 from twisted.internet.interfaces import IReactorTime
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from printerd.addresses import Network, networks
 from printerd.compact_json import compact_json
@@ -33,6 +33,7 @@ from printerd.epos.response import (
 from printerd.epos.translate import parse_translation, translate
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.status import PrinterState
+from printerd.logwindow import CountedLines
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
 
@@ -64,6 +65,13 @@ class EposPrinting:
         self._default = printers[0] if printers else None
         self.documents_total: Counter[str] = Counter()  # by result code ("" printed)
         self.receipts_total = 0
+        # A line each for the first 10 a second, then counted: a client in a loop would grow
+        # the log without bound.
+        self.job_lines = CountedLines(clock, self.log, "ePOS-Print jobs", "printer")
+        self.refused_lines = CountedLines(clock, self.log, "ePOS-Print documents refused",
+                                          "error", LogLevel.warn)
+        self.unknown_device_lines = CountedLines(
+            clock, self.log, "ePOS-Print documents for unknown devices", "devid", LogLevel.warn)
 
     def printer(self, devid: Optional[str]) -> Optional[EposPrinter]:
         """The printer a device id names, or None."""
@@ -78,8 +86,9 @@ class EposPrinting:
         return result
 
     def schema_error(self, error: SchemaError, peer: str) -> PrintResult:
-        self.log.warn("ePOS-Print document from {peer} refused: {error}", peer=peer,
-                      error=error)
+        if self.refused_lines.admit(error):
+            self.log.warn("ePOS-Print document from {peer} refused: {error}", peer=peer,
+                          error=error)
         return self.count(failed(SCHEMA_ERROR))
 
     async def print_documents(self, printer: EposPrinter, raw: bytes,
@@ -122,12 +131,13 @@ class EposPrinting:
                     details=compact_json(details)))
         await gatherResults([self.store.add_receipt(draft) for draft in drafts])
         self.receipts_total += len(drafts)
-        if drafts:
+        if drafts and self.job_lines.admit(printer.name):
             self.log.info("ePOS-Print job {job} printer={printer} peer={peer} receipts={n}",
                           job=job, printer=printer.name, peer=peer, n=len(drafts))
         return self.count(printed(printer.state()))
 
     def unknown_device(self, devid: Optional[str]) -> PrintResult:
-        self.log.warn("ePOS-Print document for unknown device {devid!r}: DeviceNotFound",
-                      devid=devid)
+        if self.unknown_device_lines.admit(devid):
+            self.log.warn("ePOS-Print document for unknown device {devid!r}: DeviceNotFound",
+                          devid=devid)
         return self.count(failed(DEVICE_NOT_FOUND))

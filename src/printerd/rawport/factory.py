@@ -17,17 +17,18 @@ from typing import Any, Optional
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IAddress, IListeningPort, IReactorTime
 from twisted.internet.protocol import Factory
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from printerd.addresses import in_networks, networks
 from printerd.compact_json import compact_json
 from printerd.config import PrinterConfig, Settings
 from printerd.descriptors import DescriptorBudget, open_file_limit
 from printerd.escpos.parser import ParsedReceipt
+from printerd.emulation import EMULATIONS
 from printerd.escpos.status import PrinterIdentity, PrinterState
+from printerd.logwindow import CountedLines
 from printerd.rawport.admission import Admission, AdmissionLimits
 from printerd.rawport.counters import PrinterCounters
-from printerd.emulation import EMULATIONS
 from printerd.rawport.joblog import JobLog
 from printerd.rawport.protocol import EndedJob, JobSettings, RawPrintProtocol
 from printerd.store.receipts import NewReceipt, format_time
@@ -94,12 +95,19 @@ class RawPrintFactory(Factory):
             clock, limits if limits is not None else admission_limits(defaults), self.counters)
         self._state = PrinterState()
         self.job_log = JobLog(clock, self.log, printer)
+        # A refused host or a scanner in a loop: a line each for the first 10 a second, then
+        # counted (a line per connection grew the log without bound).
+        self.refused_log = CountedLines(clock, self.log, "raw connections refused (not in "
+                                        "raw_allow)", "host", LogLevel.warn)
+        self.dropped_log = CountedLines(clock, self.log, "connections dropped on the printer "
+                                        "port", "kind", LogLevel.warn)
 
     def buildProtocol(self, addr: IAddress) -> Optional[RawPrintProtocol]:  # type: ignore
         host = getattr(addr, "host", None)
         if host is not None and not self._allowed(host):
             self.counters.connections_refused_total += 1
-            self.log.warn("refused raw connection from {host}: not in raw_allow", host=host)
+            if self.refused_log.admit(host):
+                self.log.warn("refused raw connection from {host}: not in raw_allow", host=host)
             return None  # Twisted closes the socket
         peer = describe_peer(addr)
         if not self.admission.accepts(host or peer):
@@ -123,7 +131,8 @@ class RawPrintFactory(Factory):
     def drain(self, timeout: float) -> Deferred[None]:
         """Let every accepted job finish, up to ``timeout`` seconds (see Admission.drain)."""
         def log_the_last_jobs(result: None) -> None:
-            self.job_log.flush()
+            for log in (self.job_log, self.refused_log, self.dropped_log):
+                log.flush()
             return result
 
         return self.admission.drain(timeout).addBoth(log_the_last_jobs)
@@ -182,8 +191,9 @@ class RawPrintFactory(Factory):
 
     def junk(self, peer: str, kind: str) -> None:
         self.counters.junk_total[kind] += 1
-        self.log.warn("dropped a {kind} connection from {peer} on the printer port",
-                      kind=kind, peer=peer)
+        if self.dropped_log.admit(kind):
+            self.log.warn("dropped a {kind} connection from {peer} on the printer port",
+                          kind=kind, peer=peer)
 
     def end_job(self, ended: EndedJob) -> None:
         self.job_log.ended(ended)
