@@ -333,3 +333,6 @@ def test_epos_lines_a_client_in_a_loop_causes_are_ten_a_second_then_counted():
         "30 more ePOS-Print documents refused (by error: <epos-print> has no such element <x>"
         " x30): over 10 ePOS-Print documents refused in 1.0s, the rest are counted in one line"]
     assert printing.documents_total["DeviceNotFound"] == 40
+    clock.advance(1)
+    printing.unknown_device("d" * 60_000)  # a line is never the size of a request
+    assert len(lines[-1]) < 300 and "d" * 200 in lines[-1]

@@ -21,6 +21,7 @@ from twisted.logger import Logger, LogLevel
 
 KEY_CHARS = 64
 KEYS_SHOWN = 5
+LINE_VALUE_CHARS = 200  # a value a client chose, in an event's own line
 
 
 class LogWindow:

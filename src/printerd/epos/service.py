@@ -33,7 +33,7 @@ from printerd.epos.response import (
 from printerd.epos.translate import parse_translation, translate
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.status import PrinterState
-from printerd.logwindow import CountedLines
+from printerd.logwindow import LINE_VALUE_CHARS, CountedLines
 from printerd.store.receipts import NewReceipt, format_time
 from printerd.store.service import ReceiptStore
 
@@ -87,8 +87,9 @@ class EposPrinting:
 
     def schema_error(self, error: SchemaError, peer: str) -> PrintResult:
         if self.refused_lines.admit(error):
+            # What the client sent is cut: a line is never the size of a request.
             self.log.warn("ePOS-Print document from {peer} refused: {error}", peer=peer,
-                          error=error)
+                          error=str(error)[:LINE_VALUE_CHARS])
         return self.count(failed(SCHEMA_ERROR))
 
     async def print_documents(self, printer: EposPrinter, raw: bytes,
@@ -139,5 +140,5 @@ class EposPrinting:
     def unknown_device(self, devid: Optional[str]) -> PrintResult:
         if self.unknown_device_lines.admit(devid):
             self.log.warn("ePOS-Print document for unknown device {devid!r}: DeviceNotFound",
-                          devid=devid)
+                          devid=devid if devid is None else devid[:LINE_VALUE_CHARS])
         return self.count(failed(DEVICE_NOT_FOUND))
