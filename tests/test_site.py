@@ -18,7 +18,7 @@ from twisted.web.resource import Resource
 
 from printerd.http.hosts import KNOWN_HOSTS, AllowedHosts, host_name
 from printerd.http.proxies import TrustedProxies
-from printerd.http.site import LINGER_SECONDS, PrinterdSite
+from printerd.http.site import ACCESS_LINE_CHARS, LINGER_SECONDS, PrinterdSite
 
 
 class Echo(Resource):
@@ -319,3 +319,16 @@ def test_the_access_log_has_a_line_per_request_while_few_and_one_summary_line_wh
     assert summaries[1].startswith("4 more HTTP requests (by status: 200 x1, 404 x1, 429 x2)")
     clock.advance(2)
     assert len(summaries) == 2  # told once
+
+
+def test_an_access_line_is_cut_whatever_uri_and_user_agent_a_client_sends(clock):
+    site = LoggedSite(Status(), clock, timeout=30.0, request_timeout=10.0, max_connections=100)
+    site.logPath = "memory"
+    site.startFactory()
+    Connection(site).send(b"GET /200?" + b"a" * 7_000 + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                          b"User-Agent: " + b"b" * 7_000 + b"\r\n\r\n")
+    Connection(site).send(b"GET /404 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    long_line, short_line = site.access_lines.getvalue().splitlines()
+    assert long_line.startswith('"10.0.0.7" - - [') and long_line.endswith("aaa... (cut)")
+    assert len(long_line) == ACCESS_LINE_CHARS + len("... (cut)")
+    assert short_line.endswith('"GET /404 HTTP/1.1" 404 - "-" "-"')

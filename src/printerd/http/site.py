@@ -27,8 +27,9 @@ from twisted.internet.interfaces import IAddress, IDelayedCall, IReactorTime, IT
 from twisted.internet.protocol import connectionDone
 from twisted.logger import Logger
 from twisted.python.failure import Failure
-from twisted.web.http import RESPONSES, HTTPChannel
+from twisted.web.http import RESPONSES, HTTPChannel, combinedLogFormatter
 from twisted.web.http import Request as HTTPRequest
+from twisted.web.iweb import IRequest
 from twisted.web.resource import IResource
 from twisted.web.server import Request, Site
 
@@ -219,6 +220,16 @@ class PrinterdChannel(HTTPChannel):
         super().connectionLost(reason)
 
 
+ACCESS_LINE_CHARS = 1000  # an access line of a 16 KB URI or User-Agent is cut here
+
+
+def bounded_access_line(timestamp: str, request: IRequest) -> str:
+    """Twisted's combined log line, cut at ``ACCESS_LINE_CHARS``: the URI, referrer and
+    User-Agent are the client's, each up to a header's size."""
+    line: str = combinedLogFormatter(timestamp, request)
+    return line if len(line) <= ACCESS_LINE_CHARS else line[:ACCESS_LINE_CHARS] + "... (cut)"
+
+
 class PrinterdSite(Site):
     """Twisted's Site with printerd's request, channel and connection cap."""
 
@@ -231,7 +242,7 @@ class PrinterdSite(Site):
                  connections: Optional[HttpConnections] = None,
                  request_class: type[PrinterdRequest] = PrinterdRequest) -> None:
         super().__init__(resource, requestFactory=request_class, timeout=timeout,
-                         reactor=clock)
+                         reactor=clock, logFormatter=bounded_access_line)
         self.displayTracebacks = False
         self.clock = clock
         self.request_timeout = request_timeout
