@@ -18,6 +18,8 @@ import codecs
 from functools import cache
 from typing import Callable, Optional
 
+from printerd.escpos.profiles import PrinterProfile
+
 # FS & two-byte mode's encodings (the two_byte_encoding setting); the first is the default.
 TWO_BYTE_ENCODINGS = ("gb18030", "shift_jis", "big5", "euc_kr")
 DEFAULT_TWO_BYTE_ENCODING = TWO_BYTE_ENCODINGS[0]
@@ -345,3 +347,13 @@ class CharacterDecoder:
             if table:
                 text = text.translate({p: c for p, c in zip(_POSITIONS, table, strict=True)})
         return text
+
+
+def printer_decoder(two_byte_encoding: str, profile: PrinterProfile,
+                    page_table: Optional[Callable[[int], str]] = None) -> CharacterDecoder:
+    """
+    The decoder of a printer with ``profile``: its maker's ESC t numbering (or ``page_table``,
+    another command set's), and the two-byte mode it starts in.
+    """
+    return CharacterDecoder(two_byte_encoding, page_table or page_table_for(profile.code_pages),
+                            profile.two_byte_at_start)

@@ -19,7 +19,7 @@ from functools import partial
 from typing import Callable, Optional, Union
 
 from printerd.escpos.codepages import (
-    CharacterDecoder, DEFAULT_TWO_BYTE_ENCODING, page_table_for,
+    CharacterDecoder, DEFAULT_TWO_BYTE_ENCODING, printer_decoder,
 )
 from printerd.escpos.content import ContentCollector
 from printerd.escpos.commands import Measured, is_command_prefix, measure, measure_fsq_image
@@ -160,8 +160,7 @@ class JobParser:
         # keep_bitmaps: renderers want image dots; the ingest path does not store them.
         self._keep_bitmaps = keep_bitmaps
         self.profile = profile  # the paper positions are placed on
-        self.decoder = CharacterDecoder(two_byte_encoding, page_table_for(profile.code_pages),
-                                        profile.two_byte_at_start)
+        self.decoder = printer_decoder(two_byte_encoding, profile)
         self._buffer = bytearray()  # bytes of a command not yet complete
         self._skip = 0  # payload bytes of a long command still to pass through
         self._skip_tail = b""  # the last bytes passed through, for queries split across feeds

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from printerd.escpos import commands as escpos
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, CharacterDecoder, page_table_for
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, printer_decoder
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.status import (
     DEFAULT_IDENTITY, STATUS_QUERY_NAMES, PrinterIdentity, PrinterState,
@@ -164,8 +164,7 @@ def _incomplete(raw: bytes, pos: int) -> dict[str, Any]:
 
 def _escpos_elements(raw: bytes, two_byte_encoding: str, profile: PrinterProfile,
                      replies: _Replies) -> Iterator[dict[str, Any]]:
-    decoder = CharacterDecoder(two_byte_encoding, page_table_for(profile.code_pages),
-                               profile.two_byte_at_start)
+    decoder = printer_decoder(two_byte_encoding, profile)
     pos, size, images_follow = 0, len(raw), 0
     while pos < size:
         byte = raw[pos]
@@ -207,7 +206,7 @@ def _escpos_elements(raw: bytes, two_byte_encoding: str, profile: PrinterProfile
 
 def _star_elements(raw: bytes, two_byte_encoding: str, profile: PrinterProfile,
                    replies: _Replies) -> Iterator[dict[str, Any]]:
-    decoder = CharacterDecoder(two_byte_encoding, star_page, profile.two_byte_at_start)
+    decoder = printer_decoder(two_byte_encoding, profile, star_page)
     pos, size, raster = 0, len(raw), False
     while pos < size:
         byte = raw[pos]

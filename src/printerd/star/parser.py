@@ -20,7 +20,7 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, Callable, Optional
 
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, CharacterDecoder
+from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, printer_decoder
 from printerd.escpos import commands as escpos_commands
 from printerd.escpos.commands import Measured
 from printerd.escpos.layout import TextBuilder, full_lines, line_styles_json
@@ -97,7 +97,7 @@ class StarJobParser:
         # ESC D: tab stops in dots from the paper's left edge, whatever the left margin (a
         # Star printer has none until a job sets them).
         self._tab_stops: tuple[int, ...] = ()
-        self.decoder = CharacterDecoder(two_byte_encoding, star_page, profile.two_byte_at_start)
+        self.decoder = printer_decoder(two_byte_encoding, profile, star_page)
         self._buffer = bytearray()
         self._skip = 0  # payload bytes of a long command still to pass through
         self._closed = False
