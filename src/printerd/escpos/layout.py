@@ -88,9 +88,14 @@ class _PageBuffer:
 _CELL_WIDTHS = {font: width for font, (width, _) in CELLS.items()}
 
 
+def font_pitch(font: str, spacing: int) -> int:
+    """Dots one character of ``font`` takes with its right spacing, not expanded."""
+    return _CELL_WIDTHS.get(font, 12) + spacing
+
+
 def cell_dots(style: Style, spacing: int) -> int:
     """How far one character of ``style`` moves the print position, in dots."""
-    return (_CELL_WIDTHS.get(style.font, 12) + spacing) * style.width
+    return font_pitch(style.font, spacing) * style.width
 
 
 def display_width(text: str) -> int:
@@ -329,7 +334,7 @@ class TextBuilder:
 
     def pitch(self) -> int:
         """Dots one character of the current font takes with its spacing, not expanded."""
-        return cell_dots(self.style, self.spacing) // self.style.width
+        return font_pitch(self.style.font, self.spacing)
 
     def set_tabs(self, columns: bytes) -> None:
         """ESC D n1 ... nk NUL: stops at n character widths (taken now), ascending."""
