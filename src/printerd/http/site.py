@@ -250,8 +250,8 @@ class PrinterdSite(Site):
         self.proxies = proxies or TrustedProxies()
         self.channels: set[PrinterdChannel] = set()
         self.connections = connections or HttpConnections()
-        # Site.log writes a line for every request: a client in a loop grew the log without
-        # bound, and the lines cost /api/recent a fifth to a third of its rate.
+        # Site.log writes a line for every request: a client in a loop would grow the log
+        # without bound, and formatting the lines would take much of the reactor's time.
         self.access_log = CountedLines(clock, self.logger, "HTTP requests", "status")
 
     def log(self, request: HTTPRequest) -> None:

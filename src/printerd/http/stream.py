@@ -171,7 +171,7 @@ class Subscriber:
     def send_events(self, events: Sequence[tuple[int, bytes, bytes]]) -> None:
         """
         Events (id, event, chunk) in id order, replayed or live: those the client lacks, in
-        one socket send when it takes them now (a send per event was 200,000 sends for a
+        one socket send when it takes them now (a send per event would be 200,000 sends for a
         reconnect storm of 10,000 streams twenty events behind).
         """
         lacking = [chunk for receipt_id, _, chunk in events if receipt_id > self.last_id]

@@ -96,7 +96,7 @@ class RawPrintFactory(Factory):
         self._state = PrinterState()
         self.job_log = JobLog(clock, self.log, printer)
         # A refused host or a scanner in a loop: a line each for the first 10 a second, then
-        # counted (a line per connection grew the log without bound).
+        # counted (a line per connection would grow the log without bound).
         self.refused_log = CountedLines(clock, self.log, "raw connections refused (not in "
                                         "raw_allow)", "host", LogLevel.warn)
         self.dropped_log = CountedLines(clock, self.log, "connections dropped on the printer "
