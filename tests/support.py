@@ -34,6 +34,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import TCP4ServerEndpoint
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import MemoryReactorClock, StringTransport
+from twisted.logger import Logger, formatEvent
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET, Site
@@ -579,3 +580,9 @@ class CountingRunner(InlineRunner):
     def run_read(self, fn: Callable[..., T], *args: object) -> Deferred[T]:
         self.reads += 1
         return super().run_read(fn, *args)
+
+
+def capturing_logger() -> tuple[Logger, list[str]]:
+    """A Logger whose events are kept as their formatted text, in order."""
+    lines: list[str] = []
+    return Logger(observer=lambda event: lines.append(formatEvent(event))), lines

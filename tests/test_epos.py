@@ -312,14 +312,12 @@ def test_the_soap_response_carries_the_print_job_id_when_one_was_given():
 
 def test_epos_lines_a_client_in_a_loop_causes_are_ten_a_second_then_counted():
     from twisted.internet.task import Clock
-    from twisted.logger import Logger, formatEvent
-
     from printerd.epos.service import EposPrinting
+    from support import capturing_logger
 
     clock = Clock()
     printing = EposPrinting(clock, store=None, printers=[])  # type: ignore[arg-type]
-    lines: list[str] = []
-    logger = Logger(observer=lambda event: lines.append(formatEvent(event)))
+    logger, lines = capturing_logger()
     printing.log = printing.unknown_device_lines.log = printing.refused_lines.log = logger
     for n in range(40):
         printing.unknown_device(f"printer-{n % 3}")

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
 
 import pytest_twisted
 
 from twisted.internet.task import Clock
-from twisted.logger import Logger, formatEvent
 
 from printerd.rawport.joblog import JobLog
 from printerd.rawport.protocol import EndedJob
-from support import connect, hang_up, make_factory
+from support import capturing_logger, connect, hang_up, make_factory
 
 
 def job_log(lines_per_window: int = 3) -> tuple[JobLog, Clock, list[str]]:
     clock = Clock()
     clock.advance(1_000)
-    lines: list[str] = []
-
-    def observe(event: dict[str, Any]) -> None:
-        lines.append(formatEvent(event))
-
-    return JobLog(clock, Logger(observer=observe), "kitchen", lines_per_window), clock, lines
+    logger, lines = capturing_logger()
+    return JobLog(clock, logger, "kitchen", lines_per_window), clock, lines
 
 
 def ended(job: int, receipts: int = 2, received: int = 100) -> EndedJob:
@@ -74,8 +68,7 @@ def test_flush_logs_the_summary_at_once_and_cancels_its_timer():
 @pytest_twisted.ensureDeferred
 async def test_the_factory_logs_its_jobs_through_the_job_log_and_flushes_it_on_drain(store):
     factory, _ = make_factory(store, printer="kitchen")
-    lines: list[str] = []
-    factory.job_log.log = Logger(observer=lambda event: lines.append(formatEvent(event)))
+    factory.job_log.log, lines = capturing_logger()
     for port in range(40000, 40012):
         protocol, _ = connect(factory, port)
         protocol.dataReceived(b"one\n\x1dV\x00")
@@ -89,9 +82,8 @@ def test_counted_lines_cut_keys_a_stranger_chooses_and_name_only_the_most_counte
     from printerd.logwindow import KEY_CHARS, KEYS_SHOWN, CountedLines
 
     clock = Clock()
-    lines: list[str] = []
-    counted = CountedLines(clock, Logger(observer=lambda event: lines.append(formatEvent(event))),
-                           "requests", "devid", lines=0)
+    logger, lines = capturing_logger()
+    counted = CountedLines(clock, logger, "requests", "devid", lines=0)
     for n in range(8):
         for _ in range(n + 1):
             assert not counted.admit(f"device-{n}")

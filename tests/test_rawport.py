@@ -23,7 +23,7 @@ from printerd.config import Settings
 from printerd.escpos.status import PrinterState
 from printerd.rawport.factory import job_settings
 from printerd.rawport.protocol import SLICE, EndedJob, RawPrintProtocol
-from support import connect, hang_up, make_factory, make_store, sample_files
+from support import capturing_logger, connect, hang_up, make_factory, make_store, sample_files
 
 GS_I_65 = b"\x1dI\x41"  # firmware version: 3 bytes in, 15 out
 
@@ -231,11 +231,8 @@ def test_peers_outside_the_allow_list_are_refused_and_counted(store):
 
 
 def test_refused_and_dropped_connections_in_a_loop_log_ten_lines_a_second_then_a_count(store):
-    from twisted.logger import Logger, formatEvent
-
     factory, clock = make_factory(store, allow=("192.168.1.0/24",))
-    lines: list[str] = []
-    logger = Logger(observer=lambda event: lines.append(formatEvent(event)))
+    logger, lines = capturing_logger()
     factory.log = factory.refused_log.log = factory.dropped_log.log = logger
     clock.advance(1_000)
     for port in range(30):

@@ -13,12 +13,12 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
-from twisted.logger import Logger, formatEvent
 from twisted.web.resource import Resource
 
 from printerd.http.hosts import KNOWN_HOSTS, AllowedHosts, host_name
 from printerd.http.proxies import TrustedProxies
 from printerd.http.site import ACCESS_LINE_CHARS, LINGER_SECONDS, PrinterdSite
+from support import capturing_logger
 
 
 class Echo(Resource):
@@ -299,8 +299,7 @@ def test_the_access_log_has_a_line_per_request_while_few_and_one_summary_line_wh
     site = LoggedSite(Status(), clock, timeout=30.0, request_timeout=10.0, max_connections=100)
     site.logPath = "memory"
     site.startFactory()
-    summaries: list[str] = []
-    site.access_log.log = Logger(observer=lambda event: summaries.append(formatEvent(event)))
+    site.access_log.log, summaries = capturing_logger()
     clock.advance(1_000)
     for _ in range(25):  # in one second: 10 lines, the other 15 counted
         Connection(site).send(b"GET /200 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
