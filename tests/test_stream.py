@@ -7,7 +7,7 @@ import json
 import pytest
 import pytest_twisted
 import treq
-from twisted.internet.defer import succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock, deferLater
 from twisted.internet.testing import StringTransport
 from twisted.web import http
@@ -455,6 +455,28 @@ def test_a_replay_reaches_the_stream_in_one_socket_write_per_slice():
     hub.publish([plain_receipt(121)])
     clock.advance(0)
     assert transport.writes == 4 and chunked_ids(transport.value())[-1] == 121
+
+
+def test_live_events_held_during_a_replay_go_out_one_send_per_run_between_updates():
+    clock = Clock()
+    page: Deferred[list[Receipt]] = Deferred()
+    hub = StreamHub(clock, lambda after, limit, printer: page)
+    request, transport = http11_request()
+    hub.begin(hub.subscribe(request, None, 10))  # waits for the database's page
+    for receipt_id in (13, 14, 15):
+        hub.publish([plain_receipt(receipt_id)])
+        clock.advance(0)
+    hub.publish_update(plain_receipt(14))
+    hub.publish([plain_receipt(16)])
+    clock.advance(0)
+    assert transport.writes == 0  # all held
+    page.callback([plain_receipt(i) for i in (11, 12, 13)])
+    # The replay's slice, then 14 and 15 (13 came in the replay), the update, then 16.
+    assert transport.writes == 4
+    framed = transport.value()
+    assert chunked_ids(framed) == [11, 12, 13, 14, 15, 16]
+    assert framed.index(b"event: receipt.ocr") > framed.index(b"id: 15\n")
+    assert framed.index(b"event: receipt.ocr") < framed.index(b"id: 16\n")
 
 
 def test_a_replay_after_an_ocr_update_sends_the_receipt_as_updated():

@@ -185,14 +185,26 @@ class Subscriber:
             self.send(receipt_id, event, chunk)
 
     def go_live(self) -> None:
-        """Replay is over: send the held live events the replay did not cover."""
+        """
+        Replay is over: send the held live events the replay did not cover, each run of
+        receipts between updates in one send.
+        """
         held, self._held, self._held_bytes = self._held or [], None, 0
         self.live = True
+        receipts: list[tuple[int, bytes, bytes]] = []
         for receipt_id, event, chunk in held:
+            if receipt_id is not None and chunk is not None:
+                receipts.append((receipt_id, event, chunk))
+                continue
+            if receipts:
+                self.send_events(receipts)
+                receipts = []
             if receipt_id is None:
                 self.write(event, chunk)
             else:
                 self.send(receipt_id, event, chunk)
+        if receipts:
+            self.send_events(receipts)
 
     # -- bytes out ---------------------------------------------------------------------------
 
