@@ -106,3 +106,21 @@ def test_retention_runs_and_failures_are_counted(api, inline_store, clock):
     stats = request_json(api.stub, "/api/stats", headers=auth)[1]
     assert (stats["retention_runs_total"], stats["retention_failures_total"]) == (2, 1)
     api.retention.stopService()
+
+
+def test_a_variable_routes_request_is_matched_once_for_metrics_and_dispatch(api, monkeypatch):
+    # werkzeug's matcher is most of a variable route's routing: the metrics' match is reused
+    # by the dispatch (Klein's own app then matches within the module, once).
+    from werkzeug.routing import MapAdapter
+
+    matched_paths = []
+    werkzeug_match = MapAdapter.match
+
+    def counted(adapter, *args, **kwargs):
+        matched_paths.append(adapter.path_info)
+        return werkzeug_match(adapter, *args, **kwargs)
+
+    monkeypatch.setattr(MapAdapter, "match", counted)
+    code, _ = request_json(api.stub, "/api/receipts/41", headers={"Authorization": "Bearer t0ken"})
+    assert code == 404  # answered by the route: no such receipt
+    assert matched_paths == ["/api/receipts/41"] * 2

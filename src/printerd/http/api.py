@@ -74,6 +74,9 @@ class RouteTable(Resource):
                 self._resources.append(direct)
                 rules.append(Rule(direct.path, methods=sorted(direct.methods), endpoint=index))
         self._map = Map(rules, merge_slashes=False)
+        # The request whose match ``route_of`` found, and that match, for ``render`` to use:
+        # the metrics ask first, and werkzeug's matcher is most of a variable route's routing.
+        self._matched: Optional[tuple[IRequest, tuple[int, str]]] = None
         # path -> method -> (module index, rule), for the rules without variables.
         self._static: dict[str, dict[str, tuple[int, str]]] = {}
         for rule in self._map.iter_rules():
@@ -98,6 +101,9 @@ class RouteTable(Resource):
         The (module index, rule) a request matches; UnicodeDecodeError for a path that is not
         UTF-8, else werkzeug's NotFound, RequestRedirect or MethodNotAllowed.
         """
+        matched, self._matched = self._matched, None
+        if matched is not None and matched[0] is request:
+            return matched[1]
         path = self._path(request)
         found = self._static_match(path, request)
         if found is not None:
@@ -111,9 +117,11 @@ class RouteTable(Resource):
     def route_of(self, request: IRequest) -> str:
         """The rule a request matches (e.g. ``/api/receipts/<int:receipt_id>``), or unmatched."""
         try:
-            return self._match(request)[1]
+            found = self._match(request)
         except (UnicodeDecodeError, NotFound, RequestRedirect, MethodNotAllowed):
             return "unmatched"
+        self._matched = (request, found)
+        return found[1]
 
     def render(self, request: IRequest) -> Union[bytes, int]:
         try:
