@@ -55,6 +55,29 @@ async def stats(port: int) -> dict:
     return json.loads(body) if code == 200 else {}
 
 
+async def slow_commits(port: int, over: tuple[float, ...] = (0.025, 0.05, 0.1)) -> dict:
+    """
+    From printerd's ``/metrics``: its group commits so far, and how many took longer than
+    each of ``over`` seconds from the start of the commit to its end on the reactor (the commit
+    latency histogram's buckets; ``over`` must be bucket bounds).  {} from a server without it.
+    """
+    from prometheus_client.parser import text_string_to_metric_families
+
+    code, body = await http_get(port, "/metrics")
+    if code != 200:
+        return {}
+    buckets = {float(sample.labels["le"]): sample.value
+               for family in text_string_to_metric_families(body.decode())
+               if family.name == "printerd_db_commit_seconds"
+               for sample in family.samples if sample.name.endswith("_bucket")}
+    if not buckets:
+        return {}
+    committed = buckets[float("inf")]
+    return {"commits": int(committed),
+            **{f"over_{round(bound * 1000)}ms": int(committed - buckets[bound])
+               for bound in over}}
+
+
 async def sample_rest(port: int, path: str, stop: asyncio.Event, latencies: list[float]) -> None:
     """Request ``path`` back to back until stop is set, recording each latency."""
     while not stop.is_set():

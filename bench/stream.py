@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Any, Union
 
 from bench.ceiling import Ceiling
-from bench.common import percentiles, process_figures, sample_rest, stats
+from bench.common import percentiles, process_figures, sample_rest, slow_commits, stats
 from bench.daemon import Daemon, as_operated
 from bench.subscribers import SWEEP, Fleet
 
@@ -114,6 +114,8 @@ def measure(server: Target, subscribers: int, printers: int, receipts: int, rate
     completed = [message[5] for message in done]
     complete_s = max(completed) - storm_started if None not in completed else None
     latencies = [x for message in done for x in message[2]]
+    # Which of the tail is the disk's: the bare ceiling stores nothing (printerd only).
+    commits = asyncio.run(slow_commits(server.http_port)) if isinstance(server, Daemon) else None
     return {
         "subscribers": subscribers, "subscribers_seen_by_server": seen,
         "refused": dict(refused),
@@ -126,6 +128,7 @@ def measure(server: Target, subscribers: int, printers: int, receipts: int, rate
         "deliveries": delivered, "deliveries_per_s": round(delivered / elapsed),
         "events_lost": expected * (subscribers - sum(refused.values())) - delivered,
         "rest_recent_latency": percentiles(driven["rest"]) if sample_recent else None,
+        "slow_commits": commits,
         "server_idle": idle, "server_connected": connected, "server_during": during,
         "server_cpu_s": round(during["cpu_s"] - connected["cpu_s"], 2),
         "generator_cpu_s": round(generator_cpu, 2),
