@@ -135,3 +135,15 @@ def test_text_is_listed_in_the_two_byte_mode_the_printer_starts_in():
         assert texts[0] == "点心店 Dim Sum House", emulation
     epson = [e["text"] for e in list_commands(job).elements if e["kind"] == "text"]
     assert "点心店" not in epson[0]
+
+
+def test_text_is_listed_in_the_kanji_code_system_a_japanese_job_selects():
+    from clients import receiptline_job
+
+    from test_parser import JAPANESE_RECEIPT
+
+    for emulation, command in (("epson", "escpos"), ("star", "starmbcs")):
+        job = receiptline_job(JAPANESE_RECEIPT, command=command, cpl=42, encoding="shiftjis")
+        texts = [e["text"] for e in list_commands(job, emulation, "shift_jis").elements
+                 if e["kind"] == "text"]
+        assert "領収書" in texts and "¥1,200" in texts, (emulation, texts)

@@ -410,6 +410,47 @@ def test_two_byte_mode_uses_the_printer_encoding():
     assert receipts(events)[0].text == "領収書"
 
 
+JAPANESE_RECEIPT = "^^領収書\n店名: 東京ラーメン | ¥1,200\nﾗｰﾒﾝ 2 | ¥2,400\n"
+JAPANESE_LINES = ["領収書", "店名: 東京ラーメン ¥1,200", "ﾗｰﾒﾝ 2 ¥2,400"]
+
+
+def words(receipt) -> list[str]:
+    """A receipt's lines with their runs of spaces (column padding) as one space."""
+    return [" ".join(line.split()) for line in receipt.text.splitlines()]
+
+
+def test_a_japanese_model_reads_the_shift_jis_receiptline_sends_without_fs_ampersand():
+    from clients import receiptline_job
+
+    # receiptline's Japanese for an Epson selects the Shift JIS code system (FS C 1), the
+    # Katakana page and the Japanese set (ESC R 8: 0x5C is "¥"), and never sends FS &: on a
+    # Japanese model a Kanji's first byte says it is one.
+    job = receiptline_job(JAPANESE_RECEIPT, command="escpos", cpl=42, encoding="shiftjis")
+    assert b"\x1cC1" in job and b"\x1c&" not in job
+    for chunk in (None, 1):
+        parser = JobParser(two_byte_encoding="shift_jis")
+        events = []
+        for at in range(0, len(job), chunk or len(job)):
+            events += parser.feed(job[at:at + (chunk or len(job))])
+        (receipt,) = receipts(events + parser.close())
+        assert words(receipt) == JAPANESE_LINES, chunk
+    # Other models ignore FS C.
+    assert [r.text for r in receipts(parse(job))] == [
+        r.text for r in receipts(parse(job.replace(b"\x1cC1", b"")))]
+
+
+def test_fs_c_0_selects_jis_where_kanji_mode_reads_two_bytes_of_jis_x_0208_as_one():
+    jis = "領収書".encode("iso2022_jp")[3:-3]  # without the codec's ESC $ B and ESC ( B
+    job = (b"\x1cC0\x1c&" + jis + b"\x1c. \x1bR\x08\\5\n"
+           + b"\x1cC1" + "合計".encode("shift_jis") + b"\n")
+    parser = JobParser(two_byte_encoding="shift_jis")
+    (receipt,) = receipts(parser.feed(job) + parser.close())
+    assert receipt.text == "領収書 ¥5\n合計"
+    # A Chinese model (the default encoding) reads JIS bytes as ASCII: FS C is not for it.
+    (chinese,) = receipts(parse(job))
+    assert chinese.text.startswith(jis.decode("ascii"))
+
+
 CHINESE_FIRMWARE = replace(DEFAULT_PROFILE, two_byte_at_start=True)
 
 

@@ -288,6 +288,31 @@ def test_code_pages_international_sets_and_two_byte_mode():
     assert receipts(parse(job, chunk=1, parser=StarJobParser("shift_jis"))) == [receipt]
 
 
+def test_a_japanese_star_model_reads_receiptlines_shift_jis_with_the_japanese_set():
+    from clients import receiptline_job
+
+    from test_parser import JAPANESE_LINES, JAPANESE_RECEIPT, words
+
+    # receiptline's Japanese for a Star printer: ESC $ 1 (Shift JIS Kanji mode) and ESC R 8,
+    # whose "¥" replaces the backslash in Kanji mode too.
+    job = receiptline_job(JAPANESE_RECEIPT, command="starmbcs", cpl=42, encoding="shiftjis")
+    assert b"\x1b$1\x1bR8" in job
+    (receipt,) = receipts(parse(job, parser=StarJobParser("shift_jis")))
+    assert words(receipt) == JAPANESE_LINES
+    assert receipts(parse(job, chunk=1, parser=StarJobParser("shift_jis"))) == [receipt]
+
+
+def test_esc_p_and_esc_q_are_jis_kanji_mode_on_a_japanese_model_only():
+    jis = "領収書".encode("iso2022_jp")[3:-3]  # without the codec's ESC $ B and ESC ( B
+    job = ESC + b"p" + jis + ESC + b"q" + b" Total\n" + CUT
+    (receipt,) = receipts(parse(job, parser=StarJobParser("shift_jis")))
+    assert receipt.text == "領収書 Total"
+    assert receipts(parse(job, chunk=1, parser=StarJobParser("shift_jis"))) == [receipt]
+    # Models without Japanese characters ignore both: the bytes print as they are.
+    (other,) = receipts(parse(job))
+    assert other.text == jis.decode("ascii") + " Total"
+
+
 def test_an_image_and_its_line_feed_leave_no_blank_line():
     band = ESC + b"k\x01\x00" + b"\xff" * 24
     (receipt,) = receipts(parse(b"top\n" + band + b"\n" + band + b"\n" + b"bottom\n" + CUT))

@@ -393,7 +393,8 @@ class Settings:
         "printer_name on raw_listen)")
     two_byte_encoding: str = _setting(
         DEFAULT_TWO_BYTE_ENCODING, _two_byte_encoding,
-        f"encoding of FS & two-byte mode ({', '.join(TWO_BYTE_ENCODINGS)})")
+        f"encoding of FS & two-byte mode ({', '.join(TWO_BYTE_ENCODINGS)}); shift_jis: a "
+        "Japanese model, which takes FS C (Epson) and ESC p / ESC q (Star)")
     two_byte_at_start: bool = _setting(
         False, _boolean, "the printer is in two-byte mode at power-on and after ESC @, as "
         "printers with Chinese firmware are: bytes >= 0x80 read in two_byte_encoding until FS .")

@@ -23,6 +23,15 @@ from printerd.escpos.profiles import PrinterProfile
 # FS & two-byte mode's encodings (the two_byte_encoding setting); the first is the default.
 TWO_BYTE_ENCODINGS = ("gb18030", "shift_jis", "big5", "euc_kr")
 DEFAULT_TWO_BYTE_ENCODING = TWO_BYTE_ENCODINGS[0]
+JAPANESE_ENCODING = "shift_jis"  # a printer with it is a Japanese model
+
+# A Japanese model's Kanji code systems.  Shift JIS: a Kanji's first byte says it is one, in or
+# out of Kanji mode; JIS: in Kanji mode every two bytes of 0x21-0x7E are one (JIS X 0208).
+# Epson's FS C n selects one for the job (else two-byte mode reads the printer's encoding);
+# Star has a mode for each (ESC $ n: Shift JIS, ESC p / ESC q: JIS).
+SHIFT_JIS_SYSTEM, JIS_SYSTEM = "shift_jis", "jis"
+# JIS X 0208 bytes as EUC-JP writes them (the high bit set); other bytes as they are.
+_JIS_AS_EUC = bytes(b | 0x80 if 0x21 <= b <= 0x7E else b for b in range(256))
 
 # Epson ESC t numbers -> a Python codec, or the name of a table of our own (_OWN_TABLES, bytes
 # 0x80-0xFF); None: no table, placeholder for bytes >= 0x80.
@@ -333,15 +342,34 @@ class CharacterDecoder:
         self.reset()
 
     def reset(self) -> None:
-        """ESC @: back to page 0, the USA set, and the two-byte mode the printer starts in."""
+        """
+        ESC @: back to page 0, the USA set, the two-byte mode the printer starts in and, on a
+        Japanese model, no code system chosen by the job.
+        """
         self.page = 0
         self.international = 0
         self.two_byte = self._two_byte_at_start
+        self.kanji_system: Optional[str] = None
+
+    def select_kanji_system(self, system: str) -> None:
+        """A Kanji code system (``SHIFT_JIS_SYSTEM``, ``JIS_SYSTEM``): Japanese models only."""
+        if self.two_byte_encoding == JAPANESE_ENCODING:
+            self.kanji_system = system
+
+    def jis_kanji_mode(self, on: bool) -> None:
+        """Star's ESC p / ESC q: JIS Kanji mode on or off (Japanese models only)."""
+        if self.two_byte_encoding == JAPANESE_ENCODING:
+            self.kanji_system = JIS_SYSTEM if on else None
+            self.two_byte = on
 
     def decode(self, data: bytes | bytearray) -> str:
-        if self.two_byte:
-            return data.decode(self.two_byte_encoding, "replace")
-        text = codecs.charmap_decode(data, "replace", self._page_table(self.page))[0]
+        if self.kanji_system == SHIFT_JIS_SYSTEM or (self.two_byte and self.kanji_system is None):
+            text = data.decode(self.two_byte_encoding, "replace")
+        elif self.two_byte:
+            text = bytes(data).translate(_JIS_AS_EUC).decode("euc_jp", "replace")
+        else:
+            text = codecs.charmap_decode(data, "replace", self._page_table(self.page))[0]
+        # The set replaces one-byte characters in two-byte mode too (a Japanese job's "¥").
         if self.international:
             table = INTERNATIONAL_SETS.get(self.international)
             if table:

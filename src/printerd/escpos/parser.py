@@ -19,7 +19,7 @@ from functools import partial
 from typing import Callable, Optional, Union
 
 from printerd.escpos.codepages import (
-    CharacterDecoder, DEFAULT_TWO_BYTE_ENCODING, printer_decoder,
+    CharacterDecoder, DEFAULT_TWO_BYTE_ENCODING, JIS_SYSTEM, SHIFT_JIS_SYSTEM, printer_decoder,
 )
 from printerd.escpos.content import ContentCollector
 from printerd.escpos.commands import Measured, is_command_prefix, measure, measure_fsq_image
@@ -64,9 +64,21 @@ def _two_byte_off(decoder: CharacterDecoder, command: bytes) -> None:
     decoder.two_byte = False
 
 
-# Commands that change how bytes become characters.
-_DECODER_COMMANDS = {"ESC t": _set_page, "ESC R": _set_international, "FS &": _two_byte_on,
-                     "FS .": _two_byte_off}
+def _kanji_code_system(decoder: CharacterDecoder, command: bytes) -> None:
+    # FS C n (Japanese models): 0 / 48 JIS, 1 / 49 Shift JIS, 2 / 50 Shift JIS-2004; other
+    # values are ignored.
+    system = _KANJI_SYSTEMS.get(command[2])
+    if system is not None:
+        decoder.select_kanji_system(system)
+
+
+_KANJI_SYSTEMS = {0: JIS_SYSTEM, 48: JIS_SYSTEM, 1: SHIFT_JIS_SYSTEM, 49: SHIFT_JIS_SYSTEM,
+                  2: SHIFT_JIS_SYSTEM, 50: SHIFT_JIS_SYSTEM}
+
+# Commands that change how bytes become characters (the command listing applies them too).
+DECODER_COMMANDS: dict[str, Callable[[CharacterDecoder, bytes], None]] = {
+    "ESC t": _set_page, "ESC R": _set_international, "FS &": _two_byte_on,
+    "FS .": _two_byte_off, "FS C": _kanji_code_system}
 
 
 def _u16(command: bytes, at: int = 2) -> int:
@@ -313,9 +325,9 @@ class JobParser:
             self._text.newline(max(command[2], 1))
         elif name == "ESC J" and self._text.has_pending():
             self._text.newline()
-        elif name in _DECODER_COMMANDS:
+        elif name in DECODER_COMMANDS:
             self._text.before_switch()
-            _DECODER_COMMANDS[name](self.decoder, command)
+            DECODER_COMMANDS[name](self.decoder, command)
         elif name == "ESC @":
             self._text.reset()
         elif name == "GS V":

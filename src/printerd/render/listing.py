@@ -21,14 +21,15 @@ from typing import Any, Iterator, Optional
 
 from printerd.escpos import commands as escpos
 from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, printer_decoder
+from printerd.escpos.parser import DECODER_COMMANDS
 from printerd.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from printerd.escpos.status import (
     DEFAULT_IDENTITY, STATUS_QUERY_NAMES, PrinterIdentity, PrinterState,
 )
 from printerd.emulation import EMULATIONS, StatusReplies
 from printerd.star import commands as star
-from printerd.star.codepages import international_set, star_page
-from printerd.star.content import digit
+from printerd.star.codepages import star_page
+from printerd.star.parser import STAR_DECODER_COMMANDS
 from printerd.star.status import ASB_REQUEST, VERSION_REQUEST
 
 MAX_ELEMENTS = 100_000  # elements walked per listing: the work a request may cause
@@ -192,12 +193,8 @@ def _escpos_elements(raw: bytes, two_byte_encoding: str, profile: PrinterProfile
                 images_follow = measured.images_follow
             elif name == "ESC @":
                 decoder.reset()
-            elif name == "ESC t" and len(command) == 3:
-                decoder.page = command[2]
-            elif name == "ESC R" and len(command) == 3:
-                decoder.international = command[2]
-            elif name in ("FS &", "FS ."):
-                decoder.two_byte = name == "FS &"
+            elif name in DECODER_COMMANDS and len(command) == measured.length:
+                DECODER_COMMANDS[name](decoder, command)
             elif name in STATUS_QUERY_NAMES:
                 element["reply"] = replies.to(command)
         yield element
@@ -271,12 +268,8 @@ def _star_elements(raw: bytes, two_byte_encoding: str, profile: PrinterProfile,
         if measured.known and len(command) == measured.length:
             if name == "ESC @":
                 decoder.reset()
-            elif name == "ESC GS t":
-                decoder.page = command[3]
-            elif name == "ESC R":
-                decoder.international = international_set(command[2])
-            elif name == "ESC $":
-                decoder.two_byte = digit(command[2]) == 1
+            elif name in STAR_DECODER_COMMANDS:
+                STAR_DECODER_COMMANDS[name](decoder, command)
             elif name in ("ESC * r A", "ESC * r B"):
                 raster = name == "ESC * r A"
             elif command in (ASB_REQUEST, VERSION_REQUEST) \

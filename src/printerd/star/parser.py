@@ -20,7 +20,9 @@ from dataclasses import replace
 from functools import partial
 from typing import Any, Callable, Optional
 
-from printerd.escpos.codepages import DEFAULT_TWO_BYTE_ENCODING, printer_decoder
+from printerd.escpos.codepages import (
+    CharacterDecoder, DEFAULT_TWO_BYTE_ENCODING, printer_decoder,
+)
 from printerd.escpos import commands as escpos_commands
 from printerd.escpos.commands import Measured
 from printerd.escpos.layout import TextBuilder, full_lines, line_styles_json
@@ -319,6 +321,9 @@ class StarJobParser:
         elif name.startswith("ESC GS x "):
             if self._content.pdf417(command if complete else command[:6]):
                 self._mark()
+        elif name in STAR_DECODER_COMMANDS:
+            self._text.before_switch()  # what came before is read as it was
+            STAR_DECODER_COMMANDS[name](self.decoder, command)
         else:
             handler = _HANDLERS.get(name)
             if handler is not None:
@@ -462,22 +467,6 @@ class StarJobParser:
             self._text.set_area_width(right_dots - left_dots)
         return None
 
-    def _code_page(self, command: bytes, events: list[Event]) -> Optional[str]:
-        self._text.before_switch()
-        self.decoder.page = command[3]
-        return None
-
-    def _international(self, command: bytes, events: list[Event]) -> Optional[str]:
-        self._text.before_switch()
-        self.decoder.international = international_set(command[2])
-        return None
-
-    def _shift_jis(self, command: bytes, events: list[Event]) -> Optional[str]:
-        # ESC $ n: Shift JIS (two-byte) mode on (1) or off (0), in the printer's encoding.
-        self._text.before_switch()
-        self.decoder.two_byte = digit(command[2]) == 1
-        return None
-
     def _cut(self, command: bytes, events: list[Event]) -> Optional[str]:
         return _CUTS.get(digit(command[2]))
 
@@ -553,6 +542,31 @@ class StarJobParser:
 _RASTER_CONTROLS = frozenset({0x04, 0x05, 0x17, BEL, SUB, EM, FS})
 _IMAGES = frozenset({"ESC K", "ESC L", "ESC X", "ESC k", "ESC GS S", "raster b"})
 
+def _set_page(decoder: CharacterDecoder, command: bytes) -> None:
+    decoder.page = command[3]  # ESC GS t n
+
+
+def _set_international(decoder: CharacterDecoder, command: bytes) -> None:
+    decoder.international = international_set(command[2])
+
+
+def _shift_jis(decoder: CharacterDecoder, command: bytes) -> None:
+    # ESC $ n: Shift JIS (two-byte) mode on (1) or off (0), in the printer's encoding.
+    decoder.kanji_system = None
+    decoder.two_byte = digit(command[2]) == 1
+
+
+def _jis_kanji(decoder: CharacterDecoder, command: bytes) -> None:
+    # ESC p / ESC q: JIS Kanji mode on / off on a Japanese model (two_byte_encoding shift_jis);
+    # other models ignore both.
+    decoder.jis_kanji_mode(command[1] == ord("p"))
+
+
+# Commands that change how bytes become characters (the command listing applies them too).
+STAR_DECODER_COMMANDS: dict[str, Callable[[CharacterDecoder, bytes], None]] = {
+    "ESC GS t": _set_page, "ESC R": _set_international, "ESC $": _shift_jis,
+    "ESC p": _jis_kanji, "ESC q": _jis_kanji}
+
 _HANDLERS: dict[str, Callable[[StarJobParser, bytes, list[Event]], Optional[str]]] = {
     "ESC @": StarJobParser._reset,
     "ESC GS A": StarJobParser._absolute,
@@ -561,9 +575,6 @@ _HANDLERS: dict[str, Callable[[StarJobParser, bytes, list[Event]], Optional[str]
     "ESC Q": StarJobParser._margin,
     "ESC D": StarJobParser._set_tabs,
     "ESC GS P": StarJobParser._page,
-    "ESC GS t": StarJobParser._code_page,
-    "ESC R": StarJobParser._international,
-    "ESC $": StarJobParser._shift_jis,
     "ESC d": StarJobParser._cut,
     "ESC a": StarJobParser._feed_lines,
     "ESC J": StarJobParser._feed_dots,
