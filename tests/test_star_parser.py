@@ -302,6 +302,29 @@ def test_a_japanese_star_model_reads_receiptlines_shift_jis_with_the_japanese_se
     assert receipts(parse(job, chunk=1, parser=StarJobParser("shift_jis"))) == [receipt]
 
 
+@pytest.mark.parametrize("encoding, printer_encoding, text", [
+    ("gb18030", "gb18030", "收据 点心店 合计 ¥56.00"),
+    ("big5", "big5", "收據 台北 餐廳 合計"),
+    ("ksc5601", "euc_kr", "영수증 서울 식당 합계 12,000"),
+])
+def test_receiptlines_chinese_and_korean_for_star_read_right_on_a_printer_starting_in_two_byte(
+        encoding, printer_encoding, text):
+    from dataclasses import replace
+
+    from clients import receiptline_job
+
+    from printerd.escpos.profiles import DEFAULT_PROFILE
+
+    # receiptline sends no mode command for Star's Chinese and Korean models, whose memory
+    # switch puts them in two-byte mode from power-on: two_byte_at_start.
+    job = receiptline_job(text + "\n", command="starmbcs", cpl=42, encoding=encoding)
+    profile = replace(DEFAULT_PROFILE, two_byte_at_start=True)
+    (receipt,) = receipts(parse(job, parser=StarJobParser(printer_encoding, profile=profile)))
+    assert " ".join(receipt.text.split()) == text
+    (one_byte,) = receipts(parse(job, parser=StarJobParser(printer_encoding)))
+    assert " ".join(one_byte.text.split()) != text
+
+
 def test_esc_p_and_esc_q_are_jis_kanji_mode_on_a_japanese_model_only():
     jis = "領収書".encode("iso2022_jp")[3:-3]  # without the codec's ESC $ B and ESC ( B
     job = ESC + b"p" + jis + ESC + b"q" + b" Total\n" + CUT
