@@ -451,6 +451,23 @@ def test_fs_c_0_selects_jis_where_kanji_mode_reads_two_bytes_of_jis_x_0208_as_on
     assert chinese.text.startswith(jis.decode("ascii"))
 
 
+@pytest.mark.parametrize("name, encoding, text", [
+    ("node-thermal-printer-china", "gb18030", "点心店 合计 56.00"),
+    ("node-thermal-printer-korea", "euc_kr", "영수증 합계 12,000"),
+])
+def test_node_thermal_printers_chinese_and_korean_read_right_on_a_printer_in_two_byte_mode(
+        name, encoding, text):
+    from clients import client_job
+
+    # Its CHINA and KOREA character sets send ESC R 15 / 13 and EUC-CN / EUC-KR with no FS &.
+    job = client_job(name)
+    assert b"\x1c&" not in job
+    chinese_firmware = replace(DEFAULT_PROFILE, two_byte_at_start=True)
+    parser = JobParser(two_byte_encoding=encoding, profile=chinese_firmware)
+    (receipt,) = receipts(parser.feed(job) + parser.close())
+    assert receipt.text == text
+
+
 CHINESE_FIRMWARE = replace(DEFAULT_PROFILE, two_byte_at_start=True)
 
 

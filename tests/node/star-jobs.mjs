@@ -83,6 +83,16 @@ function thermalPrinterJob() {
   return printer.getBuffer();
 }
 
+// node-thermal-printer's Chinese and Korean for an Epson: ESC R 15 / ESC R 13 and the text in
+// EUC-CN / EUC-KR with no FS &, as for printers in two-byte mode from power-on.
+function thermalPrinterCjkJob(characterSet, text) {
+  const printer = new ThermalPrinter({ type: PrinterTypes.EPSON, interface: 'tcp://127.0.0.1',
+    width: 48, characterSet });
+  printer.println(text);
+  printer.cut();
+  return printer.getBuffer();
+}
+
 const receiptDocument = `^^^ExampleMart
 Café au lait | 3.50
 Croissant | 2.25
@@ -133,6 +143,8 @@ const jobs = {
   'receiptio-star-landscape': Buffer.from(await receiptio.print(
     '^^ExampleMart\nCoffee | 3.50\nTea | 2.00\n', '-p star -v'), 'binary'),
   'node-escpos-gb18030': await nodeEscposChineseJob(),
+  'node-thermal-printer-china': thermalPrinterCjkJob('CHINA', '点心店 合计 56.00'),
+  'node-thermal-printer-korea': thermalPrinterCjkJob('KOREA', '영수증 합계 12,000'),
 };
 
 // Other makers' ESC/POS printers, which number their ESC t code pages their own way: the text
