@@ -63,6 +63,19 @@ def test_receiptio_reads_star_status_prints_and_sees_paper_out(star_daemon):
     assert receiptio(port, "status") == "online"
 
 
+def test_receiptio_tells_a_star_printer_from_an_epson_one_by_their_replies(star_daemon):
+    # Without a printer language, receiptio sends DLE EOT 2, ESC ACK SOH and ESC @ and reads
+    # the first answer: a Star printer's ASB, an Epson's real-time status.  Answering the EOT
+    # inside DLE EOT 2 on the Star port made it take the Star printer for an Epson (offline).
+    star, epson = star_daemon.ports["printers.bar"], star_daemon.ports["printers.kitchen"]
+    for port in (star, epson):
+        assert receiptio(port, "status", "auto") == "online", port
+        assert receiptio(port, "print", "auto") == "success", port
+    for printer in ("bar", "kitchen"):
+        (receipt,) = receipts_of(star_daemon, printer, 1)
+        assert receipt["text"].splitlines()[0].strip() == "ExampleMart", printer
+
+
 def test_a_star_encoders_job_is_stored_and_rendered_whole(star_daemon):
     job = client_job("receipt-printer-encoder-star-prnt")
     with socket.create_connection(("127.0.0.1", star_daemon.ports["printers.bar"])) as sock:

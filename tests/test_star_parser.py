@@ -353,11 +353,12 @@ def test_drawer_kicks_and_pulse_width():
     assert last.details["drawer_kicks"] == [{"pin": 2, "on_ms": 200, "off_ms": 200}]
 
 
-def test_esc_pos_commands_are_skipped_and_dle_eot_gets_the_eot_status():
+def test_esc_pos_commands_are_skipped_and_dle_eot_gets_no_answer():
     job = (b"\x1d!\x11" + b"A" + b"\x1dv0\x00\x01\x00\x02\x00\xff\xff" + b"\x10\x04\x01"
            + b"\x1b!\x08" + b"B" + b"\x1bp\x00\x19\xfa" + b"C\n" + b"\x1dV\x00" + CUT)
     events = parse(job)
-    assert queries(events) == [b"\x04"]
+    assert queries(events) == []
+    assert queries(parse(b"\x04" + b"\x05")) == [b"\x04", b"\x05"]  # Star's own are answered
     (receipt,) = receipts(events)
     assert (receipt.text, receipt.details["dialects"]) == ("ABC", {"ESC/POS": 6})
 

@@ -291,10 +291,11 @@ class StarJobParser:
         """Apply one command; return the cut type if it ends the receipt."""
         name = measured.name
         if foreign:
+            # ESC/POS's DLE EOT n and DLE ENQ n get no answer: receiptio's printer detection
+            # (written against real Star printers) sends DLE EOT 2 then ESC ACK SOH and takes
+            # the first byte back for the ASB's header; answering the EOT inside made it read a
+            # Star printer as an Epson one.  Star's own EOT and ENQ are still answered.
             self._content.foreign()
-            if command[:2] in (b"\x10\x04", b"\x10\x05"):
-                # A Star printer answers the EOT (ENQ) byte inside DLE EOT n (DLE ENQ n).
-                events.append(StatusQuery(command[1:2]))
             return None
         if not measured.known:
             self._unknown += 1
