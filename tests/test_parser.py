@@ -410,6 +410,33 @@ def test_two_byte_mode_uses_the_printer_encoding():
     assert receipts(events)[0].text == "領収書"
 
 
+@pytest.mark.parametrize("model", ["POS-5890", "NT-5890K"])
+def test_python_escpos_text_for_a_pos_5890_family_printer_reads_back_on_that_model(model):
+    """
+    python-escpos picks each character's page from its printer profile (escpos-printer-db):
+    for the POS-5890 and the NT-5890K, Cyrillic on page 59, Greek on 64, Arabic on 92... as
+    their firmware numbers them, not as Epson does.
+    """
+    import warnings
+
+    from escpos.printer import Dummy
+
+    from printerd.escpos.profiles import profile_for
+
+    for text in ("Café naïve €5 £3", "Grüße Łódź Čeština", "Αθήνα καφές", "Москва Київ",
+                 "שלום", "مرحبا", "Ğüzel İstanbul şeker", "Ā ē ī ō ū"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # python-escpos warns of its profiles' gaps
+            printer = Dummy(profile=model)
+        printer.text(text + "\n")
+        printer.cut()
+        job = printer.output
+        (receipt,) = receipts(parse(job, profile=profile_for(model)))
+        assert receipt.text == text, job
+        assert receipts(parse(job, chunk=1, profile=profile_for(model))) == [receipt]
+    assert receipts(parse(job))[0].text != text  # Epson's numbering: page 0x19 is not CP1257
+
+
 JAPANESE_RECEIPT = "^^領収書\n店名: 東京ラーメン | ¥1,200\nﾗｰﾒﾝ 2 | ¥2,400\n"
 JAPANESE_LINES = ["領収書", "店名: 東京ラーメン ¥1,200", "ﾗｰﾒﾝ 2 ¥2,400"]
 

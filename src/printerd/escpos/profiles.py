@@ -62,11 +62,13 @@ _MODELS: dict[str, tuple[int, int]] = {
 }
 DEFAULT_MODEL = "TM-T88V"
 # The maker's ESC t numbering of the models that do not number pages as Epson does (the names
-# of codepages.MAKER_CODE_PAGES, from receipt-printer-encoder's printer data).
+# of codepages.MAKER_CODE_PAGES, from receipt-printer-encoder's printer data; the NT-5890K's
+# is the POS-5890's in escpos-printer-db).
 _MAKERS: dict[str, str] = {
     "SRP-350": "bixolon/legacy", "SRP-350III": "bixolon", "CT-S310II": "citizen",
     "FP-1000": "fujitsu", "HP A779": "hp", "Metapace T-1": "metapace", "MPT-II": "mpt",
-    "POS-5890": "pos-5890", "POS-8360": "pos-8360", "XP-N160II": "xprinter",
+    "POS-5890": "pos-5890", "NT-5890K": "pos-5890", "POS-8360": "pos-8360",
+    "XP-N160II": "xprinter",
     "XP-T80Q": "xprinter", "Youku 58T": "youku",
     **dict.fromkeys(["SUNMI", "SUNMI P2SE", "SUNMI P3H", "SUNMI P3KH", "SUNMI P3 MIX"], "sunmi"),
 }
