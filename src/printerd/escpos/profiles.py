@@ -68,8 +68,7 @@ _MAKERS: dict[str, str] = {
     "SRP-350": "bixolon/legacy", "SRP-350III": "bixolon", "CT-S310II": "citizen",
     "FP-1000": "fujitsu", "HP A779": "hp", "Metapace T-1": "metapace", "MPT-II": "mpt",
     "POS-5890": "pos-5890", "NT-5890K": "pos-5890", "POS-8360": "pos-8360",
-    "XP-N160II": "xprinter",
-    "XP-T80Q": "xprinter", "Youku 58T": "youku",
+    "XP-N160II": "xprinter", "XP-T80Q": "xprinter", "Youku 58T": "youku",
     **dict.fromkeys(["SUNMI", "SUNMI P2SE", "SUNMI P3H", "SUNMI P3KH", "SUNMI P3 MIX"], "sunmi"),
 }
 

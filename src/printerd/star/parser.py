@@ -543,6 +543,7 @@ class StarJobParser:
 _RASTER_CONTROLS = frozenset({0x04, 0x05, 0x17, BEL, SUB, EM, FS})
 _IMAGES = frozenset({"ESC K", "ESC L", "ESC X", "ESC k", "ESC GS S", "raster b"})
 
+
 def _set_page(decoder: CharacterDecoder, command: bytes) -> None:
     decoder.page = command[3]  # ESC GS t n
 
@@ -567,6 +568,7 @@ def _jis_kanji(decoder: CharacterDecoder, command: bytes) -> None:
 STAR_DECODER_COMMANDS: dict[str, Callable[[CharacterDecoder, bytes], None]] = {
     "ESC GS t": _set_page, "ESC R": _set_international, "ESC $": _shift_jis,
     "ESC p": _jis_kanji, "ESC q": _jis_kanji}
+
 
 _HANDLERS: dict[str, Callable[[StarJobParser, bytes, list[Event]], Optional[str]]] = {
     "ESC @": StarJobParser._reset,
