@@ -8,8 +8,8 @@ it returns fed the whole job.  Receipts come out in the same JSON and layout as 
 
 Every command is skipped by its exact length (``star.commands.measure``).  ESC/POS commands in
 a Star job (an Epson driver pointed at a Star printer) are measured with the ESC/POS table,
-skipped and counted under ``dialects``, never printed as text; a ``DLE EOT n`` still gets the
-EOT status a Star printer sends for the EOT byte inside it.  A command longer than
+skipped and counted under ``dialects``, never printed as text, and never answered (a
+``DLE EOT n`` is not Star's ``EOT``).  A command longer than
 ``CAPTURE_LIMIT`` is never buffered: its payload passes through as it arrives.
 """
 
