@@ -134,6 +134,31 @@ def test_delivery_posts_signed_receipt_json_once(harness):
     assert len(receiver.requests) == 1
 
 
+def test_a_receipt_for_several_targets_is_encoded_once_and_posted_to_each(harness, monkeypatch):
+    from printerd.store.receipts import Receipt
+
+    encoded = []
+    to_json = Receipt.to_json
+
+    def counted(receipt):
+        encoded.append(receipt.id)
+        return to_json(receipt)
+
+    receiver = WebhookReceiver([204, 204, 204])
+    targets = tuple(WebhookTarget(name=name, url=f"http://{name}.test/hook", secret=SECRET)
+                    for name in ("cloud", "backup", "audit"))
+    h = harness(receiver, targets=targets)
+    h.forwarder.startService()
+    monkeypatch.setattr(Receipt, "to_json", counted)
+    (stored,) = h.print()
+    h.pump()
+    assert encoded == [stored.id]  # once for the three targets (three times before)
+    bodies = [body for _, body in receiver.requests]
+    assert len(bodies) == 3 and len(set(bodies)) == 1
+    assert json.loads(bodies[0]) == {"type": "receipt.printed", "site": "",
+                                     "receipt": stored.to_json()}
+
+
 def test_failures_follow_the_schedule_then_dead_letter_and_retry(harness):
     receiver = WebhookReceiver([500])
     h = harness(receiver)

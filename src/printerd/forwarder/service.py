@@ -149,12 +149,18 @@ class Forwarder(Service):
     # -- one delivery ------------------------------------------------------------------------
 
     async def _body(self, delivery: outbox.Delivery, target: WebhookTarget) -> bytes:
-        receipt = delivery.receipt.to_json()
+        """
+        ``{"type": "receipt.printed", "site": ..., "receipt": {...}}``, the receipt's JSON
+        encoded once for every target (``Receipt.json_bytes``), its raw bytes added for a
+        target that wants them.
+        """
+        receipt = delivery.receipt
+        encoded = receipt.json_bytes
         if target.include_raw:
-            raw = await self.store.get_raw(delivery.receipt.id)
-            receipt["raw_base64"] = base64.b64encode(raw or b"").decode()
-        payload = {"type": "receipt.printed", "site": receipt["site"], "receipt": receipt}
-        return compact_json(payload).encode()
+            raw = await self.store.get_raw(receipt.id)
+            encoded = b'%s,"raw_base64":"%s"}' % (encoded[:-1], base64.b64encode(raw or b""))
+        site = compact_json(receipt.site).encode()
+        return b'{"type":"receipt.printed","site":%s,"receipt":%s}' % (site, encoded)
 
     async def _deliver(self, delivery: outbox.Delivery, state: TargetState) -> None:
         target = state.target

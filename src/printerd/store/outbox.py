@@ -77,8 +77,16 @@ class SharedOutbox(SharedSQL):
                 f"SELECT d.id, d.target, d.attempts, {RECEIPT_COLUMNS_OF_R} FROM deliveries d"
                 f" JOIN receipts r ON r.id = d.receipt_id WHERE d.id IN ({marks})"
                 f" ORDER BY d.next_attempt_at, d.id"), claimed).fetchall()
-        return Claim([Delivery(row[0], row[1], row[2], receipt_from_row(row[3:]))
-                      for row in rows], due)
+        # One Receipt per receipt, whatever its number of targets: the forwarder encodes a
+        # receipt's JSON once (``Receipt.json_bytes``) for all of them.
+        receipts: dict[int, Receipt] = {}
+        deliveries = []
+        for row in rows:
+            receipt = receipts.get(row[3])
+            if receipt is None:
+                receipt = receipts[row[3]] = receipt_from_row(row[3:])
+            deliveries.append(Delivery(row[0], row[1], row[2], receipt))
+        return Claim(deliveries, due)
 
     def record_delivery(self, conn: Any, delivery_id: int, claimant: str, now: float,
                         state: str, next_attempt_at: Optional[float], error: Optional[str],

@@ -123,9 +123,16 @@ class Receipt:
                 **json.loads(self.details)}
 
     @cached_property
+    def site(self) -> str:
+        """The site its details name (a webhook payload's ``site``), empty if none."""
+        return self.to_json()["site"]
+
+    @cached_property
     def json_bytes(self) -> bytes:
-        """The receipt's JSON, encoded once and reused by /api/recent and the stream."""
-        return compact_json(self.to_json()).encode()
+        """The receipt's JSON, encoded once and reused by /api/recent, the stream and webhooks."""
+        found = self.to_json()
+        self.__dict__["site"] = found["site"]  # read with it: details are decoded once
+        return compact_json(found).encode()
 
 
 @dataclass(frozen=True)
