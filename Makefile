@@ -29,17 +29,22 @@ $(STAMP): setup.cfg pyproject.toml $(DEV_LOCK) $(RUNTIME_LOCK) | $(BIN)/python
 $(NODE_CLIENTS): tests/node/package.json tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund --loglevel=error
 
-# The PNG renderer's CJK glyphs (Debian's fonts-droid-fallback); without it PNGs draw boxes.
-CJK_FONT := /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf
+# The PNG renderer's fonts for what DejaVu Sans Mono lacks (Debian's packages): Hebrew and
+# Arabic, CJK and half-width kana, Thai.  Without them PNGs draw those characters as boxes.
+FALLBACK_FONTS := /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf \
+    /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf \
+    /usr/share/fonts/truetype/tlwg/TlwgMono.ttf
+FONT_PACKAGES := fonts-dejavu-core fonts-droid-fallback fonts-tlwg-mono-ttf
 
 # The package itself is reinstalled every time so the twistd plugin matches the source tree.
-setup: $(STAMP) $(CJK_FONT) $(NODE_CLIENTS)
+setup: $(STAMP) $(FALLBACK_FONTS) $(NODE_CLIENTS)
 	$(BIN)/pip install -q --no-deps --no-build-isolation --force-reinstall .
 	@rm -rf build
 
-$(CJK_FONT):
-	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq fonts-droid-fallback \
-	    || echo "could not install fonts-droid-fallback: PNG renderings will draw CJK as boxes"
+$(FALLBACK_FONTS):
+	$$([ "$$(id -u)" -eq 0 ] || echo sudo) apt-get install -y -qq $(FONT_PACKAGES) \
+	    || echo "could not install $(FONT_PACKAGES): PNG renderings will draw boxes for" \
+	        "the scripts only they have"
 
 run: setup
 	mkdir -p var

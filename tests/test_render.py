@@ -116,6 +116,28 @@ def test_png_draws_cjk_text_with_real_glyphs_two_cells_wide():
         assert image.crop((96, 0, 576, 24)).getextrema() == (255, 255)  # nothing past 4 x 24
 
 
+@pytest.mark.parametrize("page, text", [
+    (1, "ｱｲｳｴ"),  # Epson's Katakana page: half-width kana
+    (49, "שלום"),  # WPC1255
+    (21, "กขคง"),  # Thai character code 11
+])
+def test_png_draws_every_script_of_the_code_pages_with_real_glyphs_one_cell_each(page, text):
+    """Characters DejaVu Sans Mono lacks (half-width kana, Hebrew, Thai) get a fallback font's
+    glyph in one 12-dot cell each, not the same empty box."""
+    from printerd.escpos.codepages import epson_page
+    from printerd.render.png import FALLBACK_FONT_FILES
+
+    assert all(path.exists() for path in FALLBACK_FONT_FILES), "make setup installs the fonts"
+    byte_of = {char: byte for byte, char in enumerate(epson_page(page))}
+    job = ESC + b"t" + bytes([page]) + bytes(byte_of[char] for char in text) + b"\n" + CUT
+    assert render_text(job).strip() == text
+    image = Image.open(io.BytesIO(render_png(job))).convert("L")
+    cells = [image.crop((12 * i, 0, 12 * i + 12, 24)) for i in range(5)]
+    assert all(cell.getextrema()[0] == 0 for cell in cells[:4])  # ink in each 12-dot cell
+    assert len({cell.tobytes() for cell in cells[:4]}) == 4  # four different glyphs
+    assert cells[4].getextrema() == (255, 255)  # one cell each: nothing in the fifth
+
+
 def test_text_keeps_alignment_and_double_width():
     job = (ESC + b"a\x01" + b"Mid\n" + ESC + b"a\x02" + b"Right\n" + ESC + b"a\x00"
            + GS + b"!\x10" + b"Wide\n" + GS + b"!\x00" + b"x" * 12 + b"\n" + CUT)

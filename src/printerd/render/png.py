@@ -32,27 +32,67 @@ from printerd.render.document import Image as ImageBlock
 LINE_GAP = 6  # Epson's default 1/6-inch line spacing leaves about this much between lines
 # python-barcode ships DejaVu Sans Mono for its own captions: a font we always have.
 _FONT_FILE = Path(barcode.__file__).parent / "fonts" / "DejaVuSansMono.ttf"
-# DejaVu has no CJK glyphs: Debian's fonts-droid-fallback (Droid Sans Fallback, Apache 2.0) has
-# the Chinese, Japanese and Korean ones; `make setup` and .ci/run install it.
-CJK_FONT_FILES = (Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),)
+# Fonts tried in turn for a character DejaVu Sans Mono lacks, each used where it has a glyph:
+# DejaVu Sans (fonts-dejavu-core: Hebrew, Arabic, Vietnamese), Droid Sans Fallback
+# (fonts-droid-fallback, Apache 2.0: Chinese, Japanese, Korean, half-width kana) and TLWG Mono
+# (fonts-tlwg-mono-ttf, GPL with the font exception: Thai).  `make setup` and .ci/run install
+# them; a character none has is drawn as DejaVu's empty box.
+FALLBACK_FONT_FILES = (Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
+                       Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
+                       Path("/usr/share/fonts/truetype/tlwg/TlwgMono.ttf"))
+CJK_FONT_FILES = FALLBACK_FONT_FILES[1:2]  # wide characters try it first
+_NO_CHARACTER = "\U0010ffff"  # a noncharacter: every font draws its "missing glyph" for it
 # Renders run on both database reader threads; a FreeType face must not draw in two at once.
 _FONT_LOCK = threading.Lock()
 log = Logger()
 
 
+Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
+
+
+@lru_cache(maxsize=32)
+def _font_file(path: Path, size: int) -> Optional[Font]:
+    try:
+        return ImageFont.truetype(str(path), size)
+    except OSError:
+        return None
+
+
 @lru_cache(maxsize=8)
-def _font(size: int, wide: bool = False) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    """DejaVu Sans Mono, or for wide (CJK) characters the first CJK font installed."""
-    if wide:
-        for path in CJK_FONT_FILES:
-            if path.exists():
-                return ImageFont.truetype(str(path), size)
-        log.warn("no CJK font ({paths}): PNG renderings draw boxes for CJK text; install "
-                 "Debian's fonts-droid-fallback", paths=", ".join(map(str, CJK_FONT_FILES)))
+def _main_font(size: int) -> Font:
     try:
         return ImageFont.truetype(str(_FONT_FILE), size)
     except OSError:
         return ImageFont.load_default(size)
+
+
+def _has_glyph(font: Font, char: str) -> bool:
+    """Whether ``font`` draws ``char`` as anything but its missing-glyph shape."""
+    drawn, missing = font.getmask(char), font.getmask(_NO_CHARACTER)
+    return drawn.size != missing.size or bytes(drawn) != bytes(missing)
+
+
+def _font(char: str, size: int, wide: bool) -> Font:
+    """The first font that has ``char``: DejaVu Sans Mono, then the fallbacks (the CJK font
+    first for a wide character); DejaVu Sans Mono if none has it."""
+    main = _main_font(size)
+    if _has_glyph(main, char):
+        return main
+    for path in (CJK_FONT_FILES + FALLBACK_FONT_FILES) if wide else FALLBACK_FONT_FILES:
+        font = _font_file(path, size)
+        if font is not None and _has_glyph(font, char):
+            return font
+    _warn_if_no_fallbacks()
+    return main
+
+
+@lru_cache(maxsize=1)
+def _warn_if_no_fallbacks() -> None:
+    missing = [str(path) for path in FALLBACK_FONT_FILES if not path.exists()]
+    if missing:
+        log.warn("fonts missing ({paths}): PNG renderings draw boxes for what only they have "
+                 "(CJK, Thai, Hebrew...); install fonts-dejavu-core, fonts-droid-fallback and "
+                 "fonts-tlwg-mono-ttf", paths=", ".join(missing))
 
 
 @lru_cache(maxsize=4096)
@@ -66,7 +106,7 @@ def _cell(char: str, style: Style) -> Image.Image:
     cell = Image.new("L", (cell_w, cell_h), paper)
     draw = ImageDraw.Draw(cell)
     with _FONT_LOCK:
-        draw.text((cell_w / 2, cell_h - 4), char, fill=ink, font=_font(cell_h - 4, wide),
+        draw.text((cell_w / 2, cell_h - 4), char, fill=ink, font=_font(char, cell_h - 4, wide),
                   anchor="ms", stroke_width=1 if style.bold else 0, stroke_fill=ink)
     for row in range(style.underline):
         draw.line([(0, cell_h - 1 - row), (cell_w, cell_h - 1 - row)], fill=ink)
@@ -146,7 +186,7 @@ def _label(text: str, paper: int) -> Image.Image:
         draw.line([(x, 2), (x + 4, 2)], fill=0)
         draw.line([(x, 33), (x + 4, 33)], fill=0)
     with _FONT_LOCK:
-        draw.text((12, 8), text, fill=0, font=_font(18))
+        draw.text((12, 8), text, fill=0, font=_main_font(18))
     return image
 
 
