@@ -55,27 +55,32 @@ async def stats(port: int) -> dict:
     return json.loads(body) if code == 200 else {}
 
 
+async def histogram(port: int, name: str) -> tuple[dict[float, float], float]:
+    """A histogram of printerd's ``/metrics``: its cumulative buckets (seconds -> count) and
+    its count, summed over its label sets; empty from a server without it."""
+    code, body = await http_get(port, "/metrics")
+    buckets: dict[float, float] = {}
+    count = 0.0
+    for line in body.decode().splitlines() if code == 200 else ():
+        if line.startswith(f"{name}_bucket"):
+            bound = float(line.split('le="', 1)[1].split('"', 1)[0])  # "+Inf" reads as inf
+            buckets[bound] = buckets.get(bound, 0) + float(line.rsplit(" ", 1)[1])
+        elif line.startswith(f"{name}_count"):
+            count += float(line.rsplit(" ", 1)[1])
+    return buckets, count
+
+
 async def slow_commits(port: int, over: tuple[float, ...] = (0.025, 0.05, 0.1)) -> dict:
     """
-    From printerd's ``/metrics``: its group commits so far, and how many took longer than
-    each of ``over`` seconds from the start of the commit to its end on the reactor (the commit
-    latency histogram's buckets; ``over`` must be bucket bounds).  {} from a server without it.
+    printerd's group commits so far, and how many took longer than each of ``over`` seconds
+    from the start of the commit to its end on the reactor (the commit latency histogram's
+    buckets; ``over`` must be bucket bounds).  {} from a server without it.
     """
-    from prometheus_client.parser import text_string_to_metric_families
-
-    code, body = await http_get(port, "/metrics")
-    if code != 200:
-        return {}
-    buckets = {float(sample.labels["le"]): sample.value
-               for family in text_string_to_metric_families(body.decode())
-               if family.name == "printerd_db_commit_seconds"
-               for sample in family.samples if sample.name.endswith("_bucket")}
+    buckets, count = await histogram(port, "printerd_db_commit_seconds")
     if not buckets:
         return {}
-    committed = buckets[float("inf")]
-    return {"commits": int(committed),
-            **{f"over_{round(bound * 1000)}ms": int(committed - buckets[bound])
-               for bound in over}}
+    return {"commits": int(count),
+            **{f"over_{round(bound * 1000)}ms": int(count - buckets[bound]) for bound in over}}
 
 
 async def sample_rest(port: int, path: str, stop: asyncio.Event, latencies: list[float]) -> None:

@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import Iterator
 from urllib.parse import urlsplit, urlunsplit
 
-from bench.common import http_get, percentiles, process_figures, stats
+from bench.common import histogram, percentiles, process_figures, stats
 from bench.daemon import Daemon
 from bench.ingest import pos_client
 from bench.stream import open_to, print_receipts
 from bench.subscribers import Fleet
 
 _numbers = itertools.count(1)
+ANNOUNCE_HISTOGRAM = "printerd_tailer_announce_seconds"
 
 
 @contextmanager
@@ -64,20 +65,6 @@ def start_two(workdir: Path, url: str, *options: str) -> list[Daemon]:
     return made
 
 
-async def announce_histogram(daemon: Daemon) -> tuple[dict[float, float], float]:
-    """The cumulative buckets (seconds -> count) and count of the tailer's histogram."""
-    code, body = await http_get(daemon.http_port, "/metrics")
-    buckets: dict[float, float] = {}
-    count = 0.0
-    for line in body.decode().splitlines():
-        if line.startswith("printerd_tailer_announce_seconds_bucket"):
-            bound = float(line.split('le="', 1)[1].split('"', 1)[0])  # "+Inf" reads as inf
-            buckets[bound] = buckets.get(bound, 0) + float(line.rsplit(" ", 1)[1])
-        elif line.startswith("printerd_tailer_announce_seconds_count"):
-            count += float(line.rsplit(" ", 1)[1])
-    return buckets, count
-
-
 def quantile_bound(buckets: dict[float, float], count: float, q: float) -> float:
     """The upper bound of the histogram bucket holding the q-quantile."""
     for bound in sorted(buckets):
@@ -101,7 +88,7 @@ async def _ingest(daemons: list[Daemon], url: str, clients: int, receipts: int,
     merged: dict[float, float] = {}
     total = 0.0
     for daemon in daemons:
-        buckets, count = await announce_histogram(daemon)
+        buckets, count = await histogram(daemon.http_port, ANNOUNCE_HISTOGRAM)
         for bound, n in buckets.items():
             merged[bound] = merged.get(bound, 0) + n
         total += count
@@ -145,7 +132,7 @@ def announce(workdir: Path, server: str, receipts: int = 200, rate: float = 20.0
                     writer.close()
                     await asyncio.sleep(max(0.0, 1 / rate - (time.perf_counter() - started)))
                 await asyncio.sleep(2)
-                buckets, count = await announce_histogram(a)
+                buckets, count = await histogram(a.http_port, ANNOUNCE_HISTOGRAM)
                 return {"receipts": receipts, "rate_per_s": rate,
                         "tailer_announce_observed": int(count),
                         "tailer_announce_buckets_ms": {
