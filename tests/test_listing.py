@@ -113,6 +113,10 @@ def test_a_star_status_request_gets_the_star_reply():
     listing = list_commands(b"\x1b\x06\x01\x05\x04", emulation="star")
     assert [(e["name"], e.get("reply")) for e in listing.elements] == [
         ("ESC ACK", "23 06 00 00 00 00 00 00 00"), ("ENQ", "20"), ("EOT", "10")]
+    # ESC/POS's DLE EOT n gets no answer from a Star printer, as on the raw port.
+    listing = list_commands(b"\x10\x04\x01", emulation="star")
+    assert [(e["name"], e.get("reply")) for e in listing.elements] == [
+        ("DLE EOT (ESC/POS)", None)]
 
 
 @settings(max_examples=300, deadline=None)

@@ -253,12 +253,10 @@ def _star_elements(raw: bytes, two_byte_encoding: str, profile: PrinterProfile,
             yield _incomplete(raw, pos)
             return
         if foreign:
-            # An ESC/POS command in a Star job: a Star printer skips it (the EOT or ENQ byte
-            # inside DLE EOT n / DLE ENQ n still gets its status).
+            # An ESC/POS command in a Star job: a Star printer skips it and answers none, as
+            # the Star parser does (DLE EOT n is not Star's EOT).
             element = _command(raw, pos, measured.name, measured.length, False)
             element["name"] = f"{measured.name} (ESC/POS)"
-            if raw[pos:pos + 2] in (b"\x10\x04", b"\x10\x05"):
-                element["reply"] = replies.to(raw[pos + 1:pos + 2])
             yield element
             pos += element["length"]
             continue
