@@ -193,16 +193,13 @@ class Subscriber:
         self.live = True
         receipts: list[tuple[int, bytes, bytes]] = []
         for receipt_id, event, chunk in held:
-            if receipt_id is not None and chunk is not None:
-                receipts.append((receipt_id, event, chunk))
-                continue
-            if receipts:
-                self.send_events(receipts)
-                receipts = []
-            if receipt_id is None:
+            if receipt_id is None:  # an update: after the receipts held before it
+                if receipts:
+                    self.send_events(receipts)
+                    receipts = []
                 self.write(event, chunk)
-            else:
-                self.send(receipt_id, event, chunk)
+            else:  # a receipt's event comes from the hub framed (deliver_commit)
+                receipts.append((receipt_id, event, chunk or http_chunk(event)))
         if receipts:
             self.send_events(receipts)
 
