@@ -40,7 +40,9 @@ _FONT_FILE = Path(barcode.__file__).parent / "fonts" / "DejaVuSansMono.ttf"
 FALLBACK_FONT_FILES = (Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"),
                        Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"),
                        Path("/usr/share/fonts/truetype/tlwg/TlwgMono.ttf"))
-CJK_FONT_FILES = FALLBACK_FONT_FILES[1:2]  # wide characters try it first
+CJK_FONT_FILES = FALLBACK_FONT_FILES[1:2]
+# The order a wide (two-cell) character tries them: the CJK font first.
+_WIDE_ORDER = CJK_FONT_FILES + tuple(p for p in FALLBACK_FONT_FILES if p not in CJK_FONT_FILES)
 _NO_CHARACTER = "\U0010ffff"  # a noncharacter: every font draws its "missing glyph" for it
 # Renders run on both database reader threads; a FreeType face must not draw in two at once.
 _FONT_LOCK = threading.Lock()
@@ -66,10 +68,17 @@ def _main_font(size: int) -> Font:
         return ImageFont.load_default(size)
 
 
+@lru_cache(maxsize=64)
+def _missing_glyph(font: Font) -> tuple[tuple[int, int], bytes]:
+    """The size and bits of ``font``'s missing-glyph shape."""
+    mask = font.getmask(_NO_CHARACTER)
+    return mask.size, bytes(mask)
+
+
 def _has_glyph(font: Font, char: str) -> bool:
     """Whether ``font`` draws ``char`` as anything but its missing-glyph shape."""
-    drawn, missing = font.getmask(char), font.getmask(_NO_CHARACTER)
-    return drawn.size != missing.size or bytes(drawn) != bytes(missing)
+    drawn = font.getmask(char)
+    return (drawn.size, bytes(drawn)) != _missing_glyph(font)
 
 
 def _font(char: str, size: int, wide: bool) -> Font:
@@ -78,7 +87,7 @@ def _font(char: str, size: int, wide: bool) -> Font:
     main = _main_font(size)
     if _has_glyph(main, char):
         return main
-    for path in (CJK_FONT_FILES + FALLBACK_FONT_FILES) if wide else FALLBACK_FONT_FILES:
+    for path in _WIDE_ORDER if wide else FALLBACK_FONT_FILES:
         font = _font_file(path, size)
         if font is not None and _has_glyph(font, char):
             return font
