@@ -375,10 +375,17 @@ class CharacterDecoder:
             text = codecs.charmap_decode(data, "replace", self._page_table(self.page))[0]
         # The set replaces one-byte characters in two-byte mode too (a Japanese job's "¥").
         if self.international:
-            table = INTERNATIONAL_SETS.get(self.international)
-            if table:
-                text = text.translate({p: c for p, c in zip(_POSITIONS, table, strict=True)})
+            replaced = _set_translation(self.international)
+            if replaced:
+                text = text.translate(replaced)
         return text
+
+
+@cache
+def _set_translation(number: int) -> dict[int, str]:
+    """ESC R ``number``'s replacements for ``str.translate``, built once (empty: none)."""
+    table = INTERNATIONAL_SETS.get(number)
+    return dict(zip(_POSITIONS, table, strict=True)) if table else {}
 
 
 def printer_decoder(two_byte_encoding: str, profile: PrinterProfile,
