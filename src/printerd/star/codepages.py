@@ -64,10 +64,9 @@ _OWN_TABLES = {
 }
 _PLACEHOLDER_TABLE = _ASCII + _UNDEFINED * 128
 
-# ESC R n: the 12 ASCII positions an international set replaces.  Star numbers sets 0-13 as
-# Epson does (USA, France, Germany, UK, Denmark I, Sweden, Italy, Spain I, Japan, Norway,
-# Denmark II, Spain II, Latin America, Korea); 14 (Ireland) and 15 (Legal) we leave as USA.
-_POSITIONS = b"#$@[\\]^`{|}~"
+# ESC R n: Star numbers sets 0-13 as Epson does (USA, France, Germany, UK, Denmark I, Sweden,
+# Italy, Spain I, Japan, Norway, Denmark II, Spain II, Latin America, Korea), and the decoder
+# replaces the same 12 ASCII positions; 14 (Ireland) and 15 (Legal) we leave as USA.
 
 
 def _codec_table(codec: str) -> str:
