@@ -107,15 +107,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def render_command(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from dataclasses import replace
-
     from printerd.escpos.profiles import DEFAULT_MODEL, profile_for
     from printerd.render.document import ReceiptPrinter, parse_job
     from printerd.render.service import FORMATS
 
     render, sizes, own_size, _ = FORMATS[options.format]
-    profile = replace(profile_for(options.model or DEFAULT_MODEL),
-                      two_byte_at_start=options.two_byte_at_start)
+    profile = profile_for(options.model or DEFAULT_MODEL, options.two_byte_at_start)
     width = own_size(profile) if options.width is None else options.width
     if width not in sizes:
         parser.error(f"--width {width}: {options.format} is drawn at "

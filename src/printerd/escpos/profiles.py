@@ -80,16 +80,20 @@ def _key(name: str) -> str:
 _BY_KEY = {_key(name): (name, size) for name, size in _MODELS.items()}
 
 
-def profile_for(model: str) -> PrinterProfile:
-    """The profile of the model a printer reports; see the module docstring for the rule."""
+def profile_for(model: str, two_byte_at_start: bool = False) -> PrinterProfile:
+    """
+    The profile of the model a printer reports (see the module docstring for the rule), and
+    whether the printer starts in two-byte mode (its setting: the model does not say).
+    """
     key = _key(model)
     for length in range(len(key), 0, -1):
         found = _BY_KEY.get(key[:length])
         if found is not None:
             name, (dots, dpi) = found
-            return PrinterProfile(name, dots, dpi, code_pages=_MAKERS.get(name, "epson"))
+            return PrinterProfile(name, dots, dpi, code_pages=_MAKERS.get(name, "epson"),
+                                  two_byte_at_start=two_byte_at_start)
     dots, dpi = _MODELS[DEFAULT_MODEL]
-    return PrinterProfile(model, dots, dpi, known=False)
+    return PrinterProfile(model, dots, dpi, known=False, two_byte_at_start=two_byte_at_start)
 
 
 DEFAULT_PROFILE = profile_for(DEFAULT_MODEL)

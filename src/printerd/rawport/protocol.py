@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import socket
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Callable, Optional, Protocol as Interface
 
@@ -67,7 +67,7 @@ class JobSettings:
     def profile(self) -> PrinterProfile:
         """The model's paper (where print positions may go in this printer's jobs) and how it
         reads characters."""
-        return replace(profile_for(self.identity.model), two_byte_at_start=self.two_byte_at_start)
+        return profile_for(self.identity.model, self.two_byte_at_start)
 
 
 @dataclass(frozen=True)
