@@ -227,10 +227,6 @@ def _star_elements(raw: bytes, two_byte_encoding: str, profile: PrinterProfile,
             continue
         elif byte == star.ESC:
             measured = star.measure(raw, pos)
-            if measured is not None and measured.name == "ESC p" and size - pos >= 3 \
-                    and raw[pos + 2] in (0, 1, 0x30, 0x31):
-                # Star's ESC p (kanji mode) is never followed by 0 or 1: ESC/POS's drawer kick.
-                measured = escpos.Measured("ESC p", 5, known=False)
             if measured is not None and not measured.known:
                 other = escpos.measure(raw, pos)
                 if other is not None and other.known:

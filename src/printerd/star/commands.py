@@ -228,11 +228,24 @@ def command_name(code: int) -> str:
     return escpos_command_name("ESC", code, _CONTROL_NAMES)
 
 
+# What follows ESC p in ESC/POS's drawer kick ESC p m t1 t2; Star's ESC p (JIS Kanji mode) is
+# never followed by one of these.
+_DRAWER_KICK_PINS = frozenset({0, 1, 0x30, 0x31})
+
+
 def measure(buf: Buf, pos: int) -> Optional[Measured]:
-    """The Star command at ``buf[pos]`` (which must be ESC), or None if incomplete."""
+    """
+    The Star command at ``buf[pos]`` (which must be ESC), or None if incomplete.  An ESC p
+    followed by a drawer pin is ESC/POS's drawer kick: measured as that, unknown to Star.
+    """
     if _need(buf, pos, 2):
         return None
     code = buf[pos + 1]
+    if code == ord("p"):
+        if _need(buf, pos, 3):
+            return None
+        if buf[pos + 2] in _DRAWER_KICK_PINS:
+            return Measured("ESC p", 5, known=False)
     measurer = _ESC.get(code)
     if measurer is None:
         return Measured(command_name(code), 2, known=False)

@@ -195,13 +195,6 @@ class StarJobParser:
                 measured = measure(buf, pos)
                 if measured is None:
                     break
-                if measured.name == "ESC p":
-                    # Star's ESC p (JIS kanji mode) is never followed by 0 or 1: that is
-                    # ESC/POS's drawer kick ESC p m t1 t2.
-                    if end - pos < 3:
-                        break
-                    if buf[pos + 2] in (0, 1, 0x30, 0x31):
-                        measured = Measured("ESC p", 5, known=False)
                 if not measured.known:
                     # Not Star: an ESC/POS command, if ESC/POS knows it.
                     other = escpos_commands.measure(buf, pos)
