@@ -41,6 +41,23 @@ def receiptline_job(document: str, **printer) -> bytes:
     return done.stdout
 
 
+# A Japanese receipt (kanji, full- and half-width kana, a "¥" column), and its lines as a
+# Japanese model stores them, their column padding squeezed to one space (``squeezed_lines``).
+JAPANESE_RECEIPT = "^^領収書\n店名: 東京ラーメン | ¥1,200\nﾗｰﾒﾝ 2 | ¥2,400\n"
+JAPANESE_LINES = ["領収書", "店名: 東京ラーメン ¥1,200", "ﾗｰﾒﾝ 2 ¥2,400"]
+
+
+def japanese_job(command: str) -> bytes:
+    """receiptline's bytes for ``JAPANESE_RECEIPT`` in Shift JIS (``command``: escpos,
+    starmbcs ...), as it prints for a Japanese model."""
+    return receiptline_job(JAPANESE_RECEIPT, command=command, cpl=42, encoding="shiftjis")
+
+
+def squeezed_lines(text: str) -> list[str]:
+    """``text``'s lines with their runs of spaces (column padding) as one space."""
+    return [" ".join(line.split()) for line in text.splitlines()]
+
+
 @functools.cache
 def _star_jobs() -> dict[str, bytes]:
     done = subprocess.run([require_node(), str(NODE_CLIENTS / "star-jobs.mjs")],

@@ -382,28 +382,24 @@ def test_a_printer_configured_to_start_in_two_byte_mode_stores_renders_and_lists
 
 
 def test_japanese_models_store_render_and_find_the_japanese_receiptline_prints(tmp_path):
-    from clients import receiptline_job
-
-    from test_parser import JAPANESE_LINES, JAPANESE_RECEIPT
+    from clients import JAPANESE_LINES, japanese_job, squeezed_lines
 
     # An Epson and a Star Japanese model (two_byte_encoding shift_jis), and a default printer.
     japanese = {"listen": "tcp:0:interface=127.0.0.1", "two_byte_encoding": "shift_jis"}
     printers = json.dumps({"counter": "tcp:0:interface=127.0.0.1", "epson-jp": japanese,
                            "star-jp": {**japanese, "emulation": "star"}})
-    epson_job = receiptline_job(JAPANESE_RECEIPT, command="escpos", cpl=42, encoding="shiftjis")
+    epson_job = japanese_job("escpos")
     daemon = Daemon(tmp_path, f"--printers={printers}")
     try:
         send_job(daemon.ports["printers.epson-jp"], epson_job)
-        send_job(daemon.ports["printers.star-jp"], receiptline_job(
-            JAPANESE_RECEIPT, command="starmbcs", cpl=42, encoding="shiftjis"))
+        send_job(daemon.ports["printers.star-jp"], japanese_job("starmbcs"))
         send_job(daemon.ports["printers.counter"], epson_job)
         found = daemon.wait_for(lambda: (lambda r: r if len(r) == 3 else None)(
             daemon.get("/api/receipts")[1]["receipts"]))
         by_printer = {r["printer"]: r for r in found}
         for name in ("epson-jp", "star-jp"):
             receipt = by_printer[name]
-            assert [" ".join(line.split()) for line in receipt["text"].splitlines()] == \
-                JAPANESE_LINES, name
+            assert squeezed_lines(receipt["text"]) == JAPANESE_LINES, name
             with urllib.request.urlopen(daemon.url(f"/api/receipts/{receipt['id']}.txt"),
                                         timeout=30) as response:
                 assert "東京ラーメン" in response.read().decode()

@@ -142,12 +142,10 @@ def test_text_is_listed_in_the_two_byte_mode_the_printer_starts_in():
 
 
 def test_text_is_listed_in_the_kanji_code_system_a_japanese_job_selects():
-    from clients import receiptline_job
-
-    from test_parser import JAPANESE_RECEIPT
+    from clients import japanese_job
 
     for emulation, command in (("epson", "escpos"), ("star", "starmbcs")):
-        job = receiptline_job(JAPANESE_RECEIPT, command=command, cpl=42, encoding="shiftjis")
+        job = japanese_job(command)
         texts = [e["text"] for e in list_commands(job, emulation, "shift_jis").elements
                  if e["kind"] == "text"]
         assert "領収書" in texts and "¥1,200" in texts, (emulation, texts)

@@ -21,8 +21,9 @@ ESC, GS, DLE = b"\x1b", b"\x1d", b"\x10"
 CUT = GS + b"V\x00"
 
 
-def parse(data: bytes, chunk: int | None = None, profile: PrinterProfile = DEFAULT_PROFILE) -> list:
-    parser = JobParser(profile=profile)
+def parse(data: bytes, chunk: int | None = None, profile: PrinterProfile = DEFAULT_PROFILE,
+          parser: JobParser | None = None) -> list:
+    parser = parser or JobParser(profile=profile)
     events = []
     if chunk is None:
         events += parser.feed(data)
@@ -437,30 +438,17 @@ def test_python_escpos_text_for_a_pos_5890_family_printer_reads_back_on_that_mod
     assert receipts(parse(job))[0].text != text  # Epson's numbering: page 0x19 is not CP1257
 
 
-JAPANESE_RECEIPT = "^^領収書\n店名: 東京ラーメン | ¥1,200\nﾗｰﾒﾝ 2 | ¥2,400\n"
-JAPANESE_LINES = ["領収書", "店名: 東京ラーメン ¥1,200", "ﾗｰﾒﾝ 2 ¥2,400"]
-
-
-def words(receipt) -> list[str]:
-    """A receipt's lines with their runs of spaces (column padding) as one space."""
-    return [" ".join(line.split()) for line in receipt.text.splitlines()]
-
-
 def test_a_japanese_model_reads_the_shift_jis_receiptline_sends_without_fs_ampersand():
-    from clients import receiptline_job
+    from clients import JAPANESE_LINES, japanese_job, squeezed_lines
 
     # receiptline's Japanese for an Epson selects the Shift JIS code system (FS C 1), the
     # Katakana page and the Japanese set (ESC R 8: 0x5C is "¥"), and never sends FS &: on a
     # Japanese model a Kanji's first byte says it is one.
-    job = receiptline_job(JAPANESE_RECEIPT, command="escpos", cpl=42, encoding="shiftjis")
+    job = japanese_job("escpos")
     assert b"\x1cC1" in job and b"\x1c&" not in job
     for chunk in (None, 1):
-        parser = JobParser(two_byte_encoding="shift_jis")
-        events = []
-        for at in range(0, len(job), chunk or len(job)):
-            events += parser.feed(job[at:at + (chunk or len(job))])
-        (receipt,) = receipts(events + parser.close())
-        assert words(receipt) == JAPANESE_LINES, chunk
+        (receipt,) = receipts(parse(job, chunk, parser=JobParser(two_byte_encoding="shift_jis")))
+        assert squeezed_lines(receipt.text) == JAPANESE_LINES, chunk
     # Other models ignore FS C.
     assert [r.text for r in receipts(parse(job))] == [
         r.text for r in receipts(parse(job.replace(b"\x1cC1", b"")))]
@@ -489,8 +477,7 @@ def test_node_thermal_printers_chinese_and_korean_read_right_on_a_printer_in_two
     # Its CHINA and KOREA character sets send ESC R 15 / 13 and EUC-CN / EUC-KR with no FS &.
     job = client_job(name)
     assert b"\x1c&" not in job
-    chinese_firmware = replace(DEFAULT_PROFILE, two_byte_at_start=True)
-    parser = JobParser(two_byte_encoding=encoding, profile=chinese_firmware)
+    parser = JobParser(two_byte_encoding=encoding, profile=CHINESE_FIRMWARE)
     (receipt,) = receipts(parser.feed(job) + parser.close())
     assert receipt.text == text
 

@@ -289,16 +289,14 @@ def test_code_pages_international_sets_and_two_byte_mode():
 
 
 def test_a_japanese_star_model_reads_receiptlines_shift_jis_with_the_japanese_set():
-    from clients import receiptline_job
-
-    from test_parser import JAPANESE_LINES, JAPANESE_RECEIPT, words
+    from clients import JAPANESE_LINES, japanese_job, squeezed_lines
 
     # receiptline's Japanese for a Star printer: ESC $ 1 (Shift JIS Kanji mode) and ESC R 8,
     # whose "¥" replaces the backslash in Kanji mode too.
-    job = receiptline_job(JAPANESE_RECEIPT, command="starmbcs", cpl=42, encoding="shiftjis")
+    job = japanese_job("starmbcs")
     assert b"\x1b$1\x1bR8" in job
     (receipt,) = receipts(parse(job, parser=StarJobParser("shift_jis")))
-    assert words(receipt) == JAPANESE_LINES
+    assert squeezed_lines(receipt.text) == JAPANESE_LINES
     assert receipts(parse(job, chunk=1, parser=StarJobParser("shift_jis"))) == [receipt]
 
 
